@@ -1,0 +1,251 @@
+//! One function per command.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::files::{load_model, write_atomic};
+use super::*;
+use crate::bp::{self, BpError};
+use crate::evidence::{parse_tokens, Evidence};
+use crate::model::{Jghm, Part};
+use crate::random_family::RandomSpec;
+use crate::sample::sample_pairs;
+
+pub fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Model(ModelCommand::Random(a)) => model_random(a),
+        Command::Model(ModelCommand::Check(a)) => model_check(a, cli.json),
+        Command::Sample(a) => sample(a),
+        Command::Posterior(a) => posterior(a, cli.json),
+        Command::Pmi(a) => pmi(a, cli.json),
+        Command::NextToken(a) => next_token(a, cli.json),
+        Command::Demo(a) => demo(a, cli.json),
+    }
+}
+
+/// Refuses to print a non-finite number as if it were one.
+fn finite(name: &str, x: f64) -> Result<f64> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        bail!("{name} is {x}, not a finite number")
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+fn model_random(a: &RandomArgs) -> Result<()> {
+    let spec = RandomSpec {
+        states: a.states as usize,
+        children: a.children as usize,
+        depth: a.depth as usize,
+        text_children: a.text_children.unwrap_or(a.children) as usize,
+        text_depth: a.text_depth.unwrap_or(a.depth) as usize,
+        vocab: a.vocab.unwrap_or(a.states) as usize,
+        shared_depth: a.shared_depth as usize,
+        shared_children: a.shared_children.unwrap_or(a.children) as usize,
+        flip: a.flip,
+        scale: a.scale,
+        seed: a.seed,
+    };
+    let model = spec.build()?;
+    let text = model.to_json();
+    match &a.out {
+        Some(path) => write_atomic(path, format!("{text}\n").as_bytes()),
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn model_check(a: &ModelArg, json: bool) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let shape = |part| model.levels(part).iter().map(|l| [l.children(), l.states()]).collect::<Vec<_>>();
+    if json {
+        print_json(&json!({
+            "root_states": model.root_states(),
+            "shared": shape(Part::Shared), "image": shape(Part::Image), "text": shape(Part::Text),
+            "image_tokens": model.image_len(), "text_tokens": model.text_len(),
+            "image_vocab": model.image_vocab(), "text_vocab": model.text_vocab(),
+            "nodes": model.tree().nodes.len(),
+        }));
+    } else {
+        println!("valid JGHM: root states {}, {} nodes", model.root_states(), model.tree().nodes.len());
+        for part in [Part::Shared, Part::Image, Part::Text] {
+            let levels = shape(part);
+            if !levels.is_empty() {
+                let desc: Vec<String> = levels.iter().map(|[m, s]| format!("{m} children x {s} states")).collect();
+                println!("  {part}: {}", desc.join(", "));
+            }
+        }
+        println!("  image: {} tokens over {} symbols", model.image_len(), model.image_vocab());
+        println!("  text:  {} tokens over {} symbols", model.text_len(), model.text_vocab());
+    }
+    Ok(())
+}
+
+fn sample(a: &SampleArgs) -> Result<()> {
+    let model = load_model(&a.model.model)?;
+    let pairs = sample_pairs(&model, a.n as usize, a.seed, a.hidden);
+    let mut out = String::new();
+    for pair in &pairs {
+        out.push_str(&serde_json::to_string(pair)?);
+        out.push('\n');
+    }
+    match &a.out {
+        Some(path) => write_atomic(path, out.as_bytes()),
+        None => {
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            Ok(())
+        }
+    }
+}
+
+/// Parses and checks one side's tokens against the model.
+fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
+    let tokens = parse_tokens(part, text)?;
+    let _ = Evidence::tokens(
+        model,
+        (part == Part::Image).then_some(&tokens[..]),
+        (part == Part::Text).then_some(&tokens[..]),
+    )?;
+    Ok(tokens)
+}
+
+fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model.model)?;
+    let (part, given) = match (&a.image, &a.text) {
+        (Some(x), _) => (Part::Image, x),
+        (None, Some(y)) => (Part::Text, y),
+        (None, None) => bail!("give --image or --text"),
+    };
+    let t = tokens(&model, part, given)?;
+    let obs = if part == Part::Image { bp::Tokens { image: Some(&t), text: None } } else { bp::Tokens { image: None, text: Some(&t) } };
+    let post = bp::root_posterior(&model, &obs).map_err(|e| zero_probability(e, part))?;
+    let ll = finite("the log-likelihood", post.log_likelihood)?;
+    if json {
+        print_json(&json!({ "log_likelihood": ll, "posterior": post.root }));
+    } else {
+        println!("log p({part}) = {ll:.10}");
+        println!("root posterior p(z | {part}):");
+        for (z, p) in post.root.iter().enumerate() {
+            println!("  z = {z:>3}: {p:.10}");
+        }
+    }
+    Ok(())
+}
+
+fn zero_probability(e: BpError, part: Part) -> anyhow::Error {
+    match e {
+        BpError::ZeroProbability { .. } => anyhow::anyhow!("the {part} has probability zero under the model, so its posterior is undefined"),
+        e => e.into(),
+    }
+}
+
+fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model.model)?;
+    let x = tokens(&model, Part::Image, &a.image)?;
+    let y = tokens(&model, Part::Text, &a.text)?;
+    let p = bp::pmi(&model, &x, &y).map_err(|e| match e {
+        BpError::ZeroProbability { .. } => {
+            let which = if bp::log_px(&model, &x) == f64::NEG_INFINITY {
+                "the image has probability zero"
+            } else if bp::log_py(&model, &y) == f64::NEG_INFINITY {
+                "the text has probability zero"
+            } else {
+                "the pair (image, text) has probability zero"
+            };
+            anyhow::anyhow!("{which} under the model, so the PMI is undefined")
+        }
+        e => e.into(),
+    })?;
+    for (name, v) in [("pmi", p.pmi), ("log p(x, y)", p.log_pxy), ("log p(x)", p.log_px), ("log p(y)", p.log_py)] {
+        finite(name, v)?;
+    }
+    if json {
+        print_json(&json!({ "pmi": p.pmi, "log_pxy": p.log_pxy, "log_px": p.log_px, "log_py": p.log_py }));
+    } else {
+        println!("PMI(x, y)   = {:.10}", p.pmi);
+        println!("log p(x, y) = {:.10}", p.log_pxy);
+        println!("log p(x)    = {:.10}", p.log_px);
+        println!("log p(y)    = {:.10}", p.log_py);
+    }
+    Ok(())
+}
+
+fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model.model)?;
+    let x = a.image.as_deref().map(|s| tokens(&model, Part::Image, s)).transpose()?;
+    let prefix = if a.prefix.trim().is_empty() { vec![] } else { parse_tokens(Part::Text, &a.prefix)? };
+    if prefix.len() >= model.text_len() {
+        bail!("the prefix has {} tokens; the text has {} positions, so there is no next token", prefix.len(), model.text_len());
+    }
+    if let Some(position) = prefix.iter().position(|&t| t >= model.text_vocab()) {
+        bail!("text token at position {position} is {}, out of the vocabulary 0..{}", prefix[position], model.text_vocab());
+    }
+    let dist = bp::next_token_conditional(&model, x.as_deref(), &prefix).map_err(|e| match e {
+        BpError::ZeroProbability { .. } => anyhow::anyhow!("the image and prefix have probability zero under the model, so the conditional is undefined"),
+        e => e.into(),
+    })?;
+    if json {
+        print_json(&json!({ "position": prefix.len(), "distribution": dist }));
+    } else {
+        println!("p(y_{} | {}) :", prefix.len(), if x.is_some() { "y_<i, x" } else { "y_<i" });
+        for (t, p) in dist.iter().enumerate() {
+            println!("  {t:>3}: {p:.10}");
+        }
+    }
+    Ok(())
+}
+
+fn demo(a: &DemoArgs, json: bool) -> Result<()> {
+    let spec = RandomSpec { text_depth: 3, ..RandomSpec::symmetric(10, 3, 4, a.seed) };
+    let model = spec.build().context("building the default model")?;
+    let pairs = sample_pairs(&model, a.n as usize, a.seed, true);
+    let mut rows = vec![];
+    for pair in &pairs {
+        let p = bp::pmi(&model, &pair.image, &pair.text)?;
+        let post = bp::root_posterior(&model, &bp::Tokens { image: Some(&pair.image), text: None })?;
+        let map = argmax(&post.root);
+        let true_root = pair.hidden.as_ref().map(|h| h[0]).unwrap_or(0);
+        rows.push(json!({
+            "image": pair.image, "text": pair.text, "root": true_root,
+            "pmi": p.pmi, "log_pxy": p.log_pxy, "log_px": p.log_px, "log_py": p.log_py,
+            "map_root_from_image": map, "posterior_of_true_root": post.root[true_root],
+        }));
+    }
+    if json {
+        print_json(&json!({ "model": { "states": 10, "children": 3, "image_depth": 4, "text_depth": 3, "flip": 0.3, "seed": a.seed }, "pairs": rows }));
+        return Ok(());
+    }
+    println!("Default model: standard random family, 10 states, 3 children, image depth 4 (81 tokens),");
+    println!("text depth 3 (27 tokens), flip 0.3, seed {} (`jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --seed {}`).", a.seed, a.seed);
+    println!("{} sampled pairs, with exact quantities by belief propagation:\n", a.n);
+    for (i, r) in rows.iter().enumerate() {
+        let tok = |v: &serde_json::Value| v.as_array().map(|t| t.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("")).unwrap_or_default();
+        println!("pair {i}: image {}", tok(&r["image"]));
+        println!("        text  {}", tok(&r["text"]));
+        println!(
+            "  log p(x) = {:.4}  log p(y) = {:.4}  log p(x,y) = {:.4}  PMI = {:.4} nats",
+            r["log_px"].as_f64().unwrap_or(0.0),
+            r["log_py"].as_f64().unwrap_or(0.0),
+            r["log_pxy"].as_f64().unwrap_or(0.0),
+            r["pmi"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "  true root z = {}; BP from the image alone: MAP root {}, p(true root | x) = {:.4}\n",
+            r["root"], r["map_root_from_image"], r["posterior_of_true_root"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+/// Index of the largest entry, ties to the smallest index.
+fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}

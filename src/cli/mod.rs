@@ -1,0 +1,197 @@
+//! The command line: parses, calls the library, prints. No mathematics lives here.
+//!
+//! Every command takes `--json` (machine-readable output on stdout). Every error ends as one
+//! line on stderr (`error: ...`) and exit code 1 (2 for a malformed command line).
+
+mod commands;
+pub mod files;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exact ground truth for contrastive pre-training on Joint Generative Hierarchical Models.
+#[derive(Parser, Debug)]
+#[command(name = "jghm", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  jghm model random --states 10 --children 3 --depth 4 --seed 1 --out model.json
+  jghm sample --model model.json --n 5 --seed 7
+  jghm posterior --model model.json --image 0,1,2,...
+  jghm demo";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make or inspect models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Draw i.i.d. pairs (x, y) by ancestral sampling; writes JSON lines {"image": [..], "text": [..]}.
+    #[command(after_help = "Example:\n  jghm sample --model model.json --n 1000 --seed 7 > pairs.jsonl")]
+    Sample(SampleArgs),
+    /// Log-likelihood of an image (or a text) and the exact root posterior p(z | x), by BP.
+    #[command(after_help = "Example:\n  jghm posterior --model model.json --image 0,3,1,2 --json\n  \
+        prints {\"log_likelihood\": .., \"posterior\": [..]}")]
+    Posterior(PosteriorArgs),
+    /// Pointwise mutual information PMI(x, y) = log p(x, y) - log p(x) - log p(y), exactly.
+    #[command(after_help = "Example:\n  jghm pmi --model model.json --image 0,3,1,2 --text 1,1,0,2 --json\n  \
+        prints {\"pmi\": .., \"log_pxy\": .., \"log_px\": .., \"log_py\": ..}")]
+    Pmi(PmiArgs),
+    /// Next-token conditional p(y_i | y_<i, x) of the text given a prefix (and optionally an image).
+    #[command(after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
+        prints {\"position\": 2, \"distribution\": [..]}")]
+    NextToken(NextTokenArgs),
+    /// The main job on a default model: build it, sample pairs, print exact quantities.
+    #[command(after_help = "Example:\n  jghm demo --seed 1")]
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Draw a model of the standard random family (THEORY §1) and write its JSON.
+    #[command(after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json")]
+    Random(RandomArgs),
+    /// Validate a model file and describe its shape.
+    #[command(after_help = "Example:\n  jghm model check --model model.json")]
+    Check(ModelArg),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelArg {
+    /// Model file (JSON).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RandomArgs {
+    /// States S at the root and every internal level.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub states: u32,
+    /// Children per node of the image tower (and of the trunk).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub children: u32,
+    /// Levels of the image tower.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub depth: u32,
+    /// Children per node of the text tower [default: --children].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub text_children: Option<u32>,
+    /// Levels of the text tower [default: --depth].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub text_depth: Option<u32>,
+    /// Vocabulary of both towers' last level [default: --states].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub vocab: Option<u32>,
+    /// Levels of a shared trunk above both towers.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub shared_depth: u32,
+    /// Children per trunk node [default: --children].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub shared_children: Option<u32>,
+    /// Flip ε in [0, 1]: Ψ = (1 - ε) P + ε R.
+    #[arg(long, default_value_t = 0.3)]
+    pub flip: f64,
+    /// Scale s of the Gaussian logits of R.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the random draws (the draws do not depend on --flip or --scale).
+    #[arg(long)]
+    pub seed: u64,
+    /// Write the model here (atomically) instead of stdout.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Number of pairs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub n: u64,
+    /// Seed (the output does not depend on the number of threads).
+    #[arg(long)]
+    pub seed: u64,
+    /// Also write the state of every node ("hidden", by node id in depth-first order).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Write the pairs here (atomically) instead of stdout.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PosteriorArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Image tokens, comma-separated.
+    #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+    pub image: Option<String>,
+    /// Text tokens, comma-separated.
+    #[arg(long)]
+    pub text: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PmiArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Image tokens, comma-separated.
+    #[arg(long)]
+    pub image: String,
+    /// Text tokens, comma-separated.
+    #[arg(long)]
+    pub text: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NextTokenArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Image tokens, comma-separated (omit for p(y_i | y_<i) alone).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The text prefix y_<i, comma-separated (empty string for the first token).
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seed of the model and of the samples.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of sampled pairs to show.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub n: u64,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print and succeed.
+            let _ = e.print();
+            return 0;
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid command line");
+            eprintln!("{} (see --help)", first.trim_end());
+            return 2;
+        }
+    };
+    match commands::run(&cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Leaf evidence for belief propagation (THEORY §2): a nonnegative vector `λ_u` per leaf.
+//!
+//! One-hot for an observed token, all-ones for a missing token, any nonnegative vector for
+//! soft evidence (a noisy observation). Evidence can sit on image leaves, text leaves or both.
+
+use crate::model::{Jghm, Part};
+
+/// The evidence `λ_u` at one leaf.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Leaf {
+    /// `λ_u = e_token`.
+    Observed(usize),
+    /// `λ_u = 1` (contributes nothing).
+    Missing,
+    /// `λ_u = weights` (nonnegative, not necessarily normalised).
+    Soft(Vec<f64>),
+}
+
+/// Evidence on every leaf of a model: `image[i]` for the `i`-th image token, `text[j]` for
+/// the `j`-th text token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evidence {
+    pub image: Vec<Leaf>,
+    pub text: Vec<Leaf>,
+}
+
+/// Malformed observations, naming the modality and position.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EvidenceError {
+    #[error("{part} has {got} tokens, but the model's {part} has {expected} leaves")]
+    Length { part: Part, got: usize, expected: usize },
+    #[error("{part} token at position {position} is {token}, out of the vocabulary 0..{vocab}")]
+    OutOfVocabulary { part: Part, position: usize, token: usize, vocab: usize },
+    #[error("{part} soft evidence at position {position} has {got} weights, the vocabulary has {vocab}")]
+    SoftLength { part: Part, position: usize, got: usize, vocab: usize },
+    #[error("{part} soft evidence at position {position} has an entry that is negative or not finite")]
+    SoftEntry { part: Part, position: usize },
+    #[error("{part} token {position} ('{text}') is not a nonnegative integer")]
+    NotAToken { part: Part, position: usize, text: String },
+    #[error("{part} is empty: give comma-separated tokens, e.g. 0,1,2")]
+    NoTokens { part: Part },
+}
+
+impl Evidence {
+    /// No evidence at all: every leaf missing.
+    pub fn none(model: &Jghm) -> Self {
+        Evidence { image: vec![Leaf::Missing; model.image_len()], text: vec![Leaf::Missing; model.text_len()] }
+    }
+
+    /// Observed image `x` (checked), text missing.
+    pub fn image(model: &Jghm, x: &[usize]) -> Result<Self, EvidenceError> {
+        Self::tokens(model, Some(x), None)
+    }
+
+    /// Observed text `y` (checked), image missing.
+    pub fn text(model: &Jghm, y: &[usize]) -> Result<Self, EvidenceError> {
+        Self::tokens(model, None, Some(y))
+    }
+
+    /// Observed pair `(x, y)` (checked).
+    pub fn pair(model: &Jghm, x: &[usize], y: &[usize]) -> Result<Self, EvidenceError> {
+        Self::tokens(model, Some(x), Some(y))
+    }
+
+    /// Observed tokens on either side (`None`: that side missing), checked against the model.
+    pub fn tokens(model: &Jghm, x: Option<&[usize]>, y: Option<&[usize]>) -> Result<Self, EvidenceError> {
+        let mut ev = Evidence::none(model);
+        if let Some(x) = x {
+            check_tokens(model, Part::Image, x)?;
+            ev.image = x.iter().map(|&t| Leaf::Observed(t)).collect();
+        }
+        if let Some(y) = y {
+            check_tokens(model, Part::Text, y)?;
+            ev.text = y.iter().map(|&t| Leaf::Observed(t)).collect();
+        }
+        Ok(ev)
+    }
+
+    /// Checks lengths, tokens and soft weights against the model.
+    pub fn check(&self, model: &Jghm) -> Result<(), EvidenceError> {
+        for (part, leaves) in [(Part::Image, &self.image), (Part::Text, &self.text)] {
+            let expected = model.len_of(part);
+            if leaves.len() != expected {
+                return Err(EvidenceError::Length { part, got: leaves.len(), expected });
+            }
+            let vocab = model.vocab_of(part);
+            for (position, leaf) in leaves.iter().enumerate() {
+                match leaf {
+                    Leaf::Observed(token) if *token >= vocab => {
+                        return Err(EvidenceError::OutOfVocabulary { part, position, token: *token, vocab })
+                    }
+                    Leaf::Soft(w) if w.len() != vocab => {
+                        return Err(EvidenceError::SoftLength { part, position, got: w.len(), vocab })
+                    }
+                    Leaf::Soft(w) if w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) => {
+                        return Err(EvidenceError::SoftEntry { part, position })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leaves of one modality.
+    pub fn of(&self, part: Part) -> &[Leaf] {
+        match part {
+            Part::Image => &self.image,
+            _ => &self.text,
+        }
+    }
+
+    /// The leaves of one modality, mutably.
+    pub fn of_mut(&mut self, part: Part) -> &mut Vec<Leaf> {
+        match part {
+            Part::Image => &mut self.image,
+            _ => &mut self.text,
+        }
+    }
+}
+
+fn check_tokens(model: &Jghm, part: Part, tokens: &[usize]) -> Result<(), EvidenceError> {
+    let expected = model.len_of(part);
+    if tokens.len() != expected {
+        return Err(EvidenceError::Length { part, got: tokens.len(), expected });
+    }
+    let vocab = model.vocab_of(part);
+    match tokens.iter().position(|&t| t >= vocab) {
+        Some(position) => Err(EvidenceError::OutOfVocabulary { part, position, token: tokens[position], vocab }),
+        None => Ok(()),
+    }
+}
+
+/// Parses comma-separated tokens (`"0,1,2"`), naming the first bad one. Whitespace around a
+/// token is allowed; an empty list, an empty field, a sign or a non-digit is not.
+pub fn parse_tokens(part: Part, text: &str) -> Result<Vec<usize>, EvidenceError> {
+    if text.trim().is_empty() {
+        return Err(EvidenceError::NoTokens { part });
+    }
+    text.split(',')
+        .enumerate()
+        .map(|(position, field)| {
+            let field = field.trim();
+            let digits_only = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
+            digits_only
+                .then(|| field.parse::<usize>().ok())
+                .flatten()
+                .ok_or_else(|| EvidenceError::NotAToken { part, position, text: field.chars().take(40).collect() })
+        })
+        .collect()
+}

@@ -1,0 +1,31 @@
+//! # jghm: the statistical theory of contrastive pre-training, made checkable
+//!
+//! On a Joint Generative Hierarchical Model (JGHM) every quantity of the theory has an exact
+//! value, computed by belief propagation. The modules follow the concepts of
+//! `../shared/THEORY.md`, in the order of its sections:
+//!
+//! | module | holds | theorem |
+//! |---|---|---|
+//! | [`model`] | JGHM types, JSON format and validation | §1 |
+//! | [`random_family`] | the standard random family | §1 |
+//! | [`sample`] | seeded ancestral sampling | §1 |
+//! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
+//! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
+//!
+//! Conventions: exact quantities in f64; every function says whether it returns a probability
+//! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
+
+pub mod bp;
+pub mod cli;
+pub mod evidence;
+pub mod logspace;
+pub mod model;
+pub mod random_family;
+pub mod rng;
+pub mod sample;
+pub mod tolerance;
+
+pub use bp::{log_likelihood, marginals, pmi, root_posterior, BpError, Tokens, Workspace};
+pub use evidence::{Evidence, Leaf};
+pub use model::{Jghm, Level, ModelError, Part};
+pub use random_family::RandomSpec;

@@ -1,0 +1,13 @@
+//! Tolerances, each stated once with the reason for its size (STYLE §9).
+
+/// A transition row or the prior must sum to 1 within this, on the way in (model validation).
+/// JSON written by other tools carries decimal round-off; 1e-9 accepts printed probabilities
+/// with 10 significant digits and rejects anything that is genuinely not a distribution.
+/// Accepted rows are then renormalised, so the engine works with exactly stochastic rows.
+pub const ROW_SUM: f64 = 1e-9;
+
+/// Exact quantities (BP against brute-force enumeration) agree to this, in absolute terms on
+/// log-probabilities of tiny models: both sides are f64 sums of at most ~10^5 terms, whose
+/// round-off is ~10^-12 relative; 1e-10 leaves two orders of margin and still catches any
+/// wrong factor.
+pub const EXACT: f64 = 1e-10;
