@@ -142,10 +142,11 @@ pub fn parse_tokens(part: Part, text: &str) -> Result<Vec<usize>, EvidenceError>
         .map(|(position, field)| {
             let field = field.trim();
             let digits_only = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
-            digits_only
-                .then(|| field.parse::<usize>().ok())
-                .flatten()
-                .ok_or_else(|| EvidenceError::NotAToken { part, position, text: field.chars().take(40).collect() })
+            digits_only.then(|| field.parse::<usize>().ok()).flatten().ok_or_else(|| EvidenceError::NotAToken {
+                part,
+                position,
+                text: field.chars().take(40).collect(),
+            })
         })
         .collect()
 }

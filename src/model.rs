@@ -297,7 +297,12 @@ fn validate_prior(prior: &[f64]) -> Result<Vec<f64>, ModelError> {
 }
 
 /// Validates one part's levels, chaining alphabets from `parent_states`.
-fn validate_part(part: Part, levels: &[LevelFile], parent_states: usize, may_be_empty: bool) -> Result<Vec<Level>, ModelError> {
+fn validate_part(
+    part: Part,
+    levels: &[LevelFile],
+    parent_states: usize,
+    may_be_empty: bool,
+) -> Result<Vec<Level>, ModelError> {
     if levels.is_empty() && !may_be_empty {
         return Err(ModelError::EmptyTower { part });
     }
@@ -322,7 +327,14 @@ fn validate_part(part: Part, levels: &[LevelFile], parent_states: usize, may_be_
             for (row, entries) in rows.iter().enumerate() {
                 let (part, level, position, row) = at(row);
                 if entries.len() != cols {
-                    return Err(ModelError::RowLength { part, level, position, row, cols: entries.len(), expected: cols });
+                    return Err(ModelError::RowLength {
+                        part,
+                        level,
+                        position,
+                        row,
+                        cols: entries.len(),
+                        expected: cols,
+                    });
                 }
                 if let Some((col, &value)) = entries.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
                     return Err(ModelError::BadEntry { part, level, position, row, col, value });

@@ -44,7 +44,8 @@ impl<'m> Sampler<'m> {
                 None => usize::MAX,
                 Some(id) => *index.entry(id).or_insert_with(|| {
                     let psi = model.transition(id);
-                    tables.push((0..psi.nrows()).flat_map(|a| psi.row(a).iter().copied().collect::<Vec<_>>()).collect());
+                    tables
+                        .push((0..psi.nrows()).flat_map(|a| psi.row(a).iter().copied().collect::<Vec<_>>()).collect());
                     tables.len() - 1
                 }),
             })

@@ -377,7 +377,9 @@ pub fn next_token_conditional(model: &Jghm, x: Option<&[usize]>, prefix: &[usize
         ev = Evidence::image(model, x)?;
     }
     if prefix.len() >= model.text_len() {
-        return Err(EvidenceError::Length { part: Part::Text, got: prefix.len() + 1, expected: model.text_len() }.into());
+        return Err(
+            EvidenceError::Length { part: Part::Text, got: prefix.len() + 1, expected: model.text_len() }.into()
+        );
     }
     for (leaf, &t) in ev.text.iter_mut().zip(prefix) {
         *leaf = Leaf::Observed(t);

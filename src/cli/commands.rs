@@ -125,7 +125,11 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
         (None, None) => bail!("give --image or --text"),
     };
     let t = tokens(&model, part, given)?;
-    let obs = if part == Part::Image { bp::Tokens { image: Some(&t), text: None } } else { bp::Tokens { image: None, text: Some(&t) } };
+    let obs = if part == Part::Image {
+        bp::Tokens { image: Some(&t), text: None }
+    } else {
+        bp::Tokens { image: None, text: Some(&t) }
+    };
     let post = bp::root_posterior(&model, &obs).map_err(|e| zero_probability(e, part))?;
     let ll = finite("the log-likelihood", post.log_likelihood)?;
     if json {
@@ -142,7 +146,9 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
 
 fn zero_probability(e: BpError, part: Part) -> anyhow::Error {
     match e {
-        BpError::ZeroProbability { .. } => anyhow::anyhow!("the {part} has probability zero under the model, so its posterior is undefined"),
+        BpError::ZeroProbability { .. } => {
+            anyhow::anyhow!("the {part} has probability zero under the model, so its posterior is undefined")
+        }
         e => e.into(),
     }
 }
@@ -183,13 +189,23 @@ fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
     let x = a.image.as_deref().map(|s| tokens(&model, Part::Image, s)).transpose()?;
     let prefix = if a.prefix.trim().is_empty() { vec![] } else { parse_tokens(Part::Text, &a.prefix)? };
     if prefix.len() >= model.text_len() {
-        bail!("the prefix has {} tokens; the text has {} positions, so there is no next token", prefix.len(), model.text_len());
+        bail!(
+            "the prefix has {} tokens; the text has {} positions, so there is no next token",
+            prefix.len(),
+            model.text_len()
+        );
     }
     if let Some(position) = prefix.iter().position(|&t| t >= model.text_vocab()) {
-        bail!("text token at position {position} is {}, out of the vocabulary 0..{}", prefix[position], model.text_vocab());
+        bail!(
+            "text token at position {position} is {}, out of the vocabulary 0..{}",
+            prefix[position],
+            model.text_vocab()
+        );
     }
     let dist = bp::next_token_conditional(&model, x.as_deref(), &prefix).map_err(|e| match e {
-        BpError::ZeroProbability { .. } => anyhow::anyhow!("the image and prefix have probability zero under the model, so the conditional is undefined"),
+        BpError::ZeroProbability { .. } => anyhow::anyhow!(
+            "the image and prefix have probability zero under the model, so the conditional is undefined"
+        ),
         e => e.into(),
     })?;
     if json {
@@ -220,14 +236,18 @@ fn demo(a: &DemoArgs, json: bool) -> Result<()> {
         }));
     }
     if json {
-        print_json(&json!({ "model": { "states": 10, "children": 3, "image_depth": 4, "text_depth": 3, "flip": 0.3, "seed": a.seed }, "pairs": rows }));
+        print_json(
+            &json!({ "model": { "states": 10, "children": 3, "image_depth": 4, "text_depth": 3, "flip": 0.3, "seed": a.seed }, "pairs": rows }),
+        );
         return Ok(());
     }
     println!("Default model: standard random family, 10 states, 3 children, image depth 4 (81 tokens),");
     println!("text depth 3 (27 tokens), flip 0.3, seed {} (`jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --seed {}`).", a.seed, a.seed);
     println!("{} sampled pairs, with exact quantities by belief propagation:\n", a.n);
     for (i, r) in rows.iter().enumerate() {
-        let tok = |v: &serde_json::Value| v.as_array().map(|t| t.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("")).unwrap_or_default();
+        let tok = |v: &serde_json::Value| {
+            v.as_array().map(|t| t.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("")).unwrap_or_default()
+        };
         println!("pair {i}: image {}", tok(&r["image"]));
         println!("        text  {}", tok(&r["text"]));
         println!(
@@ -239,7 +259,9 @@ fn demo(a: &DemoArgs, json: bool) -> Result<()> {
         );
         println!(
             "  true root z = {}; BP from the image alone: MAP root {}, p(true root | x) = {:.4}\n",
-            r["root"], r["map_root_from_image"], r["posterior_of_true_root"].as_f64().unwrap_or(0.0)
+            r["root"],
+            r["map_root_from_image"],
+            r["posterior_of_true_root"].as_f64().unwrap_or(0.0)
         );
     }
     Ok(())

@@ -53,7 +53,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
     /// Draw a model of the standard random family (THEORY §1) and write its JSON.
-    #[command(after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json")]
+    #[command(
+        after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json"
+    )]
     Random(RandomArgs),
     /// Validate a model file and describe its shape.
     #[command(after_help = "Example:\n  jghm model check --model model.json")]
