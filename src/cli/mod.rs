@@ -31,22 +31,22 @@ pub enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// Draw i.i.d. pairs (x, y) by ancestral sampling; writes JSON lines {"image": [..], "text": [..]}.
-    #[command(after_help = "Example:\n  jghm sample --model model.json --n 1000 --seed 7 > pairs.jsonl")]
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm sample --model model.json --n 1000 --seed 7 > pairs.jsonl")]
     Sample(SampleArgs),
     /// Log-likelihood of an image (or a text) and the exact root posterior p(z | x), by BP.
-    #[command(after_help = "Example:\n  jghm posterior --model model.json --image 0,3,1,2 --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm posterior --model model.json --image 0,3,1,2 --json\n  \
         prints {\"log_likelihood\": .., \"posterior\": [..]}")]
     Posterior(PosteriorArgs),
     /// Pointwise mutual information PMI(x, y) = log p(x, y) - log p(x) - log p(y), exactly.
-    #[command(after_help = "Example:\n  jghm pmi --model model.json --image 0,3,1,2 --text 1,1,0,2 --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm pmi --model model.json --image 0,3,1,2 --text 1,1,0,2 --json\n  \
         prints {\"pmi\": .., \"log_pxy\": .., \"log_px\": .., \"log_py\": ..}")]
     Pmi(PmiArgs),
     /// Next-token conditional p(y_i | y_<i, x) of the text given a prefix (and optionally an image).
-    #[command(after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
         prints {\"position\": 2, \"distribution\": [..]}")]
     NextToken(NextTokenArgs),
     /// The main job on a default model: build it, sample pairs, print exact quantities.
-    #[command(after_help = "Example:\n  jghm demo --seed 1")]
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
 }
 
@@ -54,11 +54,12 @@ pub enum Command {
 pub enum ModelCommand {
     /// Draw a model of the standard random family (THEORY §1) and write its JSON.
     #[command(
+        allow_negative_numbers = true,
         after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json"
     )]
     Random(RandomArgs),
     /// Validate a model file and describe its shape.
-    #[command(after_help = "Example:\n  jghm model check --model model.json")]
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm model check --model model.json")]
     Check(ModelArg),
 }
 

@@ -53,7 +53,7 @@ pub fn build(shape: &Shape, regime: Regime, seed: u64) -> Jghm {
     let total: f64 = prior.iter().sum();
     prior.iter_mut().for_each(|p| *p /= total);
     let mut rows = shape.root_states;
-    let mut part = |spec: &[(usize, usize)], rows_in: usize, r: &mut rng::Rng| {
+    let part = |spec: &[(usize, usize)], rows_in: usize, r: &mut rng::Rng| {
         let mut rows = rows_in;
         let levels: Vec<Level> = spec
             .iter()

@@ -1,0 +1,108 @@
+//! The model file format (THEORY §1): validation that names the place, the tree layout, and the
+//! standard random family.
+
+use jghm::model::{Jghm, ModelError, Part};
+use jghm::RandomSpec;
+
+const TINY: &str = r#"{"prior":[0.5,0.5],
+    "image":[{"transitions":[[[0.9,0.1],[0.2,0.8]],[[0.5,0.5],[0.5,0.5]]]}],
+    "text":[{"transitions":[[[0.6,0.4],[0.3,0.7]]]}]}"#;
+
+fn err(json: &str) -> ModelError {
+    Jghm::from_json(json).expect_err("the model must be rejected")
+}
+
+#[test]
+fn a_valid_file_round_trips() {
+    let m = Jghm::from_json(TINY).unwrap();
+    assert_eq!((m.image_len(), m.text_len(), m.image_vocab(), m.text_vocab()), (2, 1, 2, 2));
+    let again = Jghm::from_json(&m.to_json()).unwrap();
+    assert_eq!(again.to_json(), m.to_json());
+}
+
+#[test]
+fn errors_name_the_place() {
+    let cases = [
+        (TINY.replace("0.9,0.1", "0.9,0.2"), "image level 0 child 0 row 0 sums to"),
+        (TINY.replace("0.9,0.1", "1.1,-0.1"), "image level 0 child 0 row 0 entry 1 is -0.1"),
+        (TINY.replace("[0.3,0.7]", "[0.3,0.7,0.0]"), "text level 0 child 0 row 1: has 3 entries"),
+        (TINY.replace("[[0.6,0.4],[0.3,0.7]]", "[[0.6,0.4]]"), "text level 0 child 0: has 1 rows, but the parent level has 2"),
+        (TINY.replace("\"prior\":[0.5,0.5]", "\"prior\":[0.5,0.6]"), "prior sums to"),
+        (TINY.replace("\"prior\":[0.5,0.5]", "\"prior\":[]"), "prior is empty"),
+        (TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[]"), "text tower has no levels"),
+        (TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[{\"transitions\":[]}]"), "text level 0 has no transition matrices"),
+        (TINY.replace("\"prior\"", "\"priors\""), "unknown field `priors`"),
+        (TINY.replace("0.9,0.1", "0.9,\"x\""), "not valid JSON"),
+        ("{\"prior\": [1.0]".to_string(), "not valid JSON"),
+        (TINY.replace("0.9,0.1", "1e400,0.1"), "not valid JSON"),
+    ];
+    for (json, expected) in cases {
+        let message = err(&json).to_string();
+        assert!(message.contains(expected), "expected '{expected}' in '{message}'");
+        assert!(!message.contains('\n') || message.starts_with("model file"), "one line: {message}");
+    }
+}
+
+#[test]
+fn dimensions_must_chain_through_the_trunk() {
+    let json = r#"{"prior":[0.5,0.5],
+        "shared":[{"transitions":[[[0.2,0.3,0.5],[0.1,0.1,0.8]]]}],
+        "image":[{"transitions":[[[0.9,0.1],[0.2,0.8]]]}],
+        "text":[{"transitions":[[[0.6,0.4],[0.3,0.7],[0.5,0.5]]]}]}"#;
+    let message = err(json).to_string();
+    assert!(message.contains("image level 0 child 0: has 2 rows, but the parent level has 3"), "{message}");
+}
+
+#[test]
+fn rows_within_tolerance_are_accepted_and_renormalised() {
+    let m = Jghm::from_json(&TINY.replace("0.9,0.1", "0.9,0.1000000005")).unwrap();
+    let row_sum: f64 = m.levels(Part::Image)[0].transitions[0].row(0).sum();
+    assert!((row_sum - 1.0).abs() < 1e-15);
+}
+
+/// With a trunk, x concatenates the image subtrees of the trunk leaves in trunk order.
+#[test]
+fn leaves_are_ordered_by_trunk_leaf() {
+    let spec = RandomSpec { shared_depth: 1, shared_children: 2, ..RandomSpec::symmetric(2, 3, 1, 1) };
+    let m = spec.build().unwrap();
+    let tree = m.tree();
+    assert_eq!(tree.trunk_leaves.len(), 2);
+    assert_eq!(m.image_len(), 6);
+    for (i, &u) in tree.image_leaves.iter().enumerate() {
+        assert_eq!(tree.nodes[u].parent, Some(tree.trunk_leaves[i / 3]), "image leaf {i}");
+        assert_eq!(tree.nodes[u].transition.unwrap().position, i % 3);
+    }
+    // Pre-order: every parent comes before its children.
+    assert!(tree.nodes.iter().enumerate().all(|(u, n)| n.parent.is_none_or(|p| p < u)));
+}
+
+/// The draws depend on the seed only: Ψ_ε = (1 - ε) P + ε R is affine in ε with the same P, R.
+#[test]
+fn random_family_shares_draws_across_flips() {
+    let psi = |flip: f64| {
+        let m = RandomSpec { flip, ..RandomSpec::symmetric(4, 2, 2, 7) }.build().unwrap();
+        m.levels(Part::Image)[1].transitions[1].clone()
+    };
+    let (p0, p1, p_half) = (psi(0.0), psi(1.0), psi(0.5));
+    // ε = 0 is a permutation matrix.
+    for r in 0..4 {
+        assert_eq!(p0.row(r).iter().filter(|&&v| v == 1.0).count(), 1);
+    }
+    let mid = (&p0 + &p1) * 0.5;
+    assert!((mid - p_half).abs().max() < 1e-15);
+    // A different seed draws a different model.
+    let other = RandomSpec { flip: 0.5, ..RandomSpec::symmetric(4, 2, 2, 8) }.build().unwrap();
+    assert_ne!(other.levels(Part::Image)[1].transitions[1], psi(0.5));
+}
+
+#[test]
+fn random_family_rejects_nonsense() {
+    let bad = [
+        RandomSpec { flip: 1.5, ..RandomSpec::symmetric(3, 2, 2, 1) },
+        RandomSpec { scale: f64::NAN, ..RandomSpec::symmetric(3, 2, 2, 1) },
+        RandomSpec::symmetric(3, 10, 10, 1),
+    ];
+    for spec in bad {
+        assert!(matches!(spec.build(), Err(ModelError::Spec(_))), "{spec:?}");
+    }
+}

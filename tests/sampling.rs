@@ -1,0 +1,130 @@
+//! Sampling: ancestral samples follow p(x, y), conditional samples follow p(y | x), and the
+//! output of a seed does not depend on the number of threads.
+//!
+//! The frequency checks are chi-square goodness-of-fit tests at level 1e-6 with a fixed seed:
+//! deterministic (the same draws every run), and a correct sampler would fail one only with
+//! probability 1e-6 over seeds, while a wrong one (a transposed matrix, a wrong leaf order, an
+//! off-by-one in the categorical draw) fails by hundreds of standard deviations.
+
+use jghm::bp::{self, Tokens};
+use jghm::model::Jghm;
+use jghm::rng;
+use jghm::sample::{sample_pairs, Sampler};
+use jghm::RandomSpec;
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+use std::collections::HashMap;
+
+const LEVEL: f64 = 1e-6;
+
+/// All token sequences of a given length over `vocab` symbols.
+fn all_sequences(len: usize, vocab: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![]];
+    for _ in 0..len {
+        out = out.into_iter().flat_map(|s| (0..vocab).map(move |t| [s.clone(), vec![t]].concat())).collect();
+    }
+    out
+}
+
+/// Pearson's statistic over cells with expected count ≥ 5 (the rest pooled into one cell),
+/// and the critical value of its chi-square law at `LEVEL`.
+fn chi_square(observed: &HashMap<Vec<usize>, usize>, expected: &[(Vec<usize>, f64)], n: usize) -> (f64, f64) {
+    let (mut stat, mut cells) = (0.0, 0usize);
+    let (mut pooled_o, mut pooled_e) = (0.0, 0.0);
+    for (cell, p) in expected {
+        let e = p * n as f64;
+        let o = *observed.get(cell).unwrap_or(&0) as f64;
+        if e >= 5.0 {
+            stat += (o - e).powi(2) / e;
+            cells += 1;
+        } else {
+            pooled_o += o;
+            pooled_e += e;
+        }
+    }
+    if pooled_e > 0.0 {
+        stat += (pooled_o - pooled_e).powi(2) / pooled_e.max(1e-300);
+        cells += 1;
+    }
+    let critical = ChiSquared::new((cells - 1) as f64).unwrap().inverse_cdf(1.0 - LEVEL);
+    (stat, critical)
+}
+
+fn small_model() -> Jghm {
+    let spec = RandomSpec { vocab: 3, text_depth: 1, text_children: 3, ..RandomSpec::symmetric(3, 2, 2, 17) };
+    spec.build().unwrap()
+}
+
+#[test]
+fn ancestral_samples_follow_the_joint() {
+    let model = small_model();
+    let n = 200_000;
+    let mut counts: HashMap<Vec<usize>, usize> = HashMap::new();
+    for pair in sample_pairs(&model, n, 42, false) {
+        *counts.entry([pair.image, pair.text].concat()).or_default() += 1;
+    }
+    let mut expected = vec![];
+    for x in all_sequences(model.image_len(), model.image_vocab()) {
+        for y in all_sequences(model.text_len(), model.text_vocab()) {
+            let p = bp::log_pxy(&model, &x, &y).exp();
+            expected.push(([x.clone(), y].concat(), p));
+        }
+    }
+    let total: f64 = expected.iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-12, "exact probabilities sum to {total}");
+    let (stat, critical) = chi_square(&counts, &expected, n);
+    assert!(stat < critical, "chi-square {stat} exceeds the {LEVEL} critical value {critical}");
+}
+
+#[test]
+fn conditional_samples_follow_p_y_given_x() {
+    let model = small_model();
+    let x = vec![0, 1, 1, 2];
+    let obs = Tokens { image: Some(&x), text: None };
+    let mut r = rng::stream(9, 0);
+    let n = 50_000;
+    let mut counts: HashMap<Vec<usize>, usize> = HashMap::new();
+    for _ in 0..n {
+        let states = bp::sample_conditional(&model, &obs, &mut r).unwrap();
+        // The observed leaves are reproduced exactly.
+        assert!(model.tree().image_leaves.iter().zip(&x).all(|(&u, &t)| states[u] == t));
+        let y: Vec<usize> = model.tree().text_leaves.iter().map(|&u| states[u]).collect();
+        *counts.entry(y).or_default() += 1;
+    }
+    let expected: Vec<(Vec<usize>, f64)> = all_sequences(model.text_len(), model.text_vocab())
+        .into_iter()
+        .map(|y| {
+            let p = bp::log_p_y_given_x(&model, &x, &y).unwrap().exp();
+            (y, p)
+        })
+        .collect();
+    let (stat, critical) = chi_square(&counts, &expected, n);
+    assert!(stat < critical, "chi-square {stat} exceeds the {LEVEL} critical value {critical}");
+}
+
+#[test]
+fn hidden_states_are_consistent_with_the_leaves() {
+    let model = small_model();
+    let sampler = Sampler::new(&model);
+    let mut r = rng::stream(3, 0);
+    let pair = sampler.pair(&mut r, true);
+    let hidden = pair.hidden.unwrap();
+    let leaves: Vec<usize> = model.tree().image_leaves.iter().map(|&u| hidden[u]).collect();
+    assert_eq!(leaves, pair.image);
+}
+
+#[test]
+fn samples_do_not_depend_on_thread_count() {
+    let model = small_model();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| sample_pairs(&model, 5000, 123, true))
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    assert_ne!(one, pool_free_other_seed(&model), "a different seed gives different samples");
+}
+
+fn pool_free_other_seed(model: &Jghm) -> Vec<jghm::sample::Pair> {
+    sample_pairs(model, 5000, 124, true)
+}
