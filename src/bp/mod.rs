@@ -21,8 +21,7 @@
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
 
 pub mod brute_force;
-
-use rayon::prelude::*;
+pub mod fast;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};
 use crate::logspace::{log_sum_exp, log_sum_exp_iter};
@@ -393,28 +392,9 @@ pub fn next_token_conditional(model: &Jghm, x: Option<&[usize]>, prefix: &[usize
 pub const CHUNK: usize = 256;
 
 /// Root posteriors `p(z | x_i)` of many observations of one modality, in parallel over
-/// fixed-size chunks with one workspace per chunk. Tokens must be valid (checked by the caller).
-/// Rows of impossible observations are NaN.
+/// fixed-size chunks. Tokens must be valid (checked by the caller). Rows of impossible
+/// observations are NaN. Computed by the batched [`fast::FastBp`], which agrees with
+/// [`Workspace`] to round-off and falls back to it outside its safe range.
 pub fn root_posteriors(model: &Jghm, part: Part, observations: &[Vec<usize>]) -> Vec<Vec<f64>> {
-    observations
-        .par_chunks(CHUNK)
-        .flat_map_iter(|chunk| {
-            let mut ws = Workspace::new(model);
-            chunk
-                .iter()
-                .map(|obs| {
-                    let tokens = if part == Part::Image {
-                        Tokens { image: Some(obs), text: None }
-                    } else {
-                        Tokens { image: None, text: Some(obs) }
-                    };
-                    let mut post = vec![f64::NAN; model.root_states()];
-                    if ws.upward(model, &tokens) > f64::NEG_INFINITY {
-                        ws.root_posterior_into(model, &mut post);
-                    }
-                    post
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    fast::FastBp::new(model).root_posteriors(part, observations)
 }

@@ -1,0 +1,483 @@
+//! Fast batched belief propagation (T1), specialised to the level structure of a JGHM.
+//!
+//! The same upward pass as [`super::Workspace`], computed for [`LANES`] observations at once,
+//! with three changes that keep its value and remove most of its cost:
+//!
+//! 1. **Probability domain, rescaled by powers of two.** Each node keeps
+//!    `ĥ_u(b) = h_u(b) 2^{-e_u}` (with `h_u` now a likelihood, not its log), the exponent `e_u`
+//!    chosen so that `max_b ĥ_u(b) ∈ [1/2, 1)`. Multiplying by a power of two is exact, so the
+//!    rescaling adds no round-off; the exponents of all nodes add up per observation, and
+//!    `log p(evidence) = ln Σ_a π(a) ĥ_root(a) + E ln 2` costs one logarithm per observation
+//!    instead of one `exp` and one `ln` per state and node.
+//! 2. **Batch-major layout.** A node's vector is stored `[state][lane]`: observation `l` of the
+//!    block sits in lane `l`, so `μ_u(a) = Σ_b Ψ_u(a, b) ĥ_u(b)` is a loop over lanes with a
+//!    broadcast matrix entry: straight SIMD, no gathers. Lanes never mix, so every
+//!    observation's result is independent of its block, chunk and thread.
+//! 3. **Depth-first over one tower.** Each level `k` has one buffer `[S_k][LANES]`; the pass
+//!    walks the tree depth-first, so the working set is `depth × S × LANES` numbers (it stays in
+//!    L1) and nothing is allocated per observation. Leaves read their parent's message from
+//!    precomputed transition columns `Ψ_{L,j}(·, t)`.
+//!
+//! Trunk models are supported: the trunk levels are walked the same way, and at a trunk leaf
+//! the image and/or text tower below it supply the vector (the joint `p(x, y)` multiplies the
+//! two towers' vectors there, THEORY §1: `X ⟂ Y` given the trunk leaves).
+//!
+//! **When the reference takes over.** A node whose largest scaled value falls below
+//! [`FLOOR`] (`2^-960`, only reached with products of near-zero transition entries or
+//! impossible evidence) would lose relative precision in the probability domain; its
+//! observation is recomputed by the log-domain [`super::Workspace`]. So the fast path returns
+//! the reference's answer (to round-off, tested to 1e-12 in `tests/bp_fast.rs`) on every input.
+
+use rayon::prelude::*;
+
+use super::{PmiParts, Tokens, Workspace, CHUNK};
+use crate::model::{Jghm, Level, Part};
+
+/// Observations per block: one per lane of the batch-major buffers.
+pub const LANES: usize = 32;
+
+/// Smallest scaled maximum trusted in the probability domain: `2^-960`. Entries this far below
+/// a node's maximum contribute less than `2^-960` relative to its sums, but a maximum this small
+/// would mean the whole vector lives near the subnormal range: the reference takes over.
+pub const FLOOR: f64 = f64::from_bits((1023 - 960) << 52);
+
+/// One block of vectors: `S` rows of [`LANES`] lanes.
+type Block = Vec<[f64; LANES]>;
+
+/// One level of a tower or trunk: the matrices drawing the children of a node at this depth.
+#[derive(Clone, Debug)]
+struct LevelPlan {
+    /// `Ψ_j(a, b)` at `psi[j][a * states + b]` (row-major), `j` the child position.
+    psi: Vec<Vec<f64>>,
+    parent_states: usize,
+    states: usize,
+}
+
+impl LevelPlan {
+    fn new(level: &Level) -> Self {
+        let parent_states = level.transitions[0].nrows();
+        let states = level.states();
+        let psi = level
+            .transitions
+            .iter()
+            .map(|m| (0..parent_states).flat_map(|a| (0..states).map(move |b| m[(a, b)])).collect())
+            .collect();
+        LevelPlan { psi, parent_states, states }
+    }
+    fn children(&self) -> usize {
+        self.psi.len()
+    }
+}
+
+/// A chain of levels below one node (a modality's tower, or the trunk).
+#[derive(Clone, Debug)]
+struct Chain {
+    /// `levels[k]` draws the children of the nodes at depth `k` (depth 0: the chain's top).
+    levels: Vec<LevelPlan>,
+    /// `below[k]`: number of leaves under one node at depth `k` (`below[depth] = 1`).
+    below: Vec<usize>,
+    /// Alphabet size at the top (depth 0).
+    top: usize,
+}
+
+impl Chain {
+    fn new(levels: &[Level], top: usize) -> Self {
+        let levels: Vec<LevelPlan> = levels.iter().map(LevelPlan::new).collect();
+        let mut below = vec![1; levels.len() + 1];
+        for k in (0..levels.len()).rev() {
+            below[k] = below[k + 1] * levels[k].children();
+        }
+        Chain { levels, below, top }
+    }
+    fn depth(&self) -> usize {
+        self.levels.len()
+    }
+    /// Alphabet size at depth `k`.
+    fn states(&self, k: usize) -> usize {
+        match k {
+            0 => self.top,
+            _ => self.levels[k - 1].states,
+        }
+    }
+}
+
+/// A modality's tower with its leaf columns.
+#[derive(Clone, Debug)]
+struct Tower {
+    chain: Chain,
+    /// `Ψ_{L,j}(a, t)` at `columns[j][t * S_{L-1} + a]`: the message a leaf in position `j`
+    /// with token `t` sends to its parent, contiguous in `a`.
+    columns: Vec<Vec<f64>>,
+}
+
+impl Tower {
+    fn new(levels: &[Level], top: usize) -> Self {
+        let chain = Chain::new(levels, top);
+        let last = levels.last().expect("validated: towers are nonempty");
+        let columns = last
+            .transitions
+            .iter()
+            .map(|m| (0..m.ncols()).flat_map(|t| (0..m.nrows()).map(move |a| m[(a, t)])).collect())
+            .collect();
+        Tower { chain, columns }
+    }
+}
+
+/// Which evidence an upward pass carries (the text of a pair is the other side of `p(x, y)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One modality: channel 0 holds `h` for its evidence.
+    One(Part),
+    /// A pair: channels 0, 1, 2 hold `h` for `x`, for `y`, and for `(x, y)`.
+    Pair,
+}
+
+impl Mode {
+    fn channels(self) -> usize {
+        match self {
+            Mode::One(_) => 1,
+            Mode::Pair => 3,
+        }
+    }
+}
+
+/// A JGHM compiled for batched upward passes. Build once per model, use from many threads.
+#[derive(Clone, Debug)]
+pub struct FastBp<'m> {
+    model: &'m Jghm,
+    trunk: Chain,
+    image: Tower,
+    text: Tower,
+}
+
+/// Every buffer of one block's pass (one per worker, reused across blocks).
+struct Scratch {
+    /// `trunk[k][c]`: the vector of channel `c` at the current trunk node of depth `k`.
+    trunk: Vec<Vec<Block>>,
+    /// `tower[k]`: the vector at the current tower node of depth `k`.
+    tower: Vec<Block>,
+    /// Per channel and lane, the summed exponent `E` of every rescaling so far; slot 3 collects
+    /// the current tower's exponents before they go to the channels that use it.
+    exponent: [[i64; LANES]; 4],
+    /// Per lane, the smallest scaled maximum met (compared with [`FLOOR`]).
+    smallest: [f64; LANES],
+    /// The reference, for observations that leave the safe range.
+    reference: Workspace,
+}
+
+/// `ĥ ← ĥ 2^{-e}` with `e` the exponent making `max_b ĥ(b) ∈ [1/2, 1)`, per lane; adds `e`
+/// to the lane's exponent and keeps the smallest maximum met.
+#[inline(always)]
+fn rescale(h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]) {
+    let mut max = [0.0f64; LANES];
+    for row in h.iter() {
+        for l in 0..LANES {
+            max[l] = if row[l] > max[l] { row[l] } else { max[l] };
+        }
+    }
+    let mut scale = [0.0f64; LANES];
+    for l in 0..LANES {
+        // max = 1.f × 2^(biased - 1023), so max × 2^(1022 - biased) ∈ [1/2, 1).
+        let biased = (max[l].to_bits() >> 52) as i64;
+        scale[l] = f64::from_bits(((2045 - biased) as u64) << 52);
+        exponent[l] += biased - 1022;
+        smallest[l] = if max[l] < smallest[l] { max[l] } else { smallest[l] };
+    }
+    for row in h.iter_mut() {
+        for l in 0..LANES {
+            row[l] *= scale[l];
+        }
+    }
+}
+
+/// Absorbs a child's message into its parent: `ĥ_v(a) ← ĥ_v(a) Σ_b Ψ(a, b) ĥ_u(b)`.
+#[inline(always)]
+fn absorb(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]) {
+    let states = child.len();
+    for (a, out) in parent.iter_mut().enumerate() {
+        let row = &psi[a * states..(a + 1) * states];
+        // μ(a) = Σ_b Ψ(a, b) ĥ_u(b), lane by lane.
+        let mut mu = [0.0f64; LANES];
+        for (p, h) in row.iter().zip(child) {
+            for l in 0..LANES {
+                mu[l] += p * h[l];
+            }
+        }
+        for l in 0..LANES {
+            out[l] *= mu[l];
+        }
+    }
+}
+
+/// `out ← a ⊙ b`, lane by lane.
+#[inline(always)]
+fn product_into(out: &mut [[f64; LANES]], a: &[[f64; LANES]], b: &[[f64; LANES]]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        for l in 0..LANES {
+            o[l] = x[l] * y[l];
+        }
+    }
+}
+
+impl<'m> FastBp<'m> {
+    /// Compiles `model` (copies its matrices into the layouts the passes read).
+    pub fn new(model: &'m Jghm) -> Self {
+        let trunk = Chain::new(model.levels(Part::Shared), model.root_states());
+        let top = trunk.states(trunk.depth());
+        FastBp {
+            model,
+            image: Tower::new(model.levels(Part::Image), top),
+            text: Tower::new(model.levels(Part::Text), top),
+            trunk,
+        }
+    }
+
+    fn tower(&self, part: Part) -> &Tower {
+        if part == Part::Image {
+            &self.image
+        } else {
+            &self.text
+        }
+    }
+
+    fn scratch(&self) -> Scratch {
+        let widest = |c: &Chain| (0..=c.depth()).map(|k| c.states(k)).max().unwrap_or(1);
+        let wide = widest(&self.trunk).max(widest(&self.image.chain)).max(widest(&self.text.chain));
+        let block = || vec![[0.0; LANES]; wide];
+        let tower_depth = self.image.chain.depth().max(self.text.chain.depth());
+        Scratch {
+            trunk: (0..=self.trunk.depth()).map(|_| (0..3).map(|_| block()).collect()).collect(),
+            tower: (0..=tower_depth).map(|_| block()).collect(),
+            exponent: [[0; LANES]; 4],
+            smallest: [f64::INFINITY; LANES],
+            reference: Workspace::new(self.model),
+        }
+    }
+
+    /// The tower node at depth `k` whose first leaf is token `first`: leaves `ĥ` (rescaled) in
+    /// `s.tower[k]`, adding its exponents to `s.exponent[3]`.
+    fn tower_up(&self, tower: &Tower, k: usize, first: usize, obs: &[&[usize]; LANES], s: &mut Scratch) {
+        let chain = &tower.chain;
+        let level = &chain.levels[k];
+        let states = level.parent_states;
+        if k + 1 == chain.depth() {
+            // A parent of leaves: ĥ(a) = Π_j Ψ_{L,j}(a, t_j), read from the leaf columns.
+            let h = &mut s.tower[k][..states];
+            for (l, x) in obs.iter().enumerate() {
+                for (j, column) in tower.columns.iter().enumerate() {
+                    let col = &column[x[first + j] * states..(x[first + j] + 1) * states];
+                    if j == 0 {
+                        h.iter_mut().zip(col).for_each(|(row, p)| row[l] = *p);
+                    } else {
+                        h.iter_mut().zip(col).for_each(|(row, p)| row[l] *= *p);
+                    }
+                }
+            }
+        } else {
+            s.tower[k][..states].iter_mut().for_each(|row| *row = [1.0; LANES]);
+            for (j, psi) in level.psi.iter().enumerate() {
+                self.tower_up(tower, k + 1, first + j * chain.below[k + 1], obs, s);
+                let (up, down) = s.tower.split_at_mut(k + 1);
+                absorb(&mut up[k][..states], &down[0][..level.states], psi);
+            }
+        }
+        rescale(&mut s.tower[k][..states], &mut s.exponent[3], &mut s.smallest);
+    }
+
+    /// The trunk node at depth `k` whose first trunk leaf is `first`: leaves each channel's `ĥ`
+    /// (rescaled) in `s.trunk[k][c]`.
+    fn trunk_up(
+        &self,
+        mode: Mode,
+        k: usize,
+        first: usize,
+        x: &[&[usize]; LANES],
+        y: &[&[usize]; LANES],
+        s: &mut Scratch,
+    ) {
+        let states = self.trunk.states(k);
+        if k == self.trunk.depth() {
+            self.trunk_leaf(mode, first, x, y, s);
+            return;
+        }
+        let level = &self.trunk.levels[k];
+        for c in 0..mode.channels() {
+            s.trunk[k][c][..states].iter_mut().for_each(|row| *row = [1.0; LANES]);
+        }
+        for (j, psi) in level.psi.iter().enumerate() {
+            self.trunk_up(mode, k + 1, first + j * self.trunk.below[k + 1], x, y, s);
+            let (up, down) = s.trunk.split_at_mut(k + 1);
+            for c in 0..mode.channels() {
+                absorb(&mut up[k][c][..states], &down[0][c][..level.states], psi);
+            }
+        }
+        for c in 0..mode.channels() {
+            rescale(&mut s.trunk[k][c][..states], &mut s.exponent[c], &mut s.smallest);
+        }
+    }
+
+    /// Trunk leaf number `t`: the towers below it give its channels.
+    fn trunk_leaf(&self, mode: Mode, t: usize, x: &[&[usize]; LANES], y: &[&[usize]; LANES], s: &mut Scratch) {
+        let k = self.trunk.depth();
+        let states = self.trunk.states(k);
+        let sides: &[(Part, &[&[usize]; LANES], usize)] = match mode {
+            Mode::One(part) => &[(part, x, 0)],
+            Mode::Pair => &[(Part::Image, x, 0), (Part::Text, y, 1)],
+        };
+        for &(part, obs, c) in sides {
+            let tower = self.tower(part);
+            s.exponent[3] = [0; LANES];
+            self.tower_up(tower, 0, t * tower.chain.below[0], obs, s);
+            s.trunk[k][c][..states].copy_from_slice(&s.tower[0][..states]);
+            // The tower's scale 2^E belongs to its own channel and, for a pair, to (x, y).
+            let e = s.exponent[3];
+            for target in [c, 2].into_iter().take(if mode == Mode::Pair { 2 } else { 1 }) {
+                s.exponent[target].iter_mut().zip(e).for_each(|(acc, e)| *acc += e);
+            }
+        }
+        if mode == Mode::Pair {
+            // h_{xy}(a) = h_x(a) h_y(a): X ⟂ Y given the trunk leaf.
+            let [hx, hy, hxy] = &mut s.trunk[k][..3] else { unreachable!("three channels") };
+            product_into(&mut hxy[..states], &hx[..states], &hy[..states]);
+            rescale(&mut hxy[..states], &mut s.exponent[2], &mut s.smallest);
+        }
+    }
+
+    /// One block's upward pass from the root; channel vectors in `s.trunk[0]`.
+    fn block_up(&self, mode: Mode, x: &[&[usize]; LANES], y: &[&[usize]; LANES], s: &mut Scratch) {
+        s.exponent = [[0; LANES]; 4];
+        s.smallest = [f64::INFINITY; LANES];
+        self.trunk_up(mode, 0, 0, x, y, s);
+    }
+
+    /// Per lane: `(log Σ_a π(a) ĥ(a) + E ln 2, Σ_a π(a) ĥ(a))` of channel `c` at the root.
+    fn root_sum(&self, s: &Scratch, c: usize, l: usize) -> (f64, f64) {
+        let h = &s.trunk[0][c];
+        let sum: f64 = self.model.prior().iter().zip(h).map(|(p, row)| p * row[l]).sum();
+        (sum.ln() + s.exponent[c][l] as f64 * std::f64::consts::LN_2, sum)
+    }
+
+    fn trusted(&self, s: &Scratch, l: usize, sum: f64) -> bool {
+        s.smallest[l] >= FLOOR && sum >= FLOOR
+    }
+}
+
+/// Gathers the observations of one block (the last block repeats its last observation).
+fn block_of<'a, O: AsRef<[usize]>>(chunk: &'a [O], start: usize) -> [&'a [usize]; LANES] {
+    std::array::from_fn(|l| chunk[(start + l).min(chunk.len() - 1)].as_ref())
+}
+
+impl FastBp<'_> {
+    /// Root posteriors `p(z = a | x_i) = π(a) h_root(a) / p(x_i)` and log-likelihoods
+    /// `log p(x_i)` of observations of one modality (T1), written into `posteriors`
+    /// (row `i` at `i * S_0..`) and `log_likelihoods`. Rows of impossible observations are NaN
+    /// and their log-likelihood `-inf`. Tokens must be valid (checked by the caller).
+    /// Parallel over fixed chunks of [`CHUNK`] observations; the result does not depend on the
+    /// number of threads.
+    pub fn root_posteriors_into<O: AsRef<[usize]> + Sync>(
+        &self,
+        part: Part,
+        observations: &[O],
+        posteriors: &mut [f64],
+        log_likelihoods: &mut [f64],
+    ) {
+        let s0 = self.model.root_states();
+        assert_eq!(posteriors.len(), observations.len() * s0, "one posterior row per observation");
+        assert_eq!(log_likelihoods.len(), observations.len(), "one log-likelihood per observation");
+        observations
+            .par_chunks(CHUNK)
+            .zip(posteriors.par_chunks_mut(CHUNK * s0))
+            .zip(log_likelihoods.par_chunks_mut(CHUNK))
+            .for_each_init(
+                || self.scratch(),
+                |s, ((obs, post), ll)| {
+                    for start in (0..obs.len()).step_by(LANES) {
+                        let block = block_of(obs, start);
+                        self.block_up(Mode::One(part), &block, &block, s);
+                        for l in 0..LANES.min(obs.len() - start) {
+                            let i = start + l;
+                            let row = &mut post[i * s0..(i + 1) * s0];
+                            ll[i] = self.posterior_lane(part, s, l, block[l], row);
+                        }
+                    }
+                },
+            );
+    }
+
+    /// Lane `l`'s posterior into `row`; returns its log-likelihood.
+    fn posterior_lane(&self, part: Part, s: &mut Scratch, l: usize, obs: &[usize], row: &mut [f64]) -> f64 {
+        let (log_likelihood, sum) = self.root_sum(s, 0, l);
+        if self.trusted(s, l, sum) {
+            // p(z = a | x) = π(a) ĥ(a) / Σ_a' π(a') ĥ(a').
+            for ((r, p), h) in row.iter_mut().zip(self.model.prior()).zip(&s.trunk[0][0]) {
+                *r = p * h[l] / sum;
+            }
+            return log_likelihood;
+        }
+        let tokens = one_side(part, obs);
+        let log_likelihood = s.reference.upward(self.model, &tokens);
+        if log_likelihood > f64::NEG_INFINITY {
+            s.reference.root_posterior_into(self.model, row);
+        } else {
+            row.fill(f64::NAN);
+        }
+        log_likelihood
+    }
+
+    /// [`Self::root_posteriors_into`], one `Vec` per observation.
+    pub fn root_posteriors(&self, part: Part, observations: &[impl AsRef<[usize]> + Sync]) -> Vec<Vec<f64>> {
+        let s0 = self.model.root_states();
+        let mut post = vec![0.0; observations.len() * s0];
+        let mut ll = vec![0.0; observations.len()];
+        self.root_posteriors_into(part, observations, &mut post, &mut ll);
+        post.chunks(s0).map(<[f64]>::to_vec).collect()
+    }
+
+    /// `PMI(x_i, y_i) = log p(x_i, y_i) - log p(x_i) - log p(y_i)` with its three parts, for
+    /// pairs `(images[i], texts[i])` (T1), into `out`. `pmi` is NaN when `p(x_i, y_i) = 0`.
+    /// Tokens must be valid. Parallel over fixed chunks; independent of the thread count.
+    pub fn pmi_into<O: AsRef<[usize]> + Sync>(&self, images: &[O], texts: &[O], out: &mut [PmiParts]) {
+        assert_eq!(images.len(), texts.len(), "one text per image");
+        assert_eq!(out.len(), images.len(), "one result per pair");
+        images.par_chunks(CHUNK).zip(texts.par_chunks(CHUNK)).zip(out.par_chunks_mut(CHUNK)).for_each_init(
+            || self.scratch(),
+            |s, ((xs, ys), out)| {
+                for start in (0..xs.len()).step_by(LANES) {
+                    let (x, y) = (block_of(xs, start), block_of(ys, start));
+                    self.block_up(Mode::Pair, &x, &y, s);
+                    for l in 0..LANES.min(xs.len() - start) {
+                        out[start + l] = self.pmi_lane(s, l, x[l], y[l]);
+                    }
+                }
+            },
+        );
+    }
+
+    fn pmi_lane(&self, s: &mut Scratch, l: usize, x: &[usize], y: &[usize]) -> PmiParts {
+        let (log_px, sx) = self.root_sum(s, 0, l);
+        let (log_py, sy) = self.root_sum(s, 1, l);
+        let (log_pxy, sxy) = self.root_sum(s, 2, l);
+        let parts = if self.trusted(s, l, sx.min(sy).min(sxy)) {
+            (log_pxy, log_px, log_py)
+        } else {
+            let up = |tokens: Tokens| s.reference.upward(self.model, &tokens);
+            let mut up = up;
+            (
+                up(Tokens { image: Some(x), text: Some(y) }),
+                up(Tokens { image: Some(x), text: None }),
+                up(Tokens { image: None, text: Some(y) }),
+            )
+        };
+        let (log_pxy, log_px, log_py) = parts;
+        let pmi = if log_pxy == f64::NEG_INFINITY { f64::NAN } else { log_pxy - log_px - log_py };
+        PmiParts { pmi, log_pxy, log_px, log_py }
+    }
+}
+
+fn one_side(part: Part, obs: &[usize]) -> Tokens<'_> {
+    if part == Part::Image {
+        Tokens { image: Some(obs), text: None }
+    } else {
+        Tokens { image: None, text: Some(obs) }
+    }
+}

@@ -1,0 +1,184 @@
+//! T1 for the fast path: the batched probability-domain BP (`bp::fast::FastBp`) returns the
+//! same root posteriors, log-likelihoods and PMIs as the simple log-domain `bp::Workspace`
+//! (itself checked against brute force in t1_belief_propagation.rs), to `tolerance::FAST`, on
+//! random models with and without a trunk, batches of every size around the block width, and
+//! whatever the number of threads.
+
+mod common;
+
+use common::{arb_model, build, random_tokens, Regime, Shape};
+use jghm::bp::fast::{FastBp, LANES};
+use jghm::bp::{self, PmiParts, Tokens, Workspace};
+use jghm::model::{Jghm, Level, Part};
+use jghm::tolerance::FAST;
+use nalgebra::DMatrix;
+use proptest::prelude::*;
+
+/// `|a - b| ≤ FAST · max(1, |b|)`, with equal infinities accepted.
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= FAST * b.abs().max(1.0)
+}
+
+fn batch(model: &Jghm, part: Part, n: usize, seed: u64) -> Vec<Vec<usize>> {
+    (0..n as u64).map(|i| random_tokens(model, part, seed.wrapping_mul(1000).wrapping_add(i))).collect()
+}
+
+/// The reference answer for one observation: `(log p(x), p(z | x))`, NaN row when impossible.
+fn reference_posterior(model: &Jghm, part: Part, obs: &[usize]) -> (f64, Vec<f64>) {
+    let tokens = if part == Part::Image {
+        Tokens { image: Some(obs), text: None }
+    } else {
+        Tokens { image: None, text: Some(obs) }
+    };
+    let mut ws = Workspace::new(model);
+    let ll = ws.upward(model, &tokens);
+    let mut row = vec![f64::NAN; model.root_states()];
+    if ll > f64::NEG_INFINITY {
+        ws.root_posterior_into(model, &mut row);
+    }
+    (ll, row)
+}
+
+fn fast_posteriors(model: &Jghm, part: Part, obs: &[Vec<usize>]) -> (Vec<f64>, Vec<f64>) {
+    let mut post = vec![0.0; obs.len() * model.root_states()];
+    let mut ll = vec![0.0; obs.len()];
+    FastBp::new(model).root_posteriors_into(part, obs, &mut post, &mut ll);
+    (post, ll)
+}
+
+fn check_posteriors(model: &Jghm, part: Part, obs: &[Vec<usize>]) -> Result<(), TestCaseError> {
+    let s0 = model.root_states();
+    let (post, ll) = fast_posteriors(model, part, obs);
+    for (i, x) in obs.iter().enumerate() {
+        let (ref_ll, ref_row) = reference_posterior(model, part, x);
+        prop_assert!(close(ll[i], ref_ll), "{part} {i}: log p = {} fast vs {ref_ll} reference", ll[i]);
+        for (a, (f, r)) in post[i * s0..(i + 1) * s0].iter().zip(&ref_row).enumerate() {
+            prop_assert!(
+                (f.is_nan() && r.is_nan()) || (f - r).abs() <= FAST,
+                "{part} {i}: p(z = {a} | x) = {f} fast vs {r} reference"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_pmi(model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Result<(), TestCaseError> {
+    let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; xs.len()];
+    FastBp::new(model).pmi_into(xs, ys, &mut out);
+    for (i, (x, y)) in xs.iter().zip(ys).enumerate() {
+        let f = out[i];
+        match bp::pmi(model, x, y) {
+            Ok(r) => {
+                prop_assert!(close(f.log_pxy, r.log_pxy), "{i}: log p(x, y) {} vs {}", f.log_pxy, r.log_pxy);
+                prop_assert!(close(f.log_px, r.log_px), "{i}: log p(x) {} vs {}", f.log_px, r.log_px);
+                prop_assert!(close(f.log_py, r.log_py), "{i}: log p(y) {} vs {}", f.log_py, r.log_py);
+                prop_assert!(close(f.pmi, r.pmi), "{i}: PMI {} fast vs {} reference", f.pmi, r.pmi);
+            }
+            Err(_) => prop_assert!(f.pmi.is_nan() && f.log_pxy == f64::NEG_INFINITY, "{i}: impossible pair: {f:?}"),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// T1 (fast path): root posteriors and log-likelihoods of both modalities equal the
+    /// reference, for batch sizes below, at and above one block of lanes.
+    #[test]
+    fn t1_fast_root_posteriors_equal_reference(model in arb_model(), n in 1usize..=2 * LANES + 3, seed in any::<u64>()) {
+        for part in [Part::Image, Part::Text] {
+            check_posteriors(&model, part, &batch(&model, part, n, seed))?;
+        }
+    }
+
+    /// T1 (fast path): log p(x, y), log p(x), log p(y) and the PMI equal the reference.
+    #[test]
+    fn t1_fast_pmi_equals_reference(model in arb_model(), n in 1usize..=LANES + 3, seed in any::<u64>()) {
+        let xs = batch(&model, Part::Image, n, seed);
+        let ys = batch(&model, Part::Text, n, seed ^ 0x5555);
+        check_pmi(&model, &xs, &ys)?;
+    }
+}
+
+/// A model of realistic size (S = 10, m = 3, depth 4: 81 tokens, so likelihoods ~ 1e-80 and
+/// the rescaling matters), with and without a trunk, on sampled pairs.
+#[test]
+fn t1_fast_equals_reference_on_standard_models() {
+    for shared_depth in [0, 1] {
+        let mut spec = jghm::RandomSpec::symmetric(10, 3, 4, 5);
+        spec.shared_depth = shared_depth;
+        let model = spec.build().unwrap();
+        let pairs = jghm::sample::sample_pairs(&model, 300, 11, false);
+        let xs: Vec<Vec<usize>> = pairs.iter().map(|p| p.image.clone()).collect();
+        let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
+        check_posteriors(&model, Part::Image, &xs).unwrap();
+        check_posteriors(&model, Part::Text, &ys).unwrap();
+        check_pmi(&model, &xs, &ys).unwrap();
+    }
+}
+
+/// Near-deterministic transitions with deep towers and a trunk: the regime where rescaling
+/// (and, for impossible-looking products, the fallback) is exercised hardest.
+#[test]
+fn t1_fast_equals_reference_near_deterministic() {
+    let shape = Shape { root_states: 3, shared: vec![(2, 3)], image: vec![(2, 3); 4], text: vec![(2, 2); 3] };
+    for seed in 0..20 {
+        let model = build(&shape, Regime::NearDeterministic, seed);
+        let xs = batch(&model, Part::Image, 40, seed);
+        let ys = batch(&model, Part::Text, 40, seed + 1);
+        check_posteriors(&model, Part::Image, &xs).unwrap();
+        check_posteriors(&model, Part::Text, &ys).unwrap();
+        check_pmi(&model, &xs, &ys).unwrap();
+    }
+}
+
+/// Impossible observations (a token no state can emit) give a NaN posterior row, `-inf`
+/// log-likelihood and a NaN PMI, like the reference, without disturbing their block.
+#[test]
+fn t1_fast_impossible_observations_match_reference() {
+    // Token 1 of the image has probability 0 from every state.
+    let psi_image = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 0.0]);
+    let psi_text = DMatrix::from_row_slice(2, 2, &[0.6, 0.4, 0.3, 0.7]);
+    let model = Jghm::new(
+        vec![0.4, 0.6],
+        vec![],
+        vec![Level { transitions: vec![psi_image.clone(), psi_image] }],
+        vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
+    )
+    .unwrap();
+    let xs: Vec<Vec<usize>> = (0..LANES + 5).map(|i| if i % 3 == 0 { vec![0, 1] } else { vec![0, 0] }).collect();
+    let ys: Vec<Vec<usize>> = (0..LANES + 5).map(|i| vec![i % 2, 1]).collect();
+    let (post, ll) = fast_posteriors(&model, Part::Image, &xs);
+    assert!(ll[0] == f64::NEG_INFINITY && post[0].is_nan() && post[1].is_nan());
+    assert!(ll[1].is_finite() && (post[2] + post[3] - 1.0).abs() < FAST);
+    check_posteriors(&model, Part::Image, &xs).unwrap();
+    check_pmi(&model, &xs, &ys).unwrap();
+}
+
+/// The result of an observation does not depend on its batch nor on the number of threads:
+/// bit for bit.
+#[test]
+fn fast_results_do_not_depend_on_threads_or_batch() {
+    let model = jghm::RandomSpec::symmetric(5, 2, 3, 9).build().unwrap();
+    let xs = batch(&model, Part::Image, 1000, 3);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| fast_posteriors(&model, Part::Image, &xs))
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one, two);
+    let alone = fast_posteriors(&model, Part::Image, &xs[777..778]);
+    assert_eq!(alone.0[..], one.0[777 * 5..778 * 5]);
+    assert_eq!(alone.1[0], one.1[777]);
+}
+
+/// The crate's batched API `bp::root_posteriors` is the fast path.
+#[test]
+fn root_posteriors_api_uses_fast_path() {
+    let model = jghm::RandomSpec::symmetric(4, 2, 3, 2).build().unwrap();
+    let ys = batch(&model, Part::Text, 100, 8);
+    let rows = bp::root_posteriors(&model, Part::Text, &ys);
+    let (post, _) = fast_posteriors(&model, Part::Text, &ys);
+    assert_eq!(rows.concat(), post);
+}
