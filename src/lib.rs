@@ -11,6 +11,7 @@
 //! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
 //! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
+//! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
@@ -18,6 +19,7 @@
 pub mod bp;
 pub mod cli;
 pub mod evidence;
+pub mod learn;
 pub mod logspace;
 pub mod model;
 pub mod random_family;

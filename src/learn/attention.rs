@@ -1,0 +1,120 @@
+//! Multi-head self-attention (no mask: an encoder sees every position), forward and backward.
+//!
+//! Input `qkv` is `B × T × 3C`: per position the query, key and value, each split into `NH`
+//! heads of size `hs = C / NH`. Per sample `b` and head `h`, with `Q, K, V ∈ R^{T × hs}`:
+//! ```text
+//! A = softmax_rows(Q Kᵀ / √hs)          (T × T, cached)
+//! Y = A V                                (written to head h's columns of out, B × T × C)
+//! ```
+//! Backward, given `dY`:
+//! ```text
+//! dA = dY Vᵀ,   dV = Aᵀ dY
+//! dP_ts = A_ts (dA_ts − Σ_s' A_ts' dA_ts')    (softmax backward; P the pre-softmax scores)
+//! dQ = dP K / √hs,   dK = dPᵀ Q / √hs
+//! ```
+
+use super::real::{gemm, rm, tr, Real, Strides};
+
+/// Shape of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub b: usize,
+    pub t: usize,
+    pub c: usize,
+    pub nh: usize,
+}
+
+impl AttnShape {
+    fn hs(&self) -> usize {
+        self.c / self.nh
+    }
+    /// Offset of head `h`'s query (`part = 0`), key (1) or value (2) of sample `b` in `qkv`.
+    fn at(&self, b: usize, part: usize, h: usize) -> usize {
+        b * self.t * 3 * self.c + part * self.c + h * self.hs()
+    }
+    /// Offset of the `(b, h)` attention matrix in the cache.
+    fn att_at(&self, b: usize, h: usize) -> usize {
+        (b * self.nh + h) * self.t * self.t
+    }
+}
+
+/// `out = attention(qkv)`; `att` (B × NH × T × T) caches the softmax probabilities.
+pub fn attention_forward<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R], s: AttnShape) {
+    let (t, c, hs) = (s.t, s.c, s.hs());
+    let scale = R::one() / R::of(hs as f64).sqrt();
+    let k_t = Strides { rs: 1, cs: 3 * c };
+    for b in 0..s.b {
+        for h in 0..s.nh {
+            let a = &mut att[s.att_at(b, h)..s.att_at(b, h) + t * t];
+            // P = Q Kᵀ / √hs
+            gemm(t, hs, t, scale, &qkv[s.at(b, 0, h)..], rm(3 * c), &qkv[s.at(b, 1, h)..], k_t, R::zero(), a, rm(t));
+            // A = softmax_rows(P)
+            for row in a.chunks_exact_mut(t) {
+                let max = row.iter().copied().fold(R::neg_infinity(), R::max);
+                let mut sum = R::zero();
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                let inv = R::one() / sum;
+                row.iter_mut().for_each(|v| *v *= inv);
+            }
+            // Y = A V
+            let o = b * t * c + h * hs;
+            gemm(t, t, hs, R::one(), a, rm(t), &qkv[s.at(b, 2, h)..], rm(3 * c), R::zero(), &mut out[o..], rm(c));
+        }
+    }
+}
+
+/// Writes `dqkv` (overwrites every entry) from `dout`; `datt` is a `T × T` scratch.
+pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], qkv: &[R], att: &[R], s: AttnShape) {
+    let (t, c, hs) = (s.t, s.c, s.hs());
+    let scale = R::one() / R::of(hs as f64).sqrt();
+    let v_t = Strides { rs: 1, cs: 3 * c };
+    let datt = &mut datt[..t * t];
+    for b in 0..s.b {
+        for h in 0..s.nh {
+            let a = &att[s.att_at(b, h)..s.att_at(b, h) + t * t];
+            let dy = &dout[b * t * c + h * hs..];
+            // dA = dY Vᵀ
+            gemm(t, hs, t, R::one(), dy, rm(c), &qkv[s.at(b, 2, h)..], v_t, R::zero(), datt, rm(t));
+            // dV = Aᵀ dY
+            gemm(t, t, hs, R::one(), a, tr(t), dy, rm(c), R::zero(), &mut dqkv[s.at(b, 2, h)..], rm(3 * c));
+            // dP_ts = A_ts (dA_ts − Σ_s' A_ts' dA_ts')
+            for (arow, drow) in a.chunks_exact(t).zip(datt.chunks_exact_mut(t)) {
+                let dot: R = arow.iter().zip(drow.iter()).map(|(&x, &y)| x * y).sum();
+                for (d, &x) in drow.iter_mut().zip(arow) {
+                    *d = x * (*d - dot);
+                }
+            }
+            // dQ = dP K / √hs
+            gemm(
+                t,
+                t,
+                hs,
+                scale,
+                datt,
+                rm(t),
+                &qkv[s.at(b, 1, h)..],
+                rm(3 * c),
+                R::zero(),
+                &mut dqkv[s.at(b, 0, h)..],
+                rm(3 * c),
+            );
+            // dK = dPᵀ Q / √hs
+            gemm(
+                t,
+                t,
+                hs,
+                scale,
+                datt,
+                tr(t),
+                &qkv[s.at(b, 0, h)..],
+                rm(3 * c),
+                R::zero(),
+                &mut dqkv[s.at(b, 1, h)..],
+                rm(3 * c),
+            );
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The interface every learned encoder implements, and the batched, deterministic runner.
+//!
+//! An [`Encoder`] maps a sample's tokens (`T` of them) to a vector in `R^P`, with its parameters
+//! in one flat slice. Its forward pass fills an explicit cache; its backward pass reads the
+//! cache and *accumulates* the parameter gradient. [`Tower`] runs an encoder over a batch in
+//! fixed chunks of [`CHUNK`] samples, in parallel, each chunk with its own cache and gradient
+//! buffer; the chunk gradients are summed in chunk order, so every number is the same whatever
+//! the thread count.
+
+use rayon::prelude::*;
+
+use super::real::Real;
+use crate::rng::Rng;
+
+/// Samples per chunk of a batch: one cache and one gradient buffer each.
+pub const CHUNK: usize = 16;
+
+/// A learned map from `T` tokens to `R^P`, with explicit forward and backward passes.
+pub trait Encoder<R: Real>: Send + Sync {
+    /// The forward pass's saved activations (and the backward pass's scratch), for up to
+    /// `batch` samples.
+    type Cache: Send + Sync;
+    fn num_params(&self) -> usize;
+    /// Tokens per sample (`T`).
+    fn seq_len(&self) -> usize;
+    /// Output dimension (`P`).
+    fn out_dim(&self) -> usize;
+    /// Fresh parameters drawn from `rng`.
+    fn init(&self, rng: &mut Rng) -> Vec<R>;
+    fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// `out (B × P) = f(tokens (B × T))`, filling `cache`.
+    fn forward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, out: &mut [R]);
+    /// `dparams += (∂out/∂params)ᵀ dout`, after [`Encoder::forward`] on the same tokens.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, dout: &[R], dparams: &mut [R]);
+}
+
+struct Chunk<R: Real, E: Encoder<R>> {
+    cache: E::Cache,
+    grad: Vec<R>,
+}
+
+/// A batched runner of one encoder: chunk caches and gradient buffers reused between steps.
+pub struct Tower<R: Real, E: Encoder<R>> {
+    pub encoder: E,
+    chunks: Vec<Chunk<R, E>>,
+    /// Samples of the last forward pass.
+    batch: usize,
+}
+
+impl<R: Real, E: Encoder<R>> Tower<R, E> {
+    pub fn new(encoder: E) -> Self {
+        Tower { encoder, chunks: vec![], batch: 0 }
+    }
+
+    fn ensure(&mut self, chunks: usize) {
+        while self.chunks.len() < chunks {
+            self.chunks
+                .push(Chunk { cache: self.encoder.new_cache(CHUNK), grad: vec![R::zero(); self.encoder.num_params()] });
+        }
+    }
+
+    /// `out (B × P)` for `B = tokens.len() / T` samples, chunk by chunk in parallel.
+    pub fn forward(&mut self, params: &[R], tokens: &[u32], out: &mut [R]) {
+        let (t, p) = (self.encoder.seq_len(), self.encoder.out_dim());
+        let b = tokens.len() / t;
+        self.batch = b;
+        self.ensure(b.div_ceil(CHUNK));
+        let enc = &self.encoder;
+        self.chunks
+            .par_iter_mut()
+            .zip(tokens.par_chunks(CHUNK * t))
+            .zip(out[..b * p].par_chunks_mut(CHUNK * p))
+            .for_each(|((chunk, tok), o)| enc.forward(params, tok, tok.len() / t, &mut chunk.cache, o));
+    }
+
+    /// `dparams = (∂out/∂params)ᵀ dout` (overwritten), after [`Tower::forward`] on `tokens`.
+    pub fn backward(&mut self, params: &[R], tokens: &[u32], dout: &[R], dparams: &mut [R]) {
+        let (t, p) = (self.encoder.seq_len(), self.encoder.out_dim());
+        let b = self.batch;
+        assert_eq!(tokens.len(), b * t, "backward on the tokens of the last forward");
+        let n_chunks = b.div_ceil(CHUNK);
+        let enc = &self.encoder;
+        self.chunks[..n_chunks]
+            .par_iter_mut()
+            .zip(tokens.par_chunks(CHUNK * t))
+            .zip(dout[..b * p].par_chunks(CHUNK * p))
+            .for_each(|((chunk, tok), d)| {
+                chunk.grad.iter_mut().for_each(|g| *g = R::zero());
+                enc.backward(params, tok, tok.len() / t, &mut chunk.cache, d, &mut chunk.grad);
+            });
+        // Sum the chunk gradients in chunk order (deterministic whatever the thread count),
+        // in parallel over parameter blocks.
+        let chunks = &self.chunks[..n_chunks];
+        dparams.par_chunks_mut(4096).enumerate().for_each(|(i, dst)| {
+            let (lo, len) = (i * 4096, dst.len());
+            dst.iter_mut().for_each(|g| *g = R::zero());
+            for c in chunks {
+                for (g, &x) in dst.iter_mut().zip(&c.grad[lo..lo + len]) {
+                    *g += x;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,35 @@
+//! Learned representations: encoders trained by the CLIP loss, with explicit forward and
+//! backward passes (llm.c style), measured against the exact quantities in [`crate::eval`].
+//!
+//! Dimension letters used throughout: `B` samples in a batch (or chunk), `T` positions (tokens
+//! per sample), `C` width, `NH` attention heads (`hs = C/NH` per head), `V` vocabulary, `P`
+//! embedding dimension, `N = B·T` rows, `S₀` root states, `K` candidates per CLIP group.
+//! Gradients are prefixed `d`; every backward *accumulates* into parameter gradients.
+//!
+//! | file | holds |
+//! |---|---|
+//! | [`real`] | `f32`/`f64` generic kernels, the checked gemm |
+//! | [`layernorm`], [`linear`], [`attention`], [`gelu`] | the transformer's kernels, forward + backward |
+//! | [`encoder`] | the `Encoder` interface, the batched deterministic runner |
+//! | [`transformer`] | the paper's class: pre-LN transformer, mean-pool, projection |
+//! | [`head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
+//! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
+//! | [`clip`] | a learned pair and one training step end to end |
+
+pub mod attention;
+pub mod clip;
+pub mod clip_loss;
+pub mod encoder;
+pub mod gelu;
+pub mod head;
+pub mod layernorm;
+pub mod linear;
+pub mod real;
+pub mod transformer;
+
+pub use clip::{ClipPair, Params};
+pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
+pub use encoder::{Encoder, Tower, CHUNK};
+pub use head::Head;
+pub use real::Real;
+pub use transformer::{Transformer, TransformerShape};

@@ -1,0 +1,171 @@
+//! The floating-point type of the learned models: `f32` for training speed, `f64` for the
+//! finite-difference checks of every backward pass (tests/learn_gradients.rs). Every kernel of
+//! [`crate::learn`] is generic over [`Real`], so the code that is checked is the code that trains.
+
+use num_traits::{Float, FromPrimitive, ToPrimitive};
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// `f32` or `f64`, with a matrix product from `matrixmultiply` (sgemm / dgemm).
+pub trait Real:
+    Float
+    + FromPrimitive
+    + ToPrimitive
+    + Default
+    + Debug
+    + Send
+    + Sync
+    + Sum
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+{
+    /// The safetensors dtype name of this type.
+    const DTYPE: &'static str;
+
+    /// `C ← α A B + β C` on raw strided storage (see [`gemm`], the checked entry point).
+    ///
+    /// # Safety
+    /// Every index `i·rs + j·cs` of each operand must lie inside its allocation.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// `x` converted from `f64` (exact for `f64`, rounded for `f32`).
+    fn of(x: f64) -> Self {
+        Self::from_f64(x).expect("f64 converts to every Real")
+    }
+
+    /// `self` as `f64`.
+    fn f64(self) -> f64 {
+        self.to_f64().expect("every Real converts to f64")
+    }
+
+    /// Little-endian bytes of a slice (for checkpoints).
+    fn to_le_bytes(xs: &[Self]) -> Vec<u8>;
+
+    /// The inverse of [`Real::to_le_bytes`]; `None` when the length is not a multiple.
+    fn from_le_bytes(bytes: &[u8]) -> Option<Vec<Self>>;
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path, $name:literal) => {
+        impl Real for $t {
+            const DTYPE: &'static str = $name;
+            unsafe fn gemm_raw(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
+            fn to_le_bytes(xs: &[Self]) -> Vec<u8> {
+                xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+            }
+            fn from_le_bytes(bytes: &[u8]) -> Option<Vec<Self>> {
+                const W: usize = std::mem::size_of::<$t>();
+                if bytes.len() % W != 0 {
+                    return None;
+                }
+                Some(bytes.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of W"))).collect())
+            }
+        }
+    };
+}
+
+impl_real!(f32, matrixmultiply::sgemm, "F32");
+impl_real!(f64, matrixmultiply::dgemm, "F64");
+
+/// A strided matrix operand: element `(i, j)` at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strides {
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Row-major with `cols` columns.
+pub const fn rm(cols: usize) -> Strides {
+    Strides { rs: cols, cs: 1 }
+}
+
+/// The transpose of a row-major matrix with `cols` columns.
+pub const fn tr(cols: usize) -> Strides {
+    Strides { rs: 1, cs: cols }
+}
+
+fn fits(len: usize, rows: usize, cols: usize, s: Strides) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * s.rs + (cols - 1) * s.cs < len
+}
+
+/// `C ← α A B + β C` with `A` m×k, `B` k×n, `C` m×n, each strided. Panics (never reads out of
+/// bounds) when a stride pattern does not fit its slice: a programming error, not bad input.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<R: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: R,
+    a: &[R],
+    sa: Strides,
+    b: &[R],
+    sb: Strides,
+    beta: R,
+    c: &mut [R],
+    sc: Strides,
+) {
+    assert!(
+        fits(a.len(), m, k, sa) && fits(b.len(), k, n, sb) && fits(c.len(), m, n, sc),
+        "gemm operand out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every index of every operand inside its slice, and `c`
+    // is borrowed mutably so it cannot alias `a` or `b`.
+    unsafe {
+        R::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            sa.rs as isize,
+            sa.cs as isize,
+            b.as_ptr(),
+            sb.rs as isize,
+            sb.cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            sc.rs as isize,
+            sc.cs as isize,
+        )
+    }
+}

@@ -1,0 +1,470 @@
+//! The paper's encoder class: a pre-LayerNorm transformer, mean-pooled and projected.
+//!
+//! ```text
+//! h⁰_t = wte[x_t] + wpe[t]                                       (token + position)
+//! for l in 0..L:
+//!     a  = h + Attn(LN₁(h)) Wₒ + bₒ,   Attn from qkv = LN₁(h) W_qkv + b_qkv
+//!     h  = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp                (MLP C → 4C → C)
+//! f(x) = (1/T Σ_t LN_f(h^L)_t) W_p + b_p                        (mean-pool, project to P)
+//! ```
+//! Dimension letters: `B` samples, `T` positions, `C` width, `NH` heads, `V` vocabulary,
+//! `P` output. Forward and backward are written side by side, kernel by kernel
+//! ([`super::layernorm`], [`super::linear`], [`super::attention`], [`super::gelu`]); the
+//! forward's cache is the explicit [`TransformerCache`]; gradients are prefixed `d`.
+
+use rand::Rng as _;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::attention::{attention_backward, attention_forward, AttnShape};
+use super::encoder::Encoder;
+use super::gelu::{gelu_backward, gelu_forward};
+use super::layernorm::{layernorm_backward, layernorm_forward};
+use super::linear::{linear_backward, linear_forward};
+use super::real::Real;
+use crate::rng::Rng;
+
+/// Sizes of one transformer encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransformerShape {
+    /// Vocabulary `V`.
+    pub vocab: usize,
+    /// Positions `T`.
+    pub len: usize,
+    /// Width `C` (divisible by `heads`).
+    pub width: usize,
+    /// Blocks `L`.
+    pub layers: usize,
+    /// Heads `NH`.
+    pub heads: usize,
+    /// Output dimension `P`.
+    pub out: usize,
+}
+
+/// Offsets of one block's parameters inside the flat parameter vector.
+#[derive(Clone, Copy, Debug)]
+struct BlockAt {
+    ln1w: usize,
+    ln1b: usize,
+    qkvw: usize,
+    qkvb: usize,
+    attw: usize,
+    attb: usize,
+    ln2w: usize,
+    ln2b: usize,
+    fcw: usize,
+    fcb: usize,
+    fpw: usize,
+    fpb: usize,
+}
+
+/// The transformer encoder: its shape and the layout of its flat parameter vector.
+#[derive(Clone, Debug)]
+pub struct Transformer {
+    pub shape: TransformerShape,
+    wte: usize,
+    wpe: usize,
+    blocks: Vec<BlockAt>,
+    lnfw: usize,
+    lnfb: usize,
+    projw: usize,
+    projb: usize,
+    total: usize,
+}
+
+impl Transformer {
+    pub fn new(shape: TransformerShape) -> Self {
+        assert!(shape.heads > 0 && shape.width % shape.heads == 0, "width must be a multiple of heads");
+        let (v, t, c, p) = (shape.vocab, shape.len, shape.width, shape.out);
+        let mut at = 0;
+        let mut take = |n: usize| {
+            at += n;
+            at - n
+        };
+        let wte = take(v * c);
+        let wpe = take(t * c);
+        let blocks = (0..shape.layers)
+            .map(|_| BlockAt {
+                ln1w: take(c),
+                ln1b: take(c),
+                qkvw: take(c * 3 * c),
+                qkvb: take(3 * c),
+                attw: take(c * c),
+                attb: take(c),
+                ln2w: take(c),
+                ln2b: take(c),
+                fcw: take(c * 4 * c),
+                fcb: take(4 * c),
+                fpw: take(4 * c * c),
+                fpb: take(c),
+            })
+            .collect();
+        let lnfw = take(c);
+        let lnfb = take(c);
+        let projw = take(c * p);
+        let projb = take(p);
+        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at }
+    }
+}
+
+/// Activations of one block for `B` samples (`N = B·T` rows).
+pub struct BlockCache<R> {
+    ln1: Vec<R>,
+    ln1_mean: Vec<R>,
+    ln1_rstd: Vec<R>,
+    qkv: Vec<R>,
+    atty: Vec<R>,
+    att: Vec<R>,
+    /// `a = h + Attn(..) Wₒ + bₒ`, the residual after attention.
+    resid2: Vec<R>,
+    ln2: Vec<R>,
+    ln2_mean: Vec<R>,
+    ln2_rstd: Vec<R>,
+    fch: Vec<R>,
+    fch_gelu: Vec<R>,
+}
+
+/// The forward cache and backward scratch of a [`Transformer`].
+pub struct TransformerCache<R> {
+    /// `resid[l]` is the input of block `l` (`resid[0]` the embedding), `resid[L]` the last output.
+    resid: Vec<Vec<R>>,
+    blocks: Vec<BlockCache<R>>,
+    lnf: Vec<R>,
+    lnf_mean: Vec<R>,
+    lnf_rstd: Vec<R>,
+    pooled: Vec<R>,
+    // Backward scratch.
+    dresid: Vec<R>,
+    dln: Vec<R>,
+    datty: Vec<R>,
+    dqkv: Vec<R>,
+    dfch: Vec<R>,
+    dfch_gelu: Vec<R>,
+    datt: Vec<R>,
+    dpooled: Vec<R>,
+}
+
+impl<R: Real> Encoder<R> for Transformer {
+    type Cache = TransformerCache<R>;
+
+    fn num_params(&self) -> usize {
+        self.total
+    }
+    fn seq_len(&self) -> usize {
+        self.shape.len
+    }
+    fn out_dim(&self) -> usize {
+        self.shape.out
+    }
+
+    /// Embeddings `N(0, 0.02²)`; linear maps `U(−1/√in, 1/√in)` (PyTorch's `nn.Linear`
+    /// default); biases 0; LayerNorm gains 1.
+    fn init(&self, rng: &mut Rng) -> Vec<R> {
+        let s = self.shape;
+        let c = s.width;
+        let mut w = vec![R::zero(); self.total];
+        let normal = Normal::new(0.0, 0.02).expect("valid normal");
+        for x in &mut w[self.wte..self.wpe + s.len * c] {
+            *x = R::of(normal.sample(rng));
+        }
+        let mut uniform = |w: &mut [R], at: usize, fan_in: usize, len: usize| {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            for x in &mut w[at..at + len] {
+                *x = R::of(rng.random_range(-bound..bound));
+            }
+        };
+        for b in &self.blocks {
+            uniform(&mut w, b.qkvw, c, 3 * c * c);
+            uniform(&mut w, b.attw, c, c * c);
+            uniform(&mut w, b.fcw, c, 4 * c * c);
+            uniform(&mut w, b.fpw, 4 * c, 4 * c * c);
+        }
+        uniform(&mut w, self.projw, c, c * s.out);
+        for at in self.blocks.iter().flat_map(|b| [b.ln1w, b.ln2w]).chain([self.lnfw]) {
+            w[at..at + c].iter_mut().for_each(|x| *x = R::one());
+        }
+        w
+    }
+
+    fn new_cache(&self, batch: usize) -> TransformerCache<R> {
+        let s = self.shape;
+        let (n, c) = (batch * s.len, s.width);
+        let z = |len: usize| vec![R::zero(); len];
+        TransformerCache {
+            resid: (0..=s.layers).map(|_| z(n * c)).collect(),
+            blocks: (0..s.layers)
+                .map(|_| BlockCache {
+                    ln1: z(n * c),
+                    ln1_mean: z(n),
+                    ln1_rstd: z(n),
+                    qkv: z(n * 3 * c),
+                    atty: z(n * c),
+                    att: z(batch * s.heads * s.len * s.len),
+                    resid2: z(n * c),
+                    ln2: z(n * c),
+                    ln2_mean: z(n),
+                    ln2_rstd: z(n),
+                    fch: z(n * 4 * c),
+                    fch_gelu: z(n * 4 * c),
+                })
+                .collect(),
+            lnf: z(n * c),
+            lnf_mean: z(n),
+            lnf_rstd: z(n),
+            pooled: z(batch * c),
+            dresid: z(n * c),
+            dln: z(n * c),
+            datty: z(n * c),
+            dqkv: z(n * 3 * c),
+            dfch: z(n * 4 * c),
+            dfch_gelu: z(n * 4 * c),
+            datt: z(s.len * s.len),
+            dpooled: z(batch * c),
+        }
+    }
+
+    fn forward(&self, w: &[R], tokens: &[u32], b: usize, cache: &mut TransformerCache<R>, out: &mut [R]) {
+        let s = self.shape;
+        let (t, c) = (s.len, s.width);
+        let n = b * t;
+        let shape = AttnShape { b, t, c, nh: s.heads };
+        // h⁰_t = wte[x_t] + wpe[t]
+        let h0 = &mut cache.resid[0];
+        for (i, &tok) in tokens[..n].iter().enumerate() {
+            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
+            for j in 0..c {
+                h0[i * c + j] = w[e + j] + w[p + j];
+            }
+        }
+        for (l, (at, bc)) in self.blocks.iter().zip(cache.blocks.iter_mut()).enumerate() {
+            let (before, after) = cache.resid.split_at_mut(l + 1);
+            let (h, h_next) = (&before[l][..n * c], &mut after[0][..n * c]);
+            // qkv = LN₁(h) W_qkv + b_qkv
+            layernorm_forward(&mut bc.ln1, &mut bc.ln1_mean, &mut bc.ln1_rstd, h, &w[at.ln1w..], &w[at.ln1b..], c);
+            linear_forward(
+                &mut bc.qkv,
+                &bc.ln1,
+                &w[at.qkvw..],
+                Some(&w[at.qkvb..at.qkvb + 3 * c]),
+                n,
+                c,
+                3 * c,
+                R::zero(),
+            );
+            attention_forward(&mut bc.atty, &mut bc.att, &bc.qkv, shape);
+            // a = h + Attn Wₒ + bₒ
+            bc.resid2[..n * c].copy_from_slice(h);
+            linear_forward(&mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
+            // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
+            layernorm_forward(
+                &mut bc.ln2,
+                &mut bc.ln2_mean,
+                &mut bc.ln2_rstd,
+                &bc.resid2[..n * c],
+                &w[at.ln2w..],
+                &w[at.ln2b..],
+                c,
+            );
+            linear_forward(
+                &mut bc.fch,
+                &bc.ln2,
+                &w[at.fcw..],
+                Some(&w[at.fcb..at.fcb + 4 * c]),
+                n,
+                c,
+                4 * c,
+                R::zero(),
+            );
+            gelu_forward(&mut bc.fch_gelu[..n * 4 * c], &bc.fch[..n * 4 * c]);
+            h_next.copy_from_slice(&bc.resid2[..n * c]);
+            linear_forward(h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
+        }
+        // pooled = (1/T) Σ_t LN_f(h^L)_t
+        let hl = &cache.resid[s.layers][..n * c];
+        layernorm_forward(
+            &mut cache.lnf,
+            &mut cache.lnf_mean,
+            &mut cache.lnf_rstd,
+            hl,
+            &w[self.lnfw..],
+            &w[self.lnfb..],
+            c,
+        );
+        let inv_t = R::one() / R::of(t as f64);
+        for (pooled, rows) in cache.pooled.chunks_exact_mut(c).zip(cache.lnf[..n * c].chunks_exact(t * c)) {
+            pooled.iter_mut().for_each(|x| *x = R::zero());
+            for row in rows.chunks_exact(c) {
+                for (p, &x) in pooled.iter_mut().zip(row) {
+                    *p += x;
+                }
+            }
+            pooled.iter_mut().for_each(|x| *x *= inv_t);
+        }
+        // f(x) = pooled W_p + b_p
+        linear_forward(
+            out,
+            &cache.pooled,
+            &w[self.projw..],
+            Some(&w[self.projb..self.projb + s.out]),
+            b,
+            c,
+            s.out,
+            R::zero(),
+        );
+    }
+
+    fn backward(&self, w: &[R], tokens: &[u32], b: usize, cache: &mut TransformerCache<R>, dout: &[R], dw: &mut [R]) {
+        let s = self.shape;
+        let (t, c) = (s.len, s.width);
+        let n = b * t;
+        let shape = AttnShape { b, t, c, nh: s.heads };
+        let cc = cache;
+        // f = pooled W_p + b_p
+        cc.dpooled[..b * c].iter_mut().for_each(|x| *x = R::zero());
+        {
+            let (dw_proj, dw_rest) = dw[self.projw..].split_at_mut(c * s.out);
+            linear_backward(
+                Some(&mut cc.dpooled[..b * c]),
+                dw_proj,
+                Some(&mut dw_rest[..s.out]),
+                dout,
+                &cc.pooled,
+                &w[self.projw..],
+                b,
+                c,
+                s.out,
+            );
+        }
+        // pooled = (1/T) Σ_t lnf_t  ⇒  dlnf_t = dpooled / T   (written into dln)
+        let inv_t = R::one() / R::of(t as f64);
+        for (dp, rows) in cc.dpooled.chunks_exact(c).zip(cc.dln[..n * c].chunks_exact_mut(t * c)) {
+            for row in rows.chunks_exact_mut(c) {
+                for (r, &g) in row.iter_mut().zip(dp) {
+                    *r = g * inv_t;
+                }
+            }
+        }
+        // lnf = LN_f(h^L)
+        cc.dresid[..n * c].iter_mut().for_each(|x| *x = R::zero());
+        {
+            let (dlnw, dlnb) = dw[self.lnfw..].split_at_mut(c);
+            layernorm_backward(
+                &mut cc.dresid[..n * c],
+                dlnw,
+                &mut dlnb[..c],
+                &cc.dln[..n * c],
+                &cc.resid[s.layers][..n * c],
+                &w[self.lnfw..],
+                &cc.lnf_mean,
+                &cc.lnf_rstd,
+                c,
+            );
+        }
+        for (l, at) in self.blocks.iter().enumerate().rev() {
+            let bc = &cc.blocks[l];
+            // h' = a + gelu(fch) W_fp + b_fp: da = dh' (the residual passes through dresid)
+            {
+                let (dfpw, dfpb) = dw[at.fpw..].split_at_mut(4 * c * c);
+                cc.dfch_gelu[..n * 4 * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dfch_gelu[..n * 4 * c]),
+                    dfpw,
+                    Some(&mut dfpb[..c]),
+                    &cc.dresid[..n * c],
+                    &bc.fch_gelu,
+                    &w[at.fpw..],
+                    n,
+                    4 * c,
+                    c,
+                );
+            }
+            gelu_backward(&mut cc.dfch[..n * 4 * c], &bc.fch[..n * 4 * c], &cc.dfch_gelu[..n * 4 * c]);
+            // fch = LN₂(a) W_fc + b_fc
+            {
+                let (dfcw, dfcb) = dw[at.fcw..].split_at_mut(4 * c * c);
+                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dln[..n * c]),
+                    dfcw,
+                    Some(&mut dfcb[..4 * c]),
+                    &cc.dfch[..n * 4 * c],
+                    &bc.ln2,
+                    &w[at.fcw..],
+                    n,
+                    c,
+                    4 * c,
+                );
+            }
+            {
+                let (dlnw, dlnb) = dw[at.ln2w..].split_at_mut(c);
+                layernorm_backward(
+                    &mut cc.dresid[..n * c],
+                    dlnw,
+                    &mut dlnb[..c],
+                    &cc.dln[..n * c],
+                    &bc.resid2[..n * c],
+                    &w[at.ln2w..],
+                    &bc.ln2_mean,
+                    &bc.ln2_rstd,
+                    c,
+                );
+            }
+            // a = h + atty Wₒ + bₒ: dh = da (passes through dresid)
+            {
+                let (dattw, dattb) = dw[at.attw..].split_at_mut(c * c);
+                cc.datty[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.datty[..n * c]),
+                    dattw,
+                    Some(&mut dattb[..c]),
+                    &cc.dresid[..n * c],
+                    &bc.atty,
+                    &w[at.attw..],
+                    n,
+                    c,
+                    c,
+                );
+            }
+            attention_backward(&mut cc.dqkv, &mut cc.datt, &cc.datty, &bc.qkv, &bc.att, shape);
+            // qkv = LN₁(h) W_qkv + b_qkv
+            {
+                let (dqkvw, dqkvb) = dw[at.qkvw..].split_at_mut(3 * c * c);
+                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dln[..n * c]),
+                    dqkvw,
+                    Some(&mut dqkvb[..3 * c]),
+                    &cc.dqkv[..n * 3 * c],
+                    &bc.ln1,
+                    &w[at.qkvw..],
+                    n,
+                    c,
+                    3 * c,
+                );
+            }
+            {
+                let (dlnw, dlnb) = dw[at.ln1w..].split_at_mut(c);
+                layernorm_backward(
+                    &mut cc.dresid[..n * c],
+                    dlnw,
+                    &mut dlnb[..c],
+                    &cc.dln[..n * c],
+                    &cc.resid[l][..n * c],
+                    &w[at.ln1w..],
+                    &bc.ln1_mean,
+                    &bc.ln1_rstd,
+                    c,
+                );
+            }
+        }
+        // h⁰_t = wte[x_t] + wpe[t]
+        for (i, &tok) in tokens[..n].iter().enumerate() {
+            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
+            for j in 0..c {
+                let g = cc.dresid[i * c + j];
+                dw[e + j] += g;
+                dw[p + j] += g;
+            }
+        }
+    }
+}
