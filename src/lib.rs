@@ -11,6 +11,10 @@
 //! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
 //! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
+//! | [`info`] | entropies and mutual informations, exact or Monte Carlo | §2 |
+//! | [`score`] | the Score trait, PMI, the T7 representation, bilinear scores | T7 |
+//! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
+//! | [`sufficiency`] | sufficiency gap in three forms, built-in statistics, T5 bound | T5-T6 |
 //! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
@@ -18,13 +22,17 @@
 
 pub mod bp;
 pub mod cli;
+pub mod contrastive;
 pub mod evidence;
+pub mod info;
 pub mod learn;
 pub mod logspace;
 pub mod model;
 pub mod random_family;
 pub mod rng;
 pub mod sample;
+pub mod score;
+pub mod sufficiency;
 pub mod tolerance;
 
 pub use bp::{log_likelihood, marginals, pmi, root_posterior, BpError, Tokens, Workspace};

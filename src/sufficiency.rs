@@ -1,0 +1,471 @@
+//! Approximate sufficient statistics (THEORY §4): the sufficiency gap in its three forms (T6),
+//! built-in statistics, and the T5 bound.
+//!
+//! For a statistic `T = f(A)` of one side `A` (the image for `Suff_Y`, the text for `Suff_X`),
+//! predicting the other side `C`:
+//!
+//! ```text
+//! Suff_C(f) = E_A KL(P_{C|A} ‖ P_{C|T})                      (KL form)
+//!           = I(A; C) - I(T; C)                              (information form)
+//!           = inf_q E_A KL(P_{C|A} ‖ q(· | T))               (variational form)
+//! ```
+//!
+//! Each form is computed by its own route, so their agreement is a check (T6):
+//! - KL form: `p(c | t) = Σ_w p(c | w) p(w | t)` through the separator `W` (`p(w | t)` the
+//!   fibre average of `p(w | a)`), and `log p(c|a)/p(c|t) = PMI(a, c) - PMI_T(t, c)`.
+//! - information form: `I(A; C)` from the T7 PMI, `I(T; C) = H(C) - H(C | T)` from entropies.
+//! - variational form: `F(q)` at the closed-form minimiser `q*(c | t) = Σ_{a∈t} p(a) p(c|a) / p(t)`
+//!   (Gibbs' inequality), the fibre average of the rows `P_{C|A}` (no separator involved);
+//!   [`Gap::variational`] evaluates `F(q)` for any `q`.
+//!
+//! Statistics are real vectors; two values are the same class when they agree after rounding
+//! to multiples of `2^-40 ≈ 9·10^-13` (posterior vectors computed along different paths differ
+//! by round-off only).
+
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use crate::bp::{self, LeafView, Observation, Workspace};
+use crate::contrastive::{Batch, Direction, Exact};
+use crate::info::{self, entropy, upward_side, weighted_inner, Cut, Enumeration, Estimate, InfoError, SideTable};
+use crate::model::{Jghm, Part};
+use crate::sample::sample_pairs;
+
+/// A built-in statistic of one side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// `p(z | a)`: the root posterior (sufficient without a trunk; T7).
+    RootPosterior,
+    /// `p(w | a)`: the joint posterior of the separator (trunk leaves; the root without trunk).
+    SeparatorPosterior,
+    /// `argmax_z p(z | a)`, ties to the smallest index.
+    MapRoot,
+    /// `p(z | a_1..a_k)`: the root posterior from the first `k` leaves only.
+    MaskedPosterior(usize),
+    /// `(a_1, .., a_k)`.
+    FirstTokens(usize),
+    /// The joint posterior of the nodes at depth `d` above this side's leaves (trunk included).
+    LayerPosterior(usize),
+}
+
+/// What is wrong with a statistic or a sufficiency request.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SufficiencyError {
+    #[error("unknown statistic '{0}': use root-posterior, separator-posterior, map-root, masked-posterior:K, first-tokens:K or layer-posterior:D")]
+    Unknown(String),
+    #[error("statistic '{name}': {what}")]
+    OutOfRange { name: String, what: String },
+    #[error("the score does not depend on the {side} only through the statistic '{statistic}' (two {side}s with the same statistic score differently), so T5 does not apply")]
+    NotThroughStatistic { statistic: String, side: Part },
+    #[error(transparent)]
+    Info(#[from] InfoError),
+}
+
+impl FromStr for Statistic {
+    type Err = SufficiencyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (head, arg) = s.split_once(':').map_or((s, None), |(h, a)| (h, Some(a)));
+        let number = || -> Result<usize, SufficiencyError> {
+            arg.and_then(|a| a.trim().parse().ok()).ok_or_else(|| SufficiencyError::OutOfRange {
+                name: s.into(),
+                what: format!("'{head}' needs a nonnegative integer argument, e.g. {head}:1"),
+            })
+        };
+        let plain = |st| if arg.is_none() { Ok(st) } else { Err(SufficiencyError::Unknown(s.into())) };
+        match head {
+            "root-posterior" => plain(Statistic::RootPosterior),
+            "separator-posterior" => plain(Statistic::SeparatorPosterior),
+            "map-root" => plain(Statistic::MapRoot),
+            "masked-posterior" => Ok(Statistic::MaskedPosterior(number()?)),
+            "first-tokens" => Ok(Statistic::FirstTokens(number()?)),
+            "layer-posterior" => Ok(Statistic::LayerPosterior(number()?)),
+            _ => Err(SufficiencyError::Unknown(s.into())),
+        }
+    }
+}
+
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Statistic::RootPosterior => write!(f, "root-posterior"),
+            Statistic::SeparatorPosterior => write!(f, "separator-posterior"),
+            Statistic::MapRoot => write!(f, "map-root"),
+            Statistic::MaskedPosterior(k) => write!(f, "masked-posterior:{k}"),
+            Statistic::FirstTokens(k) => write!(f, "first-tokens:{k}"),
+            Statistic::LayerPosterior(d) => write!(f, "layer-posterior:{d}"),
+        }
+    }
+}
+
+/// The first `k` tokens of one side observed, the rest missing.
+struct Masked<'a> {
+    part: Part,
+    tokens: &'a [usize],
+    k: usize,
+}
+
+impl Observation for Masked<'_> {
+    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
+        if part == self.part && position < self.k {
+            LeafView::Observed(self.tokens[position])
+        } else {
+            LeafView::Missing
+        }
+    }
+}
+
+/// A statistic bound to a model and a side, ready to evaluate.
+pub struct Evaluator<'m> {
+    pub model: &'m Jghm,
+    pub part: Part,
+    pub statistic: Statistic,
+    cut: Option<Cut>,
+}
+
+impl<'m> Evaluator<'m> {
+    /// Checks the statistic's argument against the model.
+    pub fn new(model: &'m Jghm, part: Part, statistic: Statistic) -> Result<Self, SufficiencyError> {
+        let name = statistic.to_string();
+        let (len, depth) = (model.len_of(part), info::side_depth(model, part));
+        let cut = match statistic {
+            Statistic::MaskedPosterior(k) | Statistic::FirstTokens(k) if k > len => {
+                return Err(SufficiencyError::OutOfRange {
+                    name,
+                    what: format!("k = {k}, but the {part} has {len} tokens"),
+                })
+            }
+            Statistic::LayerPosterior(d) if d > depth => {
+                return Err(SufficiencyError::OutOfRange {
+                    name,
+                    what: format!("depth {d}, but the {part}'s leaves are at depth {depth}"),
+                })
+            }
+            Statistic::LayerPosterior(d) => Some(Cut::new(model, info::layer(model, part, d))?),
+            Statistic::SeparatorPosterior => Some(Cut::separator(model)?),
+            _ => None,
+        };
+        Ok(Evaluator { model, part, statistic, cut })
+    }
+
+    /// `T(a)` as a real vector.
+    pub fn value(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
+        let model = self.model;
+        let root = |ws: &mut Workspace, obs: &dyn Fn(&mut Workspace) -> f64| {
+            obs(ws);
+            let mut z = vec![0.0; model.root_states()];
+            ws.root_posterior_into(model, &mut z);
+            z
+        };
+        match self.statistic {
+            Statistic::RootPosterior => root(ws, &|ws| upward_side(ws, model, self.part, tokens)),
+            Statistic::MapRoot => {
+                let z = root(ws, &|ws| upward_side(ws, model, self.part, tokens));
+                vec![z.iter().enumerate().fold(0, |best, (i, &p)| if p > z[best] { i } else { best }) as f64]
+            }
+            Statistic::MaskedPosterior(k) => root(ws, &|ws| ws.upward(model, &Masked { part: self.part, tokens, k })),
+            Statistic::FirstTokens(k) => tokens[..k].iter().map(|&t| t as f64).collect(),
+            Statistic::SeparatorPosterior | Statistic::LayerPosterior(_) => {
+                let cut = self.cut.as_ref().expect("built in new");
+                upward_side(ws, model, self.part, tokens);
+                let mut out = vec![0.0; cut.size()];
+                cut.posterior_into(model, ws, &mut out);
+                out
+            }
+        }
+    }
+
+    /// The class of every sequence of a table, numbered in order of first appearance.
+    pub fn classes(&self, table: &SideTable) -> Classes {
+        let keys: Vec<Vec<i64>> = table
+            .tokens
+            .par_chunks(bp::CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut ws = Workspace::new(self.model);
+                chunk.iter().map(|t| quantise(&self.value(&mut ws, t))).collect::<Vec<_>>()
+            })
+            .collect();
+        Classes::from_keys(&keys)
+    }
+}
+
+/// Rounds a statistic's value to multiples of `2^-40` (the class key).
+fn quantise(v: &[f64]) -> Vec<i64> {
+    v.iter().map(|x| (x * 2f64.powi(40)).round() as i64).collect()
+}
+
+/// A partition of one side's sequences into classes of a statistic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classes {
+    /// `t(a)` for every sequence of the table.
+    pub of: Vec<usize>,
+    pub count: usize,
+}
+
+impl Classes {
+    pub fn from_keys<K: std::hash::Hash + Eq + Clone>(keys: &[K]) -> Self {
+        let mut ids: HashMap<K, usize> = HashMap::new();
+        let of = keys.iter().map(|k| {
+            let n = ids.len();
+            *ids.entry(k.clone()).or_insert(n)
+        });
+        let of: Vec<usize> = of.collect();
+        Classes { count: ids.len(), of }
+    }
+
+    /// The coarsening `h ∘ t`: classes `i` and `j` merged.
+    pub fn merge(&self, i: usize, j: usize) -> Self {
+        let keys: Vec<usize> = self.of.iter().map(|&t| if t == j { i } else { t }).collect();
+        Classes::from_keys(&keys)
+    }
+}
+
+/// The exact sufficiency gap of a partition of side `A` for predicting the other side `C`.
+pub struct Gap<'e, 'm> {
+    pub en: &'e Enumeration<'m>,
+    pub side: Part,
+    pub classes: Classes,
+    /// `p(t)`.
+    pub pt: Vec<f64>,
+    /// `p(w | t)`, row-major `|T| × |W|`.
+    pub wt: Vec<f64>,
+}
+
+/// The three forms and the two informations (nats).
+#[derive(Clone, Debug, Serialize)]
+pub struct Sufficiency {
+    pub kl_form: f64,
+    pub information_form: f64,
+    pub variational_form: f64,
+    pub mutual_information: f64,
+    pub statistic_information: f64,
+    pub classes: usize,
+}
+
+impl<'e, 'm> Gap<'e, 'm> {
+    /// `p(t) = Σ_{a∈t} p(a)`, `p(w | t) = Σ_{a∈t} p(a) p(w | a) / p(t)`.
+    pub fn new(en: &'e Enumeration<'m>, side: Part, classes: Classes) -> Self {
+        let (pt, wt) = fibre_posteriors(en.side(side), &classes);
+        Gap { en, side, classes, pt, wt }
+    }
+
+    fn anchors(&self) -> &SideTable {
+        self.en.side(self.side)
+    }
+    fn candidates(&self) -> &SideTable {
+        self.en.side(if self.side == Part::Image { Part::Text } else { Part::Image })
+    }
+    fn pmi(&self, a: usize, c: usize) -> f64 {
+        if self.side == Part::Image {
+            self.en.pmi(a, c)
+        } else {
+            self.en.pmi(c, a)
+        }
+    }
+
+    /// `PMI_T(t, c) = log p(c | t) / p(c) = log Σ_w p(w | t) p(w | c) / p(w)`.
+    pub fn pmi_statistic(&self, t: usize, c: usize) -> f64 {
+        let nw = self.en.cut.size();
+        weighted_inner(&self.wt[t * nw..(t + 1) * nw], self.candidates().latent_row(c), &self.en.cut.prior).ln()
+    }
+
+    /// KL form: `Σ_a p(a) Σ_c p(c|a) [PMI(a, c) - PMI_T(t(a), c)]`.
+    pub fn kl_form(&self) -> f64 {
+        let (an, cn) = (self.anchors(), self.candidates());
+        let rows: Vec<f64> = (0..an.len())
+            .into_par_iter()
+            .map(|a| {
+                let t = self.classes.of[a];
+                let sum: f64 = (0..cn.len())
+                    .map(|c| {
+                        let pmi = self.pmi(a, c);
+                        let p_c_given_a = cn.p(c) * pmi.exp();
+                        if p_c_given_a > 0.0 {
+                            p_c_given_a * (pmi - self.pmi_statistic(t, c))
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum();
+                an.p(a) * sum
+            })
+            .collect();
+        rows.iter().sum()
+    }
+
+    /// `I(T; C) = H(C) - H(C | T)`, `p(c | t) = p(c) exp PMI_T(t, c)`.
+    pub fn statistic_information(&self) -> f64 {
+        let cn = self.candidates();
+        let conditional_entropy: f64 = (0..self.classes.count)
+            .map(|t| {
+                let row: Vec<f64> = (0..cn.len()).map(|c| cn.p(c) * self.pmi_statistic(t, c).exp()).collect();
+                self.pt[t] * entropy(&row)
+            })
+            .sum();
+        cn.entropy() - conditional_entropy
+    }
+
+    /// `q*(c | t) = Σ_{a∈t} p(a) p(c|a) / p(t)`, row-major `|T| × |C|`: the minimiser of
+    /// [`Gap::variational`] (averaging the rows `P_{C|A}` over each class).
+    pub fn best_conditional(&self) -> Vec<f64> {
+        let (an, cn) = (self.anchors(), self.candidates());
+        let mut q = vec![0.0; self.classes.count * cn.len()];
+        for a in 0..an.len() {
+            let t = self.classes.of[a];
+            for c in 0..cn.len() {
+                q[t * cn.len() + c] += an.p(a) * cn.p(c) * self.pmi(a, c).exp();
+            }
+        }
+        for (t, row) in q.chunks_mut(cn.len()).enumerate() {
+            row.iter_mut().for_each(|v| *v /= self.pt[t]);
+        }
+        q
+    }
+
+    /// `F(q) = E_A KL(P_{C|A} ‖ q(· | T(A)))` for a conditional `q` (row-major `|T| × |C|`).
+    pub fn variational(&self, q: &[f64]) -> f64 {
+        let (an, cn) = (self.anchors(), self.candidates());
+        let rows: Vec<f64> = (0..an.len())
+            .into_par_iter()
+            .map(|a| {
+                let t = self.classes.of[a];
+                let p: Vec<f64> = (0..cn.len()).map(|c| cn.p(c) * self.pmi(a, c).exp()).collect();
+                an.p(a) * info::kl(&p, &q[t * cn.len()..(t + 1) * cn.len()])
+            })
+            .collect();
+        rows.iter().sum()
+    }
+
+    /// All three forms, with `I(A; C)` and `I(T; C)`.
+    pub fn all(&self) -> Sufficiency {
+        let mi = self.en.mutual_information();
+        let ti = self.statistic_information();
+        Sufficiency {
+            kl_form: self.kl_form(),
+            information_form: mi - ti,
+            variational_form: self.variational(&self.best_conditional()),
+            mutual_information: mi,
+            statistic_information: ti,
+            classes: self.classes.count,
+        }
+    }
+
+    /// The optimal score among those that depend on `A` only through `T`:
+    /// `S_T(x, y) = PMI_T(t(a), c)`, as an `|X| × |Y|` grid. Its `ℓ_∞` excess is `Suff` (T5, equality).
+    pub fn statistic_pmi_grid(&self) -> Vec<f64> {
+        let (nx, ny) = (self.en.image.len(), self.en.text.len());
+        let mut g = vec![0.0; nx * ny];
+        g.par_chunks_mut(ny).enumerate().for_each(|(i, row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                let (a, c) = if self.side == Part::Image { (i, j) } else { (j, i) };
+                *v = self.pmi_statistic(self.classes.of[a], c);
+            }
+        });
+        g
+    }
+
+    /// Whether the grid `s` (`|X| × |Y|`) depends on side `A` only through `T` (to a relative
+    /// `1e-12`, the round-off of encoders evaluated on equal inputs).
+    pub fn depends_only_through(&self, s: &[f64]) -> bool {
+        let (nx, ny) = (self.en.image.len(), self.en.text.len());
+        let at = |a: usize, c: usize| if self.side == Part::Image { s[a * ny + c] } else { s[c * ny + a] };
+        let (na, nc) = if self.side == Part::Image { (nx, ny) } else { (ny, nx) };
+        let mut first: Vec<Option<usize>> = vec![None; self.classes.count];
+        (0..na).all(|a| {
+            let rep = *first[self.classes.of[a]].get_or_insert(a);
+            (0..nc).all(|c| {
+                let (u, v) = (at(a, c), at(rep, c));
+                u == v || (u - v).abs() <= 1e-12 * (1.0 + u.abs().max(v.abs()))
+            })
+        })
+    }
+}
+
+fn fibre_posteriors(table: &SideTable, classes: &Classes) -> (Vec<f64>, Vec<f64>) {
+    let nw = table.latent_size;
+    let mut pt = vec![0.0; classes.count];
+    let mut wt = vec![0.0; classes.count * nw];
+    for a in 0..table.len() {
+        let (t, p) = (classes.of[a], table.p(a));
+        pt[t] += p;
+        for (o, w) in wt[t * nw..(t + 1) * nw].iter_mut().zip(table.latent_row(a)) {
+            *o += p * w;
+        }
+    }
+    for (t, row) in wt.chunks_mut(nw).enumerate() {
+        row.iter_mut().for_each(|v| *v /= pt[t]);
+    }
+    (pt, wt)
+}
+
+/// T5 at `K = ∞`: for a score grid `s` that depends on side `A` only through `T`,
+/// returns `(Suff, ℓ_∞(S) - ℓ_∞(PMI))` in the direction anchored at `A`; T5 says `Suff ≤ excess`.
+pub fn t5_bound(exact: &Exact, gap: &Gap, s: &[f64]) -> Result<(f64, f64), SufficiencyError> {
+    if !gap.depends_only_through(s) {
+        return Err(SufficiencyError::NotThroughStatistic { statistic: "given".into(), side: gap.side });
+    }
+    let dir = if gap.side == Part::Image { Direction::ImageToText } else { Direction::TextToImage };
+    let excess = exact.loss(s, dir, Batch::Infinite)? - exact.loss(&exact.pmi, dir, Batch::Infinite)?;
+    Ok((gap.kl_form(), excess))
+}
+
+/// A sufficiency estimate by Monte Carlo: side `A` is enumerated (for `p(w | t)`), pairs are
+/// sampled, and `Suff = E[PMI(A, C) - PMI_T(T(A), C)]`, with standard errors.
+#[derive(Clone, Debug, Serialize)]
+pub struct SufficiencyEstimate {
+    pub sufficiency: Estimate,
+    pub mutual_information: Estimate,
+    pub statistic_information: Estimate,
+}
+
+/// Monte Carlo sufficiency (see [`SufficiencyEstimate`]); needs side `A` enumerable.
+pub fn monte_carlo(
+    model: &Jghm,
+    side: Part,
+    statistic: Statistic,
+    samples: usize,
+    seed: u64,
+) -> Result<SufficiencyEstimate, SufficiencyError> {
+    if samples < 2 {
+        return Err(InfoError::TooFewSamples(samples).into());
+    }
+    let cut = Cut::separator(model)?;
+    let table = SideTable::new(model, side, &cut)?;
+    let eval = Evaluator::new(model, side, statistic)?;
+    let keys: Vec<Vec<i64>> = {
+        let mut ws = Workspace::new(model);
+        table.tokens.iter().map(|t| quantise(&eval.value(&mut ws, t))).collect()
+    };
+    let classes = Classes::from_keys(&keys);
+    let class_of: HashMap<Vec<i64>, usize> = keys.iter().cloned().zip(classes.of.iter().copied()).collect();
+    let (_, wt) = fibre_posteriors(&table, &classes);
+    let nw = cut.size();
+    let other = if side == Part::Image { Part::Text } else { Part::Image };
+    let pairs = sample_pairs(model, samples, seed, false);
+    let terms: Vec<[f64; 2]> = pairs
+        .par_chunks(bp::CHUNK)
+        .flat_map_iter(|chunk| {
+            let mut ws = Workspace::new(model);
+            let mut w = vec![0.0; nw];
+            chunk
+                .iter()
+                .map(|p| {
+                    let pmi = bp::pmi(model, &p.image, &p.text).map_or(f64::NEG_INFINITY, |q| q.pmi);
+                    let (a, c) = if side == Part::Image { (&p.image, &p.text) } else { (&p.text, &p.image) };
+                    let t = class_of[&quantise(&eval.value(&mut ws, a))];
+                    upward_side(&mut ws, model, other, c);
+                    cut.posterior_into(model, &ws, &mut w);
+                    let pmi_t = weighted_inner(&wt[t * nw..(t + 1) * nw], &w, &cut.prior).ln();
+                    [pmi, pmi_t]
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let col = |f: &dyn Fn(&[f64; 2]) -> f64| Estimate::from_samples(&terms.iter().map(f).collect::<Vec<_>>());
+    Ok(SufficiencyEstimate {
+        sufficiency: col(&|t| t[0] - t[1]),
+        mutual_information: col(&|t| t[0]),
+        statistic_information: col(&|t| t[1]),
+    })
+}
