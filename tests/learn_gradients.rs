@@ -247,3 +247,75 @@ fn clip_step_end_to_end_matches_finite_differences() {
         });
     }
 }
+
+/// The BP class's encoder on a tower of 3 levels (2, 3 and 2 children; 3, 2, 3 and 4 states).
+#[test]
+fn bp_class_backward_matches_finite_differences() {
+    let enc = jghm::learn::BpEncoder::new(3, vec![(2, 2), (3, 3), (2, 4)]);
+    let b = 3;
+    let mut rng = rng::stream(21, 0);
+    let np = Encoder::<f64>::num_params(&enc);
+    let theta = normals(&mut rng, np);
+    let len = Encoder::<f64>::seq_len(&enc);
+    assert_eq!(len, 12);
+    let tokens = random_tokens(&mut rng, b * len, 4);
+    let dout = normals(&mut rng, b * 3);
+    let mut cache = Encoder::<f64>::new_cache(&enc, b);
+    let mut out = vec![0.0; b * 3];
+    enc.forward(&theta, &tokens, b, &mut cache, &mut out);
+    let mut grad = vec![0.0; np];
+    enc.backward(&theta, &tokens, b, &mut cache, &dout, &mut grad);
+    let mut cache2 = Encoder::<f64>::new_cache(&enc, b);
+    check("bp class", &theta, &grad, |th| {
+        let mut out = vec![0.0; b * 3];
+        enc.forward(th, &tokens, b, &mut cache2, &mut out);
+        dot(&out, &dout)
+    });
+}
+
+/// The MLP baseline.
+#[test]
+fn mlp_backward_matches_finite_differences() {
+    let enc = jghm::learn::Mlp::new(jghm::learn::MlpShape { vocab: 3, len: 4, hidden: 5, out: 2 });
+    let b = 3;
+    let mut rng = rng::stream(22, 0);
+    let np = Encoder::<f64>::num_params(&enc);
+    let theta = normals(&mut rng, np);
+    let tokens = random_tokens(&mut rng, b * 4, 3);
+    let dout = normals(&mut rng, b * 2);
+    let mut cache = Encoder::<f64>::new_cache(&enc, b);
+    let mut out = vec![0.0; b * 2];
+    enc.forward(&theta, &tokens, b, &mut cache, &mut out);
+    let mut grad = vec![0.0; np];
+    enc.backward(&theta, &tokens, b, &mut cache, &dout, &mut grad);
+    check("mlp", &theta, &grad, |th| {
+        let mut out = vec![0.0; b * 2];
+        enc.forward(th, &tokens, b, &mut cache, &mut out);
+        dot(&out, &dout)
+    });
+}
+
+/// A whole CLIP step of the BP class with the T7 head (K-way scheme), every parameter.
+#[test]
+fn bp_class_clip_step_end_to_end_matches_finite_differences() {
+    let (ei, et) = (jghm::learn::BpEncoder::new(3, vec![(2, 3), (2, 3)]), jghm::learn::BpEncoder::new(3, vec![(3, 2)]));
+    let mut pair: ClipPair<f64, jghm::learn::BpEncoder> =
+        ClipPair::new(ei, et, Head::T7 { states: 3 }, Scheme::KWay { k: 3 });
+    let mut rng = rng::stream(23, 0);
+    let mut params = pair.init(&mut rng);
+    params.head = normals(&mut rng, 3);
+    let b = 4;
+    let n = pair.scheme.encoded(b);
+    let images = random_tokens(&mut rng, n * 4, 3);
+    let texts = random_tokens(&mut rng, n * 3, 2);
+    let mut grads = params.zeros_like();
+    pair.loss_and_grad(&params, &images, &texts, &mut grads);
+    let (li, lt) = (params.image.len(), params.text.len());
+    let theta = [params.image.clone(), params.text.clone(), params.head.clone()].concat();
+    let analytic = [grads.image.clone(), grads.text.clone(), grads.head.clone()].concat();
+    let mut scratch = params.zeros_like();
+    check("bp class clip step", &theta, &analytic, |th| {
+        let p = Params { image: th[..li].to_vec(), text: th[li..li + lt].to_vec(), head: th[li + lt..].to_vec() };
+        pair.loss_and_grad(&p, &images, &texts, &mut scratch).loss
+    });
+}

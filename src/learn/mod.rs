@@ -12,11 +12,16 @@
 //! | [`layernorm`], [`linear`], [`attention`], [`gelu`] | the transformer's kernels, forward + backward |
 //! | [`encoder`] | the `Encoder` interface, the batched deterministic runner |
 //! | [`transformer`] | the paper's class: pre-LN transformer, mean-pool, projection |
+//! | [`bp_class`] | the well-specified class: exact BP with learned transitions |
+//! | [`mlp`] | the baseline: two layers on the bag of (position, token) pairs |
 //! | [`head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
 //! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
+//! | [`adamw`] | AdamW, warm-up + cosine schedule, gradient clipping |
 
+pub mod adamw;
 pub mod attention;
+pub mod bp_class;
 pub mod clip;
 pub mod clip_loss;
 pub mod encoder;
@@ -24,12 +29,16 @@ pub mod gelu;
 pub mod head;
 pub mod layernorm;
 pub mod linear;
+pub mod mlp;
 pub mod real;
 pub mod transformer;
 
+pub use adamw::{AdamW, Schedule};
+pub use bp_class::BpEncoder;
 pub use clip::{ClipPair, Params};
 pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
 pub use encoder::{Encoder, Tower, CHUNK};
 pub use head::Head;
+pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
 pub use transformer::{Transformer, TransformerShape};

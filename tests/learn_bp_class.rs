@@ -1,0 +1,43 @@
+//! The BP class is well-specified (T7): at the true transitions and prior, its encoder outputs
+//! the exact root log-likelihoods `log p(x | z)` and its score is the exact PMI.
+
+mod common;
+
+use jghm::learn::head::HeadCache;
+use jghm::learn::{BpEncoder, Encoder, Head};
+use jghm::model::Part;
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn t7_bp_class_at_truth_scores_the_exact_pmi(shape in common::arb_shape(), regime in common::arb_regime(), seed in any::<u64>()) {
+        let model = common::build(&shape, regime, seed);
+        prop_assume!(!model.has_trunk());
+        let (fi, gi) = (BpEncoder::for_tower(&model, Part::Image).unwrap(), BpEncoder::for_tower(&model, Part::Text).unwrap());
+        let (ti, tt) = (BpEncoder::truth(&model, Part::Image), BpEncoder::truth(&model, Part::Text));
+        let rho: Vec<f64> = model.prior().iter().map(|p| p.ln().max(-700.0)).collect();
+        let s0 = model.root_states();
+        let pairs = jghm::sample::sample_pairs(&model, 4, seed, false);
+        for pr in &pairs {
+            let x: Vec<u32> = pr.image.iter().map(|&t| t as u32).collect();
+            let y: Vec<u32> = pr.text.iter().map(|&t| t as u32).collect();
+            let (mut u, mut v) = (vec![0.0; s0], vec![0.0; s0]);
+            let mut ci = Encoder::<f64>::new_cache(&fi, 1);
+            fi.forward(&ti, &x, 1, &mut ci, &mut u);
+            let mut ct = Encoder::<f64>::new_cache(&gi, 1);
+            gi.forward(&tt, &y, 1, &mut ct, &mut v);
+            // u(z) = log p(x | z) = h_root of BP on the image alone
+            let mut ws = jghm::Workspace::new(&model);
+            ws.upward(&model, &jghm::Tokens { image: Some(&pr.image), text: None });
+            for z in 0..s0 {
+                prop_assert!((u[z] - ws.h(&model, 0)[z]).abs() < jghm::tolerance::EXACT, "u({z}) = {} vs BP {}", u[z], ws.h(&model, 0)[z]);
+            }
+            let mut scores = vec![];
+            Head::T7 { states: s0 }.forward(&rho, &u, &v, s0, &[(0, 0)], &mut scores, &mut HeadCache::default());
+            let exact = jghm::pmi(&model, &pr.image, &pr.text).unwrap().pmi;
+            prop_assert!((scores[0] - exact).abs() < jghm::tolerance::EXACT, "S = {} vs PMI {exact}", scores[0]);
+        }
+    }
+}
