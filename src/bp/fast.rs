@@ -101,13 +101,101 @@ impl Chain {
     }
 }
 
-/// A modality's tower with its leaf columns.
+/// A modality's tower with its leaf columns and, when small enough, its leaf table.
 #[derive(Clone, Debug)]
 struct Tower {
     chain: Chain,
     /// `Ψ_{L,j}(a, t)` at `columns[j][t * S_{L-1} + a]`: the message a leaf in position `j`
     /// with token `t` sends to its parent, contiguous in `a`.
     columns: Vec<Vec<f64>>,
+    /// The messages of the parents of leaves, tabulated by their leaves' tokens.
+    table: Option<LeafTable>,
+    vocab: usize,
+}
+
+/// Largest leaf table, in numbers (512 KiB: it stays in the L2 cache).
+const TABLE_BUDGET: usize = 1 << 16;
+
+/// The message a parent of leaves `v` (child position `j` at depth `L-1`) sends up, for every
+/// combination `t = (t_1, .., t_m)` of its leaves' tokens:
+/// `μ_{j,t}(a) = Σ_b Ψ_{L-1,j}(a, b) Π_i Ψ_{L,i}(b, t_i)`, stored rescaled like a node
+/// (`μ̂ = μ 2^{-e}`, `max_a μ̂(a) ∈ [1/2, 1)`). Two levels of the pass become one lookup.
+#[derive(Clone, Debug)]
+struct LeafTable {
+    /// `μ̂_{j,t}(a)` at `values[(j * codes + code(t)) * S_{L-2} + a]`,
+    /// `code(t) = Σ_i t_i V^{m-1-i}`.
+    values: Vec<f64>,
+    /// `e_{j,t}` at `exponents[j * codes + code(t)]`.
+    exponents: Vec<i64>,
+    /// `V^m`.
+    codes: usize,
+}
+
+impl Tower {
+    /// Copies a block's tokens into `keys` (see [`Scratch::keys`]), lane by lane: each
+    /// observation is read once, sequentially, and the pass then reads only this small array.
+    /// Panics on a wrong length or a token outside the vocabulary (callers promise valid
+    /// tokens; a code must never alias another combination).
+    fn keys_into(&self, obs: &[&[usize]; LANES], trunk_leaves: usize, keys: &mut Vec<[u32; LANES]>) {
+        let (len, vocab) = (trunk_leaves * self.chain.below[0], self.vocab);
+        let group = if self.table.is_some() { self.columns.len() } else { 1 };
+        keys.resize(len / group, [0; LANES]);
+        for (l, x) in obs.iter().enumerate() {
+            assert_eq!(x.len(), len, "an observation has {} tokens, the model expects {len}", x.len());
+            for (key, leaves) in keys.iter_mut().zip(x.chunks_exact(group)) {
+                // code(t) = Σ_i t_i V^{m-1-i} (just t for single leaves)
+                key[l] = leaves.iter().fold(0, |c, &t| {
+                    assert!(t < vocab, "token {t} outside the vocabulary of size {vocab}");
+                    c * vocab as u32 + t as u32
+                });
+            }
+        }
+    }
+}
+
+impl LeafTable {
+    /// The table of a tower of depth at least 2, if it fits [`TABLE_BUDGET`] and every entry
+    /// stays above [`FLOOR`] (else the pass computes these messages node by node).
+    fn new(chain: &Chain, columns: &[Vec<f64>], vocab: usize) -> Option<Self> {
+        let depth = chain.depth();
+        if depth < 2 {
+            return None;
+        }
+        let (upper, leaves) = (&chain.levels[depth - 2], columns.len());
+        let (s_up, s_mid) = (upper.parent_states, upper.states);
+        let codes = vocab.checked_pow(leaves as u32)?;
+        if codes.checked_mul(upper.children() * s_up)? > TABLE_BUDGET {
+            return None;
+        }
+        let mut values = Vec::with_capacity(upper.children() * codes * s_up);
+        let mut exponents = Vec::with_capacity(upper.children() * codes);
+        let (mut h, mut mu) = (vec![0.0; s_mid], vec![0.0; s_up]);
+        for psi in &upper.psi {
+            for code in 0..codes {
+                // h(b) = Π_i Ψ_{L,i}(b, t_i), t_i the i-th digit of `code` in base V.
+                h.fill(1.0);
+                let mut rest = code;
+                for column in columns.iter().rev() {
+                    let t = rest % vocab;
+                    rest /= vocab;
+                    h.iter_mut().zip(&column[t * s_mid..(t + 1) * s_mid]).for_each(|(hb, p)| *hb *= p);
+                }
+                // μ(a) = Σ_b Ψ_{L-1,j}(a, b) h(b)
+                for (a, m) in mu.iter_mut().enumerate() {
+                    *m = psi[a * s_mid..(a + 1) * s_mid].iter().zip(&h).map(|(p, hb)| p * hb).sum();
+                }
+                let (h_max, max) = (h.iter().fold(0.0f64, |m, &x| m.max(x)), mu.iter().fold(0.0f64, |m, &x| m.max(x)));
+                if h_max < FLOOR || max < FLOOR {
+                    return None;
+                }
+                let biased = (max.to_bits() >> 52) as i64;
+                let scale = f64::from_bits(((2045 - biased) as u64) << 52);
+                values.extend(mu.iter().map(|m| m * scale));
+                exponents.push(biased - 1022);
+            }
+        }
+        Some(LeafTable { values, exponents, codes })
+    }
 }
 
 impl Tower {
@@ -118,8 +206,10 @@ impl Tower {
             .transitions
             .iter()
             .map(|m| (0..m.ncols()).flat_map(|t| (0..m.nrows()).map(move |a| m[(a, t)])).collect())
-            .collect();
-        Tower { chain, columns }
+            .collect::<Vec<Vec<f64>>>();
+        let vocab = last.states();
+        let table = LeafTable::new(&chain, &columns, vocab);
+        Tower { chain, columns, table, vocab }
     }
 }
 
@@ -161,14 +251,37 @@ struct Scratch {
     exponent: [[i64; LANES]; 4],
     /// Per lane, the smallest scaled maximum met (compared with [`FLOOR`]).
     smallest: [f64; LANES],
+    /// Per side of the block (0: `x` or the one modality, 1: `y`), the leaves' tokens
+    /// `keys[i][lane]` (leaf `i`), or, when the tower has a leaf table, the codes of each
+    /// group of sibling leaves (group `g` = leaves `g m ..(g + 1) m`).
+    keys: [Vec<[u32; LANES]>; 2],
     /// The reference, for observations that leave the safe range.
     reference: Workspace,
+}
+
+/// `h(a) = Π_j μ̂_{j, t_j}(a)` per lane, `t_j` the `j`-th group of leaves below the node,
+/// given by its code (`codes[j][lane]`); adds the rows' exponents.
+#[inline(always)]
+fn lookup_impl(table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], codes: &[[u32; LANES]]) {
+    let states = h.len();
+    for (j, group) in codes.iter().enumerate() {
+        for (l, &code) in group.iter().enumerate() {
+            let at = j * table.codes + code as usize;
+            let row = &table.values[at * states..(at + 1) * states];
+            if j == 0 {
+                h.iter_mut().zip(row).for_each(|(hr, p)| hr[l] = *p);
+            } else {
+                h.iter_mut().zip(row).for_each(|(hr, p)| hr[l] *= *p);
+            }
+            exponent[l] += table.exponents[at];
+        }
+    }
 }
 
 /// `ĥ ← ĥ 2^{-e}` with `e` the exponent making `max_b ĥ(b) ∈ [1/2, 1)`, per lane; adds `e`
 /// to the lane's exponent and keeps the smallest maximum met.
 #[inline(always)]
-fn rescale(h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]) {
+fn rescale_impl(h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]) {
     let mut max = [0.0f64; LANES];
     for row in h.iter() {
         for l in 0..LANES {
@@ -192,7 +305,7 @@ fn rescale(h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [
 
 /// Absorbs a child's message into its parent: `ĥ_v(a) ← ĥ_v(a) Σ_b Ψ(a, b) ĥ_u(b)`.
 #[inline(always)]
-fn absorb(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]) {
+fn absorb_impl(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]) {
     let states = child.len();
     for (a, out) in parent.iter_mut().enumerate() {
         let row = &psi[a * states..(a + 1) * states];
@@ -208,6 +321,31 @@ fn absorb(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]) {
         }
     }
 }
+
+/// Each kernel twice: compiled for the baseline CPU, and with AVX2 (4 lanes per instruction),
+/// chosen at run time. Both execute the same IEEE operations in the same order (Rust never
+/// fuses a multiply and an add on its own), so their results are identical bit for bit.
+macro_rules! dispatch {
+    ($name:ident, $avx2:ident, $imp:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($($arg: $ty),*) {
+            $imp($($arg),*)
+        }
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $imp($($arg),*)
+        }
+    };
+}
+
+dispatch!(rescale, rescale_avx2, rescale_impl, (h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]));
+dispatch!(absorb, absorb_avx2, absorb_impl, (parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]));
+dispatch!(lookup, lookup_avx2, lookup_impl, (table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], codes: &[[u32; LANES]]));
 
 /// `out ← a ⊙ b`, lane by lane.
 #[inline(always)]
@@ -250,22 +388,28 @@ impl<'m> FastBp<'m> {
             tower: (0..=tower_depth).map(|_| block()).collect(),
             exponent: [[0; LANES]; 4],
             smallest: [f64::INFINITY; LANES],
+            keys: [vec![], vec![]],
             reference: Workspace::new(self.model),
         }
     }
 
     /// The tower node at depth `k` whose first leaf is token `first`: leaves `ĥ` (rescaled) in
     /// `s.tower[k]`, adding its exponents to `s.exponent[3]`.
-    fn tower_up(&self, tower: &Tower, k: usize, first: usize, obs: &[&[usize]; LANES], s: &mut Scratch) {
+    fn tower_up(&self, tower: &Tower, k: usize, first: usize, side: usize, s: &mut Scratch) {
         let chain = &tower.chain;
         let level = &chain.levels[k];
         let states = level.parent_states;
-        if k + 1 == chain.depth() {
+        if let (Some(table), true) = (&tower.table, k + 2 == chain.depth()) {
+            // A grandparent of leaves: ĥ(a) = Π_j μ̂_{j, t(j)}(a), one table row per child.
+            let m = tower.columns.len();
+            let codes = &s.keys[side][first / m..first / m + level.children()];
+            lookup(table, &mut s.tower[k][..states], &mut s.exponent[3], codes);
+        } else if k + 1 == chain.depth() {
             // A parent of leaves: ĥ(a) = Π_j Ψ_{L,j}(a, t_j), read from the leaf columns.
             let h = &mut s.tower[k][..states];
-            for (l, x) in obs.iter().enumerate() {
-                for (j, column) in tower.columns.iter().enumerate() {
-                    let col = &column[x[first + j] * states..(x[first + j] + 1) * states];
+            for (j, column) in tower.columns.iter().enumerate() {
+                for (l, &t) in s.keys[side][first + j].iter().enumerate() {
+                    let col = &column[t as usize * states..(t as usize + 1) * states];
                     if j == 0 {
                         h.iter_mut().zip(col).for_each(|(row, p)| row[l] = *p);
                     } else {
@@ -276,7 +420,7 @@ impl<'m> FastBp<'m> {
         } else {
             s.tower[k][..states].iter_mut().for_each(|row| *row = [1.0; LANES]);
             for (j, psi) in level.psi.iter().enumerate() {
-                self.tower_up(tower, k + 1, first + j * chain.below[k + 1], obs, s);
+                self.tower_up(tower, k + 1, first + j * chain.below[k + 1], side, s);
                 let (up, down) = s.tower.split_at_mut(k + 1);
                 absorb(&mut up[k][..states], &down[0][..level.states], psi);
             }
@@ -286,18 +430,10 @@ impl<'m> FastBp<'m> {
 
     /// The trunk node at depth `k` whose first trunk leaf is `first`: leaves each channel's `ĥ`
     /// (rescaled) in `s.trunk[k][c]`.
-    fn trunk_up(
-        &self,
-        mode: Mode,
-        k: usize,
-        first: usize,
-        x: &[&[usize]; LANES],
-        y: &[&[usize]; LANES],
-        s: &mut Scratch,
-    ) {
+    fn trunk_up(&self, mode: Mode, k: usize, first: usize, s: &mut Scratch) {
         let states = self.trunk.states(k);
         if k == self.trunk.depth() {
-            self.trunk_leaf(mode, first, x, y, s);
+            self.trunk_leaf(mode, first, s);
             return;
         }
         let level = &self.trunk.levels[k];
@@ -305,7 +441,7 @@ impl<'m> FastBp<'m> {
             s.trunk[k][c][..states].iter_mut().for_each(|row| *row = [1.0; LANES]);
         }
         for (j, psi) in level.psi.iter().enumerate() {
-            self.trunk_up(mode, k + 1, first + j * self.trunk.below[k + 1], x, y, s);
+            self.trunk_up(mode, k + 1, first + j * self.trunk.below[k + 1], s);
             let (up, down) = s.trunk.split_at_mut(k + 1);
             for c in 0..mode.channels() {
                 absorb(&mut up[k][c][..states], &down[0][c][..level.states], psi);
@@ -317,17 +453,18 @@ impl<'m> FastBp<'m> {
     }
 
     /// Trunk leaf number `t`: the towers below it give its channels.
-    fn trunk_leaf(&self, mode: Mode, t: usize, x: &[&[usize]; LANES], y: &[&[usize]; LANES], s: &mut Scratch) {
+    fn trunk_leaf(&self, mode: Mode, t: usize, s: &mut Scratch) {
         let k = self.trunk.depth();
         let states = self.trunk.states(k);
-        let sides: &[(Part, &[&[usize]; LANES], usize)] = match mode {
-            Mode::One(part) => &[(part, x, 0)],
-            Mode::Pair => &[(Part::Image, x, 0), (Part::Text, y, 1)],
+        // (modality, side of the block, channel)
+        let sides: &[(Part, usize, usize)] = match mode {
+            Mode::One(part) => &[(part, 0, 0)],
+            Mode::Pair => &[(Part::Image, 0, 0), (Part::Text, 1, 1)],
         };
-        for &(part, obs, c) in sides {
+        for &(part, side, c) in sides {
             let tower = self.tower(part);
             s.exponent[3] = [0; LANES];
-            self.tower_up(tower, 0, t * tower.chain.below[0], obs, s);
+            self.tower_up(tower, 0, t * tower.chain.below[0], side, s);
             s.trunk[k][c][..states].copy_from_slice(&s.tower[0][..states]);
             // The tower's scale 2^E belongs to its own channel and, for a pair, to (x, y).
             let e = s.exponent[3];
@@ -345,9 +482,16 @@ impl<'m> FastBp<'m> {
 
     /// One block's upward pass from the root; channel vectors in `s.trunk[0]`.
     fn block_up(&self, mode: Mode, x: &[&[usize]; LANES], y: &[&[usize]; LANES], s: &mut Scratch) {
+        match mode {
+            Mode::One(part) => self.tower(part).keys_into(x, self.trunk.below[0], &mut s.keys[0]),
+            Mode::Pair => {
+                self.image.keys_into(x, self.trunk.below[0], &mut s.keys[0]);
+                self.text.keys_into(y, self.trunk.below[0], &mut s.keys[1]);
+            }
+        }
         s.exponent = [[0; LANES]; 4];
         s.smallest = [f64::INFINITY; LANES];
-        self.trunk_up(mode, 0, 0, x, y, s);
+        self.trunk_up(mode, 0, 0, s);
     }
 
     /// Per lane: `(log Σ_a π(a) ĥ(a) + E ln 2, Σ_a π(a) ĥ(a))` of channel `c` at the root.

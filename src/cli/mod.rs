@@ -3,6 +3,7 @@
 //! Every command takes `--json` (machine-readable output on stdout). Every error ends as one
 //! line on stderr (`error: ...`) and exit code 1 (2 for a malformed command line).
 
+pub mod bench;
 mod commands;
 pub mod files;
 
@@ -48,6 +49,9 @@ pub enum Command {
     /// The main job on a default model: build it, sample pairs, print exact quantities.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
+    /// Throughput benchmarks of exact inference (timings, for the README's performance table).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,0 +1,152 @@
+//! `jghm bench`: throughput of exact inference, for the README's performance table.
+//!
+//! Timings live here (and in `benches/`), never in tests. `bench bp` draws a model of the
+//! standard random family and a batch of pairs (untimed), then times, over `--reps` repeats:
+//! root posteriors `p(z | x)` of the images by the fast batched BP (`bp::fast`), the PMI of the
+//! pairs (three log-likelihoods each: `log p(x, y)`, `log p(x)`, `log p(y)`), and the simple
+//! log-domain `bp::Workspace` on a slice of the batch for comparison. Same configuration as
+//! `shared/bench-ref/bp_torch.py`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::bp::fast::FastBp;
+use crate::bp::{PmiParts, Tokens, Workspace};
+use crate::model::Part;
+use crate::random_family::RandomSpec;
+use crate::sample::sample_pairs;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Root posteriors p(z | x) per second by batched BP (sampling excluded), and PMI per second.
+    #[command(
+        after_help = "Example:\n  jghm bench bp --states 10 --children 3 --depth 4 --batch 100000 --threads 2 --json\n  \
+        prints {\"posteriors_per_second\": .., \"pmi_per_second\": .., ..}\n\
+        Compare: python bp_torch.py --states 10 --children 3 --depth 4 --batch 100000 --threads 2"
+    )]
+    Bp(BenchBpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchBpArgs {
+    /// States S at the root and every level (and the vocabulary).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub states: u32,
+    /// Children per node.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub children: u32,
+    /// Levels of each tower.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub depth: u32,
+    /// Levels of a shared trunk above both towers.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub shared_depth: u32,
+    /// Observations per timed pass.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch: u64,
+    /// Timed repeats (the mean and the best are reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: u32,
+    /// Worker threads [default: all cores, or RAYON_NUM_THREADS].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Seed of the model and of the pairs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(command: &BenchCommand, json: bool) -> Result<()> {
+    match command {
+        BenchCommand::Bp(a) => {
+            let mut pool = rayon::ThreadPoolBuilder::new();
+            if let Some(t) = a.threads {
+                pool = pool.num_threads(t as usize);
+            }
+            let pool = pool.build().context("cannot start the worker threads")?;
+            pool.install(|| bench_bp(a, json))
+        }
+    }
+}
+
+/// Mean and best seconds of `reps` runs of `f` (after one untimed warm-up run).
+fn time(reps: u32, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    (times.iter().sum::<f64>() / times.len() as f64, times.iter().copied().fold(f64::INFINITY, f64::min))
+}
+
+fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
+    let mut spec = RandomSpec::symmetric(a.states as usize, a.children as usize, a.depth as usize, a.seed);
+    spec.shared_depth = a.shared_depth as usize;
+    let model = spec.build()?;
+    let n = a.batch as usize;
+    let tokens = model.image_len() as f64 * n as f64;
+    anyhow::ensure!(tokens <= 4e8, "--batch {n} with {} tokens per image needs too much memory", model.image_len());
+    // Sampling is not timed.
+    let pairs = sample_pairs(&model, n, a.seed, false);
+    let (xs, ys): (Vec<Vec<usize>>, Vec<Vec<usize>>) = pairs.into_iter().map(|p| (p.image, p.text)).unzip();
+    let fast = FastBp::new(&model);
+    let s0 = model.root_states();
+    let (mut post, mut ll) = (vec![0.0; n * s0], vec![0.0; n]);
+    let (post_mean, post_best) = time(a.reps, || fast.root_posteriors_into(Part::Image, &xs, &mut post, &mut ll));
+    let mut parts = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; n];
+    let (pmi_mean, pmi_best) = time(a.reps, || fast.pmi_into(&xs, &ys, &mut parts));
+    // The simple reference, one thread, on a slice of the batch.
+    let m = n.min(20_000);
+    let (ref_mean, _) = time(1, || {
+        let mut ws = Workspace::new(&model);
+        let mut row = vec![0.0; s0];
+        for x in &xs[..m] {
+            ws.upward(&model, &Tokens { image: Some(x), text: None });
+            ws.root_posterior_into(&model, &mut row);
+        }
+    });
+    let threads = rayon::current_num_threads();
+    let per_second = |secs: f64| n as f64 / secs;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "states": a.states, "children": a.children, "depth": a.depth, "shared_depth": a.shared_depth,
+                "batch": n, "reps": a.reps, "threads": threads, "image_tokens": model.image_len(),
+                "posteriors_per_second": per_second(post_mean),
+                "posteriors_per_second_best": per_second(post_best),
+                "posterior_batch_seconds": post_mean,
+                "pmi_per_second": per_second(pmi_mean),
+                "pmi_per_second_best": per_second(pmi_best),
+                "pmi_batch_seconds": pmi_mean,
+                "reference_posteriors_per_second_one_thread": m as f64 / ref_mean,
+                "mean_log_px": ll.iter().sum::<f64>() / n as f64,
+                "mean_pmi": parts.iter().map(|p| p.pmi).sum::<f64>() / n as f64,
+            })
+        );
+    } else {
+        println!(
+            "bench bp: states={} children={} depth={} shared_depth={} batch={n} threads={threads} reps={}",
+            a.states, a.children, a.depth, a.shared_depth, a.reps
+        );
+        println!(
+            "  root posteriors p(z|x): {:.1} ms per batch, {:.0} posteriors/s (best {:.0})",
+            post_mean * 1e3,
+            per_second(post_mean),
+            per_second(post_best)
+        );
+        println!(
+            "  PMI (log p(x,y), log p(x), log p(y)): {:.1} ms per batch, {:.0} pairs/s (best {:.0})",
+            pmi_mean * 1e3,
+            per_second(pmi_mean),
+            per_second(pmi_best)
+        );
+        println!("  reference log-domain Workspace, 1 thread: {:.0} posteriors/s", m as f64 / ref_mean);
+    }
+    Ok(())
+}
