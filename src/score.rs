@@ -134,6 +134,24 @@ impl Encoder for PosteriorEncoder<'_> {
         }
         out
     }
+    /// One workspace per fixed chunk of sequences (order kept).
+    fn encode_all(&self, seqs: &[Vec<usize>]) -> Vec<Vec<f64>> {
+        seqs.par_chunks(bp::CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut ws = Workspace::new(self.model);
+                chunk
+                    .iter()
+                    .map(|t| {
+                        let mut out = vec![f64::NAN; self.cut.size()];
+                        if upward_side(&mut ws, self.model, self.part, t) > f64::NEG_INFINITY {
+                            self.cut.posterior_into(self.model, &ws, &mut out);
+                        }
+                        out
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// T7: `S(x, y) = log Σ_w f*(x)_w g*(y)_w / p(w)`, which equals `PMI(x, y)`.
