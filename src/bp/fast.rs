@@ -113,6 +113,9 @@ struct Tower {
     vocab: usize,
 }
 
+/// Widest alphabet above a leaf table (the lookup keeps a row of it on the stack).
+const MAX_LOOKUP_STATES: usize = 64;
+
 /// Largest leaf table, in numbers (512 KiB: it stays in the L2 cache).
 const TABLE_BUDGET: usize = 1 << 16;
 
@@ -142,6 +145,10 @@ impl Tower {
         keys.resize(len / group, [0; LANES]);
         for (l, x) in obs.iter().enumerate() {
             assert_eq!(x.len(), len, "an observation has {} tokens, the model expects {len}", x.len());
+            if let Some(ahead) = obs.get(l + PREFETCH_AHEAD / 2) {
+                prefetch_slice(ahead);
+            }
+            // One observation at a time: a sequential read the prefetcher follows.
             for (key, leaves) in keys.iter_mut().zip(x.chunks_exact(group)) {
                 // code(t) = Σ_i t_i V^{m-1-i} (just t for single leaves)
                 key[l] = leaves.iter().fold(0, |c, &t| {
@@ -163,6 +170,9 @@ impl LeafTable {
         }
         let (upper, leaves) = (&chain.levels[depth - 2], columns.len());
         let (s_up, s_mid) = (upper.parent_states, upper.states);
+        if s_up > MAX_LOOKUP_STATES {
+            return None;
+        }
         let codes = vocab.checked_pow(leaves as u32)?;
         if codes.checked_mul(upper.children() * s_up)? > TABLE_BUDGET {
             return None;
@@ -259,22 +269,68 @@ struct Scratch {
     reference: Workspace,
 }
 
+/// Lanes ahead whose table rows are requested before they are needed (the table lives in L2 or
+/// beyond; a row read on demand stalls the lane).
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the cache for every line of `xs` (a hint: no effect on any value).
+#[inline(always)]
+fn prefetch_slice<T>(xs: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..std::mem::size_of_val(xs)).step_by(64) {
+        // SAFETY: `_mm_prefetch` only hints the cache; the address is inside `xs`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(xs.as_ptr().cast::<i8>().add(line));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = xs;
+}
+
+/// Asks the cache for lane `l`'s table rows (a hint: no effect on any value).
+#[inline(always)]
+fn prefetch_rows(table: &LeafTable, codes: &[[u32; LANES]], l: usize, states: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for (j, group) in codes.iter().enumerate() {
+        let at = (j * table.codes + group[l] as usize) * states;
+        if let Some(row) = table.values.get(at..at + states) {
+            // SAFETY: `_mm_prefetch` only hints the cache; SSE is part of x86_64.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(states - 1).cast());
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (table, codes, l, states);
+}
+
 /// `h(a) = Π_j μ̂_{j, t_j}(a)` per lane, `t_j` the `j`-th group of leaves below the node,
 /// given by its code (`codes[j][lane]`); adds the rows' exponents.
 #[inline(always)]
 fn lookup_impl(table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], codes: &[[u32; LANES]]) {
     let states = h.len();
-    for (j, group) in codes.iter().enumerate() {
-        for (l, &code) in group.iter().enumerate() {
-            let at = j * table.codes + code as usize;
+    let mut product = [0.0f64; MAX_LOOKUP_STATES];
+    let product = &mut product[..states];
+    for l in 0..LANES {
+        prefetch_rows(table, codes, (l + PREFETCH_AHEAD) % LANES, states);
+        // Each lane's product over the children in a small contiguous vector, then one
+        // scattered write into the lane.
+        let mut e = 0;
+        for (j, group) in codes.iter().enumerate() {
+            let at = j * table.codes + group[l] as usize;
             let row = &table.values[at * states..(at + 1) * states];
             if j == 0 {
-                h.iter_mut().zip(row).for_each(|(hr, p)| hr[l] = *p);
+                product.copy_from_slice(row);
             } else {
-                h.iter_mut().zip(row).for_each(|(hr, p)| hr[l] *= *p);
+                product.iter_mut().zip(row).for_each(|(p, r)| *p *= r);
             }
-            exponent[l] += table.exponents[at];
+            e += table.exponents[at];
         }
+        h.iter_mut().zip(product.iter()).for_each(|(hr, p)| hr[l] = *p);
+        exponent[l] += e;
     }
 }
 
