@@ -20,6 +20,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Pmi(a) => pmi(a, cli.json),
         Command::NextToken(a) => next_token(a, cli.json),
         Command::Demo(a) => demo(a, cli.json),
+        Command::Train(a) => super::train::run(a, cli.json),
         Command::Bench(c) => super::bench::run(c, cli.json),
     }
 }

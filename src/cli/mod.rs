@@ -6,6 +6,7 @@
 pub mod bench;
 mod commands;
 pub mod files;
+pub mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -49,6 +50,10 @@ pub enum Command {
     /// The main job on a default model: build it, sample pairs, print exact quantities.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
+    /// Train a learned pair (transformer, BP class or MLP) by the CLIP loss; writes safetensors checkpoints.
+    #[command(after_help = "Example:\n  jghm train --model model.json --class transformer --steps 2000 --max-seconds 240 --seed 1 --out clip.safetensors\n  \
+        jghm train --model model.json --class bp --max-seconds 120 --seed 1 --out bp.safetensors --json")]
+    Train(train::TrainArgs),
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
     #[command(subcommand)]
     Bench(bench::BenchCommand),

@@ -224,8 +224,8 @@ impl<R: Real> Encoder<R> for BpEncoder {
                 for q in 0..self.nodes[k] {
                     let hq = &buf[h + q * sk..h + (q + 1) * sk];
                     let c = hq.iter().copied().fold(R::neg_infinity(), R::max);
-                    for a in 0..sk {
-                        cache.e[a] = (hq[a] - c).exp();
+                    for (e, &ha) in cache.e.iter_mut().zip(hq) {
+                        *e = (ha - c).exp();
                     }
                     let at = self.at[k - 1][q % mk];
                     for ap in 0..sp {

@@ -104,6 +104,22 @@ impl<R: Real, E: Encoder<R>> ClipPair<R, E> {
         out
     }
 
+    /// The loss of one batch, forward only (same layout as [`ClipPair::loss_and_grad`]).
+    pub fn loss(&mut self, params: &Params<R>, images: &[u32], texts: &[u32]) -> LossParts {
+        let p = self.dim();
+        let n = images.len() / self.image.encoder.seq_len();
+        let b = match self.scheme {
+            Scheme::InBatch => n,
+            Scheme::KWay { k } => n / k,
+        };
+        let groups = self.scheme.groups(b);
+        let u = self.embed_images(params, images);
+        let v = self.embed_texts(params, texts);
+        let mut scores = vec![];
+        self.head.forward(&params.head, &u, &v, p, &groups.pairs, &mut scores, &mut self.cache);
+        clip_loss(&scores, &groups, &mut self.dscores)
+    }
+
     /// The loss of one batch and its gradient (overwritten into `grads`). `images` and `texts`
     /// hold `scheme.encoded(B)` samples each, the `B` positives first (see [`Scheme::groups`]).
     pub fn loss_and_grad(

@@ -73,6 +73,7 @@ impl Head {
 
     /// `scores[k] = S(x_{pairs[k].0}, y_{pairs[k].1})` for embeddings `u` (rows of width `p`)
     /// and `v`; fills `cache` for [`Head::backward`].
+    #[allow(clippy::too_many_arguments)]
     pub fn forward<R: Real>(
         &self,
         params: &[R],

@@ -18,12 +18,16 @@
 //! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
 //! | [`adamw`] | AdamW, warm-up + cosine schedule, gradient clipping |
+//! | [`config`], [`data`], [`checkpoint`], [`train`] | a run: configuration, batches, safetensors checkpoints, the loop |
 
 pub mod adamw;
 pub mod attention;
 pub mod bp_class;
+pub mod checkpoint;
 pub mod clip;
 pub mod clip_loss;
+pub mod config;
+pub mod data;
 pub mod encoder;
 pub mod gelu;
 pub mod head;
@@ -31,12 +35,15 @@ pub mod layernorm;
 pub mod linear;
 pub mod mlp;
 pub mod real;
+pub mod train;
 pub mod transformer;
 
 pub use adamw::{AdamW, Schedule};
 pub use bp_class::BpEncoder;
+pub use checkpoint::Checkpoint;
 pub use clip::{ClipPair, Params};
 pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
+pub use config::{Class, TrainConfig};
 pub use encoder::{Encoder, Tower, CHUNK};
 pub use head::Head;
 pub use mlp::{Mlp, MlpShape};

@@ -74,7 +74,7 @@ pub struct Transformer {
 
 impl Transformer {
     pub fn new(shape: TransformerShape) -> Self {
-        assert!(shape.heads > 0 && shape.width % shape.heads == 0, "width must be a multiple of heads");
+        assert!(shape.heads > 0 && shape.width.is_multiple_of(shape.heads), "width must be a multiple of heads");
         let (v, t, c, p) = (shape.vocab, shape.len, shape.width, shape.out);
         let mut at = 0;
         let mut take = |n: usize| {

@@ -1,0 +1,225 @@
+//! `jghm train`: trains a learned pair by the CLIP loss and writes safetensors checkpoints.
+//! The loop, the data and the checkpoint format live in [`crate::learn`]; this file parses,
+//! dispatches on the class, draws the progress bar and writes files atomically.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::files::{load_model, write_atomic};
+use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
+use crate::learn::data::Data;
+use crate::learn::train::{train, Run, StepReport};
+use crate::learn::{BpEncoder, Class, ClipPair, Encoder, Mlp, Real, TrainConfig, Transformer};
+use crate::model::{Jghm, Part};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model file (JSON) whose pairs are the training data.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Encoder class.
+    #[arg(long, value_enum)]
+    pub class: Option<Class>,
+    /// Configuration file (JSON, fields of learn::TrainConfig; missing fields take the class's defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Total optimisation steps (also the horizon of the cosine schedule) [default: the config's].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub steps: Option<u64>,
+    /// Stop after this many seconds (checkpointing first), whichever of --steps and this comes first.
+    #[arg(long)]
+    pub max_seconds: Option<f64>,
+    /// Train on a fixed data set of this many sampled pairs (epochs, 10% held out) instead of fresh pairs every step.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000_000))]
+    pub n: Option<u64>,
+    /// Seed of the parameters and of every batch.
+    #[arg(long)]
+    pub seed: u64,
+    /// Checkpoint file (safetensors), written periodically and atomically.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the interrupted run whose checkpoint is --out (same model, seed and configuration).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// The configuration of a run: the class's defaults, overridden by the file, then the flags.
+fn configure(a: &TrainArgs, model: &Jghm) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config '{}'", path.display()))?;
+            let mut value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("config '{}' is not valid JSON", path.display()))?;
+            // Start from the defaults of the class named by the flag or the file.
+            let class = a
+                .class
+                .or_else(|| value.get("class").and_then(|c| serde_json::from_value(c.clone()).ok()))
+                .unwrap_or(Class::Transformer);
+            let mut base = serde_json::to_value(TrainConfig::for_class(class)).expect("config serialises");
+            merge(&mut base, value.take());
+            serde_json::from_value(base).with_context(|| format!("invalid config '{}'", path.display()))?
+        }
+        None => TrainConfig::for_class(a.class.unwrap_or(Class::Transformer)),
+    };
+    if let Some(class) = a.class {
+        cfg.class = class;
+    }
+    if let Some(steps) = a.steps {
+        cfg.schedule.steps = steps as usize;
+    }
+    if let Some(n) = a.n {
+        cfg.n = Some(n as usize);
+    }
+    cfg.validate(model).map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
+/// `base ← base ∪ over`, recursively for objects.
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read model file '{}'", a.model.display()))?;
+    let hash = sha256_hex(&bytes);
+    if let Some(t) = a.max_seconds {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--max-seconds must be a positive number of seconds");
+        }
+    }
+    let mut cfg = configure(a, &model)?;
+    let resume_bytes = if a.resume {
+        let b =
+            std::fs::read(&a.out).with_context(|| format!("--resume: cannot read checkpoint '{}'", a.out.display()))?;
+        let (saved, _) = read_header(&b).with_context(|| format!("--resume: '{}'", a.out.display()))?;
+        if a.config.is_none() && a.class.is_none_or(|c| c == saved.class) && a.steps.is_none() && a.n.is_none() {
+            cfg = saved.clone();
+        }
+        if saved != cfg {
+            bail!("--resume: the configuration differs from the checkpoint's (resume with the same --config/--class/--steps/--n, or none of them)");
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let ctx = Ctx { model: &model, cfg: &cfg, hash, args: a, json: json_out, resume: resume_bytes };
+    match cfg.class {
+        Class::Transformer => {
+            let enc = |p| Transformer::new(cfg.transformer_shape(&model, p));
+            ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
+        }
+        Class::Mlp => {
+            let enc = |p| Mlp::new(cfg.mlp_shape(&model, p));
+            ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
+        }
+        Class::Bp => {
+            let enc = |p| BpEncoder::for_tower(&model, p).expect("validated: no trunk");
+            ctx.go::<f64, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
+        }
+    }
+}
+
+struct Ctx<'a> {
+    model: &'a Jghm,
+    cfg: &'a TrainConfig,
+    hash: String,
+    args: &'a TrainArgs,
+    json: bool,
+    resume: Option<Vec<u8>>,
+}
+
+impl Ctx<'_> {
+    fn go<R: Real, E: Encoder<R>>(&self, mut pair: ClipPair<R, E>) -> Result<()> {
+        let a = self.args;
+        let start = match &self.resume {
+            Some(b) => {
+                let ck = Checkpoint::<R>::from_bytes(b).with_context(|| format!("--resume: '{}'", a.out.display()))?;
+                ck.check_model(&self.hash)?;
+                if ck.seed != a.seed {
+                    bail!("--resume: the checkpoint was trained with --seed {}, not {}", ck.seed, a.seed);
+                }
+                Some(ck)
+            }
+            None => None,
+        };
+        let mut data = match self.cfg.n {
+            Some(n) => Data::fixed(self.model, n, self.cfg.holdout, a.seed),
+            None => Data::Fresh { model: self.model, seed: a.seed },
+        };
+        let run = Run {
+            config: self.cfg,
+            seed: a.seed,
+            model_sha256: self.hash.clone(),
+            steps: self.cfg.schedule.steps,
+            max_seconds: a.max_seconds,
+        };
+        let bar = ProgressBar::new(run.steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        if let Some(ck) = &start {
+            bar.set_position(ck.step as u64);
+        }
+        let t0 = Instant::now();
+        let mut last = None;
+        let mut progress = |r: &StepReport| {
+            bar.set_position(r.step as u64);
+            bar.set_message(format!("loss {:.4}  {:.0} pairs/s  lr {:.2e}", r.loss, r.pairs_per_second, r.lr));
+            last = Some(*r);
+        };
+        let out: &Path = &a.out;
+        let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(|e| format!("{e:#}"));
+        let ck = train(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
+        bar.finish_and_clear();
+        let seconds = t0.elapsed().as_secs_f64();
+        let pps = last.map_or(0.0, |r| r.pairs_per_second);
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "steps": ck.step, "train_loss": finite_or_null(ck.train_loss), "held_out_loss": ck.held_out_loss,
+                    "pairs_per_second": pps, "seconds": seconds, "checkpoint": out.display().to_string(),
+                    "class": self.cfg.class, "parameters": ck.params.len(),
+                })
+            );
+        } else {
+            println!(
+                "trained {:?} for {} steps in {seconds:.1} s ({pps:.0} pairs/s): train loss {:.4}{}; checkpoint '{}'",
+                self.cfg.class,
+                ck.step,
+                ck.train_loss,
+                ck.held_out_loss.map_or(String::new(), |h| format!(", held-out loss {h:.4}")),
+                out.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn finite_or_null(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        serde_json::Value::Null
+    }
+}

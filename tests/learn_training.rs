@@ -1,0 +1,116 @@
+//! Training is reproducible (same parameters whatever the thread count, and after an
+//! interruption and resume), checkpoints round-trip, and a checkpoint of another model is refused.
+
+use jghm::learn::checkpoint::Checkpoint;
+use jghm::learn::data::Data;
+use jghm::learn::train::{train, Run};
+use jghm::learn::{BpEncoder, Class, ClipPair, Scheme, TrainConfig, Transformer};
+use jghm::model::{Jghm, Part};
+use jghm::random_family::RandomSpec;
+
+fn tiny_model() -> Jghm {
+    let mut spec = RandomSpec::symmetric(3, 2, 2, 4);
+    spec.text_depth = 2;
+    spec.build().unwrap()
+}
+
+fn transformer_pair(model: &Jghm, cfg: &TrainConfig) -> ClipPair<f32, Transformer> {
+    let enc = |p| Transformer::new(cfg.transformer_shape(model, p));
+    ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(model), cfg.scheme)
+}
+
+fn small_config(class: Class) -> TrainConfig {
+    let mut cfg = TrainConfig::for_class(class);
+    cfg.width = 8;
+    cfg.heads = 2;
+    cfg.out = 4;
+    cfg.batch = 20;
+    cfg.schedule.steps = 12;
+    cfg.schedule.warmup = 3;
+    cfg.checkpoint_every = 5;
+    cfg
+}
+
+/// Trains `steps` steps, optionally stopping after `stop_at` and resuming from the saved
+/// checkpoint's bytes; returns the final checkpoint.
+fn run(model: &Jghm, cfg: &TrainConfig, threads: usize, stop_at: Option<usize>) -> Checkpoint<f32> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let mut pair = transformer_pair(model, cfg);
+        let mut data = match cfg.n {
+            Some(n) => Data::fixed(model, n, cfg.holdout, 9),
+            None => Data::Fresh { model, seed: 9 },
+        };
+        let mut saved: Option<Vec<u8>> = None;
+        let first = Run {
+            config: cfg,
+            seed: 9,
+            model_sha256: "m".into(),
+            steps: stop_at.unwrap_or(cfg.schedule.steps),
+            max_seconds: None,
+        };
+        let mut save = |ck: &Checkpoint<f32>| {
+            saved = Some(ck.to_bytes());
+            Ok(())
+        };
+        let ck = train(&mut pair, &mut data, &first, None, &mut |_| {}, &mut save).unwrap();
+        if stop_at.is_none() {
+            return ck;
+        }
+        let resumed = Checkpoint::<f32>::from_bytes(&saved.unwrap()).unwrap();
+        let mut pair = transformer_pair(model, cfg);
+        let rest = Run { steps: cfg.schedule.steps, ..first };
+        train(&mut pair, &mut data, &rest, Some(resumed), &mut |_| {}, &mut |_| Ok(())).unwrap()
+    })
+}
+
+#[test]
+fn training_is_reproducible_across_threads_and_resume() {
+    let model = tiny_model();
+    for (n, scheme) in [(None, Scheme::InBatch), (Some(200), Scheme::KWay { k: 3 })] {
+        let mut cfg = small_config(Class::Transformer);
+        cfg.n = n;
+        cfg.scheme = scheme;
+        let reference = run(&model, &cfg, 1, None);
+        let threaded = run(&model, &cfg, 3, None);
+        let resumed = run(&model, &cfg, 2, Some(5));
+        assert_eq!(reference.step, 12);
+        assert_eq!(reference.params, threaded.params, "{scheme:?}: thread count changed the parameters");
+        assert_eq!(reference.params, resumed.params, "{scheme:?}: resuming changed the parameters");
+        assert_eq!(reference.opt, resumed.opt);
+        // and training moved the parameters
+        let init = transformer_pair(&model, &cfg).init(&mut jghm::rng::stream(9, 0));
+        assert_ne!(init, reference.params);
+    }
+}
+
+#[test]
+fn checkpoint_round_trips_and_refuses_another_model() {
+    let model = tiny_model();
+    let cfg = small_config(Class::Bp);
+    let pair: ClipPair<f64, BpEncoder> = ClipPair::new(
+        BpEncoder::for_tower(&model, Part::Image).unwrap(),
+        BpEncoder::for_tower(&model, Part::Text).unwrap(),
+        cfg.head(&model),
+        cfg.scheme,
+    );
+    let params = pair.init(&mut jghm::rng::stream(1, 0));
+    let ck = Checkpoint {
+        config: cfg.clone(),
+        model_sha256: "abc".into(),
+        seed: 1,
+        step: 7,
+        opt: jghm::learn::AdamW::new(&params),
+        params,
+        train_loss: 1.5,
+        held_out_loss: Some(2.0),
+    };
+    let back = Checkpoint::<f64>::from_bytes(&ck.to_bytes()).unwrap();
+    assert_eq!(back.params, ck.params);
+    assert_eq!((back.step, back.seed, &back.config), (7, 1, &cfg));
+    assert!(back.check_model("abc").is_ok());
+    assert!(back.check_model("abd").is_err());
+    // An f64 checkpoint is not read as f32, and garbage is an error, not a panic.
+    assert!(Checkpoint::<f32>::from_bytes(&ck.to_bytes()).is_err());
+    assert!(Checkpoint::<f64>::from_bytes(b"not a checkpoint").is_err());
+}
