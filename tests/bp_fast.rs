@@ -101,12 +101,14 @@ proptest! {
     }
 }
 
-/// A model of realistic size (S = 10, m = 3, depth 4: 81 tokens, so likelihoods ~ 1e-80 and
-/// the rescaling matters), with and without a trunk, on sampled pairs.
+/// Models of realistic size (S = 10, m = 3, depth 4: 81 tokens, so likelihoods ~ 1e-80 and
+/// the rescaling matters), with and without a trunk, on sampled pairs; plus a tower whose leaf
+/// table would be too large (m = 6: 10^6 token combinations), which takes the node-by-node
+/// path, and a deeper trunk.
 #[test]
 fn t1_fast_equals_reference_on_standard_models() {
-    for shared_depth in [0, 1] {
-        let mut spec = jghm::RandomSpec::symmetric(10, 3, 4, 5);
+    for (states, children, depth, shared_depth) in [(10, 3, 4, 0), (10, 3, 4, 1), (10, 6, 2, 0), (4, 2, 4, 2)] {
+        let mut spec = jghm::RandomSpec::symmetric(states, children, depth, 5);
         spec.shared_depth = shared_depth;
         let model = spec.build().unwrap();
         let pairs = jghm::sample::sample_pairs(&model, 300, 11, false);
