@@ -85,3 +85,17 @@ pub fn brute_mutual_information(nx: usize, ny: usize, p: &[f64]) -> f64 {
     }
     mi
 }
+
+/// Every built-in statistic of one side of a model (all arguments in range).
+pub fn all_statistics(model: &Jghm, part: Part) -> Vec<jghm::sufficiency::Statistic> {
+    use jghm::sufficiency::Statistic::*;
+    let mut out = vec![RootPosterior, SeparatorPosterior, MapRoot];
+    for k in 0..=model.len_of(part) {
+        out.push(MaskedPosterior(k));
+        out.push(FirstTokens(k));
+    }
+    for d in 0..=info::side_depth(model, part) {
+        out.push(LayerPosterior(d));
+    }
+    out
+}
