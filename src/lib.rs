@@ -11,6 +11,7 @@
 //! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
 //! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
+//! | [`emulate`] | a transformer with explicit weights that computes BP | T11 |
 //! | [`info`] | entropies and mutual informations, exact or Monte Carlo | §2 |
 //! | [`score`] | the Score trait, PMI, the T7 representation, bilinear scores | T7 |
 //! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
@@ -23,6 +24,7 @@
 pub mod bp;
 pub mod cli;
 pub mod contrastive;
+pub mod emulate;
 pub mod evidence;
 pub mod info;
 pub mod learn;

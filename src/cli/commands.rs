@@ -22,6 +22,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Demo(a) => demo(a, cli.json),
         Command::Train(a) => super::train::run(a, cli.json),
         Command::Bench(c) => super::bench::run(c, cli.json),
+        Command::Emulate(a) => super::emulate::run(a, cli.json),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod bench;
 mod commands;
+mod emulate;
 pub mod files;
 pub mod train;
 
@@ -47,6 +48,10 @@ pub enum Command {
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
         prints {\"position\": 2, \"distribution\": [..]}")]
     NextToken(NextTokenArgs),
+    /// A transformer with explicit weights that computes BP (T11): its error against exact BP.
+    #[command(after_help = "Example:\n  jghm emulate --model model.json --width 1024 --samples 1000 --json\n  \
+        prints {\"max_abs_error\": .., \"mean_abs_error\": .., \"layers\": 9, \"width\": 1024, \"parameters\": ..}")]
+    Emulate(emulate::EmulateArgs),
     /// The main job on a default model: build it, sample pairs, print exact quantities.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
