@@ -21,8 +21,12 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::NextToken(a) => next_token(a, cli.json),
         Command::Demo(a) => demo(a, cli.json),
         Command::Train(a) => super::train::run(a, cli.json),
+        Command::Eval(a) => super::eval::run(a, cli.json),
         Command::Bench(c) => super::bench::run(c, cli.json),
         Command::Emulate(a) => super::emulate::run(a, cli.json),
+        Command::Info(a) => super::info::run_info(a, cli.json),
+        Command::ClipLoss(a) => super::info::run_clip_loss(a, cli.json),
+        Command::Sufficiency(a) => super::info::run_sufficiency(a, cli.json),
     }
 }
 

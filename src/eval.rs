@@ -1,0 +1,234 @@
+//! A learned pair measured against the exact ground truth (THEORY §3-§5).
+//!
+//! A trained pair `(f, g)` with its head is a [`Score`] ([`LearnedScore`]), so the exact
+//! engine's estimators apply to it unchanged. On a model too large to enumerate, every figure is
+//! Monte Carlo, with its standard error, stated:
+//!
+//! * **Excess risk (T4)** `ℓ_∞(Ŝ) − ℓ_∞(PMI)` per direction, by [`contrastive::monte_carlo`]
+//!   at `K = ∞` (nested, jackknifed) with *common random numbers*: both scores see the same
+//!   outer pairs and inner draws, and the standard error is that of the per-outer-pair
+//!   differences. `excess_risk` is the CLIP average `(X→Y + Y→X)/2`.
+//! * **Sufficiency bounds (T5)**: `Suff_Y(f) ≤ ℓ_∞^{X→Y}(Ŝ) − ℓ_∞^{X→Y}(PMI)` (the score depends
+//!   on `x` only through `f(x)`), and `Suff_X(g)` by the `Y→X` excess.
+//! * **Zero-shot on the root label (§5, T8)**: `ĉ(x) = argmax_c log p(c) + log mean_m exp S(x, y_{c,m})`
+//!   with `M` prompts `y_{c,m} ~ p(y | z = c)` per class (exact draws: ancestral pairs bucketed
+//!   by their root state); the same prompts and images with `S = PMI` (the oracle protocol),
+//!   and the Bayes classifier `argmax_z p(z | x)` by BP. Accuracies on fresh images `x ~ p(x)`
+//!   labelled by their true root.
+//! * **PMI correlation**: Pearson correlation of `Ŝ(x_i, y_j)` and `PMI(x_i, y_j)` over the
+//!   grid of `G × G` sampled images and texts (positive and independent pairs alike).
+
+use rayon::prelude::*;
+use serde::Serialize;
+use std::sync::Mutex;
+
+use crate::bp;
+use crate::contrastive::{self, Batch};
+use crate::info::{Estimate, InfoError};
+use crate::learn::encoder::{Encoder, CHUNK};
+use crate::learn::head::{Head, HeadCache};
+use crate::learn::{Params, Real};
+use crate::logspace::log_sum_exp;
+use crate::model::{Jghm, Part};
+use crate::sample::sample_pairs;
+use crate::score::{Pmi, Score};
+
+/// A trained pair `(f, g)` and its head, as a [`Score`]: `S(x, y) = head(f(x), g(y))`.
+/// Encodes in chunks of [`CHUNK`], in parallel, each chunk with a cache from a pool.
+pub struct LearnedScore<R: Real, E: Encoder<R>> {
+    image: E,
+    text: E,
+    params: Params<R>,
+    head: Head,
+    pool: Mutex<Vec<(bool, E::Cache)>>,
+}
+
+impl<R: Real, E: Encoder<R>> LearnedScore<R, E> {
+    pub fn new(image: E, text: E, params: Params<R>, head: Head) -> Self {
+        LearnedScore { image, text, params, head, pool: Mutex::new(vec![]) }
+    }
+
+    /// `f(x)` (`image = true`) or `g(y)` for every sequence, rows of `P`.
+    pub fn encode(&self, image: bool, seqs: &[Vec<usize>]) -> Vec<R> {
+        let (enc, params) = if image { (&self.image, &self.params.image) } else { (&self.text, &self.params.text) };
+        let (t, p) = (enc.seq_len(), enc.out_dim());
+        let mut out = vec![R::zero(); seqs.len() * p];
+        out.par_chunks_mut(CHUNK * p).zip(seqs.par_chunks(CHUNK)).for_each(|(o, chunk)| {
+            let tokens: Vec<u32> = chunk.iter().flat_map(|s| s.iter().map(|&v| v as u32)).collect();
+            debug_assert_eq!(tokens.len(), chunk.len() * t);
+            let taken = {
+                let mut pool = self.pool.lock().expect("pool lock");
+                pool.iter().position(|(side, _)| *side == image).map(|i| pool.swap_remove(i).1)
+            };
+            let mut cache = taken.unwrap_or_else(|| enc.new_cache(CHUNK));
+            enc.forward(params, &tokens, chunk.len(), &mut cache, o);
+            self.pool.lock().expect("pool lock").push((image, cache));
+        });
+        out
+    }
+}
+
+impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
+    fn name(&self) -> String {
+        "learned".into()
+    }
+    fn score(&self, x: &[usize], y: &[usize]) -> f64 {
+        self.grid(&[x.to_vec()], &[y.to_vec()])[0]
+    }
+    fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {
+        let p = self.image.out_dim();
+        let (u, v) = (self.encode(true, xs), self.encode(false, ys));
+        let pairs: Vec<(u32, u32)> =
+            (0..xs.len() as u32).flat_map(|i| (0..ys.len() as u32).map(move |j| (i, j))).collect();
+        let mut scores = vec![];
+        self.head.forward(&self.params.head, &u, &v, p, &pairs, &mut scores, &mut HeadCache::default());
+        scores.into_iter().map(|s| s.f64()).collect()
+    }
+}
+
+/// Sizes of the Monte Carlo evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalSpec {
+    /// Outer pairs of the `K = ∞` estimator (each with `contrastive::INNER_SAMPLES` inner draws).
+    pub samples: usize,
+    /// Test images of the zero-shot task.
+    pub zero_shot_images: usize,
+    /// Prompts per class.
+    pub prompts: usize,
+    /// Side `G` of the correlation grid.
+    pub grid: usize,
+    pub seed: u64,
+}
+
+/// The figures of `jghm eval`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub excess_risk: f64,
+    pub excess_risk_stderr: f64,
+    pub excess_risk_image_to_text: Estimate,
+    pub excess_risk_text_to_image: Estimate,
+    pub sufficiency_bound_image: f64,
+    pub sufficiency_bound_text: f64,
+    pub zero_shot_accuracy: f64,
+    pub oracle_zero_shot_accuracy: f64,
+    pub bayes_accuracy: f64,
+    /// Binomial standard error of an accuracy on this many images, at the Bayes accuracy.
+    pub accuracy_stderr: f64,
+    pub pmi_correlation: f64,
+    pub method: String,
+}
+
+/// Every figure of the module doc for `score` on `model`.
+pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<EvalReport, InfoError> {
+    let pmi = Pmi { model };
+    // T4 / T5: common random numbers, differences per outer pair.
+    let mc = contrastive::monte_carlo(model, &[score, &pmi], Batch::Infinite, spec.samples, spec.seed)?;
+    let diff = |d: usize| -> Vec<f64> { mc.terms[0].iter().zip(&mc.terms[1]).map(|(a, b)| a[d] - b[d]).collect() };
+    let (dx, dy) = (diff(0), diff(1));
+    let both: Vec<f64> = dx.iter().zip(&dy).map(|(a, b)| 0.5 * (a + b)).collect();
+    let (ex, ey, e) = (Estimate::from_samples(&dx), Estimate::from_samples(&dy), Estimate::from_samples(&both));
+    // Zero-shot on the root label.
+    let zs = zero_shot(model, score, &pmi, spec);
+    // Correlation with the PMI on a G × G grid.
+    let g = sample_pairs(model, spec.grid, spec.seed ^ 0xc0, false);
+    let xs: Vec<Vec<usize>> = g.iter().map(|p| p.image.clone()).collect();
+    let ys: Vec<Vec<usize>> = g.iter().map(|p| p.text.clone()).collect();
+    let corr = pearson(&score.grid(&xs, &ys), &pmi.grid(&xs, &ys));
+    let acc_se = (zs.bayes * (1.0 - zs.bayes) / spec.zero_shot_images as f64).sqrt();
+    Ok(EvalReport {
+        excess_risk: e.value,
+        excess_risk_stderr: e.stderr,
+        sufficiency_bound_image: ex.value,
+        sufficiency_bound_text: ey.value,
+        excess_risk_image_to_text: ex,
+        excess_risk_text_to_image: ey,
+        zero_shot_accuracy: zs.learned,
+        oracle_zero_shot_accuracy: zs.oracle,
+        bayes_accuracy: zs.bayes,
+        accuracy_stderr: acc_se,
+        pmi_correlation: corr,
+        method: format!(
+            "{}; excess risks are per-outer-pair differences against the exact PMI on the same draws. Zero-shot: {} images, {} prompts per class from p(y | z = c), seed {}. Correlation over a {}x{} grid.",
+            mc.method, spec.zero_shot_images, spec.prompts, spec.seed, spec.grid, spec.grid
+        ),
+    })
+}
+
+struct ZeroShot {
+    learned: f64,
+    oracle: f64,
+    bayes: f64,
+}
+
+/// `M` prompts per root class, exact draws from `p(y | z = c)`: ancestral pairs bucketed by
+/// their root state (classes of prior 0 get none).
+fn prompts(model: &Jghm, m: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
+    let s0 = model.root_states();
+    let mut buckets: Vec<Vec<Vec<usize>>> = vec![vec![]; s0];
+    for round in 0..64u64 {
+        let pairs = sample_pairs(model, (m * s0).max(1024), seed ^ (0x9000 + round), true);
+        for p in pairs {
+            let z = p.hidden.as_ref().expect("with hidden")[0];
+            if buckets[z].len() < m {
+                buckets[z].push(p.text);
+            }
+        }
+        if buckets.iter().zip(model.prior()).all(|(b, &pz)| b.len() == m || pz == 0.0) {
+            break;
+        }
+    }
+    buckets
+}
+
+fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> ZeroShot {
+    let by_class = prompts(model, spec.prompts, spec.seed);
+    let classes: Vec<usize> = (0..model.root_states()).filter(|&c| !by_class[c].is_empty()).collect();
+    let all: Vec<Vec<usize>> = classes.iter().flat_map(|&c| by_class[c].iter().cloned()).collect();
+    let test = sample_pairs(model, spec.zero_shot_images, spec.seed ^ 0x7e57, true);
+    let xs: Vec<Vec<usize>> = test.iter().map(|p| p.image.clone()).collect();
+    let truth: Vec<usize> = test.iter().map(|p| p.hidden.as_ref().expect("with hidden")[0]).collect();
+    let accuracy = |s: &dyn Score| -> f64 {
+        let grid = s.grid(&xs, &all);
+        let mut correct = 0usize;
+        for (i, &z) in truth.iter().enumerate() {
+            let row = &grid[i * all.len()..(i + 1) * all.len()];
+            let mut at = 0;
+            let mut best = (f64::NEG_INFINITY, usize::MAX);
+            for &c in &classes {
+                let m = by_class[c].len();
+                // log p(c) + log mean_m exp S(x, y_{c,m})
+                let v = model.prior()[c].ln() + log_sum_exp(&row[at..at + m]) - (m as f64).ln();
+                at += m;
+                if v > best.0 {
+                    best = (v, c);
+                }
+            }
+            correct += (best.1 == z) as usize;
+        }
+        correct as f64 / truth.len() as f64
+    };
+    let posteriors = bp::root_posteriors(model, Part::Image, &xs);
+    let bayes = posteriors
+        .iter()
+        .zip(&truth)
+        .filter(|(post, &z)| {
+            let arg =
+                post.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &p)| if p > b.1 { (i, p) } else { b }).0;
+            arg == z
+        })
+        .count() as f64
+        / truth.len() as f64;
+    ZeroShot { learned: accuracy(score), oracle: accuracy(pmi), bayes }
+}
+
+/// Pearson correlation of finite pairs (`NaN` when either side is constant).
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let pairs: Vec<(f64, f64)> =
+        a.iter().zip(b).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(&x, &y)| (x, y)).collect();
+    let n = pairs.len() as f64;
+    let (ma, mb) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    let cov: f64 = pairs.iter().map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = pairs.iter().map(|(x, _)| (x - ma).powi(2)).sum();
+    let vb: f64 = pairs.iter().map(|(_, y)| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}

@@ -1,0 +1,43 @@
+//! Evaluation against the exact ground truth: the BP class at the true parameters *is* the PMI
+//! (T7), so its excess risk is 0 on the same draws, its zero-shot protocol is the oracle's, and
+//! its correlation with the PMI is 1; a perturbed one has a positive excess risk (T4).
+
+use jghm::eval::{evaluate, EvalSpec, LearnedScore};
+use jghm::learn::{BpEncoder, Head, Params};
+use jghm::model::Part;
+use jghm::random_family::RandomSpec;
+
+fn learned(model: &jghm::Jghm, noise: f64) -> LearnedScore<f64, BpEncoder> {
+    let mut image = BpEncoder::truth(model, Part::Image);
+    let text = BpEncoder::truth(model, Part::Text);
+    for (i, t) in image.iter_mut().enumerate() {
+        *t += noise * ((i * 7919 % 13) as f64 - 6.0);
+    }
+    let head: Vec<f64> = model.prior().iter().map(|p| p.ln()).collect();
+    LearnedScore::new(
+        BpEncoder::for_tower(model, Part::Image).unwrap(),
+        BpEncoder::for_tower(model, Part::Text).unwrap(),
+        Params { image, text, head },
+        Head::T7 { states: model.root_states() },
+    )
+}
+
+#[test]
+fn t4_bp_class_at_truth_has_zero_excess_risk_and_oracle_zero_shot() {
+    let mut spec = RandomSpec::symmetric(4, 2, 3, 5);
+    spec.flip = 0.3;
+    let model = spec.build().unwrap();
+    let es = EvalSpec { samples: 40, zero_shot_images: 300, prompts: 16, grid: 16, seed: 3 };
+    let truth = evaluate(&model, &learned(&model, 0.0), &es).unwrap();
+    assert!(truth.excess_risk.abs() < 1e-9, "excess risk at the truth: {}", truth.excess_risk);
+    assert_eq!(truth.zero_shot_accuracy, truth.oracle_zero_shot_accuracy);
+    assert!((truth.pmi_correlation - 1.0).abs() < 1e-9);
+    let off = evaluate(&model, &learned(&model, 0.3), &EvalSpec { samples: 400, ..es }).unwrap();
+    assert!(
+        off.excess_risk > 3.0 * off.excess_risk_stderr,
+        "perturbed: {} ± {}",
+        off.excess_risk,
+        off.excess_risk_stderr
+    );
+    assert!(off.pmi_correlation < 1.0 - 1e-6);
+}
