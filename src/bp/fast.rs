@@ -563,7 +563,7 @@ impl<'m> FastBp<'m> {
 }
 
 /// Gathers the observations of one block (the last block repeats its last observation).
-fn block_of<'a, O: AsRef<[usize]>>(chunk: &'a [O], start: usize) -> [&'a [usize]; LANES] {
+fn block_of<O: AsRef<[usize]>>(chunk: &[O], start: usize) -> [&[usize]; LANES] {
     std::array::from_fn(|l| chunk[(start + l).min(chunk.len() - 1)].as_ref())
 }
 
@@ -594,10 +594,10 @@ impl FastBp<'_> {
                     for start in (0..obs.len()).step_by(LANES) {
                         let block = block_of(obs, start);
                         self.block_up(Mode::One(part), &block, &block, s);
-                        for l in 0..LANES.min(obs.len() - start) {
+                        for (l, x) in block.iter().enumerate().take(obs.len() - start) {
                             let i = start + l;
                             let row = &mut post[i * s0..(i + 1) * s0];
-                            ll[i] = self.posterior_lane(part, s, l, block[l], row);
+                            ll[i] = self.posterior_lane(part, s, l, x, row);
                         }
                     }
                 },
