@@ -1,0 +1,339 @@
+//! `jghm info`, `jghm clip-loss`, `jghm sufficiency`: the exact information theory of §2-§4.
+//!
+//! Each command is exact by enumeration when the model is small enough (limits in
+//! [`crate::info`]), otherwise Monte Carlo; `--exact` refuses at once when enumeration is too
+//! large, `--samples N` forces Monte Carlo. The method is always printed.
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+
+use super::files::load_model;
+use crate::contrastive::{self, Batch, Direction, Exact};
+use crate::info::{self, Enumeration, Estimate, InfoError};
+use crate::model::{Jghm, Part};
+use crate::score::{LogWeighted, Perturbed, Pmi, Score, Table};
+use crate::sufficiency::{self, Evaluator, Gap, Statistic};
+
+/// Monte Carlo sample size when enumeration is too large and `--samples` is not given.
+pub const DEFAULT_SAMPLES: usize = 10_000;
+
+/// How to compute: exact, Monte Carlo, or exact when feasible.
+#[derive(Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// Require exact enumeration (refused at once if too large).
+    #[arg(long, conflicts_with = "samples")]
+    pub exact: bool,
+    /// Monte Carlo with this many samples (batches for clip-loss).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000_000))]
+    pub samples: Option<u64>,
+    /// Seed of the Monte Carlo draws (results do not depend on the thread count).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Model file (JSON).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    #[command(flatten)]
+    pub method: MethodArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClipLossArgs {
+    /// Model file (JSON).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Batch size K (at least 1), or `inf` for the large-batch loss ℓ_∞.
+    #[arg(long)]
+    pub batch: String,
+    /// Score: pmi | t7 (log-weighted inner product of posteriors) | perturbed:AMP[:SEED] (PMI plus
+    /// a pseudo-random AMP·u(x,y)) | through:STATISTIC (the best score through an image statistic).
+    #[arg(long, default_value = "pmi")]
+    pub score: String,
+    #[command(flatten)]
+    pub method: MethodArgs,
+}
+
+/// Which side a statistic reads.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Side {
+    Image,
+    Text,
+}
+
+#[derive(Args, Debug)]
+pub struct SufficiencyArgs {
+    /// Model file (JSON).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// root-posterior | separator-posterior | map-root | masked-posterior:K | first-tokens:K | layer-posterior:D
+    #[arg(long)]
+    pub statistic: String,
+    /// The side the statistic reads (image: Suff_Y(f); text: Suff_X(g)).
+    #[arg(long, value_enum, default_value = "image")]
+    pub side: Side,
+    #[command(flatten)]
+    pub method: MethodArgs,
+}
+
+fn finite(fields: &[(&str, f64)]) -> Result<()> {
+    for (name, v) in fields {
+        if !v.is_finite() {
+            bail!("{name} is {v}, not a finite number (a pair of probability zero under the model?)");
+        }
+    }
+    Ok(())
+}
+
+fn print(json: bool, value: &Value, human: impl FnOnce()) {
+    if json {
+        println!("{value}");
+    } else {
+        human();
+    }
+}
+
+/// Whether to enumerate: `--exact` (refused if too large), `--samples` (never), else if feasible.
+fn use_exact(model: &Jghm, m: &MethodArgs) -> Result<bool> {
+    if m.exact {
+        info::exact_work(model)?;
+        return Ok(true);
+    }
+    Ok(m.samples.is_none() && info::exact_work(model).is_ok())
+}
+
+fn samples(m: &MethodArgs) -> usize {
+    m.samples.map_or(DEFAULT_SAMPLES, |n| n as usize)
+}
+
+pub fn run_info(a: &InfoArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let info = if use_exact(&model, &a.method)? {
+        info::exact(&Enumeration::new(&model)?)
+    } else {
+        info::monte_carlo(&model, samples(&a.method), a.method.seed)?
+    };
+    let rows = [
+        ("mutual_information", info.mutual_information),
+        ("entropy_image", info.entropy_image),
+        ("entropy_text", info.entropy_text),
+        ("entropy_root", info.entropy_root),
+        ("information_root_image", info.information_root_image),
+        ("information_root_text", info.information_root_text),
+    ];
+    finite(&rows.iter().map(|(n, e)| (*n, e.value)).collect::<Vec<_>>())?;
+    let mut out = json!({
+        "method": info.method.to_string(),
+        "stderr": info.mutual_information.stderr,
+        "ci95": info.mutual_information.ci95,
+        "units": "nats",
+    });
+    for (name, e) in &rows {
+        out[*name] = json!(e.value);
+        out[format!("{name}_stderr")] = json!(e.stderr);
+    }
+    print(json, &out, || {
+        println!("method: {}", info.method);
+        for (name, e) in &rows {
+            println!(
+                "{name:<24} {:>16.12} nats  (stderr {:.3e}, 95% [{:.6}, {:.6}])",
+                e.value, e.stderr, e.ci95[0], e.ci95[1]
+            );
+        }
+    });
+    Ok(())
+}
+
+fn parse_batch(s: &str) -> Result<Batch> {
+    if s.eq_ignore_ascii_case("inf") {
+        return Ok(Batch::Infinite);
+    }
+    match s.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(Batch::Finite(k)),
+        _ => bail!("--batch must be a positive integer or 'inf', got '{s}'"),
+    }
+}
+
+/// The score named on the command line (`through:` needs the enumeration).
+fn parse_score<'m>(model: &'m Jghm, name: &str, en: Option<&Enumeration<'m>>) -> Result<Box<dyn Score + Send + 'm>> {
+    let (head, arg) = name.split_once(':').map_or((name, None), |(h, a)| (h, Some(a)));
+    Ok(match (head, arg) {
+        ("pmi", None) => Box::new(Pmi { model }),
+        ("t7", None) => Box::new(LogWeighted::new(model)?),
+        ("perturbed", Some(arg)) => {
+            let mut parts = arg.split(':');
+            let amp: f64 = parts
+                .next()
+                .unwrap_or("")
+                .parse()
+                .ok()
+                .filter(|a: &f64| a.is_finite())
+                .ok_or_else(|| anyhow::anyhow!("perturbed:AMP needs a finite number AMP, got '{arg}'"))?;
+            let seed: u64 = match parts.next() {
+                None => 0,
+                Some(s) => {
+                    s.parse().map_err(|_| anyhow::anyhow!("perturbed:AMP:SEED needs an integer SEED, got '{s}'"))?
+                }
+            };
+            Box::new(Perturbed { base: Pmi { model }, amplitude: amp, seed })
+        }
+        ("through", Some(stat)) => {
+            let Some(en) = en else {
+                bail!("--score through:{stat} needs exact enumeration of the model (it is too large); use pmi, t7 or perturbed:AMP")
+            };
+            let statistic: Statistic = stat.parse()?;
+            let gap = Gap::new(en, Part::Image, Evaluator::new(model, Part::Image, statistic)?.classes(&en.image));
+            Box::new(Table::new(
+                &format!("through:{statistic}"),
+                &en.image.tokens,
+                &en.text.tokens,
+                gap.statistic_pmi_grid(),
+            ))
+        }
+        _ => bail!("unknown score '{name}': use pmi, t7, perturbed:AMP[:SEED] or through:STATISTIC"),
+    })
+}
+
+pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let batch = parse_batch(&a.batch)?;
+    let exact = use_exact(&model, &a.method)?;
+    let en = if exact { Some(Enumeration::new(&model)?) } else { None };
+    let score = parse_score(&model, &a.score, en.as_ref())?;
+    let mut result = None;
+    if let Some(en) = &en {
+        match exact_clip(en, score.as_ref(), batch) {
+            Ok(r) => result = Some(r),
+            Err(e) if a.method.exact => return Err(e.into()),
+            Err(_) => {} // enumerable model, but this batch is too large: Monte Carlo below.
+        }
+    }
+    let r = match result {
+        Some(r) => r,
+        None => mc_clip(&model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
+    };
+    finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
+    let batch_text = match batch {
+        Batch::Finite(k) => json!(k),
+        Batch::Infinite => json!("inf"),
+    };
+    let out = json!({
+        "loss": r.loss.value, "stderr": r.loss.stderr,
+        "optimum": r.optimum.value, "optimum_stderr": r.optimum.stderr,
+        "excess": r.excess.value, "excess_stderr": r.excess.stderr,
+        "loss_image_to_text": r.directions[0], "loss_text_to_image": r.directions[1],
+        "batch": batch_text, "score": score.name(), "method": r.method,
+    });
+    print(json, &out, || {
+        println!("method: {}", r.method);
+        println!("score {}, batch {}", score.name(), a.batch);
+        println!("L_K(S)      = {:.12}  (stderr {:.3e})", r.loss.value, r.loss.stderr);
+        println!("  X->Y      = {:.12}", r.directions[0]);
+        println!("  Y->X      = {:.12}", r.directions[1]);
+        println!("L_K(PMI)    = {:.12}  (stderr {:.3e})", r.optimum.value, r.optimum.stderr);
+        println!("excess      = {:.12}  (stderr {:.3e})", r.excess.value, r.excess.stderr);
+    });
+    Ok(())
+}
+
+struct ClipResult {
+    loss: Estimate,
+    optimum: Estimate,
+    excess: Estimate,
+    directions: [f64; 2],
+    method: String,
+}
+
+fn exact_clip(en: &Enumeration, score: &dyn Score, batch: Batch) -> Result<ClipResult, InfoError> {
+    let ex = Exact::new(en);
+    let s = ex.scores(score);
+    let xy = ex.loss(&s, Direction::ImageToText, batch)?;
+    let yx = ex.loss(&s, Direction::TextToImage, batch)?;
+    let best = ex.clip_loss(&ex.pmi, batch)?;
+    let loss = (xy + yx) / 2.0;
+    let method = match batch {
+        Batch::Finite(_) => "exact enumeration (sum over the compositions of the K-1 negatives)",
+        Batch::Infinite => "exact enumeration",
+    };
+    Ok(ClipResult {
+        loss: Estimate::exact(loss),
+        optimum: Estimate::exact(best),
+        excess: Estimate::exact(loss - best),
+        directions: [xy, yx],
+        method: method.into(),
+    })
+}
+
+fn mc_clip(model: &Jghm, score: &dyn Score, batch: Batch, n: usize, seed: u64) -> Result<ClipResult> {
+    let pmi = Pmi { model };
+    let mc = contrastive::monte_carlo(model, &[score, &pmi], batch, n, seed)?;
+    let sym = |k: usize| mc.terms[k].iter().map(|t| (t[0] + t[1]) / 2.0).collect::<Vec<_>>();
+    let (s, p) = (sym(0), sym(1));
+    let diff: Vec<f64> = s.iter().zip(&p).map(|(a, b)| a - b).collect();
+    let dir = |d: usize| Estimate::from_samples(&mc.terms[0].iter().map(|t| t[d]).collect::<Vec<_>>()).value;
+    Ok(ClipResult {
+        loss: Estimate::from_samples(&s),
+        optimum: Estimate::from_samples(&p),
+        excess: Estimate::from_samples(&diff),
+        directions: [dir(0), dir(1)],
+        method: mc.method + " (excess from paired differences on the same batches)",
+    })
+}
+
+pub fn run_sufficiency(a: &SufficiencyArgs, json: bool) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let statistic: Statistic = a.statistic.parse()?;
+    let side = match a.side {
+        Side::Image => Part::Image,
+        Side::Text => Part::Text,
+    };
+    Evaluator::new(&model, side, statistic)?;
+    let out = if use_exact(&model, &a.method)? {
+        let en = Enumeration::new(&model)?;
+        let gap = Gap::new(&en, side, Evaluator::new(&model, side, statistic)?.classes(en.side(side)));
+        let s = gap.all();
+        finite(&[("the sufficiency gap", s.kl_form), ("I(X; Y)", s.mutual_information)])?;
+        json!({
+            "sufficiency": s.kl_form, "stderr": 0.0,
+            "mutual_information": s.mutual_information, "statistic_information": s.statistic_information,
+            "information_form": s.information_form, "variational_form": s.variational_form,
+            "classes": s.classes, "method": "exact enumeration",
+        })
+    } else {
+        let n = samples(&a.method);
+        let s = sufficiency::monte_carlo(&model, side, statistic, n, a.method.seed)?;
+        finite(&[("the sufficiency gap", s.sufficiency.value)])?;
+        json!({
+            "sufficiency": s.sufficiency.value, "stderr": s.sufficiency.stderr, "ci95": s.sufficiency.ci95,
+            "mutual_information": s.mutual_information.value, "mutual_information_stderr": s.mutual_information.stderr,
+            "statistic_information": s.statistic_information.value,
+            "statistic_information_stderr": s.statistic_information.stderr,
+            "method": format!("Monte Carlo ({n} pairs, seed {}): E[PMI(A,C) - PMI_T(T(A),C)], the statistic's side enumerated", a.method.seed),
+        })
+    };
+    let side_name = if side == Part::Image { "image" } else { "text" };
+    out_or_print(json, &out, statistic, side_name);
+    Ok(())
+}
+
+fn out_or_print(json: bool, out: &Value, statistic: Statistic, side: &str) {
+    print(json, out, || {
+        println!("method: {}", out["method"].as_str().unwrap_or(""));
+        println!("statistic {statistic} of the {side}");
+        for key in [
+            "sufficiency",
+            "stderr",
+            "mutual_information",
+            "statistic_information",
+            "information_form",
+            "variational_form",
+        ] {
+            if let Some(v) = out[key].as_f64() {
+                println!("{key:<22} {v:.12}");
+            }
+        }
+    });
+}
