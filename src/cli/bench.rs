@@ -28,6 +28,11 @@ pub enum BenchCommand {
         Compare: python bp_torch.py --states 10 --children 3 --depth 4 --batch 100000 --threads 2"
     )]
     Bp(BenchBpArgs),
+    /// CLIP training throughput (pairs/s) of the standard two-tower transformer configuration.
+    #[command(after_help = "Example:\n  jghm bench train --threads 2 --json\n  \
+        prints {\"pairs_per_second\": .., \"ms_per_step\": .., ..}\n\
+        Compare: python clip_train_torch.py --threads 2")]
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +65,7 @@ pub struct BenchBpArgs {
 
 pub fn run(command: &BenchCommand, json: bool) -> Result<()> {
     match command {
+        BenchCommand::Train(a) => super::bench_train::run(a, json),
         BenchCommand::Bp(a) => {
             let mut pool = rayon::ThreadPoolBuilder::new();
             if let Some(t) = a.threads {

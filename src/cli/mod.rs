@@ -4,6 +4,7 @@
 //! line on stderr (`error: ...`) and exit code 1 (2 for a malformed command line).
 
 pub mod bench;
+pub mod bench_train;
 mod commands;
 mod emulate;
 pub mod info;
