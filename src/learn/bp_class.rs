@@ -274,17 +274,25 @@ impl<R: Real> Encoder<R> for BpEncoder {
                 let hc = self.h_off(kc);
                 for q in 0..self.nodes[kc] {
                     let at = self.at[kc - 1][q % mc];
+                    // r(a', a) = Ψ(a', a) e(a) / s(a') with e(a) = e^{h(a) − c}, s(a') = e^{μ(a') − c},
+                    // c = max_a h(a): 2S exponentials per node instead of S².
+                    let hq = &buf[hc + q * sc..hc + (q + 1) * sc];
+                    let c = hq.iter().copied().fold(R::neg_infinity(), R::max);
+                    for (e, &ha) in cache.e.iter_mut().zip(hq) {
+                        *e = (ha - c).exp();
+                    }
                     for a in 0..sc {
                         dbuf[hc + q * sc + a] = R::zero();
                     }
                     for ap in 0..sk {
                         let dmu = dbuf[mu_child + q * sk + ap];
-                        let mu = buf[mu_child + q * sk + ap];
+                        // dμ(a') / s(a')
+                        let w = dmu / (buf[mu_child + q * sk + ap] - c).exp();
                         for a in 0..sc {
-                            let r = cache.psi[at + ap * sc + a] * (buf[hc + q * sc + a] - mu).exp();
+                            let r_dmu = cache.psi[at + ap * sc + a] * cache.e[a] * w;
                             // dh(a) += dμ(a') r(a', a);  d log Ψ(a', a) += dμ(a') r(a', a)
-                            dbuf[hc + q * sc + a] += dmu * r;
-                            cache.dlog_psi[at + ap * sc + a] += dmu * r;
+                            dbuf[hc + q * sc + a] += r_dmu;
+                            cache.dlog_psi[at + ap * sc + a] += r_dmu;
                         }
                     }
                 }
