@@ -32,6 +32,7 @@ pub mod info;
 pub mod learn;
 pub mod logspace;
 pub mod model;
+pub mod plot;
 pub mod random_family;
 pub mod rng;
 pub mod sample;

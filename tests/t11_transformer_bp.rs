@@ -60,3 +60,20 @@ fn t11_refuses_zero_transitions_and_trunks() {
     let trunk = RandomSpec { shared_depth: 1, ..RandomSpec::symmetric(3, 2, 2, 1) }.build().unwrap();
     assert!(BpTransformer::new(&trunk, Part::Image, Nonlinearity::Exact).is_err());
 }
+
+/// The bisection evaluation of the MLPs is the same network as the unit-by-unit sum. The
+/// prefix sums subtract terms of size up to |t|·Σ|c| ≈ 30 to produce O(1) values (~1e-14 each),
+/// compounded over 11 blocks and sums over siblings: 1e-10 allows that round-off, while any
+/// real difference between the two would be of the interpolation error's size (≥ 1e-6 here).
+#[test]
+fn t11_bisection_equals_unit_by_unit_sums() {
+    let model = RandomSpec::symmetric(4, 2, 3, 3).build().unwrap();
+    let xs = inputs(&model, Part::Image, 30, 1);
+    let fast = BpTransformer::new(&model, Part::Image, Nonlinearity::Relu { width: 64 }).unwrap();
+    let slow = fast.clone().unit_by_unit();
+    for x in &xs {
+        for (a, b) in fast.log_root_posterior(x).iter().zip(slow.log_root_posterior(x)) {
+            assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+        }
+    }
+}
