@@ -39,16 +39,29 @@ fn reference_posterior(model: &Jghm, part: Part, obs: &[usize]) -> (f64, Vec<f64
     (ll, row)
 }
 
-fn fast_posteriors(model: &Jghm, part: Part, obs: &[Vec<usize>]) -> (Vec<f64>, Vec<f64>) {
+/// Both compilations of a model: with leaf tables where they fit (`new`), and without any
+/// (`for_batch(.., 0)`: every message computed node by node).
+fn compilations(model: &Jghm) -> [FastBp<'_>; 2] {
+    [FastBp::new(model), FastBp::for_batch(model, 0)]
+}
+
+fn fast_posteriors(fast: &FastBp, model: &Jghm, part: Part, obs: &[Vec<usize>]) -> (Vec<f64>, Vec<f64>) {
     let mut post = vec![0.0; obs.len() * model.root_states()];
     let mut ll = vec![0.0; obs.len()];
-    FastBp::new(model).root_posteriors_into(part, obs, &mut post, &mut ll);
+    fast.root_posteriors_into(part, obs, &mut post, &mut ll);
     (post, ll)
 }
 
 fn check_posteriors(model: &Jghm, part: Part, obs: &[Vec<usize>]) -> Result<(), TestCaseError> {
+    for fast in compilations(model) {
+        check_posteriors_with(&fast, model, part, obs)?;
+    }
+    Ok(())
+}
+
+fn check_posteriors_with(fast: &FastBp, model: &Jghm, part: Part, obs: &[Vec<usize>]) -> Result<(), TestCaseError> {
     let s0 = model.root_states();
-    let (post, ll) = fast_posteriors(model, part, obs);
+    let (post, ll) = fast_posteriors(fast, model, part, obs);
     for (i, x) in obs.iter().enumerate() {
         let (ref_ll, ref_row) = reference_posterior(model, part, x);
         prop_assert!(close(ll[i], ref_ll), "{part} {i}: log p = {} fast vs {ref_ll} reference", ll[i]);
@@ -63,8 +76,15 @@ fn check_posteriors(model: &Jghm, part: Part, obs: &[Vec<usize>]) -> Result<(), 
 }
 
 fn check_pmi(model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Result<(), TestCaseError> {
+    for fast in compilations(model) {
+        check_pmi_with(&fast, model, xs, ys)?;
+    }
+    Ok(())
+}
+
+fn check_pmi_with(fast: &FastBp, model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Result<(), TestCaseError> {
     let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; xs.len()];
-    FastBp::new(model).pmi_into(xs, ys, &mut out);
+    fast.pmi_into(xs, ys, &mut out);
     for (i, (x, y)) in xs.iter().zip(ys).enumerate() {
         let f = out[i];
         match bp::pmi(model, x, y) {
@@ -151,7 +171,7 @@ fn t1_fast_impossible_observations_match_reference() {
     .unwrap();
     let xs: Vec<Vec<usize>> = (0..LANES + 5).map(|i| if i % 3 == 0 { vec![0, 1] } else { vec![0, 0] }).collect();
     let ys: Vec<Vec<usize>> = (0..LANES + 5).map(|i| vec![i % 2, 1]).collect();
-    let (post, ll) = fast_posteriors(&model, Part::Image, &xs);
+    let (post, ll) = fast_posteriors(&FastBp::new(&model), &model, Part::Image, &xs);
     assert!(ll[0] == f64::NEG_INFINITY && post[0].is_nan() && post[1].is_nan());
     assert!(ll[1].is_finite() && (post[2] + post[3] - 1.0).abs() < FAST);
     check_posteriors(&model, Part::Image, &xs).unwrap();
@@ -166,11 +186,11 @@ fn fast_results_do_not_depend_on_threads_or_batch() {
     let xs = batch(&model, Part::Image, 1000, 3);
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| fast_posteriors(&model, Part::Image, &xs))
+        pool.install(|| fast_posteriors(&FastBp::new(&model), &model, Part::Image, &xs))
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one, two);
-    let alone = fast_posteriors(&model, Part::Image, &xs[777..778]);
+    let alone = fast_posteriors(&FastBp::new(&model), &model, Part::Image, &xs[777..778]);
     assert_eq!(alone.0[..], one.0[777 * 5..778 * 5]);
     assert_eq!(alone.1[0], one.1[777]);
 }
@@ -181,6 +201,6 @@ fn root_posteriors_api_uses_fast_path() {
     let model = jghm::RandomSpec::symmetric(4, 2, 3, 2).build().unwrap();
     let ys = batch(&model, Part::Text, 100, 8);
     let rows = bp::root_posteriors(&model, Part::Text, &ys);
-    let (post, _) = fast_posteriors(&model, Part::Text, &ys);
+    let (post, _) = fast_posteriors(&FastBp::new(&model), &model, Part::Text, &ys);
     assert_eq!(rows.concat(), post);
 }

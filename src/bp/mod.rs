@@ -396,5 +396,5 @@ pub const CHUNK: usize = 256;
 /// observations are NaN. Computed by the batched [`fast::FastBp`], which agrees with
 /// [`Workspace`] to round-off and falls back to it outside its safe range.
 pub fn root_posteriors(model: &Jghm, part: Part, observations: &[Vec<usize>]) -> Vec<Vec<f64>> {
-    fast::FastBp::new(model).root_posteriors(part, observations)
+    fast::FastBp::for_batch(model, observations.len()).root_posteriors(part, observations)
 }
