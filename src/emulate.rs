@@ -559,3 +559,199 @@ impl BpTransformer {
         self.nonlinearity
     }
 }
+
+/// The emulators of both towers as a two-tower score, in T7's form on their outputs:
+/// `S(x, y) = log Σ_z exp(log f̂(x)_z + log ĝ(y)_z − log π(z))`. With exact nonlinearities it is
+/// the PMI (T7); its excess risk and zero-shot accuracy approach the exact ones as the width grows.
+pub struct EmulatedScore {
+    pub image: BpTransformer,
+    pub text: BpTransformer,
+}
+
+impl EmulatedScore {
+    pub fn new(model: &Jghm, nonlinearity: Nonlinearity) -> Result<Self, String> {
+        Ok(EmulatedScore {
+            image: BpTransformer::new(model, Part::Image, nonlinearity)?,
+            text: BpTransformer::new(model, Part::Text, nonlinearity)?,
+        })
+    }
+
+    fn similarity(&self, f: &[f64], g: &[f64]) -> f64 {
+        crate::logspace::log_sum_exp_iter(f.iter().zip(g).zip(&self.image.log_prior).map(|((a, b), lp)| a + b - lp))
+    }
+
+    fn encode_all(net: &BpTransformer, seqs: &[Vec<usize>]) -> Vec<Vec<f64>> {
+        seqs.par_iter().map(|s| net.log_root_posterior(s)).collect()
+    }
+}
+
+impl crate::score::Score for EmulatedScore {
+    fn name(&self) -> String {
+        match self.image.nonlinearity {
+            Nonlinearity::Relu { width } => format!("emulated BP (width {width})"),
+            Nonlinearity::Exact => "emulated BP (exact nonlinearities)".into(),
+        }
+    }
+    fn score(&self, x: &[usize], y: &[usize]) -> f64 {
+        self.similarity(&self.image.log_root_posterior(x), &self.text.log_root_posterior(y))
+    }
+    /// Encodes each side once, then combines every pair.
+    fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {
+        let (fs, gs) = (Self::encode_all(&self.image, xs), Self::encode_all(&self.text, ys));
+        fs.iter().flat_map(|f| gs.iter().map(|g| self.similarity(f, g)).collect::<Vec<_>>()).collect()
+    }
+}
+
+/// One width of an emulation sweep: the error against BP, and the emulator pair plugged in as a
+/// contrastive score next to the exact PMI.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SweepRow {
+    pub width: usize,
+    pub parameters: usize,
+    pub layers: usize,
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    pub excess_risk: f64,
+    pub excess_risk_stderr: f64,
+    pub zero_shot_accuracy: f64,
+    pub oracle_zero_shot_accuracy: f64,
+    pub bayes_accuracy: f64,
+}
+
+/// Measures the emulator at each width: error on `inputs` image samples, then the large-batch
+/// excess risk and zero-shot accuracy of the emulated pair by [`crate::eval::evaluate`] (the same
+/// draws for every width: common random numbers, so differences between widths are not noise).
+pub fn sweep(model: &Jghm, widths: &[usize], inputs: usize, spec: &crate::eval::EvalSpec) -> Result<Vec<SweepRow>, String> {
+    let xs: Vec<Vec<usize>> =
+        crate::sample::sample_pairs(model, inputs, spec.seed ^ 0xe1, false).into_iter().map(|p| p.image).collect();
+    widths
+        .iter()
+        .map(|&width| {
+            let score = EmulatedScore::new(model, Nonlinearity::Relu { width })?;
+            let err = score.image.error_against_bp(model, &xs);
+            let report = crate::eval::evaluate(model, &score, spec).map_err(|e| e.to_string())?;
+            Ok(SweepRow {
+                width,
+                parameters: score.image.parameters() + score.text.parameters(),
+                layers: err.layers,
+                max_abs_error: err.max_abs_error,
+                mean_abs_error: err.mean_abs_error,
+                excess_risk: report.excess_risk,
+                excess_risk_stderr: report.excess_risk_stderr,
+                zero_shot_accuracy: report.zero_shot_accuracy,
+                oracle_zero_shot_accuracy: report.oracle_zero_shot_accuracy,
+                bayes_accuracy: report.bayes_accuracy,
+            })
+        })
+        .collect()
+}
+
+/// CSV of a sweep (header, then one line per width).
+pub fn sweep_csv(rows: &[SweepRow]) -> String {
+    let mut out = String::from("width,parameters,layers,max_abs_error,mean_abs_error,excess_risk,excess_risk_stderr,zero_shot_accuracy,oracle_zero_shot_accuracy,bayes_accuracy\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{:e},{:e},{:e},{:e},{},{},{}\n",
+            r.width,
+            r.parameters,
+            r.layers,
+            r.max_abs_error,
+            r.mean_abs_error,
+            r.excess_risk,
+            r.excess_risk_stderr,
+            r.zero_shot_accuracy,
+            r.oracle_zero_shot_accuracy,
+            r.bayes_accuracy
+        ));
+    }
+    out
+}
+
+/// Parses [`sweep_csv`]'s output back (for `jghm plot`).
+pub fn read_sweep_csv(text: &str) -> Result<Vec<SweepRow>, String> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let bad = || format!("emulation.csv line {}: expected 10 numeric fields", i + 2);
+            if f.len() != 10 {
+                return Err(bad());
+            }
+            let u = |k: usize| f[k].trim().parse::<usize>().map_err(|_| bad());
+            let x = |k: usize| f[k].trim().parse::<f64>().map_err(|_| bad());
+            Ok(SweepRow {
+                width: u(0)?,
+                parameters: u(1)?,
+                layers: u(2)?,
+                max_abs_error: x(3)?,
+                mean_abs_error: x(4)?,
+                excess_risk: x(5)?,
+                excess_risk_stderr: x(6)?,
+                zero_shot_accuracy: x(7)?,
+                oracle_zero_shot_accuracy: x(8)?,
+                bayes_accuracy: x(9)?,
+            })
+        })
+        .collect()
+}
+
+/// Rate plot (e): the error against the width (log-log) with the `W^-2` slope of the
+/// piecewise-linear interpolants; and the plugged-in pair's excess risk and zero-shot accuracy
+/// against the width, next to the exact PMI's and Bayes's.
+pub fn plot_sweep(rows: &[SweepRow], dir: &std::path::Path) -> anyhow::Result<()> {
+    use crate::plot::{draw, Figure, Series};
+    let pts = |f: &dyn Fn(&SweepRow) -> f64| rows.iter().map(|r| (r.width as f64, f(r))).collect::<Vec<_>>();
+    let mut reference = vec![];
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        // The W^-2 slope, anchored at the smallest width's mean error.
+        let anchor = first.mean_abs_error;
+        reference = [first.width, last.width].iter().map(|&w| (w as f64, anchor * (first.width as f64 / w as f64).powi(2))).collect();
+    }
+    draw(
+        &Figure {
+            title: "Transformer emulating BP: error against MLP width".into(),
+            x_label: "MLP width W (ReLU units per nonlinearity)".into(),
+            y_label: "|log p̂(z|x) − log p(z|x)| (nats)".into(),
+            x_log: true,
+            y_log: true,
+            series: vec![
+                Series::line("max over samples and states", pts(&|r| r.max_abs_error)),
+                Series::line("mean", pts(&|r| r.mean_abs_error)),
+                Series::dashed("slope −2 (interpolation theory)", reference),
+            ],
+        },
+        &dir.join("emulation_error"),
+    )?;
+    let se = rows.iter().map(|r| (r.excess_risk - 1.96 * r.excess_risk_stderr, r.excess_risk + 1.96 * r.excess_risk_stderr)).collect();
+    draw(
+        &Figure {
+            title: "Emulated BP encoders plugged into the CLIP score".into(),
+            x_label: "MLP width W".into(),
+            y_label: "excess large-batch risk ℓ∞(Ŝ) − ℓ∞(PMI) (nats)".into(),
+            x_log: true,
+            y_log: false,
+            series: vec![
+                Series::line("emulated pair (95% interval)", pts(&|r| r.excess_risk)).with_errors(se),
+                Series::dashed("exact PMI (0)", pts(&|_| 0.0)),
+            ],
+        },
+        &dir.join("emulation_excess_risk"),
+    )?;
+    draw(
+        &Figure {
+            title: "Zero-shot root-label accuracy of the emulated pair".into(),
+            x_label: "MLP width W".into(),
+            y_label: "accuracy (fraction of test images)".into(),
+            x_log: true,
+            y_log: false,
+            series: vec![
+                Series::line("emulated pair", pts(&|r| r.zero_shot_accuracy)),
+                Series::dashed("exact PMI, same prompts", pts(&|r| r.oracle_zero_shot_accuracy)),
+                Series::dashed("Bayes (BP root posterior)", pts(&|r| r.bayes_accuracy)),
+            ],
+        },
+        &dir.join("emulation_zero_shot"),
+    )
+}

@@ -20,6 +20,22 @@ pub struct EmulateArgs {
     /// Use the exact nonlinearities instead of ReLU MLPs (checks the attention part alone).
     #[arg(long, conflicts_with = "width")]
     pub exact_mlp: bool,
+    /// Sweep these widths (comma-separated): error against BP, and the emulated pair's
+    /// excess risk and zero-shot accuracy; writes DIR/emulation.csv and rate plot (e).
+    #[arg(long, conflicts_with_all = ["width", "exact_mlp"], requires = "out")]
+    pub widths: Option<String>,
+    /// Output folder of a sweep.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Outer pairs of the large-batch excess-risk estimate, per width (sweep).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub eval_samples: u64,
+    /// Test images of the zero-shot task, per width (sweep).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub zero_shot_images: u64,
+    /// Prompts per class of the zero-shot task (sweep).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub prompts: u64,
     /// Which tower to emulate.
     #[arg(long, default_value = "image", value_parser = ["image", "text"])]
     pub side: String,
@@ -33,11 +49,14 @@ pub struct EmulateArgs {
 
 pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model)?;
+    if let Some(list) = &a.widths {
+        return sweep(a, &model, list, json);
+    }
     let part = if a.side == "text" { Part::Text } else { Part::Image };
     let nonlinearity = match (a.width, a.exact_mlp) {
         (_, true) => Nonlinearity::Exact,
         (Some(w), false) => Nonlinearity::Relu { width: w as usize },
-        (None, false) => bail!("give --width W (ReLU units per nonlinearity) or --exact-mlp"),
+        (None, false) => bail!("give --width W (ReLU units per nonlinearity), --widths W1,W2,.. --out DIR, or --exact-mlp"),
     };
     let net = BpTransformer::new(&model, part, nonlinearity).map_err(anyhow::Error::msg)?;
     let inputs: Vec<Vec<usize>> = sample_pairs(&model, a.samples as usize, a.seed, false)
@@ -70,6 +89,46 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
             "{w}: |log p̂(z|x) − log p(z|x)| over {} sampled inputs: max {:.3e}, mean {:.3e}",
             err.samples, err.max_abs_error, err.mean_abs_error
         );
+    }
+    Ok(())
+}
+
+fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) -> Result<()> {
+    let widths: Vec<usize> = list
+        .split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(w) if (2..=1_000_000).contains(&w) => Ok(w),
+            _ => bail!("--widths: '{}' is not a width between 2 and 1000000", w.trim()),
+        })
+        .collect::<Result<_>>()?;
+    let dir = a.out.as_ref().expect("clap requires --out with --widths");
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", dir.display()))?;
+    let spec = crate::eval::EvalSpec {
+        samples: a.eval_samples as usize,
+        zero_shot_images: a.zero_shot_images as usize,
+        prompts: a.prompts as usize,
+        grid: 64,
+        seed: a.seed,
+    };
+    let start = std::time::Instant::now();
+    let rows = crate::emulate::sweep(model, &widths, a.samples as usize, &spec).map_err(anyhow::Error::msg)?;
+    if rows.iter().any(|r| !(r.max_abs_error.is_finite() && r.excess_risk.is_finite())) {
+        bail!("a width gave a non-finite error or risk; widths below 4 are too coarse for this model");
+    }
+    super::files::write_atomic(&dir.join("emulation.csv"), crate::emulate::sweep_csv(&rows).as_bytes())?;
+    crate::emulate::plot_sweep(&rows, dir)?;
+    if json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        println!("{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}", "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes");
+        for r in &rows {
+            println!(
+                "{:>8} {:>12} {:>11.3e} {:>11.3e} {:>9.5} ± {:<6.5} {:>9.4} {:>9.4} {:>9.4}",
+                r.width, r.parameters, r.max_abs_error, r.mean_abs_error, r.excess_risk, r.excess_risk_stderr,
+                r.zero_shot_accuracy, r.oracle_zero_shot_accuracy, r.bayes_accuracy
+            );
+        }
+        println!("wrote {}/emulation.csv and rate plot (e) emulation_*.svg/png in {:.1} s", dir.display(), start.elapsed().as_secs_f64());
     }
     Ok(())
 }
