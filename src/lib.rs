@@ -17,6 +17,7 @@
 //! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
 //! | [`sufficiency`] | sufficiency gap in three forms, built-in statistics, T5 bound | T5-T6 |
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
+//! | [`downstream`] | zero-shot classification, text from an image, conditional diffusion, with exact references | T8-T10 |
 //! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
@@ -25,6 +26,7 @@
 pub mod bp;
 pub mod cli;
 pub mod contrastive;
+pub mod downstream;
 pub mod emulate;
 pub mod eval;
 pub mod evidence;

@@ -27,6 +27,9 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Info(a) => super::info::run_info(a, cli.json),
         Command::ClipLoss(a) => super::info::run_clip_loss(a, cli.json),
         Command::Sufficiency(a) => super::info::run_sufficiency(a, cli.json),
+        Command::ZeroShot(a) => super::downstream::run_zero_shot(a, cli.json),
+        Command::Generate(a) => super::downstream::run_generate(a, cli.json),
+        Command::Diffuse(a) => super::downstream::run_diffuse(a, cli.json),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_train;
 mod commands;
+pub mod downstream;
 mod emulate;
 pub mod info;
 pub mod files;
@@ -81,6 +82,20 @@ pub enum Command {
         prints {\"sufficiency\": .., \"mutual_information\": .., \"statistic_information\": .., ..}\n  \
         jghm sufficiency --model model.json --statistic first-tokens:2 --side text")]
     Sufficiency(info::SufficiencyArgs),
+    /// Zero-shot classification of a label read off the text, against Bayes, with the T8 bounds.
+    #[command(after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \
+        prints {\"accuracy\": .., \"bayes_accuracy\": .., \"log_loss\": .., \"bayes_log_loss\": .., \"excess_log_loss\": .., \"bound\": {..}, ..}\n  \
+        jghm zero-shot --model tiny.json --score t7 --label root --exact")]
+    ZeroShot(downstream::ZeroShotArgs),
+    /// Text from an image: samples from p(y|x) (exact), Q^S (resampling) or P(y | f(x)); --kl for the divergence (T9).
+    #[command(after_help = "Example:\n  jghm generate --model model.json --image 0,1,2,.. --from pmi --n 5 --seed 1 --kl\n  \
+        jghm generate --model tiny.json --image 0,1 --from statistic:map-root --n 5 --kl --json")]
+    Generate(downstream::GenerateArgs),
+    /// Image from text by DDPM with the exact Bayes denoiser (BP with soft evidence); TV to p(x|y) (T10 with --t10).
+    #[command(after_help = "Example:\n  jghm diffuse --model tiny.json --text 0,1 --steps 400 --samples 2000 --seed 1 --json\n  \
+        prints {\"tv_to_exact\": .., \"tv_reference\": .., ..}\n  \
+        jghm diffuse --model tiny.json --text 0,1 --condition statistic:map-root --steps 100 --samples 500 --t10 200")]
+    Diffuse(downstream::DiffuseArgs),
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
