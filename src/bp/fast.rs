@@ -1,7 +1,7 @@
 //! Fast batched belief propagation (T1), specialised to the level structure of a JGHM.
 //!
 //! The same upward pass as [`super::Workspace`], computed for [`LANES`] observations at once,
-//! with three changes that keep its value and remove most of its cost:
+//! with four changes that keep its value and remove most of its cost:
 //!
 //! 1. **Probability domain, rescaled by powers of two.** Each node keeps
 //!    `ĥ_u(b) = h_u(b) 2^{-e_u}` (with `h_u` now a likelihood, not its log), the exponent `e_u`
@@ -17,6 +17,12 @@
 //!    walks the tree depth-first, so the working set is `depth × S × LANES` numbers (it stays in
 //!    L1) and nothing is allocated per observation. Leaves read their parent's message from
 //!    precomputed transition columns `Ψ_{L,j}(·, t)`.
+//! 4. **Leaf tables.** When `V^m` token combinations fit the cache, the message every parent of
+//!    leaves sends up is tabulated once per model ([`FastBp::new`]): the two lowest levels of
+//!    the pass become one (prefetched) lookup per parent of leaves.
+//!
+//! Kernels are compiled twice (baseline and AVX2, chosen at run time); both run the same IEEE
+//! operations in the same order, so results are identical bit for bit on either.
 //!
 //! Trunk models are supported: the trunk levels are walked the same way, and at a trunk leaf
 //! the image and/or text tower below it supply the vector (the joint `p(x, y)` multiplies the
