@@ -221,7 +221,9 @@ pub fn divergence(
     monte_carlo_divergence(model, generator, x, spec)
 }
 
-fn monte_carlo_divergence(
+/// The Monte Carlo divergence of the module doc (used when the texts are not enumerable;
+/// public so tests can check it against the exact value).
+pub fn monte_carlo_divergence(
     model: &Jghm,
     generator: &Generator,
     x: &[usize],
