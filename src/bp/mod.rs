@@ -21,6 +21,7 @@
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
 
 pub mod brute_force;
+pub mod marginals;
 pub mod fast;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};

@@ -116,6 +116,17 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
             ws.root_posterior_into(&model, &mut row);
         }
     });
+    // Every node's marginal, on a slice (the output is S·nodes numbers per observation).
+    let k = n.min(10_000);
+    let (marg_mean, _) = time(a.reps, || {
+        std::hint::black_box(crate::bp::marginals::marginals_batch(&model, Part::Image, &xs[..k]));
+    });
+    let r = n.min(1_000);
+    let (marg_ref, _) = time(1, || {
+        for x in &xs[..r] {
+            std::hint::black_box(crate::bp::marginals(&model, &Tokens { image: Some(x), text: None }).ok());
+        }
+    });
     let threads = rayon::current_num_threads();
     let per_second = |secs: f64| n as f64 / secs;
     if json {
@@ -131,6 +142,8 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
                 "pmi_per_second_best": per_second(pmi_best),
                 "pmi_batch_seconds": pmi_mean,
                 "reference_posteriors_per_second_one_thread": m as f64 / ref_mean,
+                "marginals_per_second": k as f64 / marg_mean,
+                "reference_marginals_per_second_one_thread": r as f64 / marg_ref,
                 "mean_log_px": ll.iter().sum::<f64>() / n as f64,
                 "mean_pmi": parts.iter().map(|p| p.pmi).sum::<f64>() / n as f64,
             })
@@ -153,6 +166,11 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
             per_second(pmi_best)
         );
         println!("  reference log-domain Workspace, 1 thread: {:.0} posteriors/s", m as f64 / ref_mean);
+        println!(
+            "  every node's marginal p(z_u|x): {:.0} observations/s (reference bp::marginals, 1 thread: {:.0}/s)",
+            k as f64 / marg_mean,
+            r as f64 / marg_ref
+        );
     }
     Ok(())
 }
