@@ -621,7 +621,12 @@ pub struct SweepRow {
 /// Measures the emulator at each width: error on `inputs` image samples, then the large-batch
 /// excess risk and zero-shot accuracy of the emulated pair by [`crate::eval::evaluate`] (the same
 /// draws for every width: common random numbers, so differences between widths are not noise).
-pub fn sweep(model: &Jghm, widths: &[usize], inputs: usize, spec: &crate::eval::EvalSpec) -> Result<Vec<SweepRow>, String> {
+pub fn sweep(
+    model: &Jghm,
+    widths: &[usize],
+    inputs: usize,
+    spec: &crate::eval::EvalSpec,
+) -> Result<Vec<SweepRow>, String> {
     let xs: Vec<Vec<usize>> =
         crate::sample::sample_pairs(model, inputs, spec.seed ^ 0xe1, false).into_iter().map(|p| p.image).collect();
     widths
@@ -707,7 +712,10 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &std::path::Path) -> anyhow::Result<()
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         // The W^-2 slope, anchored at the smallest width's mean error.
         let anchor = first.mean_abs_error;
-        reference = [first.width, last.width].iter().map(|&w| (w as f64, anchor * (first.width as f64 / w as f64).powi(2))).collect();
+        reference = [first.width, last.width]
+            .iter()
+            .map(|&w| (w as f64, anchor * (first.width as f64 / w as f64).powi(2)))
+            .collect();
     }
     draw(
         &Figure {
@@ -724,7 +732,10 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &std::path::Path) -> anyhow::Result<()
         },
         &dir.join("emulation_error"),
     )?;
-    let se = rows.iter().map(|r| (r.excess_risk - 1.96 * r.excess_risk_stderr, r.excess_risk + 1.96 * r.excess_risk_stderr)).collect();
+    let se = rows
+        .iter()
+        .map(|r| (r.excess_risk - 1.96 * r.excess_risk_stderr, r.excess_risk + 1.96 * r.excess_risk_stderr))
+        .collect();
     draw(
         &Figure {
             title: "Emulated BP encoders plugged into the CLIP score".into(),

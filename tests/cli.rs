@@ -54,9 +54,39 @@ fn random_model(name: &str, extra: &[&str]) -> (PathBuf, Jghm) {
 fn cli_exact_answers_match_brute_force() {
     let shapes: [&[&str]; 4] = [
         &["--states", "2", "--children", "2", "--depth", "2", "--seed", "1"],
-        &["--states", "3", "--children", "1", "--depth", "3", "--text-children", "2", "--text-depth", "1", "--vocab", "4", "--seed", "2"],
+        &[
+            "--states",
+            "3",
+            "--children",
+            "1",
+            "--depth",
+            "3",
+            "--text-children",
+            "2",
+            "--text-depth",
+            "1",
+            "--vocab",
+            "4",
+            "--seed",
+            "2",
+        ],
         &["--states", "2", "--children", "2", "--depth", "1", "--shared-depth", "1", "--seed", "3", "--flip", "0.05"],
-        &["--states", "3", "--children", "2", "--depth", "1", "--text-depth", "2", "--flip", "0.9", "--scale", "3", "--seed", "4"],
+        &[
+            "--states",
+            "3",
+            "--children",
+            "2",
+            "--depth",
+            "1",
+            "--text-depth",
+            "2",
+            "--flip",
+            "0.9",
+            "--scale",
+            "3",
+            "--seed",
+            "4",
+        ],
     ];
     for (i, shape) in shapes.iter().enumerate() {
         let (path, model) = random_model(&format!("m{i}.json"), shape);
@@ -101,7 +131,8 @@ fn cli_sample_is_reproducible_whatever_the_threads() {
     };
     let one = run("1");
     assert_eq!(one, run("2"));
-    let lines: Vec<Value> = one.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let lines: Vec<Value> =
+        one.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
     assert_eq!(lines.len(), 3000);
     assert_eq!(lines[0]["image"].as_array().unwrap().len(), model.image_len());
     assert_eq!(lines[0]["text"].as_array().unwrap().len(), model.text_len());
@@ -112,14 +143,18 @@ fn cli_bad_input_fails_cleanly() {
     let (path, _) = random_model("b.json", &["--states", "2", "--children", "2", "--depth", "1", "--seed", "1"]);
     let m = path.to_str().unwrap();
     let bad_model = temp("bad.json");
-    std::fs::write(&bad_model, r#"{"prior":[0.5,0.5],"image":[{"transitions":[[[0.9,0.2],[0.2,0.8]]]}],"text":[]}"#).unwrap();
+    std::fs::write(&bad_model, r#"{"prior":[0.5,0.5],"image":[{"transitions":[[[0.9,0.2],[0.2,0.8]]]}],"text":[]}"#)
+        .unwrap();
     let not_json = temp("notjson.json");
     std::fs::write(&not_json, "this is not json").unwrap();
     let zero = temp("zero.json");
     std::fs::write(&zero, r#"{"prior":[0.5,0.5],"image":[{"transitions":[[[1.0,0.0],[1.0,0.0]]]}],"text":[{"transitions":[[[0.5,0.5],[0.5,0.5]]]}]}"#).unwrap();
 
     fails_with(&["posterior", "--model", "/nonexistent/m.json", "--image", "0,1"], "cannot read model file");
-    fails_with(&["posterior", "--model", bad_model.to_str().unwrap(), "--image", "0"], "image level 0 child 0 row 0 sums to");
+    fails_with(
+        &["posterior", "--model", bad_model.to_str().unwrap(), "--image", "0"],
+        "image level 0 child 0 row 0 sums to",
+    );
     fails_with(&["posterior", "--model", not_json.to_str().unwrap(), "--image", "0"], "not valid JSON");
     fails_with(&["posterior", "--model", m, "--image", "0"], "image has 1 tokens, but the model's image has 2 leaves");
     fails_with(&["posterior", "--model", m, "--image", "0,7"], "position 1 is 7, out of the vocabulary 0..2");
@@ -128,12 +163,34 @@ fn cli_bad_input_fails_cleanly() {
     fails_with(&["posterior", "--model", m, "--image", ""], "image is empty");
     fails_with(&["pmi", "--model", m, "--image", "0,1", "--text", "0,1,1"], "text has 3 tokens");
     fails_with(&["posterior", "--model", zero.to_str().unwrap(), "--image", "1"], "probability zero");
-    fails_with(&["pmi", "--model", zero.to_str().unwrap(), "--image", "1", "--text", "0"], "the image has probability zero");
+    fails_with(
+        &["pmi", "--model", zero.to_str().unwrap(), "--image", "1", "--text", "0"],
+        "the image has probability zero",
+    );
     fails_with(&["sample", "--model", m, "--n", "0", "--seed", "1"], "--n");
     fails_with(&["sample", "--model", m, "--n", "-3", "--seed", "1"], "--n");
-    fails_with(&["model", "random", "--states", "3", "--children", "2", "--depth", "2", "--seed", "1", "--flip", "2"], "--flip must lie in [0, 1]");
+    fails_with(
+        &["model", "random", "--states", "3", "--children", "2", "--depth", "2", "--seed", "1", "--flip", "2"],
+        "--flip must lie in [0, 1]",
+    );
     fails_with(&["model", "random", "--states", "0", "--children", "2", "--depth", "2", "--seed", "1"], "--states");
-    fails_with(&["model", "random", "--states", "3", "--children", "2", "--depth", "2", "--seed", "1", "--out", "/nonexistent/dir/m.json"], "cannot write");
+    fails_with(
+        &[
+            "model",
+            "random",
+            "--states",
+            "3",
+            "--children",
+            "2",
+            "--depth",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            "/nonexistent/dir/m.json",
+        ],
+        "cannot write",
+    );
     fails_with(&["frobnicate"], "unrecognized subcommand");
 }
 

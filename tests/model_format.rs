@@ -26,11 +26,20 @@ fn errors_name_the_place() {
         (TINY.replace("0.9,0.1", "0.9,0.2"), "image level 0 child 0 row 0 sums to"),
         (TINY.replace("0.9,0.1", "1.1,-0.1"), "image level 0 child 0 row 0 entry 1 is -0.1"),
         (TINY.replace("[0.3,0.7]", "[0.3,0.7,0.0]"), "text level 0 child 0 row 1: has 3 entries"),
-        (TINY.replace("[[0.6,0.4],[0.3,0.7]]", "[[0.6,0.4]]"), "text level 0 child 0: has 1 rows, but the parent level has 2"),
+        (
+            TINY.replace("[[0.6,0.4],[0.3,0.7]]", "[[0.6,0.4]]"),
+            "text level 0 child 0: has 1 rows, but the parent level has 2",
+        ),
         (TINY.replace("\"prior\":[0.5,0.5]", "\"prior\":[0.5,0.6]"), "prior sums to"),
         (TINY.replace("\"prior\":[0.5,0.5]", "\"prior\":[]"), "prior is empty"),
-        (TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[]"), "text tower has no levels"),
-        (TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[{\"transitions\":[]}]"), "text level 0 has no transition matrices"),
+        (
+            TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[]"),
+            "text tower has no levels",
+        ),
+        (
+            TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[{\"transitions\":[]}]"),
+            "text level 0 has no transition matrices",
+        ),
         (TINY.replace("\"prior\"", "\"priors\""), "unknown field `priors`"),
         (TINY.replace("0.9,0.1", "0.9,\"x\""), "not valid JSON"),
         ("{\"prior\": [1.0]".to_string(), "not valid JSON"),

@@ -159,7 +159,13 @@ fn t1_oracle_matches_hand_computation() {
 /// probability vector, because BP works in the log domain.
 #[test]
 fn t1_depth_16_tower_is_finite() {
-    let spec = jghm::RandomSpec { depth: 16, children: 2, text_depth: 2, flip: 0.01, ..jghm::RandomSpec::symmetric(4, 2, 16, 5) };
+    let spec = jghm::RandomSpec {
+        depth: 16,
+        children: 2,
+        text_depth: 2,
+        flip: 0.01,
+        ..jghm::RandomSpec::symmetric(4, 2, 16, 5)
+    };
     let model = spec.build().unwrap();
     let pair = &jghm::sample::sample_pairs(&model, 1, 11, false)[0];
     let post = bp::root_posterior(&model, &Tokens { image: Some(&pair.image), text: None }).unwrap();

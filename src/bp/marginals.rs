@@ -173,8 +173,8 @@ impl<'m> MarginalWorkspace<'m> {
                     self.outside[span_u].fill(1.0);
                 }
                 let m = self.msg_offsets[u];
-                for a in 0..sv {
-                    prefix[a] *= self.message[m + a];
+                for (p, mu) in prefix[..sv].iter_mut().zip(&self.message[m..m + sv]) {
+                    *p *= mu;
                 }
                 // Keep the running prefix in range too.
                 if !rescale(&mut prefix[..sv]) {

@@ -21,8 +21,8 @@
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
 
 pub mod brute_force;
-pub mod marginals;
 pub mod fast;
+pub mod marginals;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};
 use crate::logspace::{log_sum_exp, log_sum_exp_iter};

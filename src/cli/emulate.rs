@@ -56,7 +56,9 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
     let nonlinearity = match (a.width, a.exact_mlp) {
         (_, true) => Nonlinearity::Exact,
         (Some(w), false) => Nonlinearity::Relu { width: w as usize },
-        (None, false) => bail!("give --width W (ReLU units per nonlinearity), --widths W1,W2,.. --out DIR, or --exact-mlp"),
+        (None, false) => {
+            bail!("give --width W (ReLU units per nonlinearity), --widths W1,W2,.. --out DIR, or --exact-mlp")
+        }
     };
     let net = BpTransformer::new(&model, part, nonlinearity).map_err(anyhow::Error::msg)?;
     let inputs: Vec<Vec<usize>> = sample_pairs(&model, a.samples as usize, a.seed, false)
@@ -120,15 +122,29 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
     if json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {
-        println!("{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}", "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes");
+        println!(
+            "{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}",
+            "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes"
+        );
         for r in &rows {
             println!(
                 "{:>8} {:>12} {:>11.3e} {:>11.3e} {:>9.5} ± {:<6.5} {:>9.4} {:>9.4} {:>9.4}",
-                r.width, r.parameters, r.max_abs_error, r.mean_abs_error, r.excess_risk, r.excess_risk_stderr,
-                r.zero_shot_accuracy, r.oracle_zero_shot_accuracy, r.bayes_accuracy
+                r.width,
+                r.parameters,
+                r.max_abs_error,
+                r.mean_abs_error,
+                r.excess_risk,
+                r.excess_risk_stderr,
+                r.zero_shot_accuracy,
+                r.oracle_zero_shot_accuracy,
+                r.bayes_accuracy
             );
         }
-        println!("wrote {}/emulation.csv and rate plot (e) emulation_*.svg/png in {:.1} s", dir.display(), start.elapsed().as_secs_f64());
+        println!(
+            "wrote {}/emulation.csv and rate plot (e) emulation_*.svg/png in {:.1} s",
+            dir.display(),
+            start.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
