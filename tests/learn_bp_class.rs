@@ -31,8 +31,8 @@ proptest! {
             // u(z) = log p(x | z) = h_root of BP on the image alone
             let mut ws = jghm::Workspace::new(&model);
             ws.upward(&model, &jghm::Tokens { image: Some(&pr.image), text: None });
-            for z in 0..s0 {
-                prop_assert!((u[z] - ws.h(&model, 0)[z]).abs() < jghm::tolerance::EXACT, "u({z}) = {} vs BP {}", u[z], ws.h(&model, 0)[z]);
+            for (z, (uz, hz)) in u.iter().zip(ws.h(&model, 0)).enumerate() {
+                prop_assert!((uz - hz).abs() < jghm::tolerance::EXACT, "u({z}) = {uz} vs BP {hz}");
             }
             let mut scores = vec![];
             Head::T7 { states: s0 }.forward(&rho, &u, &v, s0, &[(0, 0)], &mut scores, &mut HeadCache::default());
