@@ -53,32 +53,32 @@ pub enum Command {
         prints {\"position\": 2, \"distribution\": [..]}")]
     NextToken(NextTokenArgs),
     /// A transformer with explicit weights that computes BP (T11): its error against exact BP.
-    #[command(after_help = "Example:\n  jghm emulate --model model.json --width 1024 --samples 1000 --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm emulate --model model.json --width 1024 --samples 1000 --json\n  \
         prints {\"max_abs_error\": .., \"mean_abs_error\": .., \"layers\": 9, \"width\": 1024, \"parameters\": ..}")]
     Emulate(emulate::EmulateArgs),
     /// The main job on a default model: build it, sample pairs, print exact quantities.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
     /// Train a learned pair (transformer, BP class or MLP) by the CLIP loss; writes safetensors checkpoints.
-    #[command(after_help = "Example:\n  jghm train --model model.json --class transformer --steps 2000 --max-seconds 240 --seed 1 --out clip.safetensors\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm train --model model.json --class transformer --steps 2000 --max-seconds 240 --seed 1 --out clip.safetensors\n  \
         jghm train --model model.json --class bp --max-seconds 120 --seed 1 --out bp.safetensors --json")]
     Train(train::TrainArgs),
     /// Measure a trained checkpoint against the exact ground truth: excess risk (T4), T5 bounds, zero-shot, PMI correlation.
-    #[command(after_help = "Example:\n  jghm eval --model model.json --checkpoint clip.safetensors --samples 200 --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm eval --model model.json --checkpoint clip.safetensors --samples 200 --json\n  \
         prints {\"excess_risk\": .., \"excess_risk_stderr\": .., \"sufficiency_bound_image\": .., \"sufficiency_bound_text\": .., \"zero_shot_accuracy\": .., \"oracle_zero_shot_accuracy\": .., \"bayes_accuracy\": .., \"pmi_correlation\": .., ..}")]
     Eval(eval::EvalArgs),
     /// Exact I(X;Y), H(X), H(Y), H(Z), I(Z;X), I(Z;Y) by enumeration (else Monte Carlo with stderr).
-    #[command(after_help = "Example:\n  jghm info --model model.json --exact --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm info --model model.json --exact --json\n  \
         prints {\"mutual_information\": .., \"stderr\": 0.0, \"method\": \"exact enumeration\", \"entropy_image\": .., ..}\n  \
         jghm info --model big.json --samples 100000 --seed 1")]
     Info(info::InfoArgs),
     /// The CLIP loss L_K (both directions) of a score, its optimum at the PMI and the excess (T2-T4).
-    #[command(after_help = "Example:\n  jghm clip-loss --model model.json --batch 4 --score perturbed:0.5 --exact --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm clip-loss --model model.json --batch 4 --score perturbed:0.5 --exact --json\n  \
         prints {\"loss\": .., \"stderr\": 0.0, \"optimum\": .., \"excess\": .., ..}\n  \
         jghm clip-loss --model model.json --batch inf --score t7 --samples 2000 --seed 1")]
     ClipLoss(info::ClipLossArgs),
     /// The sufficiency gap Suff of a statistic in three forms, with I(X;Y) and I(T;Y) (T5-T6).
-    #[command(after_help = "Example:\n  jghm sufficiency --model model.json --statistic map-root --exact --json\n  \
+    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm sufficiency --model model.json --statistic map-root --exact --json\n  \
         prints {\"sufficiency\": .., \"mutual_information\": .., \"statistic_information\": .., ..}\n  \
         jghm sufficiency --model model.json --statistic first-tokens:2 --side text")]
     Sufficiency(info::SufficiencyArgs),

@@ -1,0 +1,110 @@
+//! Long runs lose nothing (issue 9, part 4): a real `jghm train` is killed with SIGKILL in the
+//! middle of its run, several times, after it has written checkpoints. Each time the checkpoint
+//! on disk is a complete, consistent file (written atomically: temporary file, then rename) of
+//! the right model, seed and configuration, and `--resume` continues it to the end, with the
+//! same parameters as a run that was never interrupted.
+
+use jghm::learn::checkpoint::{sha256_hex, Checkpoint};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("jghm-long-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn jghm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jghm"));
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn ok(args: &[&str]) {
+    let out = jghm().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const STEPS: &str = "400";
+
+fn train_args<'a>(model: &'a str, config: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["train", "--model", model, "--config", config, "--steps", STEPS, "--seed", "3", "--out", out]
+}
+
+/// The checkpoint at `path`, which must be a complete file of this model and run.
+fn consistent(path: &Path, model_hash: &str) -> Checkpoint<f32> {
+    let bytes = std::fs::read(path).expect("a checkpoint exists");
+    let ck = Checkpoint::<f32>::from_bytes(&bytes).expect("the checkpoint is a complete, valid file");
+    ck.check_model(model_hash).expect("the checkpoint names its model");
+    assert_eq!(ck.seed, 3);
+    assert_eq!(ck.config.schedule.steps, 400);
+    assert!(ck.step >= 1 && ck.step <= 400, "step {}", ck.step);
+    ck
+}
+
+/// Starts a run (fresh or resumed), waits until its checkpoint is at least at `min_step` (and
+/// at least `extra` more has passed, to land the kill at varied moments), then SIGKILLs it.
+fn kill_mid_run(args: &[&str], out: &Path, hash: &str, min_step: usize, extra: Duration) -> usize {
+    let mut child = jghm().args(args).spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed: make it longer");
+        }
+        if out.exists() {
+            if let Ok(ck) = Checkpoint::<f32>::from_bytes(&std::fs::read(out).unwrap_or_default()) {
+                if ck.step >= min_step {
+                    break;
+                }
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint at step {min_step} after 2 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(extra);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up.
+    child.wait().unwrap();
+    let ck = consistent(out, hash);
+    assert!(ck.step < 400, "killed before the end");
+    ck.step
+}
+
+#[test]
+fn a_killed_training_run_leaves_a_consistent_checkpoint_and_resumes() {
+    let d = dir();
+    let model = d.join("model.json");
+    let m = model.to_str().unwrap();
+    ok(&["model", "random", "--states", "3", "--children", "2", "--depth", "2", "--seed", "5", "--out", m]);
+    let hash = sha256_hex(&std::fs::read(&model).unwrap());
+    // Checkpoints every 3 steps, so kills land between, near and (sometimes) inside writes.
+    let config = d.join("config.json");
+    std::fs::write(&config, r#"{"class": "transformer", "width": 16, "layers": 1, "heads": 2, "out": 8, "batch": 32, "checkpoint_every": 3}"#).unwrap();
+    let c = config.to_str().unwrap();
+
+    // The reference: the same run, never interrupted.
+    let reference = d.join("reference.safetensors");
+    ok(&train_args(m, c, reference.to_str().unwrap()));
+    let reference = consistent(&reference, &hash);
+    assert_eq!(reference.step, 400);
+
+    let out = d.join("killed.safetensors");
+    let o = out.to_str().unwrap();
+    let mut steps = vec![kill_mid_run(&train_args(m, c, o), &out, &hash, 3, Duration::from_millis(37))];
+    // Killed again while resuming, at other moments.
+    let mut resume = train_args(m, c, o);
+    resume.push("--resume");
+    for extra in [0, 11] {
+        let last = *steps.last().unwrap();
+        steps.push(kill_mid_run(&resume, &out, &hash, last + 3, Duration::from_millis(extra)));
+    }
+    assert!(steps.windows(2).all(|w| w[1] > w[0]), "each resume made progress: {steps:?}");
+    // Resumed to the end: the same parameters as the uninterrupted run.
+    ok(&resume);
+    let done = consistent(&out, &hash);
+    assert_eq!(done.step, 400);
+    assert!(
+        done.params == reference.params,
+        "resumed parameters differ from the uninterrupted run's (kills at steps {steps:?})"
+    );
+}
