@@ -152,9 +152,7 @@ fn bad_models() -> Vec<(&'static str, String, &'static str)> {
         ("non-chaining", with_image(&level("[[0.5,0.5],[0.5,0.5],[0.5,0.5]]")), "parent level has 2 states"),
         (
             "non-chaining-deep",
-            with_image(&format!(
-                r#"[{{"transitions":[[[0.5,0.5],[0.5,0.5]]]}},{{"transitions":[[[1.0],[1.0],[1.0]]]}}]"#
-            )),
+            with_image(r#"[{"transitions":[[[0.5,0.5],[0.5,0.5]]]},{"transitions":[[[1.0],[1.0],[1.0]]]}]"#),
             "parent level has 2 states",
         ),
         ("empty-tower", with_image("[]"), "has no levels"),
