@@ -19,6 +19,7 @@
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
 //! | [`downstream`] | zero-shot classification, text from an image, conditional diffusion, with exact references | T8-T10 |
 //! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
+//! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals, their figures | T12, T3 |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
@@ -36,6 +37,7 @@ pub mod logspace;
 pub mod model;
 pub mod plot;
 pub mod random_family;
+pub mod rates;
 pub mod rng;
 pub mod sample;
 pub mod score;

@@ -32,14 +32,24 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     pub errors: Option<Vec<(f64, f64)>>,
     pub style: Style,
+    /// Index into the palette (default: the series' position), to pair a fit with its data.
+    pub color: Option<usize>,
 }
 
 impl Series {
     pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { label: label.into(), points, errors: None, style: Style::LinePoints }
+        Series { label: label.into(), points, errors: None, style: Style::LinePoints, color: None }
     }
     pub fn dashed(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { label: label.into(), points, errors: None, style: Style::Dashed }
+        Series { label: label.into(), points, errors: None, style: Style::Dashed, color: None }
+    }
+    pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { label: label.into(), points, errors: None, style: Style::Points, color: None }
+    }
+    /// Draws in palette colour `i` (0 blue, 1 vermillion, 2 green, 3 pink, 4 orange, 5 sky, 6 black).
+    pub fn with_color(mut self, i: usize) -> Self {
+        self.color = Some(i);
+        self
     }
     pub fn with_errors(mut self, errors: Vec<(f64, f64)>) -> Self {
         self.errors = Some(errors);
@@ -56,6 +66,71 @@ pub struct Figure {
     pub x_log: bool,
     pub y_log: bool,
     pub series: Vec<Series>,
+}
+
+impl Figure {
+    /// An empty figure.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        x_log: bool,
+        y_log: bool,
+    ) -> Self {
+        Figure { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), x_log, y_log, series: vec![] }
+    }
+}
+
+/// A tick label: integers as integers (`1000`, not `1000.0`), very large or small values in
+/// scientific notation (`1e-4`), others with at most four significant digits.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    if !(1e-3..1e6).contains(&a) {
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
+    if (v - v.round()).abs() < 1e-9 * a.max(1.0) {
+        return format!("{}", v.round() as i64);
+    }
+    let digits = (3 - a.log10().floor() as i32).clamp(0, 8) as usize;
+    let s = format!("{v:.digits$}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The corner of the plot with the fewest data points (markers, error-bar ends, line vertices)
+/// in its outer 40% × 40% box, for the legend; ties go to the upper right.
+fn emptiest_corner(fig: &Figure, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let unit = |v: f64, (lo, hi): (f64, f64), log: bool| {
+        if log {
+            (v.log10() - lo.log10()) / (hi.log10() - lo.log10())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let mut counts = [0usize; 4]; // upper right, upper left, lower right, lower left
+    for s in &fig.series {
+        let ends = s.errors.iter().flatten().zip(&s.points).flat_map(|(e, p)| [(p.0, e.0), (p.0, e.1)]);
+        for (px, py) in s.points.iter().copied().chain(ends) {
+            let (u, v) = (unit(px, x, fig.x_log), unit(py, y, fig.y_log));
+            if !(u.is_finite() && v.is_finite()) {
+                continue;
+            }
+            let (right, left, top, bottom) = (u > 0.6, u < 0.4, v > 0.6, v < 0.4);
+            for (k, inside) in [right && top, left && top, right && bottom, left && bottom].into_iter().enumerate() {
+                counts[k] += inside as usize;
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&k| counts[k]).unwrap_or(0);
+    match best {
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        3 => SeriesLabelPosition::LowerLeft,
+        _ => SeriesLabelPosition::UpperRight,
+    }
 }
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -136,9 +211,10 @@ where
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing '{}': {e:?}", fig.title);
     root.fill(&WHITE).map_err(err)?;
     let xs = fig.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = fig.series.iter().flat_map(|s| {
-        s.points.iter().map(|p| p.1).chain(s.errors.iter().flatten().flat_map(|e| [e.0, e.1]))
-    });
+    let ys = fig
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.errors.iter().flatten().flat_map(|e| [e.0, e.1])));
     let (x0, x1) = range(xs, fig.x_log);
     let (y0, y1) = range(ys, fig.y_log);
     let mut builder = ChartBuilder::on(root);
@@ -150,6 +226,8 @@ where
                 .configure_mesh()
                 .x_desc(fig.x_label.as_str())
                 .y_desc(fig.y_label.as_str())
+                .x_label_formatter(&|v: &f64| tick(*v))
+                .y_label_formatter(&|v: &f64| tick(*v))
                 .label_style(("sans-serif", 17))
                 .axis_desc_style(("sans-serif", 20))
                 .light_line_style(RGBColor(235, 235, 235))
@@ -158,7 +236,7 @@ where
             draw_series(fig, &mut chart).map_err(err)?;
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(emptiest_corner(fig, (x0, x1), (y0, y1)))
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(160, 160, 160))
                 .label_font(("sans-serif", 17))
@@ -177,41 +255,54 @@ where
 
 type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
 
-fn draw_series<DB, X, Y>(fig: &Figure, chart: &mut Chart<'_, DB, X, Y>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+fn draw_series<DB, X, Y>(
+    fig: &Figure,
+    chart: &mut Chart<'_, DB, X, Y>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
     DB: DrawingBackend,
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     for (i, s) in fig.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let ok = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!fig.x_log || p.0 > 0.0) && (!fig.y_log || p.1 > 0.0);
+        let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
+        let ok = |p: &&(f64, f64)| {
+            p.0.is_finite() && p.1.is_finite() && (!fig.x_log || p.0 > 0.0) && (!fig.y_log || p.1 > 0.0)
+        };
         let pts: Vec<(f64, f64)> = s.points.iter().filter(ok).copied().collect();
         let legend_color = color;
         match s.style {
             Style::Dashed => {
-                chart
-                    .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, color.stroke_width(2)))?
-                    .label(&s.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], legend_color.stroke_width(2)));
+                let drawn = chart.draw_series(DashedLineSeries::new(pts.clone(), 10, 6, color.stroke_width(2)))?;
+                // An empty label keeps the series out of the legend (e.g. a fit drawn beside its data).
+                if !s.label.is_empty() {
+                    drawn.label(&s.label).legend(move |(x, y)| {
+                        plotters::element::DashedPathElement::new(
+                            vec![(x, y), (x + 26, y)],
+                            7,
+                            4,
+                            legend_color.stroke_width(2),
+                        )
+                    });
+                }
             }
             Style::LinePoints | Style::Points => {
                 if s.style == Style::LinePoints {
                     chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
                 }
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?
-                    .label(&s.label)
-                    .legend(move |(x, y)| Circle::new((x + 12, y), 5, legend_color.filled()));
+                let drawn = chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
+                if !s.label.is_empty() {
+                    drawn.label(&s.label).legend(move |(x, y)| Circle::new((x + 12, y), 5, legend_color.filled()));
+                }
             }
         }
         if let Some(errors) = &s.errors {
             let bars = s.points.iter().zip(errors).filter(|(p, e)| {
                 ok(p) && e.0.is_finite() && e.1.is_finite() && (!fig.y_log || (e.0 > 0.0 && e.1 > 0.0))
             });
-            chart.draw_series(bars.map(|(p, e)| {
-                ErrorBar::new_vertical(p.0, e.0, p.1, e.1, color.stroke_width(2), 10)
-            }))?;
+            chart.draw_series(
+                bars.map(|(p, e)| ErrorBar::new_vertical(p.0, e.0, p.1, e.1, color.stroke_width(2), 10)),
+            )?;
         }
     }
     Ok(())

@@ -30,6 +30,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::ZeroShot(a) => super::downstream::run_zero_shot(a, cli.json),
         Command::Generate(a) => super::downstream::run_generate(a, cli.json),
         Command::Diffuse(a) => super::downstream::run_diffuse(a, cli.json),
+        Command::Rates(a) => super::rates::run_rates(a, cli.json),
+        Command::Plot(a) => super::rates::run_plot(a, cli.json),
     }
 }
 

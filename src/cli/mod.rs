@@ -12,6 +12,7 @@ pub mod info;
 pub mod files;
 pub mod eval;
 pub mod train;
+pub mod rates;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -82,6 +83,12 @@ pub enum Command {
         prints {\"sufficiency\": .., \"mutual_information\": .., \"statistic_information\": .., ..}\n  \
         jghm sufficiency --model model.json --statistic first-tokens:2 --side text")]
     Sufficiency(info::SufficiencyArgs),
+    /// Sample-complexity sweep (T12): train each class at each n and seed, measure exactly, fit the rates, draw the figures.
+    #[command(after_help = rates::RATES_HELP)]
+    Rates(rates::RatesArgs),
+    /// Redraw a sweep's figures (and fits.json) from DIR/results.csv (and infonce.csv, emulation.csv).
+    #[command(after_help = "Example:\n  jghm plot plots")]
+    Plot(rates::PlotArgs),
     /// Zero-shot classification of a label read off the text, against Bayes, with the T8 bounds.
     #[command(after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \
         prints {\"accuracy\": .., \"bayes_accuracy\": .., \"log_loss\": .., \"bayes_log_loss\": .., \"excess_log_loss\": .., \"bound\": {..}, ..}\n  \
