@@ -21,6 +21,7 @@ fn quick_bp_sweep() -> Vec<Row> {
         ns: vec![256, 1024, 4096],
         seeds: 3,
         steps: 1000,
+        bp_steps: 1000,
         ..Settings::default_sweep(true)
     };
     settings.validate(&model).unwrap();

@@ -28,11 +28,11 @@ pub const RATES_HELP: &str = "Defaults (when flags are omitted):
   runs    batch 32 (in-batch negatives), 20% of the n pairs held out; held-out CLIP loss every 50
           steps, the best parameters kept, stop after 8 (quick) / 10 (full) checks without improvement;
           transformer width 32, 2 layers, lr 1e-3; MLP width 128, lr 1e-3; the BP class learns every
-          transition (lr 0.2) with twice the true hidden states (still well-specified; at the true
-          size its loss has local minima where two root states merge)
+          transition (lr 0.2, at most 1500 steps in both sweeps) with twice the true hidden states
+          (still well-specified; at the true size its loss has local minima where two root states merge)
   --settings FILE overrides any field: classes, ns, seeds, seed, steps, eval_every, patience,
           batch, holdout, transformer_width, transformer_layers, mlp_width, bp_restarts,
-          bp_states_factor, bp_lr
+          bp_states_factor, bp_lr, bp_steps
 Writes DIR/results.csv (one row per finished run, rewritten atomically), DIR/fits.json,
 DIR/infonce.csv and the figures DIR/{excess_risk,sufficiency_bound,zero_shot,infonce}.{svg,png}.
 

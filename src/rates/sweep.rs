@@ -5,7 +5,7 @@
 //! # A run
 //! * data: `n` pairs `sample_pairs(model, n, ·)`, the last `holdout·n` held out;
 //! * training: [`crate::learn::train::train`] with the class's configuration
-//!   ([`Settings::config`]) for at most `steps` steps; every `eval_every` steps the held-out CLIP
+//!   ([`Settings::config`]) for at most `steps` steps (`bp_steps` for the BP class); every `eval_every` steps the held-out CLIP
 //!   loss (in-batch, `batch` pairs per group) is measured, the parameters with the lowest one are
 //!   kept, and training stops after `patience` evaluations without improvement;
 //! * measurement: the kept pair's score on every enumerated pair, exact figures.
@@ -64,6 +64,9 @@ pub struct Settings {
     pub bp_restarts: usize,
     /// Peak learning rate of the BP class.
     pub bp_lr: f64,
+    /// Step budget (and cosine horizon) of the BP class: with a longer horizon its learning rate
+    /// stays high for long, and early stopping fires on the noise plateau of that phase.
+    pub bp_steps: usize,
     /// Hidden states of the BP class per true hidden state (root and internal levels; the
     /// leaves keep the vocabulary). Above 1 the class still contains the truth (well-specified)
     /// but has room to split states, which removes the merged-state local minima.
@@ -88,6 +91,7 @@ impl Settings {
             mlp_width: 128,
             bp_restarts: 1,
             bp_lr: 0.2,
+            bp_steps: 1500,
             bp_states_factor: 2,
         }
     }
@@ -106,6 +110,8 @@ impl Settings {
         cfg.layers = self.transformer_layers;
         if class == Class::Bp {
             cfg.schedule.lr = self.bp_lr;
+            cfg.schedule.steps = self.bp_steps;
+            cfg.schedule.warmup = cfg.schedule.warmup.min(self.bp_steps / 10);
         }
         cfg
     }
@@ -124,7 +130,7 @@ impl Settings {
         if self.classes.is_empty() || self.ns.is_empty() || self.seeds == 0 {
             return Err("a sweep needs at least one class, one n and one seed".into());
         }
-        if self.eval_every == 0 || self.patience == 0 || self.steps == 0 {
+        if self.eval_every == 0 || self.patience == 0 || self.steps == 0 || self.bp_steps == 0 {
             return Err("steps, eval-every and patience must be at least 1".into());
         }
         for &n in &self.ns {
@@ -145,7 +151,7 @@ impl Settings {
 
     /// Training steps a run of `class` takes at most (the progress bar's unit of work).
     pub fn work(&self, class: Class) -> usize {
-        self.restarts(class) * self.steps
+        self.restarts(class) * if class == Class::Bp { self.bp_steps } else { self.steps }
     }
 
     /// Total runs.
