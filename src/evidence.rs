@@ -145,7 +145,9 @@ pub fn parse_tokens(part: Part, text: &str) -> Result<Vec<usize>, EvidenceError>
             digits_only.then(|| field.parse::<usize>().ok()).flatten().ok_or_else(|| EvidenceError::NotAToken {
                 part,
                 position,
-                text: field.chars().take(40).collect(),
+                // Escaped, so that a control character in the input (a newline, a NUL) cannot
+                // break the one-line error.
+                text: field.chars().take(40).collect::<String>().escape_debug().to_string(),
             })
         })
         .collect()

@@ -202,3 +202,13 @@ fn cli_help_has_examples() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{cmd} --help has no example");
     }
 }
+
+/// Found by the token-parser fuzz target: a field holding a newline or NUL must not break the
+/// one-line error.
+#[test]
+fn token_errors_stay_on_one_line() {
+    for text in [" \t\0\0\0\0\0\n7", "1,2\n3", "1,\r\n"] {
+        let message = jghm::evidence::parse_tokens(Part::Image, text).unwrap_err().to_string();
+        assert!(!message.contains('\n') && !message.contains('\r') && !message.contains('\0'), "{message:?}");
+    }
+}

@@ -8,11 +8,11 @@ pub mod bench_train;
 mod commands;
 pub mod downstream;
 mod emulate;
-pub mod info;
-pub mod files;
 pub mod eval;
-pub mod train;
+pub mod files;
+pub mod info;
 pub mod rates;
+pub mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -39,49 +39,79 @@ pub enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// Draw i.i.d. pairs (x, y) by ancestral sampling; writes JSON lines {"image": [..], "text": [..]}.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm sample --model model.json --n 1000 --seed 7 > pairs.jsonl")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm sample --model model.json --n 1000 --seed 7 > pairs.jsonl"
+    )]
     Sample(SampleArgs),
     /// Log-likelihood of an image (or a text) and the exact root posterior p(z | x), by BP.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm posterior --model model.json --image 0,3,1,2 --json\n  \
-        prints {\"log_likelihood\": .., \"posterior\": [..]}")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm posterior --model model.json --image 0,3,1,2 --json\n  \
+        prints {\"log_likelihood\": .., \"posterior\": [..]}"
+    )]
     Posterior(PosteriorArgs),
     /// Pointwise mutual information PMI(x, y) = log p(x, y) - log p(x) - log p(y), exactly.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm pmi --model model.json --image 0,3,1,2 --text 1,1,0,2 --json\n  \
-        prints {\"pmi\": .., \"log_pxy\": .., \"log_px\": .., \"log_py\": ..}")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm pmi --model model.json --image 0,3,1,2 --text 1,1,0,2 --json\n  \
+        prints {\"pmi\": .., \"log_pxy\": .., \"log_px\": .., \"log_py\": ..}"
+    )]
     Pmi(PmiArgs),
     /// Next-token conditional p(y_i | y_<i, x) of the text given a prefix (and optionally an image).
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
-        prints {\"position\": 2, \"distribution\": [..]}")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm next-token --model model.json --image 0,3,1,2 --prefix 1,1 --json\n  \
+        prints {\"position\": 2, \"distribution\": [..]}"
+    )]
     NextToken(NextTokenArgs),
     /// A transformer with explicit weights that computes BP (T11): its error against exact BP.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm emulate --model model.json --width 1024 --samples 1000 --json\n  \
-        prints {\"max_abs_error\": .., \"mean_abs_error\": .., \"layers\": 9, \"width\": 1024, \"parameters\": ..}")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm emulate --model model.json --width 1024 --samples 1000 --json\n  \
+        prints {\"max_abs_error\": .., \"mean_abs_error\": .., \"layers\": 9, \"width\": 1024, \"parameters\": ..}"
+    )]
     Emulate(emulate::EmulateArgs),
     /// The main job on a default model: build it, sample pairs, print exact quantities.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm demo --seed 1")]
     Demo(DemoArgs),
     /// Train a learned pair (transformer, BP class or MLP) by the CLIP loss; writes safetensors checkpoints.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm train --model model.json --class transformer --steps 2000 --max-seconds 240 --seed 1 --out clip.safetensors\n  \
-        jghm train --model model.json --class bp --max-seconds 120 --seed 1 --out bp.safetensors --json")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm train --model model.json --class transformer --steps 2000 --max-seconds 240 --seed 1 --out clip.safetensors\n  \
+        jghm train --model model.json --class bp --max-seconds 120 --seed 1 --out bp.safetensors --json"
+    )]
     Train(train::TrainArgs),
     /// Measure a trained checkpoint against the exact ground truth: excess risk (T4), T5 bounds, zero-shot, PMI correlation.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm eval --model model.json --checkpoint clip.safetensors --samples 200 --json\n  \
-        prints {\"excess_risk\": .., \"excess_risk_stderr\": .., \"sufficiency_bound_image\": .., \"sufficiency_bound_text\": .., \"zero_shot_accuracy\": .., \"oracle_zero_shot_accuracy\": .., \"bayes_accuracy\": .., \"pmi_correlation\": .., ..}")]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm eval --model model.json --checkpoint clip.safetensors --samples 200 --json\n  \
+        prints {\"excess_risk\": .., \"excess_risk_stderr\": .., \"sufficiency_bound_image\": .., \"sufficiency_bound_text\": .., \"zero_shot_accuracy\": .., \"oracle_zero_shot_accuracy\": .., \"bayes_accuracy\": .., \"pmi_correlation\": .., ..}"
+    )]
     Eval(eval::EvalArgs),
     /// Exact I(X;Y), H(X), H(Y), H(Z), I(Z;X), I(Z;Y) by enumeration (else Monte Carlo with stderr).
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm info --model model.json --exact --json\n  \
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm info --model model.json --exact --json\n  \
         prints {\"mutual_information\": .., \"stderr\": 0.0, \"method\": \"exact enumeration\", \"entropy_image\": .., ..}\n  \
-        jghm info --model big.json --samples 100000 --seed 1")]
+        jghm info --model big.json --samples 100000 --seed 1"
+    )]
     Info(info::InfoArgs),
     /// The CLIP loss L_K (both directions) of a score, its optimum at the PMI and the excess (T2-T4).
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm clip-loss --model model.json --batch 4 --score perturbed:0.5 --exact --json\n  \
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm clip-loss --model model.json --batch 4 --score perturbed:0.5 --exact --json\n  \
         prints {\"loss\": .., \"stderr\": 0.0, \"optimum\": .., \"excess\": .., ..}\n  \
-        jghm clip-loss --model model.json --batch inf --score t7 --samples 2000 --seed 1")]
+        jghm clip-loss --model model.json --batch inf --score t7 --samples 2000 --seed 1"
+    )]
     ClipLoss(info::ClipLossArgs),
     /// The sufficiency gap Suff of a statistic in three forms, with I(X;Y) and I(T;Y) (T5-T6).
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm sufficiency --model model.json --statistic map-root --exact --json\n  \
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm sufficiency --model model.json --statistic map-root --exact --json\n  \
         prints {\"sufficiency\": .., \"mutual_information\": .., \"statistic_information\": .., ..}\n  \
-        jghm sufficiency --model model.json --statistic first-tokens:2 --side text")]
+        jghm sufficiency --model model.json --statistic first-tokens:2 --side text"
+    )]
     Sufficiency(info::SufficiencyArgs),
     /// Sample-complexity sweep (T12): train each class at each n and seed, measure exactly, fit the rates, draw the figures.
     #[command(after_help = rates::RATES_HELP)]
@@ -90,18 +120,24 @@ pub enum Command {
     #[command(after_help = "Example:\n  jghm plot plots")]
     Plot(rates::PlotArgs),
     /// Zero-shot classification of a label read off the text, against Bayes, with the T8 bounds.
-    #[command(after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \
+    #[command(
+        after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \
         prints {\"accuracy\": .., \"bayes_accuracy\": .., \"log_loss\": .., \"bayes_log_loss\": .., \"excess_log_loss\": .., \"bound\": {..}, ..}\n  \
-        jghm zero-shot --model tiny.json --score t7 --label root --exact")]
+        jghm zero-shot --model tiny.json --score t7 --label root --exact"
+    )]
     ZeroShot(downstream::ZeroShotArgs),
     /// Text from an image: samples from p(y|x) (exact), Q^S (resampling) or P(y | f(x)); --kl for the divergence (T9).
-    #[command(after_help = "Example:\n  jghm generate --model model.json --image 0,1,2,.. --from pmi --n 5 --seed 1 --kl\n  \
-        jghm generate --model tiny.json --image 0,1 --from statistic:map-root --n 5 --kl --json")]
+    #[command(
+        after_help = "Example:\n  jghm generate --model model.json --image 0,1,2,.. --from pmi --n 5 --seed 1 --kl\n  \
+        jghm generate --model tiny.json --image 0,1 --from statistic:map-root --n 5 --kl --json"
+    )]
     Generate(downstream::GenerateArgs),
     /// Image from text by DDPM with the exact Bayes denoiser (BP with soft evidence); TV to p(x|y) (T10 with --t10).
-    #[command(after_help = "Example:\n  jghm diffuse --model tiny.json --text 0,1 --steps 400 --samples 2000 --seed 1 --json\n  \
+    #[command(
+        after_help = "Example:\n  jghm diffuse --model tiny.json --text 0,1 --steps 400 --samples 2000 --seed 1 --json\n  \
         prints {\"tv_to_exact\": .., \"tv_reference\": .., ..}\n  \
-        jghm diffuse --model tiny.json --text 0,1 --condition statistic:map-root --steps 100 --samples 500 --t10 200")]
+        jghm diffuse --model tiny.json --text 0,1 --condition statistic:map-root --steps 100 --samples 500 --t10 200"
+    )]
     Diffuse(downstream::DiffuseArgs),
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
     #[command(subcommand)]
