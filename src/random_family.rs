@@ -97,6 +97,17 @@ impl RandomSpec {
         let leaves = |m: usize, l: usize| (m as f64).powi(l as i32);
         let trunk = leaves(self.shared_children, self.shared_depth);
         let nodes = trunk * (leaves(self.children, self.depth) + leaves(self.text_children, self.text_depth));
+        // Transition entries: S² per child position and level (S·V at the towers' last level).
+        let (s, v) = (self.states as f64, self.vocab as f64);
+        let entries = |m: usize, l: usize| m as f64 * (l.saturating_sub(1) as f64 * s * s + s * v);
+        let total = entries(self.children, self.depth)
+            + entries(self.text_children, self.text_depth)
+            + self.shared_children as f64 * self.shared_depth as f64 * s * s;
+        if total > 1e8 {
+            return bad(&format!(
+                "the model would have about {total:.1e} transition entries; at most 1e8 are supported"
+            ));
+        }
         if nodes > 1e7 {
             return bad(&format!("the model would have about {nodes:.1e} leaves; at most 1e7 are supported"));
         }
