@@ -20,6 +20,7 @@
 //! | [`downstream`] | zero-shot classification, text from an image, conditional diffusion, with exact references | T8-T10 |
 //! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
 //! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals, their figures | T12, T3 |
+//! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks, its figures | §8 |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
@@ -38,6 +39,7 @@ pub mod model;
 pub mod plot;
 pub mod random_family;
 pub mod rates;
+pub mod reproduce;
 pub mod rng;
 pub mod sample;
 pub mod score;

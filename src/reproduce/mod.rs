@@ -1,0 +1,28 @@
+//! Reproducing the paper's simulations (THEORY §8): the four risks of a two-tower JGHM of the
+//! standard random family — CLIP, zero-shot, conditional denoising, vision-language — for the
+//! Bayes predictor (exact BP, Monte Carlo over samples with a standard error) and for learned
+//! models, and the three figures of `jghm reproduce risks|prompts|ood`.
+//!
+//! The learned side plugs in through the traits below: a learned pair of encoders is a
+//! [`crate::score::Score`]; a denoiser is a [`Denoiser`]; a next-token model is a [`NextToken`].
+//! The Bayes predictor implements each trait with exact BP, so one risk estimator serves both.
+
+/// A conditional denoiser for the paper's noise model (THEORY §5 (a)): every image leaf's integer
+/// value `v_i` is observed as `v_i + σ ε_i`, `ε_i ~ N(0, 1)`, and the denoiser sees the noisy
+/// values and the text. The Bayes denoiser is `E[v_i | noisy x, y]`, exact by BP with soft leaf
+/// evidence `λ_i(v) ∝ exp(-(x̃_i - v)² / 2σ²)`.
+pub trait Denoiser: Sync {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// The estimate of each image leaf's value, `D(x̃, y)_i ≈ E[v_i | x̃, y]`, one per image leaf.
+    fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64>;
+}
+
+/// A next-text-token model given the image (the paper's vision-language task).
+pub trait NextToken: Sync {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// Row-major `len(y) × V_Y`: row `t` (0-based) is `log p̂(y_t = · | y_{<t}, x)`, a
+    /// log-probability vector (row 0 conditions on the image alone).
+    fn next_token_log_probs(&self, x: &[usize], y: &[usize]) -> Vec<f64>;
+}
