@@ -108,3 +108,122 @@ fn a_killed_training_run_leaves_a_consistent_checkpoint_and_resumes() {
         "resumed parameters differ from the uninterrupted run's (kills at steps {steps:?})"
     );
 }
+
+// ---- `jghm rates`: a sweep killed between (and during) runs resumes to the same results ----
+
+/// A small sweep: 2 classes x 2 sample sizes x 2 seeds = 8 runs of a fraction of a second each
+/// on a 2-state model (long enough that a kill lands between runs).
+const RATES_RUNS: usize = 8;
+
+fn rates_args<'a>(model: &'a str, settings: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "rates",
+        "--model",
+        model,
+        "--settings",
+        settings,
+        "--class",
+        "bp,mlp",
+        "--n",
+        "64,128",
+        "--seeds",
+        "2",
+        "--steps",
+        "1000",
+        "--seed",
+        "9",
+        "--out",
+        out,
+        "--json",
+    ]
+}
+
+/// The finished runs in `dir/results.csv`, which must parse whole (every row complete), with
+/// the wall-clock column zeroed (the only field that may differ between runs).
+fn rates_rows(dir: &Path) -> Vec<jghm::rates::Row> {
+    let mut rows =
+        jghm::rates::results::read(&dir.join("results.csv")).expect("results.csv parses, every row complete");
+    for r in &mut rows {
+        assert!(r.seconds.is_finite() && r.held_out_loss.is_finite() && r.figures.excess_risk.is_finite(), "{r:?}");
+        r.seconds = 0.0;
+    }
+    rows
+}
+
+/// Starts `args`, waits until `dir/results.csv` holds more than `after` rows, SIGKILLs the
+/// sweep, and returns the rows it left (fewer than all: killed before the end).
+fn kill_sweep_after(args: &[&str], dir: &Path, after: usize) -> Vec<jghm::rates::Row> {
+    let mut child = jghm().args(args).spawn().unwrap();
+    let csv = dir.join("results.csv");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the sweep ended ({status}) before it could be killed: make its runs longer");
+        }
+        // Counting lines of whatever is there (results.csv only ever appears whole, by rename).
+        let rows = std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count().saturating_sub(1));
+        if rows > after {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "no run finished after 3 minutes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up.
+    child.wait().unwrap();
+    let rows = rates_rows(dir);
+    assert!(rows.len() > after && rows.len() < RATES_RUNS, "killed after {} of {RATES_RUNS} runs", rows.len());
+    rows
+}
+
+#[test]
+fn a_killed_rates_sweep_keeps_its_finished_runs_and_resumes_to_the_same_results() {
+    let d = dir().join("rates");
+    std::fs::create_dir_all(&d).unwrap();
+    let model = d.join("model.json");
+    let m = model.to_str().unwrap();
+    ok(&["model", "random", "--states", "2", "--children", "2", "--depth", "1", "--seed", "5", "--out", m]);
+    // Patience larger than the budget: every run takes all its steps (no early stop).
+    let settings = d.join("settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"eval_every": 25, "patience": 100, "batch": 8, "transformer_width": 8, "transformer_layers": 1, "mlp_width": 16, "bp_steps": 1000}"#,
+    )
+    .unwrap();
+    let s = settings.to_str().unwrap();
+
+    // The reference, never interrupted, runs alongside the killed sweep.
+    let reference_dir = d.join("reference");
+    let reference = jghm().args(rates_args(m, s, reference_dir.to_str().unwrap())).spawn().unwrap();
+
+    let out = d.join("killed");
+    let o = out.to_str().unwrap();
+    let first = kill_sweep_after(&rates_args(m, s, o), &out, 0);
+    // Killed again while resuming, after it has added a run.
+    let mut resume = rates_args(m, s, o);
+    resume.push("--resume");
+    let second = kill_sweep_after(&resume, &out, first.len());
+    assert_eq!(second[..first.len()], first[..], "a resumed sweep keeps the finished runs as they were");
+    // A fresh sweep into the same folder is refused (it would lose the finished runs).
+    let again = jghm().args(rates_args(m, s, o)).output().unwrap();
+    assert!(!again.status.success(), "a fresh sweep over a killed one must be refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    ok(&resume);
+
+    let reference = reference.wait_with_output().unwrap();
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    let (done, expected) = (rates_rows(&out), rates_rows(&reference_dir));
+    assert_eq!(expected.len(), RATES_RUNS);
+    // Bit-identical: `Row`'s f64 fields compare exactly.
+    assert_eq!(
+        done,
+        expected,
+        "resumed sweep (killed after {} and {} runs) differs from the uninterrupted one",
+        first.len(),
+        second.len()
+    );
+    // The files written at the end read back as well.
+    let fits: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("fits.json")).unwrap()).expect("fits.json parses");
+    assert!(fits["classes"]["bp"].is_object() && fits["classes"]["mlp"].is_object());
+    assert!(jghm::rates::infonce::read(&out.join("infonce.csv")).is_ok_and(|p| !p.is_empty()));
+}

@@ -153,9 +153,12 @@ pub fn run_rates(a: &RatesArgs, json_out: bool) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
     let hash = sha256_hex(model_text.as_bytes());
     let done = prepare(&a.out, &settings, &hash, &model_text, a.resume)?;
-    // T3's table (d) is exact and fast: always (re)written.
-    let points = infonce::table(&infonce::tiny_model())?;
-    infonce::write(&a.out.join("infonce.csv"), &points)?;
+    // T3's table (d) is exact (about 10 s of one core): written by a fresh sweep, kept by a
+    // resumed one when it reads back whole (it does not depend on the model or settings).
+    let t3 = a.out.join("infonce.csv");
+    if !(a.resume && t3.exists() && infonce::read(&t3).is_ok_and(|p| !p.is_empty())) {
+        infonce::write(&t3, &infonce::table(&infonce::tiny_model())?)?;
+    }
 
     let sweep = Sweep { model: &model, model_sha256: hash, exact: &exact, settings: &settings };
     let mut rows = done;
