@@ -26,3 +26,12 @@ pub trait NextToken: Sync {
     /// log-probability vector (row 0 conditions on the image alone).
     fn next_token_log_probs(&self, x: &[usize], y: &[usize]) -> Vec<f64>;
 }
+
+pub mod bayes;
+pub mod risks;
+
+pub use bayes::{BayesDenoiser, BayesNextToken};
+pub use risks::{
+    clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risk, zero_shot_risks,
+    Classifier, PredictorRisk, RiskError, Task, TaskRisk,
+};
