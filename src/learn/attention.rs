@@ -40,6 +40,13 @@ impl AttnShape {
 
 /// `out = attention(qkv)`; `att` (B × NH × T × T) caches the softmax probabilities.
 pub fn attention_forward<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R], s: AttnShape) {
+    attention_forward_masked(out, att, qkv, s, false);
+}
+
+/// [`attention_forward`], and with `causal` position `t` attends to positions `s ≤ t` only:
+/// `A_ts = 0` for `s > t` (the softmax runs over `s ≤ t`). [`attention_backward`] serves both,
+/// since its softmax backward `dP_ts = A_ts(..)` vanishes wherever `A_ts = 0`.
+pub fn attention_forward_masked<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R], s: AttnShape, causal: bool) {
     let (t, c, hs) = (s.t, s.c, s.hs());
     let scale = R::one() / R::of(hs as f64).sqrt();
     let k_t = Strides { rs: 1, cs: 3 * c };
@@ -48,8 +55,11 @@ pub fn attention_forward<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R], s: At
             let a = &mut att[s.att_at(b, h)..s.att_at(b, h) + t * t];
             // P = Q Kᵀ / √hs
             gemm(t, hs, t, scale, &qkv[s.at(b, 0, h)..], rm(3 * c), &qkv[s.at(b, 1, h)..], k_t, R::zero(), a, rm(t));
-            // A = softmax_rows(P)
-            for row in a.chunks_exact_mut(t) {
+            // A = softmax_rows(P) (over s ≤ t when causal)
+            for (i, row) in a.chunks_exact_mut(t).enumerate() {
+                let seen = if causal { i + 1 } else { t };
+                row[seen..].iter_mut().for_each(|v| *v = R::zero());
+                let row = &mut row[..seen];
                 let max = row.iter().copied().fold(R::neg_infinity(), R::max);
                 let mut sum = R::zero();
                 for v in row.iter_mut() {

@@ -14,6 +14,8 @@
 //! | [`transformer`] | the paper's class: pre-LN transformer, mean-pool, projection |
 //! | [`bp_class`] | the well-specified class: exact BP with learned transitions |
 //! | [`mlp`] | the baseline: two layers on the bag of (position, token) pairs |
+//! | [`guided`] | the paper's guided class: the transformer plus a BP-message penalty on its hidden states |
+//! | [`heads`] | downstream heads on frozen features: conditional denoiser, next-token model |
 //! | [`head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
 //! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
@@ -30,7 +32,9 @@ pub mod config;
 pub mod data;
 pub mod encoder;
 pub mod gelu;
+pub mod guided;
 pub mod head;
+pub mod heads;
 pub mod layernorm;
 pub mod linear;
 pub mod mlp;

@@ -16,7 +16,7 @@ use rand::Rng as _;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::attention::{attention_backward, attention_forward, AttnShape};
+use super::attention::{attention_backward, attention_forward_masked, AttnShape};
 use super::encoder::Encoder;
 use super::gelu::{gelu_backward, gelu_forward};
 use super::layernorm::{layernorm_backward, layernorm_forward};
@@ -104,6 +104,234 @@ impl Transformer {
         let projw = take(c * p);
         let projb = take(p);
         Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at }
+    }
+
+    /// The trunk, shared by the pooled encoder and the per-position models of
+    /// [`Transformer::forward_positions`]: `h⁰_t = wte[x_t] + wpe[t] (+ extra_t)`, the `L` blocks
+    /// (attention masked to `s ≤ t` when `causal`), and `LN_f(h^L)` per position (in the cache).
+    fn trunk_forward<R: Real>(
+        &self,
+        w: &[R],
+        tokens: &[u32],
+        extra: Option<&[R]>,
+        b: usize,
+        cache: &mut TransformerCache<R>,
+        causal: bool,
+    ) {
+        let s = self.shape;
+        let (t, c) = (s.len, s.width);
+        let n = b * t;
+        let shape = AttnShape { b, t, c, nh: s.heads };
+        // h⁰_t = wte[x_t] + wpe[t] (+ extra_t)
+        let h0 = &mut cache.resid[0];
+        for (i, &tok) in tokens[..n].iter().enumerate() {
+            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
+            for j in 0..c {
+                h0[i * c + j] = w[e + j] + w[p + j] + extra.map_or(R::zero(), |x| x[i * c + j]);
+            }
+        }
+        for (l, (at, bc)) in self.blocks.iter().zip(cache.blocks.iter_mut()).enumerate() {
+            let (before, after) = cache.resid.split_at_mut(l + 1);
+            let (h, h_next) = (&before[l][..n * c], &mut after[0][..n * c]);
+            // qkv = LN₁(h) W_qkv + b_qkv
+            layernorm_forward(&mut bc.ln1, &mut bc.ln1_mean, &mut bc.ln1_rstd, h, &w[at.ln1w..], &w[at.ln1b..], c);
+            linear_forward(
+                &mut bc.qkv,
+                &bc.ln1,
+                &w[at.qkvw..],
+                Some(&w[at.qkvb..at.qkvb + 3 * c]),
+                n,
+                c,
+                3 * c,
+                R::zero(),
+            );
+            attention_forward_masked(&mut bc.atty, &mut bc.att, &bc.qkv, shape, causal);
+            // a = h + Attn Wₒ + bₒ
+            bc.resid2[..n * c].copy_from_slice(h);
+            linear_forward(&mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
+            // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
+            layernorm_forward(
+                &mut bc.ln2,
+                &mut bc.ln2_mean,
+                &mut bc.ln2_rstd,
+                &bc.resid2[..n * c],
+                &w[at.ln2w..],
+                &w[at.ln2b..],
+                c,
+            );
+            linear_forward(
+                &mut bc.fch,
+                &bc.ln2,
+                &w[at.fcw..],
+                Some(&w[at.fcb..at.fcb + 4 * c]),
+                n,
+                c,
+                4 * c,
+                R::zero(),
+            );
+            gelu_forward(&mut bc.fch_gelu[..n * 4 * c], &bc.fch[..n * 4 * c]);
+            h_next.copy_from_slice(&bc.resid2[..n * c]);
+            linear_forward(h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
+        }
+        // lnf = LN_f(h^L)
+        let hl = &cache.resid[s.layers][..n * c];
+        layernorm_forward(
+            &mut cache.lnf,
+            &mut cache.lnf_mean,
+            &mut cache.lnf_rstd,
+            hl,
+            &w[self.lnfw..],
+            &w[self.lnfb..],
+            c,
+        );
+    }
+
+    /// Backward of [`Transformer::trunk_forward`] from `dlnf` (held in the cache's `dln`):
+    /// accumulates `dw`; before block `l`'s backward, `hook(l + 1, dh)` may add the gradient of
+    /// an extra loss on that block's output `h^{l+1}` (the guided class's penalty); writes
+    /// `dextra = ∂/∂extra` (overwritten) when asked.
+    #[allow(clippy::too_many_arguments)]
+    fn trunk_backward<R: Real>(
+        &self,
+        w: &[R],
+        tokens: &[u32],
+        b: usize,
+        cc: &mut TransformerCache<R>,
+        hook: &mut dyn FnMut(usize, &mut [R]),
+        dextra: Option<&mut [R]>,
+        dw: &mut [R],
+    ) {
+        let s = self.shape;
+        let (t, c) = (s.len, s.width);
+        let n = b * t;
+        let shape = AttnShape { b, t, c, nh: s.heads };
+        // lnf = LN_f(h^L)
+        cc.dresid[..n * c].iter_mut().for_each(|x| *x = R::zero());
+        {
+            let (dlnw, dlnb) = dw[self.lnfw..].split_at_mut(c);
+            layernorm_backward(
+                &mut cc.dresid[..n * c],
+                dlnw,
+                &mut dlnb[..c],
+                &cc.dln[..n * c],
+                &cc.resid[s.layers][..n * c],
+                &w[self.lnfw..],
+                &cc.lnf_mean,
+                &cc.lnf_rstd,
+                c,
+            );
+        }
+        for (l, at) in self.blocks.iter().enumerate().rev() {
+            // dh^{l+1} += the hook's gradient of an extra loss on the block's output
+            hook(l + 1, &mut cc.dresid[..n * c]);
+            let bc = &cc.blocks[l];
+            // h' = a + gelu(fch) W_fp + b_fp: da = dh' (the residual passes through dresid)
+            {
+                let (dfpw, dfpb) = dw[at.fpw..].split_at_mut(4 * c * c);
+                cc.dfch_gelu[..n * 4 * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dfch_gelu[..n * 4 * c]),
+                    dfpw,
+                    Some(&mut dfpb[..c]),
+                    &cc.dresid[..n * c],
+                    &bc.fch_gelu,
+                    &w[at.fpw..],
+                    n,
+                    4 * c,
+                    c,
+                );
+            }
+            gelu_backward(&mut cc.dfch[..n * 4 * c], &bc.fch[..n * 4 * c], &cc.dfch_gelu[..n * 4 * c]);
+            // fch = LN₂(a) W_fc + b_fc
+            {
+                let (dfcw, dfcb) = dw[at.fcw..].split_at_mut(4 * c * c);
+                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dln[..n * c]),
+                    dfcw,
+                    Some(&mut dfcb[..4 * c]),
+                    &cc.dfch[..n * 4 * c],
+                    &bc.ln2,
+                    &w[at.fcw..],
+                    n,
+                    c,
+                    4 * c,
+                );
+            }
+            {
+                let (dlnw, dlnb) = dw[at.ln2w..].split_at_mut(c);
+                layernorm_backward(
+                    &mut cc.dresid[..n * c],
+                    dlnw,
+                    &mut dlnb[..c],
+                    &cc.dln[..n * c],
+                    &bc.resid2[..n * c],
+                    &w[at.ln2w..],
+                    &bc.ln2_mean,
+                    &bc.ln2_rstd,
+                    c,
+                );
+            }
+            // a = h + atty Wₒ + bₒ: dh = da (passes through dresid)
+            {
+                let (dattw, dattb) = dw[at.attw..].split_at_mut(c * c);
+                cc.datty[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.datty[..n * c]),
+                    dattw,
+                    Some(&mut dattb[..c]),
+                    &cc.dresid[..n * c],
+                    &bc.atty,
+                    &w[at.attw..],
+                    n,
+                    c,
+                    c,
+                );
+            }
+            attention_backward(&mut cc.dqkv, &mut cc.datt, &cc.datty, &bc.qkv, &bc.att, shape);
+            // qkv = LN₁(h) W_qkv + b_qkv
+            {
+                let (dqkvw, dqkvb) = dw[at.qkvw..].split_at_mut(3 * c * c);
+                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
+                linear_backward(
+                    Some(&mut cc.dln[..n * c]),
+                    dqkvw,
+                    Some(&mut dqkvb[..3 * c]),
+                    &cc.dqkv[..n * 3 * c],
+                    &bc.ln1,
+                    &w[at.qkvw..],
+                    n,
+                    c,
+                    3 * c,
+                );
+            }
+            {
+                let (dlnw, dlnb) = dw[at.ln1w..].split_at_mut(c);
+                layernorm_backward(
+                    &mut cc.dresid[..n * c],
+                    dlnw,
+                    &mut dlnb[..c],
+                    &cc.dln[..n * c],
+                    &cc.resid[l][..n * c],
+                    &w[at.ln1w..],
+                    &bc.ln1_mean,
+                    &bc.ln1_rstd,
+                    c,
+                );
+            }
+        }
+        // h⁰_t = wte[x_t] + wpe[t] + extra_t
+        if let Some(dx) = dextra {
+            dx[..n * c].copy_from_slice(&cc.dresid[..n * c]);
+        }
+        for (i, &tok) in tokens[..n].iter().enumerate() {
+            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
+            for j in 0..c {
+                let g = cc.dresid[i * c + j];
+                dw[e + j] += g;
+                dw[p + j] += g;
+            }
+        }
     }
 }
 
@@ -227,69 +455,8 @@ impl<R: Real> Encoder<R> for Transformer {
         let s = self.shape;
         let (t, c) = (s.len, s.width);
         let n = b * t;
-        let shape = AttnShape { b, t, c, nh: s.heads };
-        // h⁰_t = wte[x_t] + wpe[t]
-        let h0 = &mut cache.resid[0];
-        for (i, &tok) in tokens[..n].iter().enumerate() {
-            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
-            for j in 0..c {
-                h0[i * c + j] = w[e + j] + w[p + j];
-            }
-        }
-        for (l, (at, bc)) in self.blocks.iter().zip(cache.blocks.iter_mut()).enumerate() {
-            let (before, after) = cache.resid.split_at_mut(l + 1);
-            let (h, h_next) = (&before[l][..n * c], &mut after[0][..n * c]);
-            // qkv = LN₁(h) W_qkv + b_qkv
-            layernorm_forward(&mut bc.ln1, &mut bc.ln1_mean, &mut bc.ln1_rstd, h, &w[at.ln1w..], &w[at.ln1b..], c);
-            linear_forward(
-                &mut bc.qkv,
-                &bc.ln1,
-                &w[at.qkvw..],
-                Some(&w[at.qkvb..at.qkvb + 3 * c]),
-                n,
-                c,
-                3 * c,
-                R::zero(),
-            );
-            attention_forward(&mut bc.atty, &mut bc.att, &bc.qkv, shape);
-            // a = h + Attn Wₒ + bₒ
-            bc.resid2[..n * c].copy_from_slice(h);
-            linear_forward(&mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
-            // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
-            layernorm_forward(
-                &mut bc.ln2,
-                &mut bc.ln2_mean,
-                &mut bc.ln2_rstd,
-                &bc.resid2[..n * c],
-                &w[at.ln2w..],
-                &w[at.ln2b..],
-                c,
-            );
-            linear_forward(
-                &mut bc.fch,
-                &bc.ln2,
-                &w[at.fcw..],
-                Some(&w[at.fcb..at.fcb + 4 * c]),
-                n,
-                c,
-                4 * c,
-                R::zero(),
-            );
-            gelu_forward(&mut bc.fch_gelu[..n * 4 * c], &bc.fch[..n * 4 * c]);
-            h_next.copy_from_slice(&bc.resid2[..n * c]);
-            linear_forward(h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
-        }
+        self.trunk_forward(w, tokens, None, b, cache, false);
         // pooled = (1/T) Σ_t LN_f(h^L)_t
-        let hl = &cache.resid[s.layers][..n * c];
-        layernorm_forward(
-            &mut cache.lnf,
-            &mut cache.lnf_mean,
-            &mut cache.lnf_rstd,
-            hl,
-            &w[self.lnfw..],
-            &w[self.lnfb..],
-            c,
-        );
         let inv_t = R::one() / R::of(t as f64);
         for (pooled, rows) in cache.pooled.chunks_exact_mut(c).zip(cache.lnf[..n * c].chunks_exact(t * c)) {
             pooled.iter_mut().for_each(|x| *x = R::zero());
@@ -314,10 +481,28 @@ impl<R: Real> Encoder<R> for Transformer {
     }
 
     fn backward(&self, w: &[R], tokens: &[u32], b: usize, cache: &mut TransformerCache<R>, dout: &[R], dw: &mut [R]) {
+        self.backward_hooked(w, tokens, b, cache, dout, &mut |_, _| {}, dw);
+    }
+}
+
+impl Transformer {
+    /// [`Encoder::backward`] of the pooled encoder, with `hook(l, dh)` adding the gradient of an
+    /// extra loss on block `l`'s output `h^l` (`l = 1..L`) to `dh` before that block's backward
+    /// (the guided class's penalty, [`super::guided`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_hooked<R: Real>(
+        &self,
+        w: &[R],
+        tokens: &[u32],
+        b: usize,
+        cache: &mut TransformerCache<R>,
+        dout: &[R],
+        hook: &mut dyn FnMut(usize, &mut [R]),
+        dw: &mut [R],
+    ) {
         let s = self.shape;
         let (t, c) = (s.len, s.width);
         let n = b * t;
-        let shape = AttnShape { b, t, c, nh: s.heads };
         let cc = cache;
         // f = pooled W_p + b_p
         cc.dpooled[..b * c].iter_mut().for_each(|x| *x = R::zero());
@@ -344,127 +529,84 @@ impl<R: Real> Encoder<R> for Transformer {
                 }
             }
         }
-        // lnf = LN_f(h^L)
-        cc.dresid[..n * c].iter_mut().for_each(|x| *x = R::zero());
+        self.trunk_backward(w, tokens, b, cc, hook, None, dw);
+    }
+}
+
+/// Per-position models (the heads of [`super::heads`]): the same trunk without pooling, the
+/// projection applied at every position, `out_t = LN_f(h^L)_t W_p + b_p` (`N × P`), with an
+/// optional real-valued input `extra` (`N × C`) added to the embedding and optional causal
+/// attention.
+impl Transformer {
+    /// `out (B·T × P)`: `h⁰_t = wte[x_t] + wpe[t] + extra_t`, blocks (causal if asked),
+    /// `out_t = LN_f(h^L)_t W_p + b_p`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_positions<R: Real>(
+        &self,
+        w: &[R],
+        tokens: &[u32],
+        extra: Option<&[R]>,
+        b: usize,
+        cache: &mut TransformerCache<R>,
+        causal: bool,
+        out: &mut [R],
+    ) {
+        let s = self.shape;
+        let (n, c) = (b * s.len, s.width);
+        self.trunk_forward(w, tokens, extra, b, cache, causal);
+        // out_t = lnf_t W_p + b_p
+        linear_forward(
+            out,
+            &cache.lnf[..n * c],
+            &w[self.projw..],
+            Some(&w[self.projb..self.projb + s.out]),
+            n,
+            c,
+            s.out,
+            R::zero(),
+        );
+    }
+
+    /// Backward of [`Transformer::forward_positions`]: accumulates `dw`, writes `dextra`
+    /// (overwritten, `N × C`) when asked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_positions<R: Real>(
+        &self,
+        w: &[R],
+        tokens: &[u32],
+        b: usize,
+        cache: &mut TransformerCache<R>,
+        dout: &[R],
+        dextra: Option<&mut [R]>,
+        dw: &mut [R],
+    ) {
+        let s = self.shape;
+        let (n, c) = (b * s.len, s.width);
+        let cc = cache;
+        // out = lnf W_p + b_p  ⇒  dlnf = dout W_pᵀ (into dln)
+        cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
         {
-            let (dlnw, dlnb) = dw[self.lnfw..].split_at_mut(c);
-            layernorm_backward(
-                &mut cc.dresid[..n * c],
-                dlnw,
-                &mut dlnb[..c],
-                &cc.dln[..n * c],
-                &cc.resid[s.layers][..n * c],
-                &w[self.lnfw..],
-                &cc.lnf_mean,
-                &cc.lnf_rstd,
+            let (dw_proj, dw_rest) = dw[self.projw..].split_at_mut(c * s.out);
+            linear_backward(
+                Some(&mut cc.dln[..n * c]),
+                dw_proj,
+                Some(&mut dw_rest[..s.out]),
+                &dout[..n * s.out],
+                &cc.lnf[..n * c],
+                &w[self.projw..],
+                n,
                 c,
+                s.out,
             );
         }
-        for (l, at) in self.blocks.iter().enumerate().rev() {
-            let bc = &cc.blocks[l];
-            // h' = a + gelu(fch) W_fp + b_fp: da = dh' (the residual passes through dresid)
-            {
-                let (dfpw, dfpb) = dw[at.fpw..].split_at_mut(4 * c * c);
-                cc.dfch_gelu[..n * 4 * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
-                    Some(&mut cc.dfch_gelu[..n * 4 * c]),
-                    dfpw,
-                    Some(&mut dfpb[..c]),
-                    &cc.dresid[..n * c],
-                    &bc.fch_gelu,
-                    &w[at.fpw..],
-                    n,
-                    4 * c,
-                    c,
-                );
-            }
-            gelu_backward(&mut cc.dfch[..n * 4 * c], &bc.fch[..n * 4 * c], &cc.dfch_gelu[..n * 4 * c]);
-            // fch = LN₂(a) W_fc + b_fc
-            {
-                let (dfcw, dfcb) = dw[at.fcw..].split_at_mut(4 * c * c);
-                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
-                    Some(&mut cc.dln[..n * c]),
-                    dfcw,
-                    Some(&mut dfcb[..4 * c]),
-                    &cc.dfch[..n * 4 * c],
-                    &bc.ln2,
-                    &w[at.fcw..],
-                    n,
-                    c,
-                    4 * c,
-                );
-            }
-            {
-                let (dlnw, dlnb) = dw[at.ln2w..].split_at_mut(c);
-                layernorm_backward(
-                    &mut cc.dresid[..n * c],
-                    dlnw,
-                    &mut dlnb[..c],
-                    &cc.dln[..n * c],
-                    &bc.resid2[..n * c],
-                    &w[at.ln2w..],
-                    &bc.ln2_mean,
-                    &bc.ln2_rstd,
-                    c,
-                );
-            }
-            // a = h + atty Wₒ + bₒ: dh = da (passes through dresid)
-            {
-                let (dattw, dattb) = dw[at.attw..].split_at_mut(c * c);
-                cc.datty[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
-                    Some(&mut cc.datty[..n * c]),
-                    dattw,
-                    Some(&mut dattb[..c]),
-                    &cc.dresid[..n * c],
-                    &bc.atty,
-                    &w[at.attw..],
-                    n,
-                    c,
-                    c,
-                );
-            }
-            attention_backward(&mut cc.dqkv, &mut cc.datt, &cc.datty, &bc.qkv, &bc.att, shape);
-            // qkv = LN₁(h) W_qkv + b_qkv
-            {
-                let (dqkvw, dqkvb) = dw[at.qkvw..].split_at_mut(3 * c * c);
-                cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
-                    Some(&mut cc.dln[..n * c]),
-                    dqkvw,
-                    Some(&mut dqkvb[..3 * c]),
-                    &cc.dqkv[..n * 3 * c],
-                    &bc.ln1,
-                    &w[at.qkvw..],
-                    n,
-                    c,
-                    3 * c,
-                );
-            }
-            {
-                let (dlnw, dlnb) = dw[at.ln1w..].split_at_mut(c);
-                layernorm_backward(
-                    &mut cc.dresid[..n * c],
-                    dlnw,
-                    &mut dlnb[..c],
-                    &cc.dln[..n * c],
-                    &cc.resid[l][..n * c],
-                    &w[at.ln1w..],
-                    &bc.ln1_mean,
-                    &bc.ln1_rstd,
-                    c,
-                );
-            }
-        }
-        // h⁰_t = wte[x_t] + wpe[t]
-        for (i, &tok) in tokens[..n].iter().enumerate() {
-            let (e, p) = (self.wte + tok as usize * c, self.wpe + (i % t) * c);
-            for j in 0..c {
-                let g = cc.dresid[i * c + j];
-                dw[e + j] += g;
-                dw[p + j] += g;
-            }
-        }
+        self.trunk_backward(w, tokens, b, cc, &mut |_, _| {}, dextra, dw);
+    }
+}
+
+impl<R> TransformerCache<R> {
+    /// The hidden states `h^l` (`N × C`, row per position) of the last forward pass: `l = 0`
+    /// the embedding, `l = 1..L` the blocks' outputs.
+    pub fn hidden(&self, l: usize) -> &[R] {
+        &self.resid[l]
     }
 }

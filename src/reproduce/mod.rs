@@ -35,3 +35,4 @@ pub use risks::{
     clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risk, zero_shot_risks,
     Classifier, PredictorRisk, RiskError, Task, TaskRisk,
 };
+pub mod learned;
