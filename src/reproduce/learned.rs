@@ -13,24 +13,27 @@
 //!   mean squared error, weight [`Plan::lambda`]).
 //!
 //! # Training ([`Plan`])
-//! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 after a
-//! warm-up of 5% of the steps, gradient clipping 1.0 (the paper's). Negatives are **in-batch**
-//! (`K = B = 128` per direction), not the paper's `K = 4` independent draws: both have the PMI as
-//! their exact minimiser (T2, for every `K`), and the in-batch scheme encodes `B` samples per
-//! side per step instead of `4B`, so a wall-time budget buys 4× as many steps. The risk is still
-//! measured at `K = 4` ([`super::risks`]).
+//! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 over the
+//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see
+//! below). Negatives are **in-batch** (`K = B = 128` per direction), not the paper's `K = 4`
+//! independent draws: both have the PMI as their exact minimiser (T2, for every `K`), and the
+//! in-batch scheme encodes `B` samples per side per step instead of `4B`, so a wall-time budget
+//! buys 4× as many steps. The risk is still measured at `K = 4` ([`super::risks`]).
 //!
 //! Heads (the paper: 9 blocks of width 128 for the denoiser, width 256 for the next-token
 //! model, 30,000 steps each): here 2 blocks, 4 heads, width 64 each ([`Plan::head`]), batch 64,
-//! AdamW (weight decay 1e-3), cosine 1e-3 → 1e-5, clipping 1.0, fresh samples every step. The
-//! paper's sizes cost ~10× more per step, which a laptop budget of minutes cannot repay.
+//! AdamW (weight decay 1e-3), cosine 1e-3 → 1e-5, clipping 1.0, fresh pairs every step (the
+//! denoiser's noise σ = 1 drawn afresh). The paper's sizes cost ~10× more per step, which a
+//! budget of minutes cannot repay.
 //!
 //! # Budget
 //! [`Budget::seconds`] is split 50 / 25 / 25 between CLIP, the denoiser and the next-token
-//! model. Each part's step count is fixed up front from one timed (and discarded) step of that
-//! part, so its cosine schedule runs to its end: `steps = ⌊share / t_step⌋` (at least 1); a
-//! part also stops when its share of the time is used (then fewer steps are done and
-//! [`LearnedModels::describe`] says so). `quick` halves the batches (64 and 32).
+//! model (the encoders dominate the cost per step and everything downstream rests on them).
+//! Each part's first step runs at the peak learning rate whatever the horizon (one warm-up
+//! step), and its duration `t₁` fixes the horizon `S = max(1, ⌊share / t₁⌋)`, so the cosine
+//! schedule runs to its end; the part also stops when its share is used up (then fewer steps
+//! are done than planned, and [`LearnedModels::describe`] says so). `quick` halves the batches
+//! (64 and 32).
 //!
 //! # Reproducibility
 //! Given the step counts ([`Steps`]), every parameter is a function of the seed only, whatever
@@ -132,7 +135,9 @@ impl Plan {
         Schedule {
             lr: lr.0,
             lr_min: lr.1,
-            warmup: (steps / 20).max(1),
+            // One warm-up step: lr(0) = lr_max whatever the horizon, so the first step can
+            // time the part before its horizon is fixed.
+            warmup: 1,
             steps,
             weight_decay: self.weight_decay,
             clip: self.clip_norm,
@@ -270,25 +275,51 @@ impl NextToken for LearnedNextToken {
 const DENOISER_SEED: u64 = 0xd3_0000;
 const NEXT_TOKEN_SEED: u64 = 0x7e_0000;
 
-/// Trains the three parts of `class` within `budget` (module doc: split, timed steps).
+/// How long a part trains.
+#[derive(Clone, Copy, Debug)]
+enum Horizon {
+    /// Exactly this many steps.
+    Steps(usize),
+    /// Within this many seconds: the first step is timed, the horizon set to
+    /// `S = max(1, ⌊seconds / t_first⌋)` steps, and the part also stops when the time is used.
+    Seconds(f64),
+}
+
+impl Horizon {
+    /// The step horizon after a first step that took `first` seconds.
+    fn steps_after_first(&self, first: f64) -> usize {
+        match *self {
+            Horizon::Steps(n) => n,
+            Horizon::Seconds(secs) => ((secs / first.max(1e-9)) as usize).max(1),
+        }
+    }
+    fn max_seconds(&self) -> Option<f64> {
+        match *self {
+            Horizon::Steps(_) => None,
+            Horizon::Seconds(secs) => Some(secs),
+        }
+    }
+}
+
+/// Trains the three parts of `class` within `budget`: shares of 50%, 25%, 25% of the seconds
+/// (module doc), each part's horizon fixed from its timed first step.
 pub fn train_learned(model: &Jghm, class: LearnedClass, budget: &Budget, seed: u64) -> Result<LearnedModels, String> {
-    check_model(model)?;
     if !(budget.seconds.is_finite() && budget.seconds > 0.0) {
         return Err(format!("the training budget must be a positive number of seconds (got {})", budget.seconds));
     }
     let plan = Plan::new(class, budget.quick);
-    let t0 = Instant::now();
-    let per_step = time_one_step_each(model, &plan, seed)?;
-    let left = (budget.seconds - t0.elapsed().as_secs_f64()).max(0.0);
-    let shares = [0.5 * left, 0.25 * left, 0.25 * left];
-    let steps = Steps {
-        clip: ((shares[0] / per_step[0]) as usize).max(1),
-        denoiser: ((shares[1] / per_step[1]) as usize).max(1),
-        next_token: ((shares[2] / per_step[2]) as usize).max(1),
-    };
-    let mut models = train_learned_steps(model, &plan, steps, seed, Some(shares))?;
+    let secs = budget.seconds;
+    let horizons = [Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.25 * secs), Horizon::Seconds(0.25 * secs)];
+    let mut models = train_parts(model, &plan, horizons, seed)?;
     models.report.budget = Some(*budget);
     Ok(models)
+}
+
+/// Trains the three parts for exactly `steps`. Reproducible from `seed`: [`train_learned`]
+/// with the same plan gives the same models whenever it plans the same steps.
+pub fn train_learned_steps(model: &Jghm, plan: &Plan, steps: Steps, seed: u64) -> Result<LearnedModels, String> {
+    let horizons = [Horizon::Steps(steps.clip), Horizon::Steps(steps.denoiser), Horizon::Steps(steps.next_token)];
+    train_parts(model, plan, horizons, seed)
 }
 
 fn check_model(model: &Jghm) -> Result<(), String> {
@@ -298,79 +329,82 @@ fn check_model(model: &Jghm) -> Result<(), String> {
     Ok(())
 }
 
-/// Seconds of one step of each part (CLIP, denoiser, next-token) at fresh parameters.
-fn time_one_step_each(model: &Jghm, plan: &Plan, seed: u64) -> Result<[f64; 3], String> {
-    let one = Steps { clip: 1, denoiser: 1, next_token: 1 };
-    let m = train_learned_steps(model, plan, one, seed, None)?;
-    Ok(m.report.seconds.map(|s| s.max(1e-6)))
-}
-
-/// Trains the three parts for exactly `steps` (each part also stopping when its entry of
-/// `max_seconds` is used up). Reproducible from `seed` given the steps.
-pub fn train_learned_steps(
-    model: &Jghm,
-    plan: &Plan,
-    steps: Steps,
-    seed: u64,
-    max_seconds: Option<[f64; 3]>,
-) -> Result<LearnedModels, String> {
+/// The three trainings in order: CLIP, then the heads on its frozen features.
+fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> Result<LearnedModels, String> {
     check_model(model)?;
     let shared = Arc::new(model.clone());
     let t0 = Instant::now();
-    let (score, clip_done, clip_loss) = train_clip(model, &shared, plan, steps.clip, seed, max_seconds.map(|m| m[0]))?;
-    let score = Arc::new(score);
+    let clip = train_clip(model, &shared, plan, horizons[0], seed)?;
+    let score = Arc::new(clip.0);
     let t1 = Instant::now();
     let dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.head);
-    let (dn_params, dn_done, dn_loss) = train_head(
-        model,
-        &score,
-        &dn_head,
-        Task::Denoise,
-        plan,
-        steps.denoiser,
-        seed ^ DENOISER_SEED,
-        max_seconds.map(|m| m[1]),
-    )?;
+    let dn = train_head(model, &score, &dn_head, Task::Denoise, plan, horizons[1], seed ^ DENOISER_SEED)?;
     let t2 = Instant::now();
     let nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.head);
-    let (nt_params, nt_done, nt_loss) = train_head(
-        model,
-        &score,
-        &nt_head,
-        Task::NextToken,
-        plan,
-        steps.next_token,
-        seed ^ NEXT_TOKEN_SEED,
-        max_seconds.map(|m| m[2]),
-    )?;
+    let nt = train_head(model, &score, &nt_head, Task::NextToken, plan, horizons[2], seed ^ NEXT_TOKEN_SEED)?;
     let t3 = Instant::now();
     let name = plan.class.name().to_string();
     Ok(LearnedModels {
-        denoiser: LearnedDenoiser { clip: score.clone(), head: dn_head, params: dn_params, name: name.clone() },
-        next_token: LearnedNextToken { clip: score.clone(), head: nt_head, params: nt_params, name },
+        denoiser: LearnedDenoiser { clip: score.clone(), head: dn_head, params: dn.params, name: name.clone() },
+        next_token: LearnedNextToken { clip: score.clone(), head: nt_head, params: nt.params, name },
         score,
         report: TrainingReport {
             class: plan.class,
-            planned: steps,
-            done: Steps { clip: clip_done, denoiser: dn_done, next_token: nt_done },
+            planned: Steps { clip: clip.1.planned, denoiser: dn.planned, next_token: nt.planned },
+            done: Steps { clip: clip.1.done, denoiser: dn.done, next_token: nt.done },
             seconds: [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64()],
             budget: None,
-            final_losses: [clip_loss, dn_loss, nt_loss],
+            final_losses: [clip.1.final_loss, dn.final_loss, nt.final_loss],
             plan: plan.clone(),
         },
     })
 }
 
-/// Trains the CLIP pair; returns the score, the steps done and the mean loss of the last 10%.
+/// What one part's training did.
+struct PartDone {
+    planned: usize,
+    done: usize,
+    final_loss: f64,
+}
+
+/// Trains one CLIP pair with [`train`]: the first step alone (its learning rate does not
+/// depend on the horizon), then, the horizon fixed, the rest from that checkpoint.
+fn run_clip<E: crate::learn::Encoder<f32>>(
+    pair: &mut ClipPair<f32, E>,
+    model: &Jghm,
+    plan: &Plan,
+    horizon: Horizon,
+    seed: u64,
+) -> Result<(Params<f32>, PartDone), String> {
+    let err = |e: crate::learn::train::TrainError| format!("CLIP training of the {} class: {e}", plan.class.name());
+    let mut data = Data::Fresh { model, seed };
+    let mut losses = vec![];
+    let first_cfg = plan.clip_config(1);
+    let t0 = Instant::now();
+    let first = Run { config: &first_cfg, seed, model_sha256: String::new(), steps: 1, max_seconds: None };
+    let ck = train(pair, &mut data, &first, None, &mut |r| losses.push(r.loss), &mut |_| Ok(())).map_err(err)?;
+    let steps = horizon.steps_after_first(t0.elapsed().as_secs_f64());
+    let cfg = plan.clip_config(steps);
+    let rest = Run {
+        config: &cfg,
+        seed,
+        model_sha256: String::new(),
+        steps,
+        max_seconds: horizon.max_seconds().map(|m| m - t0.elapsed().as_secs_f64()),
+    };
+    let ck = train(pair, &mut data, &rest, Some(ck), &mut |r| losses.push(r.loss), &mut |_| Ok(())).map_err(err)?;
+    let done = PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) };
+    Ok((ck.params, done))
+}
+
+/// Trains the CLIP pair of the plan's class; returns the score of the trained towers.
 fn train_clip(
     model: &Jghm,
     shared: &Arc<Jghm>,
     plan: &Plan,
-    steps: usize,
+    horizon: Horizon,
     seed: u64,
-    max_seconds: Option<f64>,
-) -> Result<(LearnedScore<f32, Transformer>, usize, f64), String> {
-    let cfg = plan.clip_config(steps);
+) -> Result<(LearnedScore<f32, Transformer>, PartDone), String> {
     let shape = |part| TransformerShape {
         vocab: model.vocab_of(part),
         len: model.len_of(part),
@@ -380,31 +414,23 @@ fn train_clip(
         out: plan.out,
     };
     let head = Head::Bilinear { normalise: false };
-    let run = Run { config: &cfg, seed, model_sha256: String::new(), steps, max_seconds };
-    let mut data = Data::Fresh { model, seed };
-    let mut tail = Tail::new(steps);
-    let mut progress = |r: &crate::learn::train::StepReport| tail.push(r.step, r.loss);
-    let err = |e: crate::learn::train::TrainError| format!("CLIP training of the {} class: {e}", plan.class.name());
+    let scheme = Scheme::InBatch;
     let (ti, tt) = (Transformer::new(shape(Part::Image)), Transformer::new(shape(Part::Text)));
     let (params, done) = if plan.class == LearnedClass::Guided {
-        let weight = plan.lambda / cfg.scheme.encoded(cfg.batch) as f64;
+        // weight = λ / samples encoded per step, so the penalty is λ × its mean over the step
+        let weight = plan.lambda / scheme.encoded(plan.clip_batch) as f64;
         let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight)?;
         let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight)?;
-        let mut pair: ClipPair<f32, GuidedTransformer> = ClipPair::new(gi.clone(), gt.clone(), head, cfg.scheme);
-        let ck = train(&mut pair, &mut data, &run, None, &mut progress, &mut |_| Ok(())).map_err(err)?;
-        let p = &ck.params;
-        let params = Params {
-            image: gi.inner_params(&p.image).to_vec(),
-            text: gt.inner_params(&p.text).to_vec(),
-            head: p.head.clone(),
-        };
-        (params, ck.step)
+        let mut pair: ClipPair<f32, GuidedTransformer> = ClipPair::new(gi.clone(), gt.clone(), head, scheme);
+        let (p, done) = run_clip(&mut pair, model, plan, horizon, seed)?;
+        let params =
+            Params { image: gi.inner_params(&p.image).to_vec(), text: gt.inner_params(&p.text).to_vec(), head: p.head };
+        (params, done)
     } else {
-        let mut pair: ClipPair<f32, Transformer> = ClipPair::new(ti.clone(), tt.clone(), head, cfg.scheme);
-        let ck = train(&mut pair, &mut data, &run, None, &mut progress, &mut |_| Ok(())).map_err(err)?;
-        (ck.params, ck.step)
+        let mut pair: ClipPair<f32, Transformer> = ClipPair::new(ti.clone(), tt.clone(), head, scheme);
+        run_clip(&mut pair, model, plan, horizon, seed)?
     };
-    Ok((LearnedScore::new(ti, tt, params, head), done, tail.mean()))
+    Ok((LearnedScore::new(ti, tt, params, head), done))
 }
 
 /// Which head is trained.
@@ -414,31 +440,10 @@ enum Task {
     NextToken,
 }
 
-/// The mean of the last 10% of a run's losses.
-struct Tail {
-    from: usize,
-    sum: f64,
-    n: usize,
-}
-
-impl Tail {
-    fn new(steps: usize) -> Self {
-        Tail { from: steps - steps.div_ceil(10), sum: 0.0, n: 0 }
-    }
-    /// `step` is 1-based (the step just done).
-    fn push(&mut self, step: usize, loss: f64) {
-        if step > self.from {
-            self.sum += loss;
-            self.n += 1;
-        }
-    }
-    fn mean(&self) -> f64 {
-        if self.n == 0 {
-            f64::NAN
-        } else {
-            self.sum / self.n as f64
-        }
-    }
+/// The mean of the last 10% of a run's losses (at least the last one).
+fn tail_mean(losses: &[f64]) -> f64 {
+    let tail = &losses[losses.len() - losses.len().div_ceil(10)..];
+    tail.iter().sum::<f64>() / tail.len() as f64
 }
 
 /// One batch of a head: inputs, conditions (frozen features), targets, as `f32` rows.
@@ -473,39 +478,50 @@ fn head_batch(
     }
 }
 
-/// Trains a head on the frozen features; returns its parameters, the steps done and the mean
-/// loss of the last 10% of steps.
-#[allow(clippy::too_many_arguments)]
+/// Trains a head on the frozen features (fresh pairs every step); the first step times the
+/// part when the horizon is in seconds.
 fn train_head<H: ConditionalHead<f32>>(
     model: &Jghm,
     score: &LearnedScore<f32, Transformer>,
     head: &H,
     task: Task,
     plan: &Plan,
-    steps: usize,
+    horizon: Horizon,
     seed: u64,
-    max_seconds: Option<f64>,
-) -> Result<(Vec<f32>, usize, f64), String> {
-    let schedule = plan.schedule(plan.head_lr, steps);
+) -> Result<HeadDone, String> {
     let mut params = Params { image: head.init(&mut rng::stream(seed, 0)), text: vec![], head: vec![] };
     let mut grads = params.zeros_like();
     let mut opt = AdamW::new(&params);
     let mut runner = HeadRunner::default();
-    let mut tail = Tail::new(steps);
+    let mut losses = vec![];
     let t0 = Instant::now();
-    let mut done = 0;
-    while done < steps {
-        let (inp, cond, target) = head_batch(model, score, task, plan.head_batch, seed, done);
+    let mut steps = 1;
+    let mut schedule = plan.schedule(plan.head_lr, steps);
+    while losses.len() < steps {
+        let s = losses.len();
+        let (inp, cond, target) = head_batch(model, score, task, plan.head_batch, seed, s);
         let loss = runner.loss_and_grad(head, &params.image, &inp, &cond, &target, &mut grads.image);
         if !loss.is_finite() {
-            return Err(format!("head training diverged at step {done} (loss {loss})"));
+            return Err(format!("head training diverged at step {s} (loss {loss})"));
         }
-        opt.step(&schedule, done, &mut params, &mut grads);
-        done += 1;
-        tail.push(done, loss);
-        if max_seconds.is_some_and(|m| t0.elapsed().as_secs_f64() >= m) {
+        opt.step(&schedule, s, &mut params, &mut grads);
+        losses.push(loss);
+        let elapsed = t0.elapsed().as_secs_f64();
+        if s == 0 {
+            steps = horizon.steps_after_first(elapsed);
+            schedule = plan.schedule(plan.head_lr, steps);
+        }
+        if horizon.max_seconds().is_some_and(|m| elapsed >= m) {
             break;
         }
     }
-    Ok((params.image, done, tail.mean()))
+    Ok(HeadDone { planned: steps, done: losses.len(), final_loss: tail_mean(&losses), params: params.image })
+}
+
+/// What a head's training did, with its parameters.
+struct HeadDone {
+    planned: usize,
+    done: usize,
+    final_loss: f64,
+    params: Vec<f32>,
 }
