@@ -176,6 +176,35 @@ pub fn draw(fig: &Figure, stem: &Path) -> Result<()> {
     write_atomic(&stem.with_extension("png"), &png)
 }
 
+/// Draws several figures as panels of one image, `cols` per row, into `<stem>.svg` and
+/// `<stem>.png` (atomically), each panel rendered as by [`draw`].
+pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
+    register_font();
+    let cols = cols.clamp(1, figs.len().max(1));
+    let rows = figs.len().div_ceil(cols).max(1);
+    let (w, h) = (900 * cols as u32, 640 * rows as u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        for (fig, area) in figs.iter().zip(root.split_evenly((rows, cols))) {
+            render(fig, &area)?;
+        }
+        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", stem.display()))?;
+    }
+    write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        for (fig, area) in figs.iter().zip(root.split_evenly((rows, cols))) {
+            render(fig, &area)?;
+        }
+        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", stem.display()))?;
+    }
+    let mut png = vec![];
+    image_png(&pixels, w, h, &mut png).with_context(|| format!("encoding {}", stem.display()))?;
+    write_atomic(&stem.with_extension("png"), &png)
+}
+
 /// PNG encoding of an RGB buffer (plotters' own file encoder cannot write to memory, and the
 /// file must be written atomically).
 fn image_png(rgb: &[u8], w: u32, h: u32, out: &mut Vec<u8>) -> Result<()> {

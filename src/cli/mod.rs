@@ -12,6 +12,7 @@ pub mod eval;
 pub mod files;
 pub mod info;
 pub mod rates;
+pub mod reproduce;
 pub mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -142,6 +143,9 @@ pub enum Command {
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The paper's simulations (§8): the four risks against ε, zero-shot against prompts, out of distribution.
+    #[command(subcommand)]
+    Reproduce(reproduce::ReproduceCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -28,6 +28,9 @@ pub trait NextToken: Sync {
 }
 
 pub mod bayes;
+pub mod experiments;
+pub mod figures;
+pub mod learned;
 pub mod risks;
 
 pub use bayes::{BayesDenoiser, BayesNextToken};
@@ -35,4 +38,3 @@ pub use risks::{
     clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risk, zero_shot_risks,
     Classifier, PredictorRisk, RiskError, Task, TaskRisk,
 };
-pub mod learned;

@@ -1,0 +1,181 @@
+//! The figures of `jghm reproduce`, built from result rows (never from live runs) as generic
+//! [`Figure`]s: the four risks against the flip (the paper's Fig. 2, one panel per task), the
+//! out-of-distribution risks (Figs. 8-9), and the zero-shot risk against the number of prompts
+//! with the `a + b/M` fits (Figs. 5-6).
+
+use std::collections::BTreeMap;
+
+use super::experiments::{fit_prompts, Row};
+use super::risks::Task;
+use crate::plot::{Figure, Series};
+
+/// Palette index of a predictor (Bayes and the exact score are black).
+fn color(model: &str) -> usize {
+    match model {
+        "standard" => 1,
+        "shallow" => 2,
+        "guided" => 3,
+        "misspecified-bp" => 4,
+        "pmi" => 0,
+        _ => 6,
+    }
+}
+
+/// The predictors present, Bayes first.
+fn models(rows: &[Row]) -> Vec<String> {
+    let order = ["bayes", "misspecified-bp", "pmi", "standard", "shallow", "guided"];
+    let mut out: Vec<String> =
+        order.iter().filter(|m| rows.iter().any(|r| r.model == **m)).map(|m| m.to_string()).collect();
+    for r in rows {
+        if !out.contains(&r.model) {
+            out.push(r.model.clone());
+        }
+    }
+    out
+}
+
+fn task_title(task: Task) -> &'static str {
+    match task {
+        Task::Clip => "CLIP risk ℓ₄(X→Y) + ℓ₄(Y→X)",
+        Task::ZeroShot => "zero-shot risk (first text token)",
+        Task::Denoise => "conditional denoising risk (σ = 1, summed over 81 leaves)",
+        Task::Vlm => "vision-language risk (next text token, positions 2..81)",
+    }
+}
+
+fn y_label(task: Task) -> &'static str {
+    match task {
+        Task::Denoise => "squared error",
+        _ => "nats",
+    }
+}
+
+/// Per flip: the mean over model seeds, with bars ±1.96 s.e. (one seed; the Monte Carlo
+/// interval) or the range over seeds (several seeds: the spread of the models).
+fn over_seeds(rows: &[&Row]) -> Vec<(f64, f64, (f64, f64))> {
+    let mut by: BTreeMap<u64, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.flip.to_bits()).or_default().push(r);
+    }
+    let mut out: Vec<_> = by
+        .into_values()
+        .map(|rs| {
+            let mean = rs.iter().map(|r| r.risk).sum::<f64>() / rs.len() as f64;
+            let bar = if rs.len() == 1 {
+                (mean - 1.96 * rs[0].stderr, mean + 1.96 * rs[0].stderr)
+            } else {
+                let lo = rs.iter().map(|r| r.risk).fold(f64::INFINITY, f64::min);
+                (lo, rs.iter().map(|r| r.risk).fold(f64::NEG_INFINITY, f64::max))
+            };
+            (rs[0].flip, mean, bar)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+fn seeds_note(rows: &[Row]) -> String {
+    let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    if seeds.len() == 1 {
+        format!("model seed {}; bars ±1.96 s.e.", seeds[0])
+    } else {
+        format!("mean over {} model seeds; bars: range over seeds", seeds.len())
+    }
+}
+
+/// One panel per task: risk against the flip of the data, one series per predictor.
+pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
+    Task::ALL
+        .into_iter()
+        .map(|task| {
+            let of_task: Vec<&Row> = rows.iter().filter(|r| r.task == task.key()).collect();
+            let mut fig = Figure::new(
+                format!("{title}: {}", task_title(task)),
+                format!("flip ε of the data model ({})", seeds_note(rows)),
+                format!("risk ({})", y_label(task)),
+                false,
+                false,
+            );
+            for model in models(rows) {
+                let mine: Vec<&Row> = of_task.iter().copied().filter(|r| r.model == model).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let stats = over_seeds(&mine);
+                let label = match model.as_str() {
+                    "bayes" => "Bayes (exact BP)".to_string(),
+                    "misspecified-bp" => "BP of the ε = 0.2 model (mis-specified)".to_string(),
+                    m => format!("{m} ({budget})"),
+                };
+                fig.series.push(
+                    Series::line(label, stats.iter().map(|s| (s.0, s.1)).collect())
+                        .with_errors(stats.iter().map(|s| s.2).collect())
+                        .with_color(color(&model)),
+                );
+            }
+            fig
+        })
+        .collect()
+}
+
+/// Zero-shot risk against `M` (log axis) for each score, its fit `a + b/M` dashed, and the
+/// Bayes risk; returns the figure and the fits `(model, a, b, rms)` (seed-averaged points).
+pub fn prompts_figure(rows: &[Row], flip: f64) -> (Figure, Vec<(String, f64, f64, f64)>) {
+    let mut fig = Figure::new(
+        format!("Zero-shot risk against the number of prompts M per class (ε = {flip}); dashed: a + b/M"),
+        format!("prompts per class M ({})", seeds_note(rows)),
+        "zero-shot risk (nats)",
+        true,
+        false,
+    );
+    let mut fits = vec![];
+    let ms: Vec<usize> = {
+        let mut v: Vec<usize> = rows.iter().filter_map(|r| r.prompts).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let (lo, hi) = (ms.first().copied().unwrap_or(1) as f64, ms.last().copied().unwrap_or(1) as f64);
+    for model in models(rows) {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.prompts.is_some()).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let points: Vec<(usize, f64, f64)> = ms
+            .iter()
+            .filter_map(|&m| {
+                let rs: Vec<&&Row> = mine.iter().filter(|r| r.prompts == Some(m)).collect();
+                (!rs.is_empty()).then(|| {
+                    let n = rs.len() as f64;
+                    let mean = rs.iter().map(|r| r.risk).sum::<f64>() / n;
+                    let se = (rs.iter().map(|r| r.stderr.powi(2)).sum::<f64>()).sqrt() / n;
+                    (m, mean, se)
+                })
+            })
+            .collect();
+        let fit = fit_prompts(&points.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        let label = match fit {
+            Some(f) => format!("{model}: a = {:.4}, b = {:.4}", f.a, f.b),
+            None => model.clone(),
+        };
+        fig.series.push(
+            Series::line(label, points.iter().map(|p| (p.0 as f64, p.1)).collect())
+                .with_errors(points.iter().map(|p| (p.1 - 1.96 * p.2, p.1 + 1.96 * p.2)).collect())
+                .with_color(color(&model)),
+        );
+        if let Some(f) = fit {
+            let grid: Vec<(f64, f64)> =
+                (0..=40).map(|i| lo * (hi / lo).powf(i as f64 / 40.0)).map(|m| (m, f.a + f.b / m)).collect();
+            fig.series.push(Series::dashed("", grid).with_color(color(&model)));
+            fits.push((model.clone(), f.a, f.b, f.rms));
+        }
+    }
+    let bayes: Vec<&Row> = rows.iter().filter(|r| r.model == "bayes").collect();
+    if !bayes.is_empty() {
+        let b = bayes.iter().map(|r| r.risk).sum::<f64>() / bayes.len() as f64;
+        fig.series.push(Series::dashed(format!("Bayes p(y₁ | x) by BP: {b:.4}"), vec![(lo, b), (hi, b)]).with_color(6));
+    }
+    (fig, fits)
+}
