@@ -1,12 +1,15 @@
 //! Criterion benchmarks of exact inference on the standard random family (S = 10, m = 3,
 //! depth 4, as `shared/bench-ref/bp_torch.py`): the upward pass (root posteriors, fast batched
-//! and reference), the downward pass (all marginals, reference `bp::marginals`), PMI (fast
-//! batched and reference) and brute-force enumeration on a tiny model.
+//! and reference), the downward pass (every node's marginal: batched `BatchMarginals` and the
+//! reference `bp::marginals`), PMI and `log p(x, y)` (fast batched and reference), and
+//! enumeration (brute force on a tiny model; `info --exact` on 2^16 images).
 //! Run with `cargo bench --bench bp`; `cargo test` does not run it.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use jghm::bp::fast::FastBp;
+use jghm::bp::marginals::BatchMarginals;
 use jghm::bp::{self, brute_force, PmiParts, Tokens, Workspace};
+use jghm::info;
 use jghm::sample::sample_pairs;
 use jghm::{Part, RandomSpec};
 
@@ -45,6 +48,12 @@ fn downward(c: &mut Criterion) {
     let (model, xs, _) = standard();
     let mut group = c.benchmark_group("downward");
     group.throughput(Throughput::Elements(1));
+    let images: Vec<Tokens> = xs.iter().map(|x| Tokens { image: Some(x), text: None }).collect();
+    let batched = BatchMarginals::new(&model);
+    let (mut out, mut ll) = (vec![0.0; BATCH * model.tree().total_states], vec![0.0; BATCH]);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("fast_marginals_batch", |b| b.iter(|| batched.marginals_into(&images, &mut out, &mut ll)));
+    group.throughput(Throughput::Elements(1));
     group.bench_function("reference_marginals_one_image", |b| {
         b.iter(|| bp::marginals(&model, &Tokens { image: Some(&xs[0]), text: None }).expect("possible"))
     });
@@ -58,6 +67,8 @@ fn pmi(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; BATCH];
     group.bench_function("fast_pmi_batch", |b| b.iter(|| fast.pmi_into(&xs, &ys, &mut out)));
+    let mut log_pxy = vec![0.0; BATCH];
+    group.bench_function("fast_log_pxy_batch", |b| b.iter(|| fast.log_pxy_into(&xs, &ys, &mut log_pxy)));
     group.bench_function("reference_pmi_batch", |b| {
         b.iter(|| xs.iter().zip(&ys).map(|(x, y)| bp::pmi(&model, x, y).expect("possible").pmi).sum::<f64>())
     });
@@ -75,6 +86,14 @@ fn enumeration(c: &mut Criterion) {
             |t| brute_force::enumerate(&model, &t).expect("small enough"),
             BatchSize::SmallInput,
         )
+    });
+    // Exact information by enumeration (`jghm info --exact`): 2^16 images of a depth-4 binary
+    // tower through the batched BP, then every pair through the separator.
+    let model =
+        RandomSpec { text_children: 2, text_depth: 2, ..RandomSpec::symmetric(2, 2, 4, 1) }.build().expect("valid");
+    group.sample_size(10);
+    group.bench_function("info_exact_s2_m2_d4", |b| {
+        b.iter(|| info::exact(&info::Enumeration::new(&model).expect("small enough")))
     });
     group.finish();
 }

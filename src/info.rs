@@ -29,10 +29,13 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bp::{self, Tokens, Workspace};
+use crate::bp::{self, fast::FastBp, Tokens, Workspace};
 use crate::logspace::log_sum_exp;
 use crate::model::{Jghm, Part};
 use crate::sample::sample_pairs;
+
+/// Sequences per block of the batched enumeration of one side.
+pub const ENUMERATION_BLOCK: usize = 1 << 16;
 
 /// Largest exact work `|X|·|Y|·|W|` (multiply-adds) accepted.
 pub const WORK_LIMIT: f64 = 4e8;
@@ -235,6 +238,9 @@ impl SideTable {
         }
         let (n, len, vocab) = (size as usize, model.len_of(part), model.vocab_of(part));
         let (nw, s0) = (cut.size(), model.root_states());
+        if cut.nodes == [0] {
+            return Ok(SideTable::by_fast_bp(model, part, n, len, vocab));
+        }
         let chunks: Vec<SideTable> = (0..n.div_ceil(bp::CHUNK))
             .into_par_iter()
             .map(|c| {
@@ -262,6 +268,30 @@ impl SideTable {
             table.root.extend(c.root);
         }
         Ok(table)
+    }
+
+    /// Without a trunk the separator is the root, so `p(w | x) = p(z | x)`: the batched
+    /// [`FastBp`] gives `log p(x)` and the posterior of [`ENUMERATION_BLOCK`] sequences at a
+    /// time (parallel inside, in order across blocks), so the work memory is one block's.
+    fn by_fast_bp(model: &Jghm, part: Part, n: usize, len: usize, vocab: usize) -> SideTable {
+        let s0 = model.root_states();
+        let fast = FastBp::for_batch(model, n);
+        let mut table = SideTable::empty(part, s0, s0);
+        let block = ENUMERATION_BLOCK.min(n);
+        let (mut post, mut ll) = (vec![0.0; block * s0], vec![0.0; block]);
+        for first in (0..n).step_by(block) {
+            let m = block.min(n - first);
+            let tokens: Vec<Vec<usize>> =
+                (first..first + m).into_par_iter().map(|i| decode_sequence(i, len, vocab)).collect();
+            fast.root_posteriors_into(part, &tokens, &mut post[..m * s0], &mut ll[..m]);
+            for (i, x) in tokens.into_iter().enumerate() {
+                if ll[i] > f64::NEG_INFINITY {
+                    let z = &post[i * s0..(i + 1) * s0];
+                    table.push(x, ll[i], z, z);
+                }
+            }
+        }
+        table
     }
 
     fn empty(part: Part, latent_size: usize, root_size: usize) -> Self {

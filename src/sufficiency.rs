@@ -178,6 +178,11 @@ impl<'m> Evaluator<'m> {
 
     /// The class of every sequence of a table, numbered in order of first appearance.
     pub fn classes(&self, table: &SideTable) -> Classes {
+        if self.statistic == Statistic::RootPosterior && table.part == self.part {
+            // The table already holds p(z | a) (computed by the batched BP): no pass needed.
+            let keys: Vec<Vec<i64>> = (0..table.len()).map(|i| quantise(table.root_row(i))).collect();
+            return Classes::from_keys(&keys);
+        }
         let keys: Vec<Vec<i64>> = table
             .tokens
             .par_chunks(bp::CHUNK)

@@ -411,6 +411,8 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) use dispatch;
+
 dispatch!(rescale, rescale_avx2, rescale_impl, (h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]));
 dispatch!(absorb, absorb_avx2, absorb_impl, (parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]));
 dispatch!(lookup, lookup_avx2, lookup_impl, (table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], codes: &[[u32; LANES]]));
@@ -671,6 +673,32 @@ impl FastBp<'_> {
                     self.block_up(Mode::Pair, &x, &y, s);
                     for l in 0..LANES.min(xs.len() - start) {
                         out[start + l] = self.pmi_lane(s, l, x[l], y[l]);
+                    }
+                }
+            },
+        );
+    }
+
+    /// `log p(x_i, y_i)` of pairs (T1; `-inf` for impossible pairs), into `out`: the pair pass
+    /// of [`Self::pmi_into`] (`X ⟂ Y` given the trunk leaves, the towers' vectors multiplied
+    /// there), reading only the joint channel. Tokens must be valid. Parallel over fixed chunks;
+    /// independent of the thread count.
+    pub fn log_pxy_into<O: AsRef<[usize]> + Sync>(&self, images: &[O], texts: &[O], out: &mut [f64]) {
+        assert_eq!(images.len(), texts.len(), "one text per image");
+        assert_eq!(out.len(), images.len(), "one result per pair");
+        images.par_chunks(CHUNK).zip(texts.par_chunks(CHUNK)).zip(out.par_chunks_mut(CHUNK)).for_each_init(
+            || self.scratch(),
+            |s, ((xs, ys), out)| {
+                for start in (0..xs.len()).step_by(LANES) {
+                    let (x, y) = (block_of(xs, start), block_of(ys, start));
+                    self.block_up(Mode::Pair, &x, &y, s);
+                    for l in 0..LANES.min(xs.len() - start) {
+                        let (log_pxy, sum) = self.root_sum(s, 2, l);
+                        out[start + l] = if self.trusted(s, l, sum) {
+                            log_pxy
+                        } else {
+                            s.reference.upward(self.model, &Tokens { image: Some(x[l]), text: Some(y[l]) })
+                        };
                     }
                 }
             },

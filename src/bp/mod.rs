@@ -49,6 +49,11 @@ pub enum LeafView<'a> {
 /// Anything that gives evidence per leaf: an [`Evidence`], or token slices without allocation.
 pub trait Observation {
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_>;
+    /// Every token of `part` when all its leaves are observed (a shortcut for batched passes
+    /// that read tokens in bulk; `None` means "ask [`Observation::leaf`]").
+    fn tokens(&self, _part: Part) -> Option<&[usize]> {
+        None
+    }
 }
 
 impl Observation for Evidence {
@@ -73,6 +78,13 @@ impl Observation for Tokens<'_> {
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
         let side = if part == Part::Image { self.image } else { self.text };
         side.map_or(LeafView::Missing, |t| LeafView::Observed(t[position]))
+    }
+    fn tokens(&self, part: Part) -> Option<&[usize]> {
+        if part == Part::Image {
+            self.image
+        } else {
+            self.text
+        }
     }
 }
 

@@ -3,8 +3,11 @@
 //! Timings live here (and in `benches/`), never in tests. `bench bp` draws a model of the
 //! standard random family and a batch of pairs (untimed), then times, over `--reps` repeats:
 //! root posteriors `p(z | x)` of the images by the fast batched BP (`bp::fast`), the PMI of the
-//! pairs (three log-likelihoods each: `log p(x, y)`, `log p(x)`, `log p(y)`), and the simple
-//! log-domain `bp::Workspace` on a slice of the batch for comparison. Same configuration as
+//! pairs (three log-likelihoods each: `log p(x, y)`, `log p(x)`, `log p(y)`), `log p(x, y)`
+//! alone, every node's marginal by `bp::marginals::BatchMarginals` (stored for a slice of at
+//! most 10,000 observations — 2,410 numbers each in the standard configuration — of images and
+//! of pairs; streamed to a consumer for the whole batch), and the simple log-domain
+//! `bp::Workspace` / `bp::marginals` on a slice for comparison. Same configuration as
 //! `shared/bench-ref/bp_torch.py`.
 
 use std::time::Instant;
@@ -106,6 +109,8 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
     let (post_mean, post_best) = time(a.reps, || fast.root_posteriors_into(Part::Image, &xs, &mut post, &mut ll));
     let mut parts = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; n];
     let (pmi_mean, pmi_best) = time(a.reps, || fast.pmi_into(&xs, &ys, &mut parts));
+    let mut log_pxy = vec![0.0; n];
+    let (pxy_mean, _) = time(a.reps, || fast.log_pxy_into(&xs, &ys, &mut log_pxy));
     // The simple reference, one thread, on a slice of the batch.
     let m = n.min(20_000);
     let (ref_mean, _) = time(1, || {
@@ -116,10 +121,34 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
             ws.root_posterior_into(&model, &mut row);
         }
     });
-    // Every node's marginal, on a slice (the output is S·nodes numbers per observation).
+    // Every node's marginal (S·nodes numbers per observation, so a slice of the batch; the
+    // output buffer is allocated once, untimed), for images alone and for pairs (x, y).
     let k = n.min(10_000);
-    let (marg_mean, _) = time(a.reps, || {
-        std::hint::black_box(crate::bp::marginals::marginals_batch(&model, Part::Image, &xs[..k]));
+    let batch_marginals = crate::bp::marginals::BatchMarginals::new(&model);
+    let images_all: Vec<Tokens> = xs.iter().map(|x| Tokens { image: Some(x), text: None }).collect();
+    let images: Vec<Tokens> = xs[..k].iter().map(|x| Tokens { image: Some(x), text: None }).collect();
+    let pairs: Vec<Tokens> = xs[..k].iter().zip(&ys).map(|(x, y)| Tokens { image: Some(x), text: Some(y) }).collect();
+    let (mut marg, mut marg_ll) = (vec![0.0; k * model.tree().total_states], vec![0.0; k]);
+    let (marg_mean, marg_best) = time(a.reps, || {
+        batch_marginals.marginals_into(&images, &mut marg, &mut marg_ll);
+    });
+    let (pair_marg_mean, _) = time(a.reps, || {
+        batch_marginals.marginals_into(&pairs, &mut marg, &mut marg_ll);
+    });
+    // Streamed (memory flat in the batch): the whole batch, each block's marginals handed to a
+    // consumer (here: the sum of every node's largest marginal) instead of stored.
+    let (stream_mean, _) = time(a.reps, || {
+        let sums = batch_marginals.fold_chunks(
+            &images_all,
+            || 0.0,
+            |acc, _, rows, _| {
+                acc + rows
+                    .chunks(model.tree().total_states)
+                    .map(|r| r.iter().fold(0.0f64, |m, &v| m.max(v)))
+                    .sum::<f64>()
+            },
+        );
+        std::hint::black_box(sums);
     });
     let r = n.min(1_000);
     let (marg_ref, _) = time(1, || {
@@ -143,6 +172,11 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
                 "pmi_batch_seconds": pmi_mean,
                 "reference_posteriors_per_second_one_thread": m as f64 / ref_mean,
                 "marginals_per_second": k as f64 / marg_mean,
+                "marginals_per_second_best": k as f64 / marg_best,
+                "pair_marginals_per_second": k as f64 / pair_marg_mean,
+                "streamed_marginals_per_second": per_second(stream_mean),
+                "log_pxy_per_second": per_second(pxy_mean),
+                "marginals_batch": k,
                 "reference_marginals_per_second_one_thread": r as f64 / marg_ref,
                 "mean_log_px": ll.iter().sum::<f64>() / n as f64,
                 "mean_pmi": parts.iter().map(|p| p.pmi).sum::<f64>() / n as f64,
@@ -171,6 +205,12 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
             k as f64 / marg_mean,
             r as f64 / marg_ref
         );
+        println!(
+            "  marginals of pairs p(z_u|x,y): {:.0}/s; streamed to a consumer (whole batch): {:.0}/s",
+            k as f64 / pair_marg_mean,
+            per_second(stream_mean)
+        );
+        println!("  log p(x,y): {:.0} pairs/s", per_second(pxy_mean));
     }
     Ok(())
 }
