@@ -565,3 +565,55 @@ fn help_of_every_command_has_an_example() {
         assert!(r.stdout.contains("Example"), "{cmd:?} --help has no example");
     }
 }
+
+/// Held-out bad inputs for the newest commands (rates, plot, diffuse, generate, emulate, bench,
+/// zero-shot), picked after the rest of this file was written: each fails cleanly and quickly
+/// (the sweep's settings are checked before any work).
+#[test]
+fn newest_commands_refuse_held_out_bad_inputs() {
+    let m = tiny();
+    let sweep = dir().join("sweep");
+    let s = sweep.to_str().unwrap();
+    let settings = |name: &str, text: &str| write(name, text);
+    let (holdout, negative, batch0, no_n) = (
+        settings("rates-holdout.json", r#"{"holdout": 1.5}"#),
+        settings("rates-negative.json", r#"{"steps": -1}"#),
+        settings("rates-batch0.json", r#"{"batch": 0}"#),
+        settings("rates-no-n.json", r#"{"ns": []}"#),
+    );
+    for (args, expected) in [
+        (vec!["rates", "--model", &m, "--class", "bp", "--n", "0", "--out", s], "holds out 0 pairs"),
+        (vec!["rates", "--model", &m, "--class", "bp,cnn", "--out", s], "unknown class 'cnn'"),
+        (vec!["rates", "--model", &m, "--settings", &holdout, "--out", s], "holdout"),
+        (vec!["rates", "--model", &m, "--settings", &negative, "--out", s], "invalid settings"),
+        (vec!["rates", "--model", &m, "--settings", &batch0, "--out", s], "batch must be at least 1"),
+        (vec!["rates", "--model", &m, "--settings", &no_n, "--out", s], "at least one class, one n"),
+        (vec!["rates", "--model", &m, "--out", s, "--resume"], "no sweep to resume"),
+        (vec!["diffuse", "--model", &m, "--text", "0,5", "--samples", "10"], "out of the vocabulary"),
+        (vec!["diffuse", "--model", &m, "--text", "0,1", "--condition", "statistic:bogus"], "unknown statistic"),
+        (
+            vec!["generate", "--model", &m, "--image", "0,1", "--from", "ckpt:/nonexistent.st", "--n", "2"],
+            "cannot read",
+        ),
+        (vec!["emulate", "--model", &m, "--widths", "100000000", "--samples", "2", "--out", s], "--widths"),
+        (vec!["zero-shot", "--model", &m, "--label", "nope"], "label 'nope'"),
+    ] {
+        fails_with(&args, expected);
+    }
+    // `jghm plot` on folders that are not finished sweeps: missing, foreign, corrupt rows.
+    let header = "class,n,seed,run_seed,steps,best_step,stopped,held_out_loss,seconds,excess_risk,\
+excess_image_to_text,excess_text_to_image,zero_shot_accuracy,exact_score_accuracy,bayes_accuracy,zero_shot_excess_risk";
+    let row = |loss: &str| format!("bp,64,0,1,10,10,budget,{loss},0.1,0.05,0.05,0.05,0.9,0.9,0.9,0.01");
+    for (name, csv, expected) in [
+        ("plot-foreign", "class,n\nbp,3\n".to_string(), "unexpected header"),
+        ("plot-short", format!("{header}\nbp,64,0,1,10\n"), "line 2: malformed row"),
+        ("plot-nan", format!("{header}\n{}\n{}\n", row("1.5"), row("NaN")), "line 3: malformed row"),
+        ("plot-inf", format!("{header}\n{}\n", row("inf")), "line 2: malformed row"),
+    ] {
+        let d = dir().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("results.csv"), csv).unwrap();
+        fails_with(&["plot", d.to_str().unwrap()], expected);
+    }
+    fails_with(&["plot", dir().join("no-such-sweep").to_str().unwrap()], "cannot read");
+}

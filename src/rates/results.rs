@@ -82,7 +82,8 @@ impl Row {
         if c.len() != HEADER.split(',').count() {
             return None;
         }
-        let num = |i: usize| c[i].parse::<f64>().ok();
+        // Every figure of a finished run is finite (the sweep refuses others): NaN or inf is corruption.
+        let num = |i: usize| c[i].parse::<f64>().ok().filter(|v| v.is_finite());
         Some(Row {
             class: parse_class(c[0])?,
             n: c[1].parse().ok()?,

@@ -1,0 +1,125 @@
+//! Tests written for mutants that cargo-mutants found alive (TESTING.md): each test checks a
+//! formula or a guard that no other test pinned down, and names the mutant(s) it kills.
+
+use jghm::bp::{brute_force, Tokens};
+use jghm::contrastive::{self, Batch};
+use jghm::info::{self, Cut, Estimate, InfoError};
+use jghm::model::Part;
+use jghm::random_family::RandomSpec;
+use jghm::score::{hash_unit, Bilinear, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table};
+use jghm::sufficiency::{self, Statistic, SufficiencyError};
+
+/// `brute_force::configurations` is the number of joint states the oracle visits: the product
+/// of every node's alphabet, an observed leaf counting once; and `enumerate` refuses (None)
+/// above `MAX_CONFIGURATIONS` instead of running for hours.
+/// Kills `configurations -> 0.0` / `-> 1.0` and `> with ==` in `enumerate`.
+#[test]
+fn brute_force_counts_its_configurations_and_refuses_beyond_its_limit() {
+    // Root (4 states) -> 2 internal nodes (4) -> 4 leaves (4 symbols), on both towers: 13 nodes.
+    let model = RandomSpec::symmetric(4, 2, 2, 3).build().unwrap();
+    assert_eq!(model.tree().nodes.len(), 13);
+    let nothing = Tokens { image: None, text: None };
+    assert_eq!(brute_force::configurations(&model, &nothing), 4f64.powi(13));
+    assert!(4f64.powi(13) > brute_force::MAX_CONFIGURATIONS);
+    assert!(brute_force::enumerate(&model, &nothing).is_none(), "6.7e7 configurations: refused");
+    // The image observed: its 4 leaves count once each, 4^9 = 262144 configurations remain.
+    let x = [0, 1, 2, 3];
+    let image = Tokens { image: Some(&x), text: None };
+    assert_eq!(brute_force::configurations(&model, &image), 4f64.powi(9));
+    let e = brute_force::enumerate(&model, &image).expect("262144 configurations: enumerated");
+    assert!((e.log_likelihood - jghm::bp::log_px(&model, &x)).abs() < 1e-10);
+}
+
+/// The standard error every Monte Carlo answer carries: mean `m`, sample variance with `n - 1`,
+/// `se = √(var / n)`, interval `m ± 1.96 se`. On 1, 2, 3, 4: `m = 2.5`, `var = 5/3`,
+/// `se = √(5/12)`. Kills the arithmetic mutants of `Estimate::from_samples` (`n - 1 -> n + 1`,
+/// `var / n -> var * n`, `1.96 * se -> 1.96 / se`, ...), which no estimate-level test pinned.
+#[test]
+fn monte_carlo_standard_error_is_the_sample_sd_over_root_n() {
+    let e = Estimate::from_samples(&[1.0, 2.0, 3.0, 4.0]);
+    let se = (5.0f64 / 12.0).sqrt();
+    assert_eq!(e.value, 2.5);
+    assert!((e.stderr - se).abs() < 1e-15, "stderr {} vs {se}", e.stderr);
+    assert!((e.ci95[0] - (2.5 - 1.96 * se)).abs() < 1e-15 && (e.ci95[1] - (2.5 + 1.96 * se)).abs() < 1e-15, "{e:?}");
+    // A constant sample: no spread, a point interval.
+    let c = Estimate::from_samples(&[0.7; 5]);
+    assert_eq!((c.value, c.stderr, c.ci95), (0.7, 0.0, [0.7, 0.7]));
+}
+
+/// The three Monte Carlo estimators need two samples for a standard error: one is refused
+/// (`TooFewSamples`), two are enough. Kills `< with <=` (and `==`) in the guards of
+/// `info::monte_carlo`, `contrastive::monte_carlo` and `sufficiency::monte_carlo`.
+#[test]
+fn monte_carlo_estimators_need_exactly_two_samples() {
+    let model = RandomSpec::symmetric(2, 2, 1, 1).build().unwrap();
+    for samples in [0, 1] {
+        assert!(matches!(info::monte_carlo(&model, samples, 1), Err(InfoError::TooFewSamples(n)) if n == samples));
+    }
+    let two = info::monte_carlo(&model, 2, 1).expect("two samples give an estimate");
+    assert!(two.mutual_information.value.is_finite() && two.mutual_information.stderr.is_finite());
+
+    let pmi = Pmi { model: &model };
+    for batch in [Batch::Finite(2), Batch::Infinite] {
+        assert!(matches!(contrastive::monte_carlo(&model, &[&pmi], batch, 1, 1), Err(InfoError::TooFewSamples(1))));
+        let mc = contrastive::monte_carlo(&model, &[&pmi], batch, 2, 1).expect("two samples give an estimate");
+        assert!(mc.terms[0].iter().flatten().all(|t| t.is_finite()));
+    }
+
+    let too_few = sufficiency::monte_carlo(&model, Part::Image, Statistic::MapRoot, 1, 1);
+    assert!(matches!(too_few, Err(SufficiencyError::Info(InfoError::TooFewSamples(1)))), "{too_few:?}");
+    let s = sufficiency::monte_carlo(&model, Part::Image, Statistic::MapRoot, 2, 1).expect("two samples suffice");
+    assert!(s.sufficiency.value.is_finite() && s.sufficiency.stderr.is_finite());
+}
+
+/// Every sequence of `len` tokens over `vocab` symbols, in odometer order.
+fn all_sequences(len: usize, vocab: usize) -> Vec<Vec<usize>> {
+    (0..vocab.pow(len as u32)).map(|mut k| (0..len).map(|_| (k % vocab, k /= vocab).0).collect()).collect()
+}
+
+/// The grid (`S(x_i, y_j)` row-major, what the exact losses read) and the pointwise score are
+/// one function, for every kind of score: the T2 scores `S + a(x)`, `S + b(y)`, `S + c`, the
+/// perturbed PMI, the T7 form, a bilinear score, and a table (which uses the trait's default
+/// grid). Kills `Score::grid -> vec![]` (the default grid) and `+ with -` in
+/// `Shifted::score` (the grids were tested, the pointwise shifted score was not).
+#[test]
+fn every_score_grid_equals_its_pointwise_score() {
+    let model = RandomSpec::symmetric(3, 2, 1, 4).build().unwrap();
+    let xs = all_sequences(model.image_len(), model.image_vocab());
+    let ys = all_sequences(model.text_len(), model.text_vocab());
+    let pmi = Pmi { model: &model };
+    let t7 = LogWeighted::new(&model).unwrap();
+    let table_values: Vec<f64> = (0..xs.len() * ys.len()).map(|k| hash_unit(5, &[k])).collect();
+    let table = Table::new("table", &xs, &ys, table_values.clone());
+    let cut = Cut::separator(&model).unwrap();
+    let encoder = |part| PosteriorEncoder { model: &model, part, cut: cut.clone() };
+    let bilinear = Bilinear { image: encoder(Part::Image), text: encoder(Part::Text), temperature: 0.5 };
+    let mut scores: Vec<Box<dyn Score + Send + '_>> = vec![
+        Box::new(&pmi),
+        Box::new(&t7),
+        Box::new(Perturbed { base: &pmi, amplitude: 0.3, seed: 2 }),
+        Box::new(&table),
+        Box::new(bilinear),
+    ];
+    for of in [ShiftOf::Image, ShiftOf::Text, ShiftOf::Constant] {
+        scores.push(Box::new(Shifted { base: &pmi, of, amplitude: 1.5, seed: 9 }));
+    }
+    for s in &scores {
+        let grid = s.grid(&xs, &ys);
+        assert_eq!(grid.len(), xs.len() * ys.len(), "{}", s.name());
+        for (i, x) in xs.iter().enumerate() {
+            for (j, y) in ys.iter().enumerate() {
+                let (g, p) = (grid[i * ys.len() + j], s.score(x, y));
+                assert!((g - p).abs() <= 1e-12, "{}: grid {g} vs score {p} at ({x:?}, {y:?})", s.name());
+            }
+        }
+    }
+    // The shift itself: S + a(x) adds a·u(x), S + b(y) adds a·u(y), S + c adds a.
+    let (x, y) = (&xs[1], &ys[2]);
+    for (of, expected) in
+        [(ShiftOf::Image, 1.5 * hash_unit(9, x)), (ShiftOf::Text, 1.5 * hash_unit(9, y)), (ShiftOf::Constant, 1.5)]
+    {
+        let shifted = Shifted { base: &pmi, of, amplitude: 1.5, seed: 9 };
+        assert!((shifted.score(x, y) - pmi.score(x, y) - expected).abs() <= 1e-12, "{of:?}");
+    }
+    assert_eq!(table.score(&xs[2], &ys[1]), table_values[2 * ys.len() + 1]);
+}
