@@ -326,9 +326,12 @@ impl<'m> BatchMarginals<'m> {
             [(Part::Image, &tree.image_leaves), (Part::Text, &tree.text_leaves)].into_iter().enumerate()
         {
             // A side observed in every lane: its tokens read in bulk, observation by observation.
-            let Some(tokens) = obs.iter().map(|o| o.tokens(part)).collect::<Option<Vec<_>>>() else { continue };
+            let tokens: [Option<&[usize]>; LANES] = std::array::from_fn(|l| obs[l].tokens(part));
+            if tokens.iter().any(Option::is_none) {
+                continue;
+            }
             bulk[side] = true;
-            for (l, x) in tokens.iter().enumerate() {
+            for (l, x) in tokens.iter().flatten().enumerate() {
                 for (&u, &t) in leaves.iter().zip(x.iter()) {
                     s.tokens[u][l] = t as u32;
                 }
