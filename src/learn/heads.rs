@@ -243,11 +243,11 @@ impl<R: Real> ConditionalHead<R> for DenoiserHead {
         let n = b * t;
         let s = self.centre().1;
         let mut loss = 0.0;
-        for i in 0..n {
+        for ((d, &o), &v) in cache.dout[..n].iter_mut().zip(&cache.out[..n]).zip(&target[..n]) {
             // loss = Σ (v̂ − v)²,  ∂/∂o = 2 (v̂ − v) s
-            let r = cache.out[i] - target[i];
+            let r = o - v;
             loss += r.f64() * r.f64();
-            cache.dout[i] = scale * R::of(2.0 * s) * r;
+            *d = scale * R::of(2.0 * s) * r;
         }
         let (dbody, dhead) = dparams.split_at_mut(self.a_at);
         self.body.backward_positions(
@@ -327,8 +327,8 @@ impl<R: Real> ConditionalHead<R> for NextTokenHead {
         // input token at t: y_{t−1}, the start token V at t = 0
         for (dst, src) in cache.tokens[..n].chunks_exact_mut(t).zip(inp[..n].chunks_exact(t)) {
             dst[0] = v as u32;
-            for i in 1..t {
-                dst[i] = src[i - 1].to_u32().expect("a token");
+            for (d, x) in dst[1..].iter_mut().zip(src) {
+                *d = x.to_u32().expect("a token");
             }
         }
         cache.extra[..n * c].iter_mut().for_each(|x| *x = R::zero());
