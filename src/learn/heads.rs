@@ -10,8 +10,11 @@
 //! ```text
 //! e_t   = ((x̃_t − μ)/s) a + g(y) W_g + c_g                  (input at position t; a, c_g ∈ R^C)
 //! o_t   = Transformer_positions(e)_t ∈ R                     (bidirectional, output width 1)
-//! v̂_t  = μ + s o_t,      loss(sample) = Σ_t (v̂_t − v_t)²   (squared error summed over leaves)
+//! v̂_t  = x̃_t + s o_t,    loss(sample) = Σ_t (v̂_t − v_t)²   (squared error summed over leaves)
 //! ```
+//! The output is a correction of the noisy value, and both heads start their output projection
+//! at zero: the untrained denoiser is the identity (risk `N σ²`) and the untrained next-token
+//! model is uniform (cross-entropy `log V`), so a short training starts from those baselines.
 //! **Next-token model**: causal attention, input token at position `t` is `y_{t−1}` (a start
 //! token `V` at `t = 0`), and the image's features at every position:
 //! ```text
@@ -195,6 +198,7 @@ impl<R: Real> ConditionalHead<R> for DenoiserHead {
     fn init(&self, rng: &mut Rng) -> Vec<R> {
         let c = self.body.shape.width;
         let mut w = self.body.init(rng);
+        w[self.body.projection_range()].iter_mut().for_each(|x| *x = R::zero());
         w.resize(self.total, R::zero());
         uniform_fill(&mut w[self.a_at..self.w_at], 1, rng);
         uniform_fill(&mut w[self.w_at..self.w_at + self.cond * c], self.cond, rng);
@@ -225,8 +229,8 @@ impl<R: Real> ConditionalHead<R> for DenoiserHead {
             false,
             &mut cache.out[..n],
         );
-        // v̂ = μ + s o
-        cache.out[..n].iter_mut().for_each(|o| *o = R::of(mu) + R::of(s) * *o);
+        // v̂ = x̃ + s o
+        cache.out[..n].iter_mut().zip(&inp[..n]).for_each(|(o, &x)| *o = x + R::of(s) * *o);
     }
 
     fn loss_and_grad(
@@ -312,6 +316,7 @@ impl<R: Real> ConditionalHead<R> for NextTokenHead {
     fn init(&self, rng: &mut Rng) -> Vec<R> {
         let c = self.body.shape.width;
         let mut w = self.body.init(rng);
+        w[self.body.projection_range()].iter_mut().for_each(|x| *x = R::zero());
         w.resize(self.total, R::zero());
         uniform_fill(&mut w[self.w_at..self.w_at + self.cond * c], self.cond, rng);
         w

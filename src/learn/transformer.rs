@@ -603,6 +603,14 @@ impl Transformer {
     }
 }
 
+impl Transformer {
+    /// Where the output projection `(W_p, b_p)` sits in the parameter vector (heads start it
+    /// at zero).
+    pub fn projection_range(&self) -> std::ops::Range<usize> {
+        self.projw..self.projb + self.shape.out
+    }
+}
+
 impl<R> TransformerCache<R> {
     /// The hidden states `h^l` (`N × C`, row per position) of the last forward pass: `l = 0`
     /// the embedding, `l = 1..L` the blocks' outputs.
