@@ -15,6 +15,10 @@
 //!   by their root state); the same prompts and images with `S = PMI` (the oracle protocol),
 //!   and the Bayes classifier `argmax_z p(z | x)` by BP. Accuracies on fresh images `x ~ p(x)`
 //!   labelled by their true root.
+//! * **Finite-`K` loss at the training `K`** ([`finite_k_losses`]): the CLIP loss
+//!   `L_K(Ŝ) = (ℓ_K^{X→Y} + ℓ_K^{Y→X})/2` the pair was trained on, next to its optimum `L_K(PMI)`
+//!   (T2: the PMI minimises `L_K` for every `K`), on the same Monte Carlo batches, with the
+//!   standard error of the per-batch difference.
 //! * **PMI correlation**: Pearson correlation of `Ŝ(x_i, y_j)` and `PMI(x_i, y_j)` over the
 //!   grid of `G × G` sampled images and texts (positive and independent pairs alike).
 
@@ -151,6 +155,45 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<Eval
             "{}; excess risks are per-outer-pair differences against the exact PMI on the same draws. Zero-shot: {} images, {} prompts per class from p(y | z = c), seed {}. Correlation over a {}x{} grid.",
             mc.method, spec.zero_shot_images, spec.prompts, spec.seed, spec.grid, spec.grid
         ),
+    })
+}
+
+/// The CLIP loss at a finite batch size `K` of a learned score and of its optimum, the PMI (T2).
+#[derive(Clone, Debug, Serialize)]
+pub struct FiniteK {
+    /// The batch size `K` (the training scheme's: the batch for in-batch negatives, `k` for K-way).
+    pub k: usize,
+    /// `L_K(Ŝ)`, the CLIP average of both directions.
+    pub loss: Estimate,
+    /// `L_K(PMI) = min_S L_K(S)` (T2).
+    pub optimum: Estimate,
+    /// `L_K(Ŝ) − L_K(PMI) ≥ 0`, per-batch differences on common batches.
+    pub excess: Estimate,
+    pub method: String,
+}
+
+/// `L_K(Ŝ)` and `L_K(PMI)` by [`contrastive::monte_carlo`] over `batches` i.i.d. batches of `K`
+/// pairs, both scores on the same batches. Each batch contributes
+/// `(1/K) Σ_i ½ (CE_i^{X→Y} + CE_i^{Y→X})`, an unbiased estimate of `L_K`.
+pub fn finite_k_losses(
+    model: &Jghm,
+    score: &dyn Score,
+    k: usize,
+    batches: usize,
+    seed: u64,
+) -> Result<FiniteK, InfoError> {
+    let pmi = Pmi { model };
+    let mc = contrastive::monte_carlo(model, &[score, &pmi], Batch::Finite(k), batches, seed)?;
+    let clip = |t: &[f64; 2]| 0.5 * (t[0] + t[1]);
+    let learned: Vec<f64> = mc.terms[0].iter().map(clip).collect();
+    let optimum: Vec<f64> = mc.terms[1].iter().map(clip).collect();
+    let excess: Vec<f64> = learned.iter().zip(&optimum).map(|(a, b)| a - b).collect();
+    Ok(FiniteK {
+        k,
+        loss: Estimate::from_samples(&learned),
+        optimum: Estimate::from_samples(&optimum),
+        excess: Estimate::from_samples(&excess),
+        method: mc.method,
     })
 }
 

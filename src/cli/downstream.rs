@@ -16,7 +16,7 @@ use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::info::{self, Enumeration, Estimate};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{BpEncoder, Class, Encoder, Mlp, Real, Transformer};
+use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic};
@@ -135,7 +135,7 @@ fn load_checkpoint<'m>(model: &'m Jghm, model_path: &Path, path: &Path) -> Resul
             learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
         }
         Class::Bp => {
-            let enc = |p| BpEncoder::for_tower(model, p).context("a BP-class checkpoint needs a model without trunk");
+            let enc = |p| cfg.bp_encoder(model, p).context("a BP-class checkpoint needs a model without trunk");
             learned::<f64, _>(model, &bytes, &hash, enc(Part::Image)?, enc(Part::Text)?)
         }
     }

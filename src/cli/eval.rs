@@ -6,9 +6,10 @@ use serde_json::json;
 use std::path::PathBuf;
 
 use super::files::load_model;
-use crate::eval::{evaluate, EvalReport, EvalSpec, LearnedScore};
+use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{BpEncoder, Class, Encoder, Mlp, Real, Transformer};
+use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
+use crate::learn::clip_loss::Scheme;
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -28,6 +29,9 @@ pub struct EvalArgs {
     /// Prompts per class of the zero-shot task.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub prompts: u64,
+    /// Batches of the finite-K loss at the training K (its Monte Carlo estimate and the PMI's).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub batches: u64,
     /// Seed of every Monte Carlo draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -47,27 +51,35 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         grid: 64,
         seed: a.seed,
     };
-    let go = |bytes: &[u8]| -> Result<(EvalReport, usize)> {
+    // The K the pair was trained at: the batch for in-batch negatives, k for the K-way scheme.
+    let k = match cfg.scheme {
+        Scheme::InBatch => cfg.batch,
+        Scheme::KWay { k } => k,
+    };
+    let fk = Fk { k, batches: a.batches as usize, seed: a.seed };
+    let go = |bytes: &[u8]| -> Result<(EvalReport, FiniteK, usize)> {
         match cfg.class {
             Class::Transformer => {
                 let enc = |p| Transformer::new(cfg.transformer_shape(&model, p));
-                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec)
+                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
             }
             Class::Mlp => {
                 let enc = |p| Mlp::new(cfg.mlp_shape(&model, p));
-                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec)
+                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
             }
             Class::Bp => {
-                let enc = |p| BpEncoder::for_tower(&model, p).expect("validated: no trunk");
-                measure::<f64, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec)
+                let enc = |p| cfg.bp_encoder(&model, p).expect("validated: no trunk");
+                measure::<f64, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
             }
         }
     };
-    let (r, step) = go(&bytes)?;
+    let (r, finite, step) = go(&bytes)?;
     for (name, v) in [
         ("excess_risk", r.excess_risk),
         ("pmi_correlation", r.pmi_correlation),
         ("excess_risk_stderr", r.excess_risk_stderr),
+        ("finite_k_loss", finite.loss.value),
+        ("finite_k_optimum", finite.optimum.value),
     ] {
         if !v.is_finite() {
             bail!("{name} is {v}, not a finite number (the learned score is degenerate)");
@@ -77,6 +89,14 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         let mut v = serde_json::to_value(&r).expect("report serialises");
         v["class"] = json!(cfg.class);
         v["steps"] = json!(step);
+        v["training_k"] = json!(finite.k);
+        v["finite_k_loss"] = json!(finite.loss.value);
+        v["finite_k_loss_stderr"] = json!(finite.loss.stderr);
+        v["finite_k_optimum"] = json!(finite.optimum.value);
+        v["finite_k_optimum_stderr"] = json!(finite.optimum.stderr);
+        v["finite_k_excess"] = json!(finite.excess.value);
+        v["finite_k_excess_stderr"] = json!(finite.excess.stderr);
+        v["finite_k_method"] = json!(finite.method);
         println!("{v}");
     } else {
         println!("{:?} after {step} steps, measured against the exact ground truth:", cfg.class);
@@ -95,6 +115,16 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
             "  zero-shot accuracy on the root label: learned {:.3}, exact PMI {:.3}, Bayes {:.3} (± {:.3})",
             r.zero_shot_accuracy, r.oracle_zero_shot_accuracy, r.bayes_accuracy, r.accuracy_stderr
         );
+        println!(
+            "  CLIP loss at the training K = {}: {:.4} ± {:.4}; optimum L_K(PMI) {:.4} ± {:.4}; excess {:.4} ± {:.4}",
+            finite.k,
+            finite.loss.value,
+            finite.loss.stderr,
+            finite.optimum.value,
+            finite.optimum.stderr,
+            finite.excess.value,
+            finite.excess.stderr
+        );
         println!("  correlation with the PMI: {:.4}", r.pmi_correlation);
         println!("  method: {}", r.method);
     }
@@ -108,7 +138,8 @@ fn measure<R: Real, E: Encoder<R>>(
     image: E,
     text: E,
     spec: &EvalSpec,
-) -> Result<(EvalReport, usize)> {
+    fk: &Fk,
+) -> Result<(EvalReport, FiniteK, usize)> {
     let ck = Checkpoint::<R>::from_bytes(bytes)?;
     ck.check_model(hash)?;
     if ck.params.image.len() != image.num_params() || ck.params.text.len() != text.num_params() {
@@ -116,5 +147,13 @@ fn measure<R: Real, E: Encoder<R>>(
     }
     let head = ck.config.head(model);
     let score = LearnedScore::new(image, text, ck.params, head);
-    Ok((evaluate(model, &score, spec)?, ck.step))
+    let finite = finite_k_losses(model, &score, fk.k, fk.batches, fk.seed ^ 0xf1)?;
+    Ok((evaluate(model, &score, spec)?, finite, ck.step))
+}
+
+/// The finite-K loss's settings.
+struct Fk {
+    k: usize,
+    batches: usize,
+    seed: u64,
 }

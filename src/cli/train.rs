@@ -13,7 +13,7 @@ use super::files::{load_model, write_atomic};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::data::Data;
 use crate::learn::train::{train, Run, StepReport};
-use crate::learn::{BpEncoder, Class, ClipPair, Encoder, Mlp, Real, TrainConfig, Transformer};
+use crate::learn::{Class, ClipPair, Encoder, Mlp, Real, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -131,7 +131,7 @@ pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
             ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
         }
         Class::Bp => {
-            let enc = |p| BpEncoder::for_tower(&model, p).expect("validated: no trunk");
+            let enc = |p| cfg.bp_encoder(&model, p).expect("validated: no trunk");
             ctx.go::<f64, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
         }
     }

@@ -63,6 +63,26 @@ impl BpEncoder {
         Some(Self::new(model.root_states(), levels))
     }
 
+    /// The encoder of `part`'s tower with `factor` times the true hidden states at the root and at
+    /// every internal level (the leaves keep the vocabulary). For `factor ≥ 1` the class still
+    /// contains the truth (copy each true state `factor` times and split its prior mass), and
+    /// the extra states let gradient descent escape the minima where two true states share one
+    /// learned state (proofs/T12-sample-complexity.md). `factor = 1` is [`Self::for_tower`].
+    pub fn with_state_factor(model: &Jghm, part: Part, factor: usize) -> Option<Self> {
+        if model.has_trunk() {
+            return None;
+        }
+        let k = factor.max(1);
+        let levels = model.levels(part);
+        let last = levels.len() - 1;
+        let shape = levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.children(), if i == last { l.states() } else { k * l.states() }))
+            .collect();
+        Some(Self::new(k * model.root_states(), shape))
+    }
+
     /// The logits that reproduce `part`'s true transitions: `θ = log Ψ` (row softmax of
     /// `log Ψ` is `Ψ`). Zero entries of `Ψ` become a very negative finite logit.
     pub fn truth(model: &Jghm, part: Part) -> Vec<f64> {

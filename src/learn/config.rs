@@ -45,6 +45,10 @@ pub struct TrainConfig {
     pub holdout: f64,
     /// Write a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// BP class only: learned hidden states per true hidden state (root and internal levels;
+    /// [`super::BpEncoder::with_state_factor`]). Default 2 for the BP class (1 in checkpoints
+    /// written before the field existed, which is what they were trained with).
+    pub bp_states_factor: usize,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +78,7 @@ impl TrainConfig {
             n: None,
             holdout: 0.1,
             checkpoint_every: 200,
+            bp_states_factor: if class == Class::Bp { 2 } else { 1 },
         }
     }
 
@@ -86,6 +91,7 @@ impl TrainConfig {
             ("out", self.out),
             ("batch", self.batch),
             ("checkpoint_every", self.checkpoint_every),
+            ("bp_states_factor", self.bp_states_factor),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("config: {name} must be at least 1"));
@@ -129,9 +135,14 @@ impl TrainConfig {
     /// The head of this class.
     pub fn head(&self, model: &Jghm) -> Head {
         match self.class {
-            Class::Bp => Head::T7 { states: model.root_states() },
+            Class::Bp => Head::T7 { states: self.bp_states_factor * model.root_states() },
             _ => Head::Bilinear { normalise: self.normalise },
         }
+    }
+
+    /// The BP class's encoder of one tower (`bp_states_factor` times the hidden states).
+    pub fn bp_encoder(&self, model: &Jghm, part: Part) -> Option<super::BpEncoder> {
+        super::BpEncoder::with_state_factor(model, part, self.bp_states_factor)
     }
 
     pub fn transformer_shape(&self, model: &Jghm, part: Part) -> TransformerShape {

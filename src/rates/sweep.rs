@@ -225,14 +225,7 @@ impl Sweep<'_, '_, '_> {
 
     /// The BP class's encoder of one tower, with `bp_states_factor` times the hidden states.
     fn bp_encoder(&self, part: Part) -> BpEncoder {
-        let k = self.settings.bp_states_factor.max(1);
-        let levels = self.model.levels(part);
-        let shape = levels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.children(), if i + 1 == levels.len() { l.states() } else { k * l.states() }))
-            .collect();
-        BpEncoder::new(k * self.model.root_states(), shape)
+        BpEncoder::with_state_factor(self.model, part, self.settings.bp_states_factor).expect("two-tower model")
     }
 
     /// The head of `class`: the T7 head over the BP class's (possibly enlarged) root states.
