@@ -40,4 +40,39 @@ proptest! {
             prop_assert!((scores[0] - exact).abs() < jghm::tolerance::EXACT, "S = {} vs PMI {exact}", scores[0]);
         }
     }
+
+    /// `BpEncoder::with_state_factor` still contains the truth: with every true state copied
+    /// `k` times (`BpEncoder::truth_with_state_factor`) and the prior split evenly, the encoder
+    /// outputs `log p(x | z)` for every copy of `z` and the score is the exact PMI.
+    #[test]
+    fn t7_bp_class_with_extra_states_contains_the_truth(shape in common::arb_shape(), regime in common::arb_regime(), seed in any::<u64>(), k in 2usize..4) {
+        let model = common::build(&shape, regime, seed);
+        prop_assume!(!model.has_trunk());
+        let enc = |p| BpEncoder::with_state_factor(&model, p, k).unwrap();
+        let (fi, gi) = (enc(Part::Image), enc(Part::Text));
+        let (ti, tt) = (BpEncoder::truth_with_state_factor(&model, Part::Image, k), BpEncoder::truth_with_state_factor(&model, Part::Text, k));
+        prop_assert_eq!(ti.len(), Encoder::<f64>::num_params(&fi));
+        prop_assert_eq!(tt.len(), Encoder::<f64>::num_params(&gi));
+        let s0 = model.root_states();
+        let rho: Vec<f64> = (0..k * s0).map(|c| model.prior()[c / k].ln().max(-700.0)).collect();
+        for pr in &jghm::sample::sample_pairs(&model, 4, seed, false) {
+            let x: Vec<u32> = pr.image.iter().map(|&t| t as u32).collect();
+            let y: Vec<u32> = pr.text.iter().map(|&t| t as u32).collect();
+            let (mut u, mut v) = (vec![0.0; k * s0], vec![0.0; k * s0]);
+            let mut ci = Encoder::<f64>::new_cache(&fi, 1);
+            fi.forward(&ti, &x, 1, &mut ci, &mut u);
+            let mut ct = Encoder::<f64>::new_cache(&gi, 1);
+            gi.forward(&tt, &y, 1, &mut ct, &mut v);
+            let mut ws = jghm::Workspace::new(&model);
+            ws.upward(&model, &jghm::Tokens { image: Some(&pr.image), text: None });
+            for (c, uc) in u.iter().enumerate() {
+                let hz = ws.h(&model, 0)[c / k];
+                prop_assert!((uc - hz).abs() < jghm::tolerance::EXACT, "u({c}) = {uc} vs BP {hz}");
+            }
+            let mut scores = vec![];
+            Head::T7 { states: k * s0 }.forward(&rho, &u, &v, k * s0, &[(0, 0)], &mut scores, &mut HeadCache::default());
+            let exact = jghm::pmi(&model, &pr.image, &pr.text).unwrap().pmi;
+            prop_assert!((scores[0] - exact).abs() < jghm::tolerance::EXACT, "S = {} vs PMI {exact}", scores[0]);
+        }
+    }
 }

@@ -41,3 +41,31 @@ fn t4_bp_class_at_truth_has_zero_excess_risk_and_oracle_zero_shot() {
     );
     assert!(off.pmi_correlation < 1.0 - 1e-6);
 }
+
+/// `eval`'s finite-K figures (T2): on a model small enough to enumerate, the Monte Carlo
+/// `L_K(Ŝ)` and its optimum `L_K(PMI)` agree with the exact finite-K losses within 4 standard
+/// errors, and the perturbed pair's excess over the optimum is positive beyond 3 of them.
+#[test]
+fn t2_eval_finite_k_losses_match_the_exact_ones() {
+    use jghm::contrastive::{Batch, Exact};
+    use jghm::eval::finite_k_losses;
+    use jghm::info::Enumeration;
+    // Towers of different sizes (27 images, 9 texts), so that the two directions differ.
+    let mut spec = RandomSpec::symmetric(3, 3, 1, 9);
+    spec.text_children = 2;
+    spec.flip = 0.3;
+    let model = spec.build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let ex = Exact::new(&en);
+    let off = learned(&model, 0.3);
+    let k = 4;
+    let fk = finite_k_losses(&model, &off, k, 4000, 11).unwrap();
+    let exact_opt = ex.clip_loss(&ex.pmi, Batch::Finite(k)).unwrap();
+    let exact_off = ex.clip_loss(&ex.scores(&off), Batch::Finite(k)).unwrap();
+    assert_eq!(fk.k, k);
+    let close = |e: &jghm::info::Estimate, exact: f64| (e.value - exact).abs() < 4.0 * e.stderr;
+    assert!(close(&fk.optimum, exact_opt), "optimum {:?} vs exact {exact_opt}", fk.optimum);
+    assert!(close(&fk.loss, exact_off), "loss {:?} vs exact {exact_off}", fk.loss);
+    assert!(close(&fk.excess, exact_off - exact_opt), "excess {:?} vs exact {}", fk.excess, exact_off - exact_opt);
+    assert!(fk.excess.value > 3.0 * fk.excess.stderr, "excess {:?}", fk.excess);
+}

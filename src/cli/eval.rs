@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use super::files::load_model;
 use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
 use crate::learn::clip_loss::Scheme;
+use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]

@@ -96,6 +96,31 @@ impl BpEncoder {
             .collect()
     }
 
+    /// The logits of [`Self::with_state_factor`]`(model, part, k)` that reproduce the truth: hidden
+    /// state `a` of the model becomes the `k` copies `a·k + r`, every copy of a parent state
+    /// keeps the true row, and every copy of a child state `b` gets the logit `log Ψ[a, b]`, so
+    /// the row softmax gives each copy `Ψ[a, b]/k` and summing over the copies gives back `Ψ`.
+    /// Then `log p_θ(x | a·k + r) = log p(x | a)` for every copy, and with the prior split
+    /// evenly (`ρ_{a·k+r} = log π_a`) the T7 score is the exact PMI: the `1/k`s cancel.
+    pub fn truth_with_state_factor(model: &Jghm, part: Part, factor: usize) -> Vec<f64> {
+        let k = factor.max(1);
+        let levels = model.levels(part);
+        let last = levels.len() - 1;
+        let mut theta = vec![];
+        for (i, level) in levels.iter().enumerate() {
+            let copies = if i == last { 1 } else { k };
+            for psi in &level.transitions {
+                for row in 0..k * psi.nrows() {
+                    let a = row / k;
+                    for col in 0..copies * psi.ncols() {
+                        theta.push(psi[(a, col / copies)].ln().max(-700.0));
+                    }
+                }
+            }
+        }
+        theta
+    }
+
     pub fn new(root_states: usize, levels: Vec<(usize, usize)>) -> Self {
         let mut total = 0;
         let mut rows = root_states;
