@@ -63,7 +63,7 @@ impl TrainConfig {
         let (lr, lr_min, warmup, steps) = match class {
             Class::Transformer => (1e-3, 1e-5, 100, 2000),
             Class::Mlp => (1e-3, 1e-5, 50, 2000),
-            Class::Bp => (0.05, 1e-3, 20, 1000),
+            Class::Bp => (0.05, 1e-3, 20, 2000),
         };
         TrainConfig {
             class,
