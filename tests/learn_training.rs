@@ -89,8 +89,8 @@ fn checkpoint_round_trips_and_refuses_another_model() {
     let model = tiny_model();
     let cfg = small_config(Class::Bp);
     let pair: ClipPair<f64, BpEncoder> = ClipPair::new(
-        BpEncoder::for_tower(&model, Part::Image).unwrap(),
-        BpEncoder::for_tower(&model, Part::Text).unwrap(),
+        cfg.bp_encoder(&model, Part::Image).unwrap(),
+        cfg.bp_encoder(&model, Part::Text).unwrap(),
         cfg.head(&model),
         cfg.scheme,
     );
