@@ -26,7 +26,7 @@ class in risks/ood); denoising = squared error summed over the 81 image leaves (
 vision-language = next-token cross-entropy averaged over text positions 2..81.
 Default samples give Bayes standard errors below 0.005 at every flip (--quick: a tenth).
 Writes DIR/<command>.csv (every number; rewritten after each point, so --resume continues),
-DIR/<command>.{svg,png}, DIR/settings.json.
+DIR/<command>.{svg,png} and DIR/<command>-settings.json (checked by --resume).
 
 Examples:
   jghm reproduce risks --bayes-only --out plots/reproduce
@@ -375,11 +375,11 @@ fn draw_figures(which: Which, a: &ReproduceArgs, rows: &[Row], flips: &[f64]) ->
     let stem = a.out.join(which.name());
     match which {
         Which::Risks => {
-            draw_grid(&figures::risk_panels(rows, "Risks against ε", &budget_note(a)), 2, &stem)?;
+            draw_grid(&figures::risk_panels(rows, "Risk", &budget_note(a)), 2, &stem)?;
             Ok(vec![])
         }
         Which::Ood => {
-            let title = format!("OOD, predictors built at ε = {OOD_TRAIN_FLIP}");
+            let title = format!("OOD (built at ε = {OOD_TRAIN_FLIP})");
             draw_grid(&figures::risk_panels(rows, &title, &budget_note(a)), 2, &stem)?;
             Ok(vec![])
         }

@@ -36,10 +36,10 @@ fn models(rows: &[Row]) -> Vec<String> {
 
 fn task_title(task: Task) -> &'static str {
     match task {
-        Task::Clip => "CLIP risk ℓ₄(X→Y) + ℓ₄(Y→X)",
-        Task::ZeroShot => "zero-shot risk (first text token)",
-        Task::Denoise => "conditional denoising risk (σ = 1, summed over 81 leaves)",
-        Task::Vlm => "vision-language risk (next text token, positions 2..81)",
+        Task::Clip => "CLIP: ℓ₄(X→Y) + ℓ₄(Y→X)",
+        Task::ZeroShot => "zero-shot (first text token)",
+        Task::Denoise => "denoising (σ = 1, sum over 81 leaves)",
+        Task::Vlm => "vision-language (positions 2..81)",
     }
 }
 
