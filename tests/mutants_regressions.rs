@@ -2,8 +2,8 @@
 //! formula or a guard that no other test pinned down, and names the mutant(s) it kills.
 
 use jghm::bp::{brute_force, Tokens};
-use jghm::contrastive::{self, Batch};
-use jghm::info::{self, Cut, Estimate, InfoError};
+use jghm::contrastive::{self, Batch, Direction, Exact};
+use jghm::info::{self, Cut, Enumeration, Estimate, InfoError};
 use jghm::model::Part;
 use jghm::random_family::RandomSpec;
 use jghm::score::{hash_unit, Bilinear, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table};
@@ -122,4 +122,20 @@ fn every_score_grid_equals_its_pointwise_score() {
         assert!((shifted.score(x, y) - pmi.score(x, y) - expected).abs() <= 1e-12, "{of:?}");
     }
     assert_eq!(table.score(&xs[2], &ys[1]), table_values[2 * ys.len() + 1]);
+}
+
+/// The size of the exact batch-K loss: `C(K+|C|-2, |C|-1)` compositions of the `K - 1`
+/// negatives into `|C|` kinds (it decides when the exact loss is refused as too large). With
+/// `|C| = 4` texts: 1, 4, 10, 20 for `K = 1..4`, and `C(102, 3) = 171700` for `K = 100`.
+/// Kills `- with +` in `View::compositions`.
+#[test]
+fn exact_batch_loss_counts_its_compositions() {
+    let model = RandomSpec::symmetric(2, 2, 1, 1).build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let exact = Exact::new(&en);
+    let view = exact.view(&exact.scores(&Pmi { model: &model }), Direction::ImageToText);
+    assert_eq!(view.candidates(), 4);
+    for (k, expected) in [(1, 1.0), (2, 4.0), (3, 10.0), (4, 20.0), (100, 171700.0)] {
+        assert_eq!(view.compositions(k), expected, "K = {k}");
+    }
 }
