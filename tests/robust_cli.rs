@@ -581,6 +581,12 @@ fn newest_commands_refuse_held_out_bad_inputs() {
         settings("rates-batch0.json", r#"{"batch": 0}"#),
         settings("rates-no-n.json", r#"{"ns": []}"#),
     );
+    let (bp_huge, bp_zero) = (
+        settings("train-bp-huge.json", r#"{"class": "bp", "bp_states_factor": 100000}"#),
+        settings("train-bp-zero.json", r#"{"class": "bp", "bp_states_factor": 0}"#),
+    );
+    let ckpt = dir().join("never.st");
+    let ck = ckpt.to_str().unwrap();
     for (args, expected) in [
         (vec!["rates", "--model", &m, "--class", "bp", "--n", "0", "--out", s], "holds out 0 pairs"),
         (vec!["rates", "--model", &m, "--class", "bp,cnn", "--out", s], "unknown class 'cnn'"),
@@ -597,6 +603,8 @@ fn newest_commands_refuse_held_out_bad_inputs() {
         ),
         (vec!["emulate", "--model", &m, "--widths", "100000000", "--samples", "2", "--out", s], "--widths"),
         (vec!["zero-shot", "--model", &m, "--label", "nope"], "label 'nope'"),
+        (vec!["train", "--model", &m, "--config", &bp_huge, "--seed", "1", "--out", ck], "above the supported 16"),
+        (vec!["train", "--model", &m, "--config", &bp_zero, "--seed", "1", "--out", ck], "must be at least 1"),
     ] {
         fails_with(&args, expected);
     }

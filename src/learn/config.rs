@@ -22,6 +22,9 @@ pub enum Class {
     Mlp,
 }
 
+/// The largest `bp_states_factor` a configuration may ask for.
+pub const MAX_BP_STATES_FACTOR: usize = 16;
+
 /// Everything that fixes a run besides the model file and the seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -95,6 +98,14 @@ impl TrainConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("config: {name} must be at least 1"));
+        }
+        // Each factor multiplies every transition matrix's size by up to factor²: beyond a few
+        // copies per state the class only costs memory (it contains the truth from factor 1).
+        if self.bp_states_factor > MAX_BP_STATES_FACTOR {
+            return Err(format!(
+                "config: bp_states_factor {} is above the supported {MAX_BP_STATES_FACTOR}",
+                self.bp_states_factor
+            ));
         }
         if self.class == Class::Transformer && !self.width.is_multiple_of(self.heads) {
             return Err(format!("config: width {} is not a multiple of heads {}", self.width, self.heads));
