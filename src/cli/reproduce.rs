@@ -12,7 +12,8 @@ use serde_json::json;
 use super::files::write_atomic;
 use crate::plot::{draw, draw_grid};
 use crate::reproduce::experiments::{
-    paper_flips, point, prompts_point, read_csv, standard_model, write_csv, Predictor, Row, Settings, OOD_TRAIN_FLIP,
+    paper_flips, point, point_with_bayes, prompts_point, read_csv, standard_model, write_csv, Predictor, Row, Settings,
+    OOD_TRAIN_FLIP,
 };
 use crate::reproduce::figures;
 use crate::reproduce::learned::{train_learned, Budget, LearnedClass, LearnedModels};
@@ -248,7 +249,7 @@ fn estimate_cost(which: Which, a: &ReproduceArgs, flips: &[f64], s: &Settings) -
     let n = flips.len() as f64;
     Ok(match which {
         Which::Risks => seeds * n * (bayes_point * (1.0 + 2.0 * classes) + classes * a.budget_seconds),
-        Which::Ood => seeds * (n * bayes_point * (3.0 + 2.0 * classes) + classes * a.budget_seconds),
+        Which::Ood => seeds * (n * bayes_point * (2.0 + 2.0 * classes) + classes * a.budget_seconds),
         Which::Prompts => seeds * n * (bayes_point * 0.5 * (1.0 + classes) + classes * a.budget_seconds),
     })
 }
@@ -318,13 +319,21 @@ fn ood_seed(a: &ReproduceArgs, flips: &[f64], seed: u64, s: &Settings, sink: &mu
     let mut trained: Vec<(LearnedClass, LearnedModels)> = vec![];
     for &flip in flips {
         let model = standard_model(flip, seed)?;
-        if !sink.done("bayes", flip, seed) {
-            eprintln!("ε = {flip}, seed {seed}: Bayes");
-            sink.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
-        }
-        if !sink.done("misspecified-bp", flip, seed) {
-            eprintln!("ε = {flip}, seed {seed}: BP of the ε = {OOD_TRAIN_FLIP} model");
-            sink.add(point(&model, flip, seed, &Predictor::Misspecified(&home, OOD_TRAIN_FLIP), s)?)?;
+        let wrong = Predictor::Misspecified(&home, OOD_TRAIN_FLIP);
+        match (sink.done("bayes", flip, seed), sink.done("misspecified-bp", flip, seed)) {
+            (false, false) => {
+                eprintln!("ε = {flip}, seed {seed}: Bayes and BP of the ε = {OOD_TRAIN_FLIP} model");
+                sink.add(point_with_bayes(&model, flip, seed, &wrong, s)?)?;
+            }
+            (false, true) => {
+                eprintln!("ε = {flip}, seed {seed}: Bayes");
+                sink.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
+            }
+            (true, false) => {
+                eprintln!("ε = {flip}, seed {seed}: BP of the ε = {OOD_TRAIN_FLIP} model");
+                sink.add(point(&model, flip, seed, &wrong, s)?)?;
+            }
+            (true, true) => {}
         }
         for &class in &classes {
             if sink.done(class.name(), flip, seed) {

@@ -12,7 +12,11 @@
 
 use std::sync::Mutex;
 
-use crate::bp::{self, marginals::MarginalWorkspace, LeafView, Observation, Tokens};
+use crate::bp::{
+    self,
+    marginals::{BatchMarginals, MarginalWorkspace},
+    LeafView, Observation, Tokens,
+};
 use crate::model::{Jghm, Part};
 
 use super::{Denoiser, NextToken};
@@ -63,29 +67,51 @@ impl<T> Pool<T> {
     }
 }
 
+/// `(E[v_i | ·], Var[v_i | ·])` of each image leaf from its marginal `p(v_i = · | ·)`:
+/// `E[v] = Σ_v v p(v)`, `Var[v] = Σ_v v² p(v) − E[v]²` (clamped at 0 against round-off).
+fn moments<'a>(marginals: impl Iterator<Item = &'a [f64]>) -> (Vec<f64>, Vec<f64>) {
+    marginals
+        .map(|p| {
+            let mean: f64 = p.iter().enumerate().map(|(v, p)| v as f64 * p).sum();
+            let second: f64 = p.iter().enumerate().map(|(v, p)| (v as f64).powi(2) * p).sum();
+            (mean, (second - mean * mean).max(0.0))
+        })
+        .unzip()
+}
+
 /// Posterior moments of the image leaves' values given soft image evidence and the text:
 /// `(E[v_i | ·], Var[v_i | ·])` per leaf, by BP (the batched probability-domain marginals, with
-/// the log-domain oracle when they underflow). `None` when the evidence has probability zero.
+/// the log-domain oracle when they underflow), one observation at a time (the oracle of
+/// [`value_moments_batch`]). `None` when the evidence has probability zero.
 pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &NoisyImage) -> Option<(Vec<f64>, Vec<f64>)> {
     let tree = model.tree();
     let mut flat = vec![0.0; tree.total_states];
-    let marg: Vec<&[f64]>;
-    let oracle;
     if ws.marginals_into(obs, &mut flat) {
-        marg = tree.image_leaves.iter().map(|&u| &flat[tree.span(u)]).collect();
-    } else {
-        oracle = bp::marginals(model, obs).ok()?;
-        marg = tree.image_leaves.iter().map(|&u| oracle[u].as_slice()).collect();
+        return Some(moments(tree.image_leaves.iter().map(|&u| &flat[tree.span(u)])));
     }
-    // E[v] = Σ_v v p(v),  Var[v] = Σ_v v² p(v) - E[v]².
-    let mean: Vec<f64> = marg.iter().map(|p| p.iter().enumerate().map(|(v, p)| v as f64 * p).sum()).collect();
-    let var = marg
-        .iter()
-        .zip(&mean)
-        .map(|(p, m)| p.iter().enumerate().map(|(v, p)| (v as f64).powi(2) * p).sum::<f64>() - m * m)
-        .map(|v: f64| v.max(0.0))
-        .collect();
-    Some((mean, var))
+    let oracle = bp::marginals(model, obs).ok()?;
+    Some(moments(tree.image_leaves.iter().map(|&u| oracle[u].as_slice())))
+}
+
+/// [`value_moments`] of many observations at once: [`BatchMarginals::fold_chunks`] streams
+/// their marginals in SIMD blocks (lanes never mix, so each observation's numbers are those of
+/// the one-at-a-time pass; memory flat in the batch). `None` where the evidence has
+/// probability zero.
+pub fn value_moments_batch(
+    batch: &BatchMarginals,
+    model: &Jghm,
+    obs: &[NoisyImage],
+) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
+    let tree = model.tree();
+    let n = tree.total_states;
+    let chunks = batch.fold_chunks(obs, Vec::new, |mut acc, _, rows, ll| {
+        for (row, ll) in rows.chunks_exact(n).zip(ll) {
+            let possible = *ll > f64::NEG_INFINITY && row.iter().all(|p| p.is_finite());
+            acc.push(possible.then(|| moments(tree.image_leaves.iter().map(|&u| &row[tree.span(u)]))));
+        }
+        acc
+    });
+    chunks.into_iter().flatten().collect()
 }
 
 /// The Bayes denoiser of one model for noise model (a) (THEORY §5): `D(x̃, y)_i = E[v_i | x̃, y]`,
@@ -95,11 +121,12 @@ pub struct BayesDenoiser<'m> {
     pub model: &'m Jghm,
     pub sigma: f64,
     pool: Pool<MarginalWorkspace<'m>>,
+    batch: BatchMarginals<'m>,
 }
 
 impl<'m> BayesDenoiser<'m> {
     pub fn new(model: &'m Jghm, sigma: f64) -> Self {
-        BayesDenoiser { model, sigma, pool: Pool::new() }
+        BayesDenoiser { model, sigma, pool: Pool::new(), batch: BatchMarginals::new(model) }
     }
 }
 
@@ -116,6 +143,18 @@ impl Denoiser for BayesDenoiser<'_> {
             || MarginalWorkspace::new(self.model),
             |ws| value_moments(ws, self.model, &obs).map_or(vec![f64::NAN; noisy.len()], |m| m.0),
         )
+    }
+    /// The same posterior means, the batch's marginals in SIMD blocks ([`value_moments_batch`]).
+    fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
+        let vocab = self.model.image_vocab();
+        let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| value_noise_evidence(x, vocab, self.sigma)).collect();
+        let obs: Vec<NoisyImage> =
+            lambdas.iter().zip(texts).map(|(lambda, text)| NoisyImage { lambda, vocab, text }).collect();
+        value_moments_batch(&self.batch, self.model, &obs)
+            .into_iter()
+            .zip(noisy)
+            .map(|(m, x)| m.map_or(vec![f64::NAN; x.len()], |m| m.0))
+            .collect()
     }
 }
 

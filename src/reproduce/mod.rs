@@ -16,6 +16,11 @@ pub trait Denoiser: Sync {
     fn name(&self) -> String;
     /// The estimate of each image leaf's value, `D(x̃, y)_i ≈ E[v_i | x̃, y]`, one per image leaf.
     fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64>;
+    /// [`Denoiser::denoise`] of many noisy images and their texts, in order (one call per
+    /// image unless a denoiser batches; a batching one must return the same numbers).
+    fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
+        noisy.iter().zip(texts).map(|(x, y)| self.denoise(x, y)).collect()
+    }
 }
 
 /// A next-text-token model given the image (the paper's vision-language task).
@@ -28,6 +33,7 @@ pub trait NextToken: Sync {
 }
 
 pub mod bayes;
+pub mod control_variate;
 pub mod experiments;
 pub mod figures;
 pub mod learned;
@@ -35,6 +41,6 @@ pub mod risks;
 
 pub use bayes::{BayesDenoiser, BayesNextToken};
 pub use risks::{
-    clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risk, zero_shot_risks,
-    Classifier, PredictorRisk, RiskError, Task, TaskRisk,
+    clip_risk, clip_risks, denoise_risk, denoise_risks, denoise_risks_with, vlm_risk, vlm_risks, zero_shot_risk,
+    zero_shot_risks, Classifier, DenoiseOptions, Moments, PredictorRisk, RiskError, Task, TaskRisk,
 };

@@ -32,9 +32,17 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::bayes::{first_token_law, first_token_prior, value_moments, value_noise_evidence, Incremental, NoisyImage};
+use super::bayes::{
+    first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence, Incremental,
+    NoisyImage,
+};
+use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
-use crate::bp::{self, marginals::MarginalWorkspace, LeafView, Observation, Workspace};
+use crate::bp::{
+    self,
+    marginals::{BatchMarginals, MarginalWorkspace},
+    LeafView, Observation, Workspace,
+};
 use crate::contrastive::{self, Batch};
 use crate::info::Estimate;
 use crate::logspace::log_sum_exp;
@@ -369,19 +377,160 @@ pub fn zero_shot_risk(
 // ---------------------------------------------------------------------------------------------
 // Conditional denoising
 
-/// Pairs per denoising / vision-language chunk.
+/// Pairs per vision-language chunk.
 pub const PAIR_CHUNK: usize = 128;
+
+/// Pairs per denoising chunk: drawn in order from the chunk's stream, then their posterior
+/// moments computed together (in SIMD blocks of [`crate::bp::marginals::LANES`]).
+pub const DENOISE_CHUNK: usize = 1024;
+
+/// Pilot pairs that fit the denoising control variate's coefficients: an eighth of the
+/// samples, at least 512 and at most 8,192.
+pub fn denoise_pilot_size(samples: usize) -> usize {
+    (samples / 8).clamp(512, 8192)
+}
+
+/// How [`denoise_risks_with`] computes the data model's posterior moments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moments {
+    /// All pairs of a chunk together ([`super::bayes::value_moments_batch`]; predictors via
+    /// [`Denoiser::denoise_batch`]).
+    Batched,
+    /// One pair at a time ([`value_moments`]; predictors via [`Denoiser::denoise`]): the oracle.
+    PerSample,
+}
+
+/// Options of [`denoise_risks_with`]; [`denoise_risks`] uses the default (batched, with the
+/// control variate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenoiseOptions {
+    pub moments: Moments,
+    /// Subtract the control variate `β·(φ(Z) − μ)` of the hidden-state counts
+    /// ([`super::control_variate`]) from every unit: unbiased, smaller variance.
+    pub control_variate: bool,
+}
+
+impl Default for DenoiseOptions {
+    fn default() -> Self {
+        DenoiseOptions { moments: Moments::Batched, control_variate: true }
+    }
+}
+
+/// One chunk's draws: every node's state (image values `v` at the image leaves), the noisy
+/// values `x̃_i = v_i + σ ε_i`, in the order the stream gives them.
+struct NoisyDraws {
+    states: Vec<Vec<usize>>,
+    images: Vec<Vec<usize>>,
+    texts: Vec<Vec<usize>>,
+    noisy: Vec<Vec<f64>>,
+}
+
+fn draw_noisy(sampler: &Sampler, rng: &mut Rng, len: usize, sigma: f64) -> NoisyDraws {
+    let mut d = NoisyDraws { states: vec![], images: vec![], texts: vec![], noisy: vec![] };
+    for _ in 0..len {
+        let pair = sampler.pair(rng, true);
+        // x̃_i = v_i + σ ε_i
+        d.noisy.push(
+            pair.image
+                .iter()
+                .map(|&v| v as f64 + sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
+                .collect(),
+        );
+        d.states.push(pair.hidden.expect("asked for"));
+        d.images.push(pair.image);
+        d.texts.push(pair.text);
+    }
+    d
+}
+
+/// The data model's posterior means `E[v_i | x̃, y]` and the Bayes units `Σ_i Var[v_i | x̃, y]`
+/// of a chunk's draws.
+fn posterior_moments(
+    data: &Jghm,
+    batch: &BatchMarginals,
+    d: &NoisyDraws,
+    sigma: f64,
+    how: Moments,
+) -> Result<(Vec<Vec<f64>>, Vec<f64>), RiskError> {
+    let vocab = data.image_vocab();
+    let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| value_noise_evidence(x, vocab, sigma)).collect();
+    let obs: Vec<NoisyImage> =
+        lambdas.iter().zip(&d.texts).map(|(lambda, text)| NoisyImage { lambda, vocab, text }).collect();
+    let moments: Vec<Option<(Vec<f64>, Vec<f64>)>> = match how {
+        Moments::Batched => value_moments_batch(batch, data, &obs),
+        Moments::PerSample => {
+            let mut ws = MarginalWorkspace::new(data);
+            obs.iter().map(|o| value_moments(&mut ws, data, o)).collect()
+        }
+    };
+    let mut means = Vec::with_capacity(obs.len());
+    let mut bayes = Vec::with_capacity(obs.len());
+    for m in moments {
+        let (mean, var) =
+            m.ok_or_else(|| RiskError::Invalid { task: "denoise", what: "a sample has probability zero".into() })?;
+        means.push(mean);
+        bayes.push(var.iter().sum());
+    }
+    Ok((means, bayes))
+}
+
+/// Fits the control variate on `pilot` pairs drawn from the streams `u64::MAX − c` of `seed`
+/// (never those of the main draws, which use `c = 0, 1, …`): `β` is independent of them.
+fn fit_control_variate(
+    data: &Jghm,
+    sampler: &Sampler,
+    batch: &BatchMarginals,
+    sigma: f64,
+    pilot: usize,
+    seed: u64,
+) -> Result<ControlVariate, RiskError> {
+    let parts: Vec<(NoisyDraws, Vec<f64>)> = (0..pilot.div_ceil(DENOISE_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut rng = rng::stream(seed, u64::MAX - c as u64);
+            let d = draw_noisy(sampler, &mut rng, DENOISE_CHUNK.min(pilot - c * DENOISE_CHUNK), sigma);
+            let (_, bayes) = posterior_moments(data, batch, &d, sigma, Moments::Batched)?;
+            Ok((d, bayes))
+        })
+        .collect::<Result<_, RiskError>>()?;
+    let mut states = vec![];
+    let mut noisy = vec![];
+    let mut values = vec![];
+    for (d, v) in parts {
+        states.extend(d.states);
+        noisy.extend(d.noisy);
+        values.extend(v);
+    }
+    Ok(ControlVariate::fit(StateCounts::new(data), LocalVariance::new(data, sigma), &states, &noisy, &values))
+}
 
 /// Denoising risks `E Σ_i (D(X̃, Y)_i − v_i)²` under noise model (a), `X̃_i = v_i + σ ε_i`, for
 /// every denoiser, Rao-Blackwellised over `v | x̃, y` of the data model (module doc), and the
 /// Bayes risk `E Σ_i Var[v_i | X̃, Y]` (the posterior mean's). `samples` pairs, one noise draw
-/// each.
+/// each; batched marginals and the control variate of the hidden-state counts
+/// ([`DenoiseOptions::default`]).
 pub fn denoise_risks(
     data: &Jghm,
     denoisers: &[&dyn Denoiser],
     sigma: f64,
     samples: usize,
     seed: u64,
+) -> Result<TaskRisk, RiskError> {
+    denoise_risks_with(data, denoisers, sigma, samples, seed, DenoiseOptions::default())
+}
+
+/// [`denoise_risks`] with the moments computed batched or per sample (the same draws and the
+/// same numbers either way), with or without the control variate. Unit `j` of predictor `D`:
+/// `Σ_i Var[v_i | x̃_j, y_j] + Σ_i (D_i − E[v_i | x̃_j, y_j])² − β·(φ(z_j) − μ)` (the last term
+/// only with the control variate, the same for every predictor, so the paired excess is
+/// unchanged); the standard error is over the `samples` i.i.d. units.
+pub fn denoise_risks_with(
+    data: &Jghm,
+    denoisers: &[&dyn Denoiser],
+    sigma: f64,
+    samples: usize,
+    seed: u64,
+    options: DenoiseOptions,
 ) -> Result<TaskRisk, RiskError> {
     check_samples(Task::Denoise, samples)?;
     if !(sigma > 0.0 && sigma.is_finite()) {
@@ -391,35 +540,49 @@ pub fn denoise_risks(
         });
     }
     let sampler = Sampler::new(data);
-    let vocab = data.image_vocab();
-    let units = chunked(samples, PAIR_CHUNK, seed, |rng, len| {
-        let mut mws = MarginalWorkspace::new(data);
-        let mut out = vec![Vec::with_capacity(len); denoisers.len() + 1];
-        for _ in 0..len {
-            let pair = sampler.pair(rng, false);
-            // x̃_i = v_i + σ ε_i
-            let noisy: Vec<f64> = pair
-                .image
-                .iter()
-                .map(|&v| v as f64 + sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
-                .collect();
-            let lambda = value_noise_evidence(&noisy, vocab, sigma);
-            let obs = NoisyImage { lambda: &lambda, vocab, text: &pair.text };
-            let (mean, var) = value_moments(&mut mws, data, &obs)
-                .ok_or_else(|| RiskError::Invalid { task: "denoise", what: "a sample has probability zero".into() })?;
-            let bayes: f64 = var.iter().sum();
-            out[0].push(bayes);
-            for (o, d) in out[1..].iter_mut().zip(denoisers) {
-                let est = d.denoise(&noisy, &pair.text);
+    let batch = BatchMarginals::new(data);
+    let cv = match options.control_variate {
+        true => {
+            let cv = fit_control_variate(data, &sampler, &batch, sigma, denoise_pilot_size(samples), seed)?;
+            let mean = cv.mean();
+            Some((cv, mean))
+        }
+        false => None,
+    };
+    let units = chunked(samples, DENOISE_CHUNK, seed, |rng, len| {
+        let d = draw_noisy(&sampler, rng, len, sigma);
+        let (means, bayes) = posterior_moments(data, &batch, &d, sigma, options.moments)?;
+        let mut out = vec![bayes.clone(); denoisers.len() + 1];
+        let texts: Vec<&[usize]> = d.texts.iter().map(Vec::as_slice).collect();
+        for (o, den) in out[1..].iter_mut().zip(denoisers) {
+            let estimates = match options.moments {
+                Moments::Batched => den.denoise_batch(&d.noisy, &texts),
+                Moments::PerSample => d.noisy.iter().zip(&texts).map(|(x, y)| den.denoise(x, y)).collect(),
+            };
+            for ((unit, est), mean) in o.iter_mut().zip(&estimates).zip(&means) {
                 // E[(D_i - v_i)² | x̃, y] = (D_i - E[v_i | x̃, y])² + Var[v_i | x̃, y]
-                o.push(bayes + est.iter().zip(&mean).map(|(e, m)| (e - m).powi(2)).sum::<f64>());
+                *unit += est.iter().zip(mean).map(|(e, m)| (e - m).powi(2)).sum::<f64>();
+            }
+        }
+        if let Some((cv, mean)) = &cv {
+            for (j, (z, x)) in d.states.iter().zip(&d.noisy).enumerate() {
+                // f_j − β·(φ(z_j, x̃_j) − μ)
+                let c = cv.correction(z, x, mean);
+                out.iter_mut().for_each(|o| o[j] -= c);
             }
         }
         Ok(out)
     })?;
     let names = denoisers.iter().map(|d| (d.name(), None)).collect();
+    let cv_note = cv.as_ref().map_or(String::new(), |(cv, _)| {
+        format!(
+            "; minus the control variate β·(φ - μ) of the {} hidden-state counts per (depth, side) and the local variance Σ_i Var[v_i | x̃_i, z_pa(i)] (exact means: BP and quadrature), β fitted on {} independent pilot pairs (unbiased)",
+            cv.counts.dim(),
+            cv.pilot
+        )
+    });
     let method = format!(
-        "Monte Carlo: {samples} pairs, one noise draw each (σ = {sigma}, seed {seed}); squared error summed over the {} image leaves, averaged over v | x̃, y by BP (Rao-Blackwellised); stderr over pairs",
+        "Monte Carlo: {samples} pairs, one noise draw each (σ = {sigma}, seed {seed}); squared error summed over the {} image leaves, averaged over v | x̃, y by BP (Rao-Blackwellised){cv_note}; stderr over pairs",
         data.image_len()
     );
     summarise(Task::Denoise, units, names, samples, method)
