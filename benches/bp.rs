@@ -1,7 +1,7 @@
 //! Criterion benchmarks of exact inference on the standard random family (S = 10, m = 3,
 //! depth 4, as `shared/bench-ref/bp_torch.py`): the upward pass (root posteriors, fast batched
 //! and reference), the downward pass (every node's marginal: batched `BatchMarginals` and the
-//! reference `bp::marginals`), PMI and `log p(x, y)` (fast batched and reference), and
+//! reference `bp::marginals`; the text leaves' marginals alone), PMI and `log p(x, y)` (fast batched and reference), and
 //! enumeration (brute force on a tiny model; `info --exact` on 2^16 images).
 //! Run with `cargo bench --bench bp`; `cargo test` does not run it.
 
@@ -53,6 +53,12 @@ fn downward(c: &mut Criterion) {
     let (mut out, mut ll) = (vec![0.0; BATCH * model.tree().total_states], vec![0.0; BATCH]);
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("fast_marginals_batch", |b| b.iter(|| batched.marginals_into(&images, &mut out, &mut ll)));
+    // Only the text leaves' marginals p(y_j | x): the downward pass through the text tower.
+    let leaves = BatchMarginals::selected(&model, &model.tree().text_leaves);
+    let mut leaf_out = vec![0.0; BATCH * leaves.row_len()];
+    group.bench_function("fast_text_leaf_marginals_batch", |b| {
+        b.iter(|| leaves.marginals_into(&images, &mut leaf_out, &mut ll))
+    });
     group.throughput(Throughput::Elements(1));
     group.bench_function("reference_marginals_one_image", |b| {
         b.iter(|| bp::marginals(&model, &Tokens { image: Some(&xs[0]), text: None }).expect("possible"))

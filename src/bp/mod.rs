@@ -54,6 +54,11 @@ pub trait Observation {
     fn tokens(&self, _part: Part) -> Option<&[usize]> {
         None
     }
+    /// Whether every leaf of `part` is missing (a shortcut for batched passes that skip a whole
+    /// side; `false` means "ask [`Observation::leaf`]").
+    fn missing(&self, _part: Part) -> bool {
+        false
+    }
 }
 
 impl Observation for Evidence {
@@ -85,6 +90,9 @@ impl Observation for Tokens<'_> {
         } else {
             self.text
         }
+    }
+    fn missing(&self, part: Part) -> bool {
+        self.tokens(part).is_none()
     }
 }
 

@@ -6,7 +6,8 @@
 //! pairs (three log-likelihoods each: `log p(x, y)`, `log p(x)`, `log p(y)`), `log p(x, y)`
 //! alone, every node's marginal by `bp::marginals::BatchMarginals` (stored for a slice of at
 //! most 10,000 observations — 2,410 numbers each in the standard configuration — of images and
-//! of pairs; streamed to a consumer for the whole batch), and the simple log-domain
+//! of pairs; streamed to a consumer for the whole batch), the text leaves' marginals alone
+//! (`BatchMarginals::selected`), and the simple log-domain
 //! `bp::Workspace` / `bp::marginals` on a slice for comparison. Same configuration as
 //! `shared/bench-ref/bp_torch.py`.
 
@@ -150,6 +151,13 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
         );
         std::hint::black_box(sums);
     });
+    // Only the text leaves' marginals p(y_j | x) (`BatchMarginals::selected`): the downward
+    // pass through the text tower alone, one row of `len(y) × V` numbers per image.
+    let text_leaves = crate::bp::marginals::BatchMarginals::selected(&model, &model.tree().text_leaves);
+    let mut leaf_marg = vec![0.0; k * text_leaves.row_len()];
+    let (leaf_mean, _) = time(a.reps, || {
+        text_leaves.marginals_into(&images, &mut leaf_marg, &mut marg_ll);
+    });
     let r = n.min(1_000);
     let (marg_ref, _) = time(1, || {
         for x in &xs[..r] {
@@ -175,6 +183,7 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
                 "marginals_per_second_best": k as f64 / marg_best,
                 "pair_marginals_per_second": k as f64 / pair_marg_mean,
                 "streamed_marginals_per_second": per_second(stream_mean),
+                "text_leaf_marginals_per_second": k as f64 / leaf_mean,
                 "log_pxy_per_second": per_second(pxy_mean),
                 "marginals_batch": k,
                 "reference_marginals_per_second_one_thread": r as f64 / marg_ref,
@@ -210,6 +219,7 @@ fn bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
             k as f64 / pair_marg_mean,
             per_second(stream_mean)
         );
+        println!("  text leaves' marginals p(y_j|x) only: {:.0} observations/s", k as f64 / leaf_mean);
         println!("  log p(x,y): {:.0} pairs/s", per_second(pxy_mean));
     }
     Ok(())
