@@ -25,7 +25,8 @@ draws are shared across ε). Risks in the paper's conventions: CLIP = l_4(X->Y) 
 K = 4); zero-shot = cross-entropy of the first text token (score classifiers: 32 prompts per
 class in risks/ood); denoising = squared error summed over the 81 image leaves (σ = 1);
 vision-language = next-token cross-entropy averaged over text positions 2..81.
-Default samples give Bayes standard errors below 0.005 at every flip (--quick: a tenth).
+Default samples give Bayes standard errors below 0.005 at every flip (denoising: 10^6 pairs
+with an unbiased control variate; --quick: a tenth of each, standard errors about 3x larger).
 Writes DIR/<command>.csv (every number; rewritten after each point, so --resume continues),
 DIR/<command>.{svg,png} and DIR/<command>-settings.json (checked by --resume).
 
