@@ -46,7 +46,7 @@ fn bench(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
     let model = spec.build()?;
     let mut cfg = TrainConfig::for_class(Class::Transformer);
     cfg.batch = a.batch as usize;
-    let enc = |p| Transformer::new(cfg.transformer_shape(&model, p));
+    let enc = |p| cfg.transformer(&model, p);
     let mut pair: ClipPair<f32, Transformer> =
         ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme);
     let mut params = pair.init(&mut crate::rng::stream(0, 0));

@@ -16,7 +16,7 @@ use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::info::{self, Enumeration, Estimate};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
+use crate::learn::{Class, Encoder, Mlp, Real};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic};
@@ -127,7 +127,7 @@ fn load_checkpoint<'m>(model: &'m Jghm, model_path: &Path, path: &Path) -> Resul
     cfg.validate(model).map_err(anyhow::Error::msg)?;
     match cfg.class {
         Class::Transformer => {
-            let enc = |p| Transformer::new(cfg.transformer_shape(model, p));
+            let enc = |p| cfg.transformer(model, p);
             learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
         }
         Class::Mlp => {

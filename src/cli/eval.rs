@@ -9,7 +9,7 @@ use super::files::load_model;
 use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::clip_loss::Scheme;
-use crate::learn::{Class, Encoder, Mlp, Real, Transformer};
+use crate::learn::{Class, Encoder, Mlp, Real};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -60,7 +60,7 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
     let go = |bytes: &[u8]| -> Result<(EvalReport, FiniteK, usize)> {
         match cfg.class {
             Class::Transformer => {
-                let enc = |p| Transformer::new(cfg.transformer_shape(&model, p));
+                let enc = |p| cfg.transformer(&model, p);
                 measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
             }
             Class::Mlp => {

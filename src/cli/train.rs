@@ -13,7 +13,7 @@ use super::files::{load_model, write_atomic};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::data::Data;
 use crate::learn::train::{train, Run, StepReport};
-use crate::learn::{Class, ClipPair, Encoder, Mlp, Real, TrainConfig, Transformer};
+use crate::learn::{Class, ClipPair, Encoder, Mlp, Real, TrainConfig};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -123,7 +123,7 @@ pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
     let ctx = Ctx { model: &model, cfg: &cfg, hash, args: a, json: json_out, resume: resume_bytes };
     match cfg.class {
         Class::Transformer => {
-            let enc = |p| Transformer::new(cfg.transformer_shape(&model, p));
+            let enc = |p| cfg.transformer(&model, p);
             ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
         }
         Class::Mlp => {

@@ -61,11 +61,9 @@ pub fn attention_forward_masked<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R]
                 row[seen..].iter_mut().for_each(|v| *v = R::zero());
                 let row = &mut row[..seen];
                 let max = row.iter().copied().fold(R::neg_infinity(), R::max);
-                let mut sum = R::zero();
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
+                row.iter_mut().for_each(|v| *v -= max);
+                R::exp_in_place(row);
+                let sum: R = row.iter().copied().sum();
                 let inv = R::one() / sum;
                 row.iter_mut().for_each(|v| *v *= inv);
             }

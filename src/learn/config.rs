@@ -52,6 +52,20 @@ pub struct TrainConfig {
     /// [`super::BpEncoder::with_state_factor`]). Default 2 for the BP class (1 in checkpoints
     /// written before the field existed, which is what they were trained with).
     pub bp_states_factor: usize,
+    /// Transformer only: how the learned positional embedding starts ([`PositionInit`]).
+    pub position_init: PositionInit,
+}
+
+/// The start of a transformer's learned positional embedding `wpe`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionInit {
+    /// `wpe[t] ~ N(0, 0.02²)` i.i.d. (GPT-2's).
+    #[default]
+    Normal,
+    /// Correlated along the tree: a sum of one `N(0, 0.02²/D)` vector per ancestor
+    /// ([`super::Transformer::with_tree_positions`]).
+    Tree,
 }
 
 impl Default for TrainConfig {
@@ -82,6 +96,7 @@ impl TrainConfig {
             holdout: 0.1,
             checkpoint_every: 200,
             bp_states_factor: if class == Class::Bp { 2 } else { 1 },
+            position_init: PositionInit::Normal,
         }
     }
 
@@ -164,6 +179,15 @@ impl TrainConfig {
             layers: self.layers,
             heads: self.heads,
             out: self.out,
+        }
+    }
+
+    /// The transformer encoder of one tower, with its positional start.
+    pub fn transformer(&self, model: &Jghm, part: Part) -> super::Transformer {
+        let net = super::Transformer::new(self.transformer_shape(model, part));
+        match self.position_init {
+            PositionInit::Normal => net,
+            PositionInit::Tree => net.with_tree_positions(super::transformer::tree_position_groups(model, part)),
         }
     }
 

@@ -70,6 +70,8 @@ pub struct Transformer {
     projw: usize,
     projb: usize,
     total: usize,
+    /// `Some(groups)`: the positional embedding starts tree-aware ([`Transformer::with_tree_positions`]).
+    position_groups: Option<Vec<Vec<usize>>>,
 }
 
 impl Transformer {
@@ -103,7 +105,24 @@ impl Transformer {
         let lnfb = take(c);
         let projw = take(c * p);
         let projb = take(p);
-        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at }
+        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at, position_groups: None }
+    }
+
+    /// Starts the learned positional embedding from the tree instead of i.i.d. noise:
+    /// `groups[t]` lists the groups position `t` belongs to (for a tower: the ids of leaf `t`'s
+    /// ancestors below the root, and `t` itself, [`tree_position_groups`]), and
+    /// ```text
+    /// wpe[t] = Σ_{g ∋ t} e_g,   e_g ~ N(0, 0.02² / D) i.i.d.,   D = max_t |groups[t]|
+    /// ```
+    /// so each coordinate keeps the default variance 0.02² while two positions' embeddings are
+    /// correlated in proportion to the ancestors they share (siblings most, leaves of different
+    /// root children not at all). T11's construction reads a token's tree position from its
+    /// positional encoding to route BP's messages between siblings; this start puts that
+    /// information in the stream from step 0. Only the start changes: `wpe` is trained as usual.
+    pub fn with_tree_positions(mut self, groups: Vec<Vec<usize>>) -> Self {
+        assert_eq!(groups.len(), self.shape.len, "one group list per position");
+        self.position_groups = Some(groups);
+        self
     }
 
     /// The trunk, shared by the pooled encoder and the per-position models of
@@ -352,6 +371,33 @@ pub struct BlockCache<R> {
     fch_gelu: Vec<R>,
 }
 
+/// The groups of [`Transformer::with_tree_positions`] for one tower of `model`: position `t`
+/// (token `t` of that part, leaf node `u_t`) belongs to one group per node on the path from `u_t`
+/// up to, and without, the root; groups are numbered densely in order of first appearance.
+pub fn tree_position_groups(model: &crate::model::Jghm, part: crate::model::Part) -> Vec<Vec<usize>> {
+    let tree = model.tree();
+    let mut id = std::collections::HashMap::new();
+    model
+        .leaves_of(part)
+        .iter()
+        .map(|&leaf| {
+            let mut path = vec![];
+            let mut u = leaf;
+            while let Some(parent) = tree.nodes[u].parent {
+                path.push(u);
+                u = parent;
+            }
+            path.reverse();
+            path.into_iter()
+                .map(|u| {
+                    let next = id.len();
+                    *id.entry(u).or_insert(next)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The forward cache and backward scratch of a [`Transformer`].
 pub struct TransformerCache<R> {
     /// `resid[l]` is the input of block `l` (`resid[0]` the embedding), `resid[L]` the last output.
@@ -410,6 +456,18 @@ impl<R: Real> Encoder<R> for Transformer {
         uniform(&mut w, self.projw, c, c * s.out);
         for at in self.blocks.iter().flat_map(|b| [b.ln1w, b.ln2w]).chain([self.lnfw]) {
             w[at..at + c].iter_mut().for_each(|x| *x = R::one());
+        }
+        // Drawn last, so that every other parameter starts as with the default start.
+        if let Some(groups) = &self.position_groups {
+            let count = groups.iter().flatten().map(|&g| g + 1).max().unwrap_or(0);
+            let depth = groups.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let normal = Normal::new(0.0, 0.02 / (depth as f64).sqrt()).expect("valid normal");
+            let e: Vec<f64> = (0..count * c).map(|_| normal.sample(rng)).collect();
+            for (t, gs) in groups.iter().enumerate() {
+                for j in 0..c {
+                    w[self.wpe + t * c + j] = R::of(gs.iter().map(|&g| e[g * c + j]).sum());
+                }
+            }
         }
         w
     }

@@ -31,7 +31,7 @@ use crate::eval::LearnedScore;
 use crate::learn::checkpoint::Checkpoint;
 use crate::learn::data::Data;
 use crate::learn::train::{train, Run, StepReport, TrainError};
-use crate::learn::{BpEncoder, Class, ClipPair, Encoder, Head, Mlp, Params, Real, TrainConfig, Transformer};
+use crate::learn::{BpEncoder, Class, ClipPair, Encoder, Head, Mlp, Params, Real, TrainConfig};
 use crate::model::{Jghm, Part};
 use crate::rng;
 
@@ -202,7 +202,7 @@ impl Sweep<'_, '_, '_> {
         let t0 = Instant::now();
         let out = match class {
             Class::Transformer => {
-                self.go::<f32, _>(&cfg, rs, |p| Transformer::new(cfg.transformer_shape(model, p)), progress)
+                self.go::<f32, _>(&cfg, rs, |p| cfg.transformer(model, p), progress)
             }
             Class::Mlp => self.go::<f32, _>(&cfg, rs, |p| Mlp::new(cfg.mlp_shape(model, p)), progress),
             Class::Bp => self.go::<f64, _>(&cfg, rs, |p| self.bp_encoder(p), progress),
