@@ -55,7 +55,7 @@ use crate::learn::data::Data;
 use crate::learn::guided::GuidedTransformer;
 use crate::learn::heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::train::{train, Run};
-use crate::learn::{Class, ClipPair, Head, Params, Scheme, TrainConfig, Transformer, TransformerShape};
+use crate::learn::{Class, ClipPair, Head, Params, PositionInit, Scheme, TrainConfig, Transformer, TransformerShape};
 use crate::model::{Jghm, Part};
 use crate::rng;
 use crate::sample::sample_pairs;
@@ -150,6 +150,8 @@ impl Plan {
         cfg.layers = self.encoder.layers;
         cfg.heads = self.encoder.heads;
         cfg.out = self.out;
+        // The paper's head: unnormalised embeddings (pinned; `train`'s default may differ).
+        (cfg.normalise, cfg.position_init) = (false, PositionInit::Normal);
         cfg.batch = self.clip_batch;
         cfg.scheme = Scheme::InBatch;
         cfg.schedule = self.schedule(self.clip_lr, steps);
