@@ -85,7 +85,7 @@ impl TrainConfig {
         let transformer = class == Class::Transformer;
         // The transformer's default is tuned for zero-shot accuracy after 4 minutes on 2 cores
         // (issue 4; README "Learned encoders"): at a fixed budget, many cheap steps (one block of
-        // width 32, batch 64: 8,000 steps in about 200 s) beat fewer steps of a larger encoder,
+        // width 32, batch 64: 8,000 steps in 210 s quiet) beat fewer steps of a larger encoder,
         // and L2-normalised embeddings help. `bench train` pins the larger standard configuration.
         TrainConfig {
             class,
