@@ -206,9 +206,7 @@ impl Sweep<'_, '_, '_> {
         let rs = run_seed(self.settings.seed, class, n, seed);
         let t0 = Instant::now();
         let out = match class {
-            Class::Transformer => {
-                self.go::<f32, _>(&cfg, rs, |p| cfg.transformer(model, p), progress)
-            }
+            Class::Transformer => self.go::<f32, _>(&cfg, rs, |p| cfg.transformer(model, p), progress),
             Class::Mlp => self.go::<f32, _>(&cfg, rs, |p| Mlp::new(cfg.mlp_shape(model, p)), progress),
             Class::Bp => self.go::<f64, _>(&cfg, rs, |p| self.bp_encoder(p), progress),
         };
