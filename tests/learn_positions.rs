@@ -53,9 +53,7 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn tree_start_correlates_positions_by_shared_ancestors_and_changes_nothing_else() {
     let model = tower(3, 3);
-    let mut cfg = TrainConfig::default();
-    cfg.width = 1024;
-    cfg.heads = 4;
+    let mut cfg = TrainConfig { width: 1024, heads: 4, ..Default::default() };
     let (normal, net) = start(&cfg, &model);
     cfg.position_init = PositionInit::Tree;
     let (tree, _) = start(&cfg, &model);
