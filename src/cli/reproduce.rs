@@ -397,7 +397,7 @@ fn draw_figures(which: Which, a: &ReproduceArgs, rows: &[Row], flips: &[f64]) ->
             let mut all = vec![];
             for &flip in flips {
                 let mine: Vec<Row> = rows.iter().filter(|r| r.flip == flip).cloned().collect();
-                let (fig, fits) = figures::prompts_figure(&mine, flip);
+                let (fig, fits) = figures::prompts_figure(&mine, flip, &budget_note(a));
                 let name = if flips.len() == 1 { stem.clone() } else { a.out.join(format!("prompts-{flip}")) };
                 draw(&fig, &name)?;
                 all.extend(fits.into_iter().map(|(m, a_, b, r)| (format!("{m} ε = {flip}"), a_, b, r)));

@@ -121,8 +121,9 @@ pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
 }
 
 /// Zero-shot risk against `M` (log axis) for each score, its fit `a + b/M` dashed, and the
-/// Bayes risk; returns the figure and the fits `(model, a, b, rms)` (seed-averaged points).
-pub fn prompts_figure(rows: &[Row], flip: f64) -> (Figure, Vec<(String, f64, f64, f64)>) {
+/// Bayes risk; a learned score's legend states its training `budget`. Returns the figure and
+/// the fits `(model, a, b, rms)` (seed-averaged points).
+pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(String, f64, f64, f64)>) {
     let mut fig = Figure::new(
         format!("Zero-shot risk against the number of prompts M per class (ε = {flip}); dashed: a + b/M"),
         format!("prompts per class M ({})", seeds_note(rows)),
@@ -156,9 +157,10 @@ pub fn prompts_figure(rows: &[Row], flip: f64) -> (Figure, Vec<(String, f64, f64
             })
             .collect();
         let fit = fit_prompts(&points.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        let name = if model == "pmi" { model.clone() } else { format!("{model} ({budget})") };
         let label = match fit {
-            Some(f) => format!("{model}: a = {:.4}, b = {:.4}", f.a, f.b),
-            None => model.clone(),
+            Some(f) => format!("{name}: a = {:.4}, b = {:.4}", f.a, f.b),
+            None => name,
         };
         fig.series.push(
             Series::line(label, points.iter().map(|p| (p.0 as f64, p.1)).collect())
