@@ -139,3 +139,43 @@ fn exact_batch_loss_counts_its_compositions() {
         assert_eq!(view.compositions(k), expected, "K = {k}");
     }
 }
+
+/// The oracle's limit is inclusive: a model with exactly `MAX_CONFIGURATIONS` = 5·10⁶ free
+/// configurations is enumerated. Root 5 states; the image 6 leaves of 2 symbols, the text 6
+/// leaves of 5 symbols: 5 · 2⁶ · 5⁶ = 5⁷ · 2⁶ = 5,000,000. Kills `> → >=` in `enumerate`
+/// (the one mutant of `bp/brute_force.rs` the whole-module run missed).
+#[test]
+fn brute_force_enumerates_a_model_exactly_at_its_limit() {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::DMatrix;
+    // Row i of an r × c matrix ∝ (1 + i + 2j)_j: positive, distinct rows.
+    let stochastic = |r: usize, c: usize| {
+        let m = DMatrix::from_fn(r, c, |i, j| (1 + i + 2 * j) as f64);
+        DMatrix::from_fn(r, c, |i, j| m[(i, j)] / m.row(i).sum())
+    };
+    let image = vec![Level { transitions: (0..6).map(|_| stochastic(5, 2)).collect() }];
+    let text = vec![Level { transitions: (0..6).map(|_| stochastic(5, 5)).collect() }];
+    let model = Jghm::new(vec![0.2; 5], vec![], image, text).unwrap();
+    let nothing = Tokens { image: None, text: None };
+    assert_eq!(brute_force::configurations(&model, &nothing), brute_force::MAX_CONFIGURATIONS);
+    let e = brute_force::enumerate(&model, &nothing).expect("exactly at the limit: enumerated");
+    // Nothing observed: the evidence has probability 1.
+    assert!(e.log_likelihood.abs() < 1e-10, "log p = {}", e.log_likelihood);
+}
+
+/// Evidence of probability zero: the oracle says so with `log p = −∞` and leaves the
+/// marginals at zero instead of dividing by the zero total (0/0 = NaN). Kills `> → >=` in
+/// `if total > 0.0` of `enumerate`, missed by the whole-module run.
+#[test]
+fn brute_force_impossible_evidence_has_log_p_minus_infinity_and_no_nan() {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::DMatrix;
+    // The image leaf is always 0: observing x = [1] is impossible.
+    let image = vec![Level { transitions: vec![DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 0.0])] }];
+    let text = vec![Level { transitions: vec![DMatrix::from_row_slice(2, 2, &[0.5, 0.5, 0.5, 0.5])] }];
+    let model = Jghm::new(vec![0.5; 2], vec![], image, text).unwrap();
+    let x = [1];
+    let e = brute_force::enumerate(&model, &Tokens { image: Some(&x), text: None }).unwrap();
+    assert_eq!(e.log_likelihood, f64::NEG_INFINITY);
+    assert!(e.marginals.iter().flatten().all(|&m| m == 0.0), "{:?}", e.marginals);
+}
