@@ -8,6 +8,19 @@ use jghm::learn::{BpEncoder, Encoder, Head};
 use jghm::model::Part;
 use proptest::prelude::*;
 
+/// The embeddings `(u, v)` of one pair: the image tower's encoder on `x`, the text tower's on `y`,
+/// each at its parameters, with `dim` outputs.
+fn encode_pair(image: (&BpEncoder, &[f64]), text: (&BpEncoder, &[f64]), pair: &jghm::sample::Pair, dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let embed = |(enc, params): (&BpEncoder, &[f64]), tokens: &[usize]| {
+        let tokens: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
+        let mut out = vec![0.0; dim];
+        let mut cache = Encoder::<f64>::new_cache(enc, 1);
+        enc.forward(params, &tokens, 1, &mut cache, &mut out);
+        out
+    };
+    (embed(image, &pair.image), embed(text, &pair.text))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
@@ -21,13 +34,7 @@ proptest! {
         let s0 = model.root_states();
         let pairs = jghm::sample::sample_pairs(&model, 4, seed, false);
         for pr in &pairs {
-            let x: Vec<u32> = pr.image.iter().map(|&t| t as u32).collect();
-            let y: Vec<u32> = pr.text.iter().map(|&t| t as u32).collect();
-            let (mut u, mut v) = (vec![0.0; s0], vec![0.0; s0]);
-            let mut ci = Encoder::<f64>::new_cache(&fi, 1);
-            fi.forward(&ti, &x, 1, &mut ci, &mut u);
-            let mut ct = Encoder::<f64>::new_cache(&gi, 1);
-            gi.forward(&tt, &y, 1, &mut ct, &mut v);
+            let (u, v) = encode_pair((&fi, &ti), (&gi, &tt), pr, s0);
             // u(z) = log p(x | z) = h_root of BP on the image alone
             let mut ws = jghm::Workspace::new(&model);
             ws.upward(&model, &jghm::Tokens { image: Some(&pr.image), text: None });
@@ -56,13 +63,7 @@ proptest! {
         let s0 = model.root_states();
         let rho: Vec<f64> = (0..k * s0).map(|c| model.prior()[c / k].ln().max(-700.0)).collect();
         for pr in &jghm::sample::sample_pairs(&model, 4, seed, false) {
-            let x: Vec<u32> = pr.image.iter().map(|&t| t as u32).collect();
-            let y: Vec<u32> = pr.text.iter().map(|&t| t as u32).collect();
-            let (mut u, mut v) = (vec![0.0; k * s0], vec![0.0; k * s0]);
-            let mut ci = Encoder::<f64>::new_cache(&fi, 1);
-            fi.forward(&ti, &x, 1, &mut ci, &mut u);
-            let mut ct = Encoder::<f64>::new_cache(&gi, 1);
-            gi.forward(&tt, &y, 1, &mut ct, &mut v);
+            let (u, v) = encode_pair((&fi, &ti), (&gi, &tt), pr, k * s0);
             let mut ws = jghm::Workspace::new(&model);
             ws.upward(&model, &jghm::Tokens { image: Some(&pr.image), text: None });
             for (c, uc) in u.iter().enumerate() {
