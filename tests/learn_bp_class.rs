@@ -10,7 +10,12 @@ use proptest::prelude::*;
 
 /// The embeddings `(u, v)` of one pair: the image tower's encoder on `x`, the text tower's on `y`,
 /// each at its parameters, with `dim` outputs.
-fn encode_pair(image: (&BpEncoder, &[f64]), text: (&BpEncoder, &[f64]), pair: &jghm::sample::Pair, dim: usize) -> (Vec<f64>, Vec<f64>) {
+fn encode_pair(
+    image: (&BpEncoder, &[f64]),
+    text: (&BpEncoder, &[f64]),
+    pair: &jghm::sample::Pair,
+    dim: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let embed = |(enc, params): (&BpEncoder, &[f64]), tokens: &[usize]| {
         let tokens: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
         let mut out = vec![0.0; dim];
