@@ -128,3 +128,39 @@ fn samples_do_not_depend_on_thread_count() {
 fn pool_free_other_seed(model: &Jghm) -> Vec<jghm::sample::Pair> {
     sample_pairs(model, 5000, 124, true)
 }
+
+/// Conditional samples given a long image (1,024 leaves) follow the exact marginals of the
+/// nodes near the root. There `h_u(b) = log p(x below u | z_u = b)` is about -500: each child's
+/// weights `Ψ_u(a, b) exp(h_u(b) - max h_u)` must be shifted by the maximum, or they underflow
+/// to zero and the draw degenerates (cargo-mutants found `h - c -> h + c` alive: equivalent on
+/// short towers). Each node's state frequencies over `n` draws are within 5 standard errors
+/// (plus one count) of its marginal, computed by the independent downward pass.
+#[test]
+fn conditional_samples_given_a_long_image_follow_the_exact_marginals() {
+    let spec = RandomSpec { text_depth: 1, ..RandomSpec::symmetric(4, 2, 10, 23) };
+    let model = spec.build().unwrap();
+    assert_eq!(model.image_len(), 1024);
+    let tree = model.tree();
+    let top: Vec<usize> = std::iter::once(0).chain(tree.nodes[0].children.iter().copied()).collect();
+    let n = 400;
+    let mut r = rng::stream(5, 0);
+    for pair in sample_pairs(&model, 4, 77, false) {
+        let obs = Tokens { image: Some(&pair.image), text: None };
+        assert!(bp::log_likelihood(&model, &obs) < -600.0, "the image is long enough to underflow unshifted weights");
+        let marginals = bp::marginals(&model, &obs).unwrap();
+        let mut counts = vec![vec![0usize; 4]; top.len()];
+        for _ in 0..n {
+            let states = bp::sample_conditional(&model, &obs, &mut r).unwrap();
+            for (c, &u) in counts.iter_mut().zip(&top) {
+                c[states[u]] += 1;
+            }
+        }
+        for (c, &u) in counts.iter().zip(&top) {
+            for (b, (&k, &p)) in c.iter().zip(&marginals[u]).enumerate() {
+                let freq = k as f64 / n as f64;
+                let tolerance = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1.0 / n as f64;
+                assert!((freq - p).abs() <= tolerance, "node {u}, state {b}: frequency {freq} vs marginal {p}");
+            }
+        }
+    }
+}
