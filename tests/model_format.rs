@@ -85,6 +85,26 @@ fn leaves_are_ordered_by_trunk_leaf() {
     assert!(tree.nodes.iter().enumerate().all(|(u, n)| n.parent.is_none_or(|p| p < u)));
 }
 
+/// The per-modality accessors read the right tower: `leaves_of`, `len_of`, `vocab_of` of the
+/// image are the image tower's, of the text the text tower's (THEORY §1: `x` and `y` are the
+/// two towers' leaves); `has_trunk` says whether a shared trunk sits between root and towers.
+/// Kills `leaves_of -> &[]`, the deleted `Part::Image` arm and `has_trunk -> true/false`.
+#[test]
+fn modality_accessors_read_their_own_tower() {
+    let spec = RandomSpec { text_children: 2, text_depth: 1, vocab: 5, ..RandomSpec::symmetric(3, 3, 2, 8) };
+    let m = spec.build().unwrap();
+    let tree = m.tree();
+    assert_eq!((tree.image_leaves.len(), tree.text_leaves.len()), (9, 2));
+    assert_eq!(m.leaves_of(Part::Image), &tree.image_leaves[..]);
+    assert_eq!(m.leaves_of(Part::Text), &tree.text_leaves[..]);
+    assert_eq!((m.len_of(Part::Image), m.len_of(Part::Text)), (9, 2));
+    assert_eq!((m.vocab_of(Part::Image), m.vocab_of(Part::Text)), (5, 5));
+    assert!(!m.has_trunk());
+    let trunk = RandomSpec { shared_depth: 1, shared_children: 2, ..spec }.build().unwrap();
+    assert!(trunk.has_trunk());
+    assert_eq!(trunk.leaves_of(Part::Image).len(), 18);
+}
+
 /// The draws depend on the seed only: Ψ_ε = (1 - ε) P + ε R is affine in ε with the same P, R.
 #[test]
 fn random_family_shares_draws_across_flips() {
