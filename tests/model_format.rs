@@ -67,6 +67,11 @@ fn rows_within_tolerance_are_accepted_and_renormalised() {
     let m = Jghm::from_json(&TINY.replace("0.9,0.1", "0.9,0.1000000005")).unwrap();
     let row_sum: f64 = m.levels(Part::Image)[0].transitions[0].row(0).sum();
     assert!((row_sum - 1.0).abs() < 1e-15);
+    // The prior too: `p / Σ p`, each entry scaled by the same sum (kills `/ -> *`, `/ -> %`).
+    let m = Jghm::from_json(&TINY.replace("\"prior\":[0.5,0.5]", "\"prior\":[0.25,0.7500000005]")).unwrap();
+    let sum = 1.0000000005;
+    assert!((m.prior().iter().sum::<f64>() - 1.0).abs() < 1e-15, "prior {:?}", m.prior());
+    assert!((m.prior()[0] - 0.25 / sum).abs() < 1e-16 && (m.prior()[1] - 0.7500000005 / sum).abs() < 1e-16);
 }
 
 /// With a trunk, x concatenates the image subtrees of the trunk leaves in trunk order.
