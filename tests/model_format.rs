@@ -86,8 +86,17 @@ fn leaves_are_ordered_by_trunk_leaf() {
         assert_eq!(tree.nodes[u].parent, Some(tree.trunk_leaves[i / 3]), "image leaf {i}");
         assert_eq!(tree.nodes[u].transition.unwrap().position, i % 3);
     }
-    // Pre-order: every parent comes before its children.
+    // Pre-order: every parent comes before its children, and a depth-first walk from the root
+    // (children left to right) visits the ids 0, 1, 2, ... in turn, so each subtree is a range
+    // of ids (kills `reorder_preorder -> ()`: construction order puts both towers after the trunk).
     assert!(tree.nodes.iter().enumerate().all(|(u, n)| n.parent.is_none_or(|p| p < u)));
+    let mut walk = vec![];
+    let mut stack = vec![0];
+    while let Some(u) = stack.pop() {
+        walk.push(u);
+        stack.extend(tree.nodes[u].children.iter().rev());
+    }
+    assert_eq!(walk, (0..tree.nodes.len()).collect::<Vec<_>>());
 }
 
 /// The per-modality accessors read the right tower: `leaves_of`, `len_of`, `vocab_of` of the
