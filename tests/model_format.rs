@@ -40,6 +40,9 @@ fn errors_name_the_place() {
             TINY.replace("\"text\":[{\"transitions\":[[[0.6,0.4],[0.3,0.7]]]}]", "\"text\":[{\"transitions\":[]}]"),
             "text level 0 has no transition matrices",
         ),
+        // Rows but no columns: the matrix is empty, not a row that sums to 0.
+        (TINY.replace("[[0.9,0.1],[0.2,0.8]]", "[[],[]]"), "image level 0 child 0: matrix has no rows or no columns"),
+        (TINY.replace("[[0.9,0.1],[0.2,0.8]]", "[]"), "image level 0 child 0: matrix has no rows or no columns"),
         (TINY.replace("\"prior\"", "\"priors\""), "unknown field `priors`"),
         (TINY.replace("0.9,0.1", "0.9,\"x\""), "not valid JSON"),
         ("{\"prior\": [1.0]".to_string(), "not valid JSON"),
