@@ -113,6 +113,13 @@ fn every_score_grid_equals_its_pointwise_score() {
             }
         }
     }
+    // Each score is labelled by its name in every report (`info`, `reproduce`, zero-shot rows),
+    // through `&S` and `Box<S>` too. Kills the `name -> ""` / `"xyzzy"` mutants.
+    let names: Vec<String> = scores.iter().map(|s| s.name()).collect();
+    let expected = ["pmi", "t7", "pmi+perturbed(0.3)", "table"];
+    assert_eq!(names[..4], expected);
+    assert!(names[4].starts_with("bilinear(p=") && names[4].ends_with(", tau=0.5)"), "{}", names[4]);
+    assert_eq!(names[5..], ["pmi+shift(Image,1.5)", "pmi+shift(Text,1.5)", "pmi+shift(Constant,1.5)"]);
     // The shift itself: S + a(x) adds a·u(x), S + b(y) adds a·u(y), S + c adds a.
     let (x, y) = (&xs[1], &ys[2]);
     for (of, expected) in
