@@ -204,3 +204,36 @@ fn next_token_conditional_refuses_a_full_prefix_with_the_implied_length() {
     assert_eq!(last.len(), model.vocab_of(Part::Text));
     assert!((last.iter().sum::<f64>() - 1.0).abs() < 1e-12);
 }
+
+/// The PMI grid when the separator is too large for the T7 form (`2^17` joint trunk-leaf
+/// states > `CUT_LIMIT`): computed pair by pair, still `S(x_i, y_j) = PMI(x_i, y_j)`. Kills
+/// `PairwisePmi::score -> 0.0 / 1.0` (every other grid test used a small separator).
+#[test]
+fn pmi_grid_beyond_the_separator_limit_is_the_pairwise_pmi() {
+    let spec = RandomSpec {
+        shared_depth: 1,
+        shared_children: 17,
+        children: 1,
+        depth: 1,
+        text_children: 1,
+        text_depth: 1,
+        ..RandomSpec::symmetric(2, 1, 1, 6)
+    };
+    let model = spec.build().unwrap();
+    assert!(LogWeighted::new(&model).is_err(), "the separator has 2^17 joint states");
+    let pairs = jghm::sample::sample_pairs(&model, 3, 11, false);
+    let xs: Vec<Vec<usize>> = pairs.iter().map(|p| p.image.clone()).collect();
+    let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
+    let grid = Pmi { model: &model }.grid(&xs, &ys);
+    assert_eq!(grid.len(), 9);
+    for (i, x) in xs.iter().enumerate() {
+        for (j, y) in ys.iter().enumerate() {
+            let exact = jghm::bp::pmi(&model, x, y).unwrap().pmi;
+            assert!((grid[i * 3 + j] - exact).abs() <= 1e-12, "({i}, {j}): grid {} vs PMI {exact}", grid[i * 3 + j]);
+            assert!(
+                exact.abs() > 1e-3 && (exact - 1.0).abs() > 1e-3,
+                "a PMI far from 0 and 1, so a constant grid cannot pass"
+            );
+        }
+    }
+}
