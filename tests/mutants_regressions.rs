@@ -6,7 +6,9 @@ use jghm::contrastive::{self, Batch, Direction, Exact};
 use jghm::info::{self, Cut, Enumeration, Estimate, InfoError};
 use jghm::model::Part;
 use jghm::random_family::RandomSpec;
-use jghm::score::{hash_unit, Bilinear, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table};
+use jghm::score::{
+    hash_unit, Bilinear, Encoder, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table,
+};
 use jghm::sufficiency::{self, Statistic, SufficiencyError};
 
 /// `brute_force::configurations` is the number of joint states the oracle visits: the product
@@ -118,7 +120,14 @@ fn every_score_grid_equals_its_pointwise_score() {
     let names: Vec<String> = scores.iter().map(|s| s.name()).collect();
     let expected = ["pmi", "t7", "pmi+perturbed(0.3)", "table"];
     assert_eq!(names[..4], expected);
-    assert!(names[4].starts_with("bilinear(p=") && names[4].ends_with(", tau=0.5)"), "{}", names[4]);
+    // The T7 encoder's dimension is the separator's size (the root's 3 states here), the length
+    // of every encoding. Kills `PosteriorEncoder::dim -> 0 / 1`.
+    assert_eq!(model.root_states(), 3);
+    assert_eq!(names[4], "bilinear(p=3, tau=0.5)");
+    for part in [Part::Image, Part::Text] {
+        let (f, seq) = (encoder(part), if part == Part::Image { &xs[1] } else { &ys[1] });
+        assert_eq!((f.dim(), f.encode(seq).len()), (3, 3));
+    }
     assert_eq!(names[5..], ["pmi+shift(Image,1.5)", "pmi+shift(Text,1.5)", "pmi+shift(Constant,1.5)"]);
     // The shift itself: S + a(x) adds a·u(x), S + b(y) adds a·u(y), S + c adds a.
     let (x, y) = (&xs[1], &ys[2]);
