@@ -7,7 +7,7 @@ use jghm::info::{self, Cut, Enumeration, Estimate, InfoError};
 use jghm::model::Part;
 use jghm::random_family::RandomSpec;
 use jghm::score::{
-    hash_unit, Bilinear, Encoder, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table,
+    hash_unit, Bilinear, Encoder, Linear, LogWeighted, Perturbed, Pmi, PosteriorEncoder, Score, ShiftOf, Shifted, Table,
 };
 use jghm::sufficiency::{self, Statistic, SufficiencyError};
 
@@ -243,6 +243,40 @@ fn pmi_grid_beyond_the_separator_limit_is_the_pairwise_pmi() {
                 exact.abs() > 1e-3 && (exact - 1.0).abs() > 1e-3,
                 "a PMI far from 0 and 1, so a constant grid cannot pass"
             );
+        }
+    }
+}
+
+/// CLIP's score `S(x, y) = ⟨f(x), g(y)⟩ / τ` with linear encoders `x ↦ M f(x)`, computed by hand
+/// from the posterior encodings: `Linear` has `out` outputs, row `r` is `Σ_w M[r, w] f(x)_w`,
+/// and the bilinear score and its grid are the inner product over `τ`. Kills the `dot`,
+/// `Linear::dim` and `Linear::encode` mutants (the grid-equals-score test cannot see a wrong
+/// `dot`: both sides use it).
+#[test]
+fn bilinear_score_is_the_inner_product_of_linear_encodings_over_tau() {
+    let model = RandomSpec::symmetric(3, 2, 1, 4).build().unwrap();
+    let cut = Cut::separator(&model).unwrap();
+    let posterior = |part| PosteriorEncoder { model: &model, part, cut: cut.clone() };
+    let (ma, mb) = (vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.75], vec![-0.5, 1.25, 0.5, 2.0, -1.5, 1.0]);
+    let linear = |part, m: &Vec<f64>| Linear { inner: posterior(part), matrix: m.clone(), out: 2 };
+    let score = Bilinear { image: linear(Part::Image, &ma), text: linear(Part::Text, &mb), temperature: 0.4 };
+    assert_eq!((score.image.dim(), score.text.dim()), (2, 2));
+    let xs = all_sequences(model.image_len(), model.image_vocab());
+    let ys = all_sequences(model.text_len(), model.text_vocab());
+    let by_hand =
+        |m: &[f64], f: Vec<f64>| -> Vec<f64> { (0..2).map(|r| (0..3).map(|w| m[3 * r + w] * f[w]).sum()).collect() };
+    let grid = score.grid(&xs, &ys);
+    for (i, x) in xs.iter().enumerate() {
+        let u = by_hand(&ma, posterior(Part::Image).encode(x));
+        assert_eq!(score.image.encode(x).len(), 2);
+        for (a, b) in score.image.encode(x).iter().zip(&u) {
+            assert!((a - b).abs() <= 1e-14, "M f(x): {a} vs {b}");
+        }
+        for (j, y) in ys.iter().enumerate() {
+            let v = by_hand(&mb, posterior(Part::Text).encode(y));
+            let expected = (u[0] * v[0] + u[1] * v[1]) / 0.4;
+            assert!((score.score(x, y) - expected).abs() <= 1e-12, "S = {} vs {expected}", score.score(x, y));
+            assert!((grid[i * ys.len() + j] - expected).abs() <= 1e-12);
         }
     }
 }
