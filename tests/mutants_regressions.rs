@@ -294,3 +294,15 @@ fn hash_unit_is_spread_over_minus_one_to_one() {
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     assert!(mean.abs() < 0.03, "mean {mean}");
 }
+
+/// `hash_unit` is built on SplitMix64 (Steele, Lea and Flood 2014; Vigna's reference `splitmix64.c`),
+/// whose first two outputs from state 0 are published: `0xE220A8397B1DCDAF`, `0x6E789E6AA1B965F4`.
+/// With no key, `hash_unit(seed, [])` is the top 53 bits of `splitmix(seed ^ γ)` mapped to
+/// `[-1, 1)`, so the seeds `γ` and `0` give those two outputs. Kills the bit-operation mutants
+/// of `splitmix` (`^ -> |`, `>> -> <<`, ...), which leave some function into `[-1, 1)`.
+#[test]
+fn hash_unit_follows_the_splitmix64_reference_outputs() {
+    let unit = |z: u64| (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0;
+    assert_eq!(hash_unit(0x9E37_79B9_7F4A_7C15, &[]), unit(0xE220_A839_7B1D_CDAF));
+    assert_eq!(hash_unit(0, &[]), unit(0x6E78_9E6A_A1B9_65F4));
+}
