@@ -306,3 +306,27 @@ fn hash_unit_follows_the_splitmix64_reference_outputs() {
     assert_eq!(hash_unit(0x9E37_79B9_7F4A_7C15, &[]), unit(0xE220_A839_7B1D_CDAF));
     assert_eq!(hash_unit(0, &[]), unit(0x6E78_9E6A_A1B9_65F4));
 }
+
+/// The perturbed score `S + a·u(x, y)`, `u ∈ [-1, 1)`: the perturbation is at most `a` in size
+/// and scales linearly with `a` (doubling `a` doubles it, the same `u` for the same seed). Kills
+/// `* -> +` and `* -> /` in `Perturbed::noise`.
+#[test]
+fn perturbation_is_bounded_by_and_linear_in_its_amplitude() {
+    let model = RandomSpec::symmetric(3, 2, 1, 4).build().unwrap();
+    let pmi = Pmi { model: &model };
+    let (small, large) =
+        (Perturbed { base: &pmi, amplitude: 0.3, seed: 2 }, Perturbed { base: &pmi, amplitude: 0.6, seed: 2 });
+    let xs = all_sequences(model.image_len(), model.image_vocab());
+    let ys = all_sequences(model.text_len(), model.text_vocab());
+    let mut largest: f64 = 0.0;
+    for x in &xs {
+        for y in &ys {
+            let (base, d_small, d_large) = (pmi.score(x, y), small.score(x, y), large.score(x, y));
+            let (d_small, d_large) = (d_small - base, d_large - base);
+            assert!(d_small.abs() <= 0.3 + 1e-12, "|a·u| = {d_small} > a = 0.3");
+            assert!((d_large - 2.0 * d_small).abs() <= 1e-12, "{d_large} is not 2 × {d_small}");
+            largest = largest.max(d_small.abs());
+        }
+    }
+    assert!(largest > 0.2, "the perturbation is not negligible: {largest}");
+}
