@@ -239,12 +239,10 @@ fn pmi_grid_beyond_the_separator_limit_is_the_pairwise_pmi() {
         for (j, y) in ys.iter().enumerate() {
             let exact = jghm::bp::pmi(&model, x, y).unwrap().pmi;
             assert!((grid[i * 3 + j] - exact).abs() <= 1e-12, "({i}, {j}): grid {} vs PMI {exact}", grid[i * 3 + j]);
-            assert!(
-                exact.abs() > 1e-3 && (exact - 1.0).abs() > 1e-3,
-                "a PMI far from 0 and 1, so a constant grid cannot pass"
-            );
         }
     }
+    // The PMIs differ, so no constant grid can pass.
+    assert!(grid.iter().any(|&g| (g - grid[0]).abs() > 1e-3), "{grid:?}");
 }
 
 /// CLIP's score `S(x, y) = ⟨f(x), g(y)⟩ / τ` with linear encoders `x ↦ M f(x)`, computed by hand
@@ -265,15 +263,16 @@ fn bilinear_score_is_the_inner_product_of_linear_encodings_over_tau() {
     let ys = all_sequences(model.text_len(), model.text_vocab());
     let by_hand =
         |m: &[f64], f: Vec<f64>| -> Vec<f64> { (0..2).map(|r| (0..3).map(|w| m[3 * r + w] * f[w]).sum()).collect() };
+    let vs: Vec<Vec<f64>> = ys.iter().map(|y| by_hand(&mb, posterior(Part::Text).encode(y))).collect();
     let grid = score.grid(&xs, &ys);
     for (i, x) in xs.iter().enumerate() {
         let u = by_hand(&ma, posterior(Part::Image).encode(x));
-        assert_eq!(score.image.encode(x).len(), 2);
-        for (a, b) in score.image.encode(x).iter().zip(&u) {
+        let encoded = score.image.encode(x);
+        assert_eq!(encoded.len(), 2);
+        for (a, b) in encoded.iter().zip(&u) {
             assert!((a - b).abs() <= 1e-14, "M f(x): {a} vs {b}");
         }
-        for (j, y) in ys.iter().enumerate() {
-            let v = by_hand(&mb, posterior(Part::Text).encode(y));
+        for (j, (y, v)) in ys.iter().zip(&vs).enumerate() {
             let expected = (u[0] * v[0] + u[1] * v[1]) / 0.4;
             assert!((score.score(x, y) - expected).abs() <= 1e-12, "S = {} vs {expected}", score.score(x, y));
             assert!((grid[i * ys.len() + j] - expected).abs() <= 1e-12);

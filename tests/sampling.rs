@@ -7,7 +7,7 @@
 //! off-by-one in the categorical draw) fails by hundreds of standard deviations.
 
 use jghm::bp::{self, Tokens};
-use jghm::model::Jghm;
+use jghm::model::{Jghm, Part};
 use jghm::rng;
 use jghm::sample::{sample_pairs, Sampler};
 use jghm::RandomSpec;
@@ -146,7 +146,17 @@ fn conditional_samples_given_a_long_image_follow_the_exact_marginals() {
     let mut r = rng::stream(5, 0);
     for pair in sample_pairs(&model, 4, 77, false) {
         let obs = Tokens { image: Some(&pair.image), text: None };
-        assert!(bp::log_likelihood(&model, &obs) < -600.0, "the image is long enough to underflow unshifted weights");
+        // Unshifted weights exp(h_u(b) + max h_u) <= exp(2 max h_u) underflow to 0 below
+        // max h_u = -745.1 / 2: true of the image tower's two top nodes, so the test can see it.
+        let mut ws = bp::Workspace::new(&model);
+        ws.upward(&model, &obs);
+        let image_top: Vec<usize> =
+            top.iter().copied().filter(|&u| tree.nodes[u].transition.is_some_and(|t| t.part == Part::Image)).collect();
+        assert_eq!(image_top.len(), 2);
+        for &u in &image_top {
+            let peak = ws.h(&model, u).iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert!(peak < -373.0, "node {u}: max h = {peak}, too short to underflow unshifted weights");
+        }
         let marginals = bp::marginals(&model, &obs).unwrap();
         let mut counts = vec![vec![0usize; 4]; top.len()];
         for _ in 0..n {
