@@ -329,3 +329,50 @@ fn perturbation_is_bounded_by_and_linear_in_its_amplitude() {
     }
     assert!(largest > 0.2, "the perturbation is not negligible: {largest}");
 }
+
+/// Without a trunk, `SideTable::new` takes the batched path (`by_fast_bp`), which walks the
+/// `V^N` sequences in blocks of `ENUMERATION_BLOCK` and keeps those of positive probability.
+/// Here `3^11 = 177,147` image sequences (two full blocks and a partial one), and the first
+/// leaf never emits symbol 2, so a third of them are impossible. The table must list exactly
+/// the possible sequences, in order, each with BP's `log p(x)` and `p(z | x)` (to 1e-12).
+/// Kills `n - first -> n + first` (the last, partial block read past the end) and
+/// `ll > -∞ -> ll >= -∞` (impossible sequences kept) in `SideTable::by_fast_bp`.
+#[test]
+fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
+    use jghm::bp;
+    use jghm::info::{decode_sequence, SideTable, ENUMERATION_BLOCK};
+    use jghm::model::{Jghm, Level};
+    use nalgebra::DMatrix;
+    let (len, vocab) = (11, 3);
+    let n = 3usize.pow(len as u32);
+    assert!(n > 2 * ENUMERATION_BLOCK && n % ENUMERATION_BLOCK != 0, "a partial last block");
+    // Leaf 0 never emits 2; the other leaves have positive, distinct rows.
+    let leaf = |i: usize| {
+        if i == 0 {
+            DMatrix::from_row_slice(2, 3, &[0.6, 0.4, 0.0, 0.2, 0.8, 0.0])
+        } else {
+            let m = DMatrix::from_fn(2, 3, |r, c| (1 + r + (i + 2) * c) as f64);
+            DMatrix::from_fn(2, 3, |r, c| m[(r, c)] / m.row(r).sum())
+        }
+    };
+    let image = vec![Level { transitions: (0..len).map(leaf).collect() }];
+    let text = vec![Level { transitions: vec![DMatrix::from_row_slice(2, 2, &[0.9, 0.1, 0.3, 0.7])] }];
+    let model = Jghm::new(vec![0.35, 0.65], vec![], image, text).unwrap();
+    let cut = Cut::separator(&model).unwrap();
+    assert_eq!(cut.nodes, [0], "without a trunk the separator is the root");
+    let table = SideTable::new(&model, Part::Image, &cut).unwrap();
+
+    let possible: Vec<Vec<usize>> =
+        (0..n).map(|i| decode_sequence(i, len, vocab)).filter(|x| x[0] != 2).collect();
+    assert_eq!(table.tokens.len(), 2 * n / 3);
+    assert_eq!(table.tokens, possible);
+    assert_eq!((table.log_p.len(), table.root.len()), (possible.len(), 2 * possible.len()));
+    for (i, x) in possible.iter().enumerate().step_by(97) {
+        let exact = bp::root_posterior(&model, &Tokens { image: Some(x), text: None }).unwrap();
+        assert!((table.log_p[i] - exact.log_likelihood).abs() < 1e-12, "row {i}");
+        for a in 0..2 {
+            assert!((table.root[2 * i + a] - exact.root[a]).abs() < 1e-12, "row {i}, state {a}");
+            assert_eq!(table.latent[2 * i + a], table.root[2 * i + a], "p(w | x) = p(z | x)");
+        }
+    }
+}
