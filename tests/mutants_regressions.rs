@@ -336,7 +336,8 @@ fn perturbation_is_bounded_by_and_linear_in_its_amplitude() {
 /// leaf never emits symbol 2, so a third of them are impossible. The table must list exactly
 /// the possible sequences, in order, each with BP's `log p(x)` and `p(z | x)` (to 1e-12).
 /// Kills `n - first -> n + first` (the last, partial block read past the end) and
-/// `ll > -∞ -> ll >= -∞` (impossible sequences kept) in `SideTable::by_fast_bp`.
+/// `ll > -∞ -> ll >= -∞` (impossible sequences kept) in `SideTable::by_fast_bp`, and both
+/// constant `SideTable::is_empty` mutants (a table built with no rows is empty, this one not).
 #[test]
 fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
     use jghm::bp;
@@ -365,6 +366,9 @@ fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
     let possible: Vec<Vec<usize>> =
         (0..n).map(|i| decode_sequence(i, len, vocab)).filter(|x| x[0] != 2).collect();
     assert_eq!(table.tokens.len(), 2 * n / 3);
+    assert_eq!((table.len(), table.is_empty()), (2 * n / 3, false));
+    let no_rows = SideTable { tokens: vec![], log_p: vec![], latent: vec![], root: vec![], ..table.clone() };
+    assert!(no_rows.is_empty());
     assert_eq!(table.tokens, possible);
     assert_eq!((table.log_p.len(), table.root.len()), (possible.len(), 2 * possible.len()));
     for (i, x) in possible.iter().enumerate().step_by(97) {
