@@ -426,3 +426,29 @@ fn root_information_equals_brute_force_and_obeys_data_processing() {
         }
     }
 }
+
+/// `KL(p ‖ q) = Σ_i p_i log(p_i / q_i)` with the terms `p_i = 0` dropped (`0 log 0 = 0`; kept,
+/// they would be `0 · (-∞) = NaN`). Kills `> -> >=` in `info::kl`'s filter.
+#[test]
+fn kl_drops_the_terms_where_p_is_zero() {
+    let ln2 = std::f64::consts::LN_2;
+    assert!((info::kl(&[1.0, 0.0], &[0.5, 0.5]) - ln2).abs() < 1e-15);
+    assert!((info::kl(&[0.5, 0.5, 0.0], &[0.25, 0.25, 0.5]) - ln2).abs() < 1e-15);
+    assert_eq!(info::kl(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
+}
+
+/// `exact_work` is the work of exact enumeration, `|X| · |Y| · |W|`: with 2 leaves of 3 symbols a
+/// side and no trunk (`W` = the root, 3 states) it is `9 · 9 · 3`; with a trunk, `81 · 81 · 9`. Kills `exact_work -> Ok(0.0)`, `Ok(1.0)`, `Ok(-1.0)` (every caller
+/// but the CLI's `--exact` check only asked "is it Ok").
+#[test]
+fn exact_work_is_the_product_of_the_side_sizes_and_the_separator() {
+    let model = RandomSpec::symmetric(3, 2, 1, 7).build().unwrap();
+    assert_eq!(info::exact_work(&model).unwrap(), 243.0);
+    // A trunk of depth 1 (2 trunk leaves of 3 states, each with a 2-leaf tower per side):
+    // 4 leaves a side, |X| = |Y| = 3^4 = 81, |W| = 3^2 = 9.
+    let mut spec = RandomSpec::symmetric(3, 2, 1, 11);
+    spec.shared_depth = 1;
+    let model = spec.build().unwrap();
+    assert_eq!((model.tree().trunk_leaves.len(), model.len_of(Part::Image), model.len_of(Part::Text)), (2, 4, 4));
+    assert_eq!(info::exact_work(&model).unwrap(), 81.0 * 81.0 * 9.0);
+}
