@@ -363,8 +363,7 @@ fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
     assert_eq!(cut.nodes, [0], "without a trunk the separator is the root");
     let table = SideTable::new(&model, Part::Image, &cut).unwrap();
 
-    let possible: Vec<Vec<usize>> =
-        (0..n).map(|i| decode_sequence(i, len, vocab)).filter(|x| x[0] != 2).collect();
+    let possible: Vec<Vec<usize>> = (0..n).map(|i| decode_sequence(i, len, vocab)).filter(|x| x[0] != 2).collect();
     assert_eq!(table.tokens.len(), 2 * n / 3);
     assert_eq!((table.len(), table.is_empty()), (2 * n / 3, false));
     let no_rows = SideTable { tokens: vec![], log_p: vec![], latent: vec![], root: vec![], ..table.clone() };
@@ -401,7 +400,9 @@ fn root_information_equals_brute_force_and_obeys_data_processing() {
         let en = Enumeration::new(&model).unwrap();
         let got = info::exact(&en);
         let prior = model.prior();
-        for (part, value) in [(Part::Image, got.information_root_image.value), (Part::Text, got.information_root_text.value)] {
+        for (part, value) in
+            [(Part::Image, got.information_root_image.value), (Part::Text, got.information_root_text.value)]
+        {
             let (len, vocab) = (model.len_of(part), model.vocab_of(part));
             let mut brute = 0.0;
             for i in 0..vocab.pow(len as u32) {
@@ -451,4 +452,35 @@ fn exact_work_is_the_product_of_the_side_sizes_and_the_separator() {
     let model = spec.build().unwrap();
     assert_eq!((model.tree().trunk_leaves.len(), model.len_of(Part::Image), model.len_of(Part::Text)), (2, 4, 4));
     assert_eq!(info::exact_work(&model).unwrap(), 81.0 * 81.0 * 9.0);
+}
+
+/// A model without a trunk: root of `states` states, `image` leaves of `vx` symbols and `text`
+/// leaves of `vy` symbols, every row uniform (only the sizes matter to `exact_work`).
+fn flat_model(states: usize, image: usize, vx: usize, text: usize, vy: usize) -> jghm::model::Jghm {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::DMatrix;
+    let level = |n: usize, v: usize| Level {
+        transitions: (0..n).map(|_| DMatrix::from_element(states, v, 1.0 / v as f64)).collect(),
+    };
+    Jghm::new(vec![1.0 / states as f64; states], vec![], vec![level(image, vx)], vec![level(text, vy)]).unwrap()
+}
+
+/// Each limit of exact enumeration accepts a model exactly at it and refuses one just above,
+/// naming that limit: `|W| ≤ CUT_LIMIT = 2^16` (a root of 2^16 states), `|X| ≤ SIDE_LIMIT =
+/// 2^22` (22 binary image leaves), `|X|·|Y|·|W| ≤ WORK_LIMIT = 4·10^8` (`5^4 · 5^4 · 1024`).
+/// Kills `> -> ==` and `> -> >=` in the three guards of `info::exact_work`.
+#[test]
+fn exact_work_accepts_each_limit_and_refuses_just_above_it() {
+    use info::{CUT_LIMIT, SIDE_LIMIT, WORK_LIMIT};
+    let refused_by = |model: &jghm::model::Jghm| match info::exact_work(model) {
+        Err(InfoError::TooLarge { limit, .. }) => limit,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(info::exact_work(&flat_model(1 << 16, 1, 2, 1, 2)).unwrap(), CUT_LIMIT * 4.0);
+    assert_eq!(refused_by(&flat_model((1 << 16) + 1, 1, 2, 1, 2)), CUT_LIMIT);
+    assert_eq!(info::exact_work(&flat_model(2, 22, 2, 1, 2)).unwrap(), SIDE_LIMIT * 4.0);
+    assert_eq!(refused_by(&flat_model(2, 23, 2, 1, 2)), SIDE_LIMIT);
+    assert_eq!(refused_by(&flat_model(2, 1, 2, 23, 2)), SIDE_LIMIT);
+    assert_eq!(info::exact_work(&flat_model(1024, 4, 5, 4, 5)).unwrap(), WORK_LIMIT);
+    assert_eq!(refused_by(&flat_model(1025, 4, 5, 4, 5)), WORK_LIMIT);
 }
