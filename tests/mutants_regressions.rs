@@ -431,11 +431,12 @@ fn root_information_equals_brute_force_and_obeys_data_processing() {
 /// `KL(p ‖ q) = Σ_i p_i log(p_i / q_i)` with the terms `p_i = 0` dropped (`0 log 0 = 0`; kept,
 /// they would be `0 · (-∞) = NaN`); likewise `Σ_w a_w b_w / p(w)` drops `p(w) = 0` (there
 /// `a_w = b_w = 0`, and `0 · 0 / 0 = NaN`). Kills `> -> >=` in the filters of `info::kl` and
-/// `info::weighted_inner`.
+/// `info::weighted_inner`; and in `H(π) = -Σ π log π` of `info::entropy` (`0 log 0 = 0`).
 #[test]
 fn kl_and_the_weighted_inner_product_drop_zero_probability_terms() {
     let ln2 = std::f64::consts::LN_2;
     assert!((info::kl(&[1.0, 0.0], &[0.5, 0.5]) - ln2).abs() < 1e-15);
+    assert!((info::entropy(&[0.5, 0.0, 0.5]) - ln2).abs() < 1e-15);
     assert!((info::kl(&[0.5, 0.5, 0.0], &[0.25, 0.25, 0.5]) - ln2).abs() < 1e-15);
     assert_eq!(info::kl(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
     // 0.5 · 0.2 / 0.5 + 0.5 · 0.8 / 0.5 = 1 (up to one rounding of each term).
