@@ -346,7 +346,7 @@ fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
     use nalgebra::DMatrix;
     let (len, vocab) = (11, 3);
     let n = 3usize.pow(len as u32);
-    assert!(n > 2 * ENUMERATION_BLOCK && n % ENUMERATION_BLOCK != 0, "a partial last block");
+    assert!(n > 2 * ENUMERATION_BLOCK && !n.is_multiple_of(ENUMERATION_BLOCK), "a partial last block");
     // Leaf 0 never emits 2; the other leaves have positive, distinct rows.
     let leaf = |i: usize| {
         if i == 0 {
