@@ -364,7 +364,6 @@ fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
     let table = SideTable::new(&model, Part::Image, &cut).unwrap();
 
     let possible: Vec<Vec<usize>> = (0..n).map(|i| decode_sequence(i, len, vocab)).filter(|x| x[0] != 2).collect();
-    assert_eq!(table.tokens.len(), 2 * n / 3);
     assert_eq!((table.len(), table.is_empty()), (2 * n / 3, false));
     let no_rows = SideTable { tokens: vec![], log_p: vec![], latent: vec![], root: vec![], ..table.clone() };
     assert!(no_rows.is_empty());
@@ -386,7 +385,7 @@ fn side_table_without_a_trunk_lists_every_possible_sequence_once() {
 /// table) and with one (the cut path), within 1e-10. And `I(Z; X) ≤ H(Z)`; without a trunk
 /// `X - Z - Y` is a Markov chain, so also `I(X; Y) ≤ I(Z; X)` (data processing). With a trunk
 /// the chain runs through the separator `W` instead, and `I(X; Y)` can exceed `I(Z; X)`: the
-/// model here has 0.95 nats against 0.56. Kills the constant and `* -> +`, `* -> /`
+/// model here has 0.95 nats against 0.56 on the image side (checked, so the caveat stays true). Kills the constant and `* -> +`, `* -> /`
 /// mutants of `SideTable::root_information` and of `SideTable::root_row`'s row offset (no test
 /// compared `I(Z; X)` with anything but "finite").
 #[test]
@@ -423,6 +422,8 @@ fn root_information_equals_brute_force_and_obeys_data_processing() {
             assert!(value <= hz + 1e-12, "{part}: I(Z; X) = {value} > H(Z) = {hz}");
             if !model.has_trunk() {
                 assert!(mi <= value + 1e-12, "{part}: I(X; Y) = {mi} > I(Z; X) = {value} without a trunk");
+            } else if part == Part::Image {
+                assert!(mi > value + 0.1, "with a trunk: I(X; Y) = {mi}, I(Z; X) = {value}");
             }
         }
     }
@@ -444,8 +445,9 @@ fn kl_and_the_weighted_inner_product_drop_zero_probability_terms() {
 }
 
 /// `exact_work` is the work of exact enumeration, `|X| · |Y| · |W|`: with 2 leaves of 3 symbols a
-/// side and no trunk (`W` = the root, 3 states) it is `9 · 9 · 3`; with a trunk, `81 · 81 · 9`. Kills `exact_work -> Ok(0.0)`, `Ok(1.0)`, `Ok(-1.0)` (every caller
-/// but the CLI's `--exact` check only asked "is it Ok").
+/// side and no trunk (`W` = the root, 3 states) it is `9 · 9 · 3`; with a trunk, `81 · 81 · 9`.
+/// Kills `exact_work -> Ok(0.0)`, `Ok(1.0)`, `Ok(-1.0)` (every caller but the CLI's `--exact`
+/// check only asked "is it Ok").
 #[test]
 fn exact_work_is_the_product_of_the_side_sizes_and_the_separator() {
     let model = RandomSpec::symmetric(3, 2, 1, 7).build().unwrap();

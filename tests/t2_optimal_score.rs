@@ -29,7 +29,8 @@ fn smallest_probability(model: &Jghm) -> f64 {
 /// probabilities: only batches whose candidates differ, and whose posterior tells them apart,
 /// feel the perturbation. On a near-deterministic model (entries near 1e-7) the exact gap was
 /// 1.6e-14 (Y→X, K = 2), below the 1e-13 margin that separates it from round-off next to a
-/// loss of about 1. So the strict check runs where every probability is at least 1e-4; every
+/// loss of about 1. So the strict check runs where every probability is at least 1e-4 (a
+/// threshold chosen well above that model's 1e-7, not derived from a bound on the gap); every
 /// model is checked for minimality, `ℓ(perturbed) ≥ ℓ(PMI) - 1e-13`.
 fn gap_resolvable(model: &Jghm) -> bool {
     smallest_probability(model) >= 1e-4
