@@ -176,9 +176,12 @@ impl<'m> Evaluator<'m> {
         }
     }
 
-    /// The class of every sequence of a table, numbered in order of first appearance.
+    /// The class of every sequence of a table of this side, numbered in order of first
+    /// appearance. Panics on a table of the other side (a caller's bug: the statistic reads
+    /// this side's tokens).
     pub fn classes(&self, table: &SideTable) -> Classes {
-        if self.statistic == Statistic::RootPosterior && table.part == self.part {
+        assert_eq!(table.part, self.part, "a {} statistic given a table of the {}", self.part, table.part);
+        if self.statistic == Statistic::RootPosterior {
             // The table already holds p(z | a) (computed by the batched BP): no pass needed.
             let keys: Vec<Vec<i64>> = (0..table.len()).map(|i| quantise(table.root_row(i))).collect();
             return Classes::from_keys(&keys);
