@@ -604,3 +604,63 @@ fn masked_posterior_is_the_root_posterior_given_the_first_k_tokens() {
         }
     }
 }
+
+/// On a model with impossible pairs (`p(c | a) = 0`, `PMI = -∞`), the three forms of the gap
+/// are finite and agree (T6), and a constant statistic (`first-tokens:0`) has gap `I(A; C)`:
+/// the `0 · log 0 = 0` convention of the KL form. The random models of the T6 proptests have
+/// no zero entries. Kills `p(c|a) > 0 -> >=` in `Gap::kl_form` (a NaN).
+#[test]
+fn sufficiency_forms_agree_on_a_model_with_impossible_pairs() {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::{dmatrix, DMatrix};
+    let image = Level { transitions: vec![dmatrix![0.9, 0.1, 0.0; 0.0, 0.2, 0.8]; 2] };
+    let text = Level { transitions: vec![DMatrix::identity(2, 2)] };
+    let model = Jghm::new(vec![0.3, 0.7], vec![], vec![image], vec![text]).unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let mi = en.mutual_information();
+    for side in [Part::Image, Part::Text] {
+        for st in [Statistic::FirstTokens(0), Statistic::FirstTokens(1), Statistic::MapRoot, Statistic::RootPosterior] {
+            let classes = sufficiency::Evaluator::new(&model, side, st).unwrap().classes(en.side(side));
+            let s = sufficiency::Gap::new(&en, side, classes).all();
+            for form in [s.kl_form, s.information_form, s.variational_form] {
+                assert!(form.is_finite() && (form - s.information_form).abs() < 1e-12, "{side} {st}: {s:?}");
+            }
+            if st == Statistic::FirstTokens(0) {
+                assert!((s.kl_form - mi).abs() < 1e-12, "{side}: a constant statistic loses I = {mi}: {s:?}");
+            }
+            if st == Statistic::RootPosterior {
+                assert!(s.kl_form.abs() < 1e-12, "{side}: the root posterior is sufficient: {s:?}");
+            }
+        }
+    }
+    assert!(mi > 0.1, "the pairs carry information: {mi}");
+}
+
+/// `depends_only_through` accepts a grid whose values within a class differ by up to
+/// `1e-9 · (1 + |s|)` and rejects more: at `|s| = 6` a change of `3·10^-9` is accepted and one
+/// of `10^-8` is not; at `|s| = 1/4`, `10^-9` is accepted and `2·10^-9` is not. Kills `* -> /`,
+/// `+ -> -` (both shrink the tolerance at `|s| = 6`) and `+ -> *` (at `|s| = 1/4`) in it.
+#[test]
+fn depends_only_through_has_a_relative_tolerance_of_1e_9() {
+    let model = RandomSpec::symmetric(2, 2, 1, 4).build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    for side in [Part::Image, Part::Text] {
+        let classes =
+            sufficiency::Evaluator::new(&model, side, Statistic::FirstTokens(0)).unwrap().classes(en.side(side));
+        let gap = sufficiency::Gap::new(&en, side, classes);
+        // One class: the grid must not depend on side A at all. Entry `at` is that of the last
+        // anchor and the first candidate.
+        let grid = gap.statistic_pmi_grid();
+        let ny = en.text.len();
+        let at = if side == Part::Image { (en.image.len() - 1) * ny } else { ny - 1 };
+        for (value, inside, outside) in [(6.0, 3e-9, 1e-8), (0.25, 1e-9, 2e-9)] {
+            let shifted: Vec<f64> = grid.iter().map(|v| v + value - grid[at]).collect();
+            assert!(gap.depends_only_through(&shifted));
+            for (delta, accepted) in [(inside, true), (outside, false)] {
+                let mut s = shifted.clone();
+                s[at] += delta;
+                assert_eq!(gap.depends_only_through(&s), accepted, "{side}: a change of {delta} at {value}");
+            }
+        }
+    }
+}
