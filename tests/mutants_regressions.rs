@@ -664,3 +664,33 @@ fn depends_only_through_has_a_relative_tolerance_of_1e_9() {
         }
     }
 }
+
+/// `t5_bound` measures the excess in the direction anchored at the statistic's side
+/// (`X→Y` for an image statistic, `Y→X` for a text one). For `S = PMI_T` both directions give
+/// `Suff` (the partition terms vanish in both), so the T5 tests could not tell them apart; a
+/// perturbed score through `T` separates them. Kills `side == Image -> !=` in `t5_bound`.
+#[test]
+fn t5_bound_uses_the_direction_anchored_at_the_statistic() {
+    let model = RandomSpec::symmetric(2, 2, 1, 8).build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let exact = Exact::new(&en);
+    let ny = en.text.len();
+    for (side, own, other) in [
+        (Part::Image, Direction::ImageToText, Direction::TextToImage),
+        (Part::Text, Direction::TextToImage, Direction::ImageToText),
+    ] {
+        let classes = sufficiency::Evaluator::new(&model, side, Statistic::MapRoot).unwrap().classes(en.side(side));
+        let gap = sufficiency::Gap::new(&en, side, classes);
+        let mut s = gap.statistic_pmi_grid();
+        for (k, v) in s.iter_mut().enumerate() {
+            let (a, c) = if side == Part::Image { (k / ny, k % ny) } else { (k % ny, k / ny) };
+            *v += 0.5 * hash_unit(3, &[gap.classes.of[a], c]);
+        }
+        let excess =
+            |dir| exact.loss(&s, dir, Batch::Infinite).unwrap() - exact.loss(&exact.pmi, dir, Batch::Infinite).unwrap();
+        let (suff, got) = sufficiency::t5_bound(&exact, &gap, &s).unwrap();
+        assert_eq!(suff, gap.kl_form());
+        assert!((got - excess(own)).abs() < 1e-12, "{side}: {got} against {}", excess(own));
+        assert!((excess(own) - excess(other)).abs() > 1e-3, "{side}: the directions differ");
+    }
+}
