@@ -605,17 +605,24 @@ fn masked_posterior_is_the_root_posterior_given_the_first_k_tokens() {
     }
 }
 
+/// A model with impossible pairs: root of 2 states, 2 image leaves of 3 symbols (symbol 0 only
+/// from state 0, symbol 2 only from state 1), one text leaf that copies the root. So
+/// `p(y | x) = 0` whenever `x` reveals the root and `y` disagrees, and `PMI(x, y) = -∞`.
+fn impossible_pairs_model() -> jghm::model::Jghm {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::{dmatrix, DMatrix};
+    let image = Level { transitions: vec![dmatrix![0.9, 0.1, 0.0; 0.0, 0.2, 0.8]; 2] };
+    let text = Level { transitions: vec![DMatrix::identity(2, 2)] };
+    Jghm::new(vec![0.3, 0.7], vec![], vec![image], vec![text]).unwrap()
+}
+
 /// On a model with impossible pairs (`p(c | a) = 0`, `PMI = -∞`), the three forms of the gap
 /// are finite and agree (T6), and a constant statistic (`first-tokens:0`) has gap `I(A; C)`:
 /// the `0 · log 0 = 0` convention of the KL form. The random models of the T6 proptests have
 /// no zero entries. Kills `p(c|a) > 0 -> >=` in `Gap::kl_form` (a NaN).
 #[test]
 fn sufficiency_forms_agree_on_a_model_with_impossible_pairs() {
-    use jghm::model::{Jghm, Level};
-    use nalgebra::{dmatrix, DMatrix};
-    let image = Level { transitions: vec![dmatrix![0.9, 0.1, 0.0; 0.0, 0.2, 0.8]; 2] };
-    let text = Level { transitions: vec![DMatrix::identity(2, 2)] };
-    let model = Jghm::new(vec![0.3, 0.7], vec![], vec![image], vec![text]).unwrap();
+    let model = impossible_pairs_model();
     let en = Enumeration::new(&model).unwrap();
     let mi = en.mutual_information();
     for side in [Part::Image, Part::Text] {
@@ -725,5 +732,57 @@ fn monte_carlo_sufficiency_agrees_with_exact_within_five_standard_errors() {
                 );
             }
         }
+    }
+}
+
+/// The CLIP loss is the mean of the two directions, `L = (ℓ^{X→Y} + ℓ^{Y→X}) / 2`, for an
+/// infinite and a finite batch, on a score whose two directions differ. Kills `+ -> *`,
+/// `/ -> *`, `/ -> %` in `Exact::clip_loss` (no test compared it with its two halves).
+#[test]
+fn clip_loss_is_the_mean_of_the_two_directions() {
+    let model = RandomSpec::symmetric(2, 2, 1, 5).build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let exact = Exact::new(&en);
+    let ny = en.text.len();
+    let s: Vec<f64> = exact.pmi.iter().enumerate().map(|(k, v)| v + 0.7 * hash_unit(2, &[k / ny, k % ny])).collect();
+    for batch in [Batch::Infinite, Batch::Finite(2), Batch::Finite(3)] {
+        let xy = exact.loss(&s, Direction::ImageToText, batch).unwrap();
+        let yx = exact.loss(&s, Direction::TextToImage, batch).unwrap();
+        assert!((xy - yx).abs() > 1e-3, "{batch:?}: the directions differ ({xy}, {yx})");
+        let clip = exact.clip_loss(&s, batch).unwrap();
+        assert!((clip - (xy + yx) / 2.0).abs() < 1e-14, "{batch:?}: {clip} against ({xy} + {yx}) / 2");
+    }
+}
+
+/// On a model with impossible pairs (`PMI = -∞` there), the losses of the PMI are those of
+/// their definitions with `0 · (-∞) = 0`: `ℓ_∞(PMI) = -I(X; Y)` in both directions (T2's
+/// minimum), `E_A KL(P ‖ Q^PMI) = 0` (T4), and `ℓ_2(PMI)` equals the batch expectation written
+/// out, `Σ_a p(a) Σ_{c_1} p(c_1 | a) Σ_{c_2} p(c_2) [-S(a, c_1) + log(e^{S(a, c_1)} + e^{S(a, c_2)})]`.
+/// Kills `p > 0 -> >=` in `View::loss_infinite` (a NaN).
+#[test]
+fn pmi_losses_on_a_model_with_impossible_pairs() {
+    let model = impossible_pairs_model();
+    let en = Enumeration::new(&model).unwrap();
+    let exact = Exact::new(&en);
+    let mi = en.mutual_information();
+    assert!(exact.pmi.contains(&f64::NEG_INFINITY));
+    for dir in [Direction::ImageToText, Direction::TextToImage] {
+        let limit = exact.loss(&exact.pmi, dir, Batch::Infinite).unwrap();
+        assert!((limit + mi).abs() < 1e-12, "{dir:?}: ℓ_∞(PMI) = {limit}, -I = {}", -mi);
+        let view = exact.view(&exact.pmi, dir);
+        assert!(view.excess_kl().abs() < 1e-12, "{dir:?}: KL {}", view.excess_kl());
+        let (na, nc) = (view.anchors(), view.candidates());
+        let mut by_hand = 0.0;
+        for a in 0..na {
+            for c1 in (0..nc).filter(|&c| view.cond[a * nc + c] > 0.0) {
+                let s1 = view.s[a * nc + c1];
+                for c2 in 0..nc {
+                    let pair = (s1.exp() + view.s[a * nc + c2].exp()).ln() - s1;
+                    by_hand += view.pa[a] * view.cond[a * nc + c1] * view.pc[c2] * pair;
+                }
+            }
+        }
+        let two = exact.loss(&exact.pmi, dir, Batch::Finite(2)).unwrap();
+        assert!((two - by_hand).abs() < 1e-12, "{dir:?}: ℓ_2(PMI) = {two}, by hand {by_hand}");
     }
 }
