@@ -758,7 +758,7 @@ fn clip_loss_is_the_mean_of_the_two_directions() {
 /// their definitions with `0 · (-∞) = 0`: `ℓ_∞(PMI) = -I(X; Y)` in both directions (T2's
 /// minimum), `E_A KL(P ‖ Q^PMI) = 0` (T4), and `ℓ_2(PMI)` equals the batch expectation written
 /// out, `Σ_a p(a) Σ_{c_1} p(c_1 | a) Σ_{c_2} p(c_2) [-S(a, c_1) + log(e^{S(a, c_1)} + e^{S(a, c_2)})]`.
-/// Kills `p > 0 -> >=` in `View::loss_infinite` (a NaN).
+/// Kills `p > 0 -> >=` in `View::loss_infinite` and in `View::excess_kl` (a NaN).
 #[test]
 fn pmi_losses_on_a_model_with_impossible_pairs() {
     let model = impossible_pairs_model();
