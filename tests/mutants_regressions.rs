@@ -786,3 +786,33 @@ fn pmi_losses_on_a_model_with_impossible_pairs() {
         assert!((two - by_hand).abs() < 1e-12, "{dir:?}: ℓ_2(PMI) = {two}, by hand {by_hand}");
     }
 }
+
+/// Adding a constant to a score changes no loss (the softmax over candidates ignores it), nor
+/// T3's rate constant `c_1` or T4's KL; at `S ± 500`, where `e^S` overflows or underflows, the
+/// exact computations must still give the unshifted values, which is what their max-shifts are
+/// for. Kills `v - top -> v + top` in `View::rate_constant` (`e^{S + max S}` overflows).
+#[test]
+fn losses_and_rate_constant_ignore_a_large_constant_shift() {
+    let model = RandomSpec::symmetric(2, 2, 1, 11).build().unwrap();
+    let en = Enumeration::new(&model).unwrap();
+    let exact = Exact::new(&en);
+    let ny = en.text.len();
+    let s: Vec<f64> = exact.pmi.iter().enumerate().map(|(k, v)| v + 0.5 * hash_unit(4, &[k / ny, k % ny])).collect();
+    for dir in [Direction::ImageToText, Direction::TextToImage] {
+        let base = exact.view(&s, dir);
+        let quantities = |v: &contrastive::View| {
+            [v.loss_infinite(), v.loss_finite(2).unwrap(), v.loss_finite(5).unwrap(), v.rate_constant(), v.excess_kl()]
+        };
+        let want = quantities(&base);
+        assert!(want[3].abs() > 1e-3, "{dir:?}: c_1 = {} is not trivially zero", want[3]);
+        for shift in [500.0, -500.0] {
+            let shifted: Vec<f64> = s.iter().map(|v| v + shift).collect();
+            let got = quantities(&exact.view(&shifted, dir));
+            for (name, g, w) in
+                ["ℓ_∞", "ℓ_2", "ℓ_5", "c_1", "KL"].iter().zip(got).zip(want).map(|((n, g), w)| (n, g, w))
+            {
+                assert!((g - w).abs() < 1e-9, "{dir:?}, S {shift:+}: {name} = {g} against {w}");
+            }
+        }
+    }
+}
