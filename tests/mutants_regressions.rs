@@ -816,3 +816,30 @@ fn losses_and_rate_constant_ignore_a_large_constant_shift() {
         }
     }
 }
+
+/// The exact batch-`K` loss is refused exactly when its work `|A|·|C|·C(K+|C|-2, |C|-1)` exceeds
+/// `WORK_LIMIT = 4·10^8`: with 1,000 anchors and 2 candidates the work is `2000·K`, so
+/// `K = 2·10^5` is accepted and `K = 2·10^5 + 1` refused, by `View::finite_work` and by
+/// `View::loss_finite` (which is only called where it refuses: computing the loss at the limit
+/// takes 15 s). A constant score's loss is `log K` at every `K`, checked at `K = 100`. Kills
+/// `* -> +`, `* -> /` in the work and `> -> ==`, `> -> >=` in its guard (session 6 found them
+/// in `loss_finite`, before the guard was moved into `finite_work`).
+#[test]
+fn exact_batch_loss_accepts_the_work_limit_and_refuses_just_above_it() {
+    let (na, nc) = (1000, 2);
+    let pa = vec![1.0 / na as f64; na];
+    let cond: Vec<f64> = (0..na).flat_map(|a| if a % 2 == 0 { [0.75, 0.25] } else { [0.25, 0.75] }).collect();
+    let view = contrastive::View { pa, pc: vec![0.5; nc], cond, s: vec![0.3; na * nc] };
+    let k = 200_000;
+    assert_eq!(view.finite_work(k).unwrap(), info::WORK_LIMIT);
+    for refused in [view.finite_work(k + 1), view.loss_finite(k + 1)] {
+        match refused {
+            Err(InfoError::TooLarge { size, limit, .. }) => {
+                assert_eq!((size, limit), (2000.0 * (k + 1) as f64, info::WORK_LIMIT))
+            }
+            other => panic!("just above the limit: expected a refusal, got {other:?}"),
+        }
+    }
+    let loss = view.loss_finite(100).unwrap();
+    assert!((loss - 100f64.ln()).abs() < 1e-12, "ℓ_K of a constant score is log K: {loss}");
+}
