@@ -743,8 +743,7 @@ fn clip_loss_is_the_mean_of_the_two_directions() {
     let model = RandomSpec::symmetric(2, 2, 1, 5).build().unwrap();
     let en = Enumeration::new(&model).unwrap();
     let exact = Exact::new(&en);
-    let ny = en.text.len();
-    let s: Vec<f64> = exact.pmi.iter().enumerate().map(|(k, v)| v + 0.7 * hash_unit(2, &[k / ny, k % ny])).collect();
+    let s = exact.scores(&Perturbed { base: Pmi { model: &model }, amplitude: 1.5, seed: 2 });
     for batch in [Batch::Infinite, Batch::Finite(2), Batch::Finite(3)] {
         let xy = exact.loss(&s, Direction::ImageToText, batch).unwrap();
         let yx = exact.loss(&s, Direction::TextToImage, batch).unwrap();
@@ -796,8 +795,7 @@ fn losses_and_rate_constant_ignore_a_large_constant_shift() {
     let model = RandomSpec::symmetric(2, 2, 1, 11).build().unwrap();
     let en = Enumeration::new(&model).unwrap();
     let exact = Exact::new(&en);
-    let ny = en.text.len();
-    let s: Vec<f64> = exact.pmi.iter().enumerate().map(|(k, v)| v + 0.5 * hash_unit(4, &[k / ny, k % ny])).collect();
+    let s = exact.scores(&Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 4 });
     for dir in [Direction::ImageToText, Direction::TextToImage] {
         let base = exact.view(&s, dir);
         let quantities = |v: &contrastive::View| {
