@@ -841,3 +841,34 @@ fn exact_batch_loss_accepts_the_work_limit_and_refuses_just_above_it() {
     let loss = view.loss_finite(100).unwrap();
     assert!((loss - 100f64.ln()).abs() < 1e-12, "ℓ_K of a constant score is log K: {loss}");
 }
+
+/// A candidate of probability zero is never drawn, as the positive or as a negative, so it
+/// changes no exact quantity of a view: `ℓ_∞`, `ℓ_K`, `c_1` and the KL of a view with a
+/// zero-probability candidate (in the middle, with an arbitrary score) equal those of the view
+/// without it (`p(c) = Σ_a p(a) p(c | a)`, as in every view built from a model).
+/// In the batch-`K` walk its count is always 0 and its weight `p(c)^0 = 1`, not `0 · (-∞)`.
+/// Kills `m > 0 -> m >= 0` in `Compositions::expect` (a NaN).
+#[test]
+fn a_candidate_of_probability_zero_changes_no_exact_loss() {
+    let cond = [0.5, 0.2, 0.3, 0.1, 0.6, 0.3];
+    let s = [0.4, -1.0, 0.9, 1.3, 0.2, -0.5];
+    let without =
+        contrastive::View { pa: vec![0.45, 0.55], pc: vec![0.28, 0.42, 0.30], cond: cond.to_vec(), s: s.to_vec() };
+    let insert =
+        |row: &[f64], value: f64| -> Vec<f64> { row.chunks(3).flat_map(|r| [r[0], value, r[1], r[2]]).collect() };
+    let with = contrastive::View {
+        pa: without.pa.clone(),
+        pc: insert(&without.pc, 0.0),
+        cond: insert(&cond, 0.0),
+        s: insert(&s, 2.5),
+    };
+    let quantities = |v: &contrastive::View| {
+        let mut q = vec![v.loss_infinite(), v.rate_constant(), v.excess_kl()];
+        q.extend((1..=5).map(|k| v.loss_finite(k).unwrap()));
+        q
+    };
+    let (got, want) = (quantities(&with), quantities(&without));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(g.is_finite() && (g - w).abs() < 1e-12, "quantity {i}: {g} with the candidate, {w} without");
+    }
+}
