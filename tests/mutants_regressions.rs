@@ -872,3 +872,27 @@ fn a_candidate_of_probability_zero_changes_no_exact_loss() {
         assert!(g.is_finite() && (g - w).abs() < 1e-12, "quantity {i}: {g} with the candidate, {w} without");
     }
 }
+
+/// `contrastive::monte_carlo` returns one term per sample for every score, also when `samples`
+/// is not a multiple of `MC_CHUNK`, and the chunk `c` always draws from stream `c` of the seed:
+/// asking for more samples appends terms and leaves the first ones as they were. Kills
+/// `samples - c·MC_CHUNK -> samples + c·MC_CHUNK`, `c·MC_CHUNK -> c + MC_CHUNK` and
+/// `-> c / MC_CHUNK` in the length of the last chunk.
+#[test]
+fn monte_carlo_losses_have_one_term_per_sample_and_extend_reproducibly() {
+    let model = RandomSpec::symmetric(2, 2, 1, 3).build().unwrap();
+    let pmi = Pmi { model: &model };
+    let perturbed = Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 1 };
+    let scores: [&dyn Score; 2] = [&pmi, &perturbed];
+    assert_eq!(contrastive::MC_CHUNK, 64);
+    for batch in [Batch::Finite(3), Batch::Infinite] {
+        let longest = contrastive::monte_carlo(&model, &scores, batch, 130, 7).unwrap();
+        for samples in [2, 63, 64, 65, 129, 130] {
+            let mc = contrastive::monte_carlo(&model, &scores, batch, samples, 7).unwrap();
+            for (terms, all) in mc.terms.iter().zip(&longest.terms) {
+                assert_eq!(terms.len(), samples, "{batch:?}: {samples} samples asked for");
+                assert_eq!(terms[..], all[..samples], "{batch:?}: the first {samples} of 130 samples");
+            }
+        }
+    }
+}
