@@ -896,3 +896,86 @@ fn monte_carlo_losses_have_one_term_per_sample_and_extend_reproducibly() {
         }
     }
 }
+
+/// A score that records every grid it is asked for, so a test can recompute from the very
+/// batches a Monte Carlo estimator drew what its terms must be.
+struct Recording<'m> {
+    inner: Perturbed<Pmi<'m>>,
+    grids: std::sync::Mutex<Vec<(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>)>>,
+}
+
+impl Score for Recording<'_> {
+    fn name(&self) -> String {
+        "recording".into()
+    }
+    fn score(&self, x: &[usize], y: &[usize]) -> f64 {
+        self.inner.score(x, y)
+    }
+    fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {
+        let g = self.inner.grid(xs, ys);
+        self.grids.lock().unwrap().push((xs.to_vec(), ys.to_vec(), g.clone()));
+        g
+    }
+}
+
+fn log_mean_exp(v: &[f64]) -> f64 {
+    let top = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    top + (v.iter().map(|x| (x - top).exp()).sum::<f64>() / v.len() as f64).ln()
+}
+
+/// Each Monte Carlo term is the loss of the batch it was computed on, recomputed here from the
+/// grid the score returned: for a batch of `K` pairs, `[(1/K) Σ_i (log Σ_j e^{S(x_i, y_j)} -
+/// S(x_i, y_i)), (1/K) Σ_i (log Σ_j e^{S(x_j, y_i)} - S(x_i, y_i))]`; for `K = ∞`, with inner
+/// draws `v_j = S(x_0, y_j)` (or `S(x_j, y_0)`), `J(v) - S(x_0, y_0)` with the half-sample
+/// jackknife `J(v) = 2 lme(v) - (lme(v[..M/2]) + lme(v[M/2..])) / 2`, `lme(v) = log mean e^v`.
+/// The estimators' means cannot tell a row from another row of the same batch (the pairs are
+/// exchangeable), so the comparisons with the exact losses missed `i * k -> i / k` in
+/// `batch_terms` (every anchor scored against the first anchor's row); this test does not.
+#[test]
+fn monte_carlo_terms_are_the_losses_of_the_drawn_batches() {
+    let model = RandomSpec::symmetric(2, 3, 1, 6).build().unwrap();
+    let score = Recording {
+        inner: Perturbed { base: Pmi { model: &model }, amplitude: 0.8, seed: 3 },
+        grids: Default::default(),
+    };
+    let k = 5;
+    let mc = contrastive::monte_carlo(&model, &[&score], Batch::Finite(k), 3, 11).unwrap();
+    let grids = score.grids.lock().unwrap().clone();
+    assert_eq!(grids.len(), 3);
+    for ((xs, ys, g), term) in grids.iter().zip(&mc.terms[0]) {
+        assert_eq!((xs.len(), ys.len()), (k, k));
+        let (mut xy, mut yx) = (0.0, 0.0);
+        for i in 0..k {
+            let row: Vec<f64> = (0..k).map(|j| g[i * k + j]).collect();
+            let col: Vec<f64> = (0..k).map(|j| g[j * k + i]).collect();
+            let ln_k = (k as f64).ln();
+            xy += log_mean_exp(&row) + ln_k - g[i * k + i];
+            yx += log_mean_exp(&col) + ln_k - g[i * k + i];
+        }
+        let want = [xy / k as f64, yx / k as f64];
+        assert!((term[0] - want[0]).abs() < 1e-12 && (term[1] - want[1]).abs() < 1e-12, "{term:?} against {want:?}");
+    }
+    // The rows differ, so a term computed from the first row only would differ.
+    let (_, _, g) = &grids[0];
+    assert!((g[0] - g[k]).abs() > 1e-3 || (g[1] - g[k + 1]).abs() > 1e-3);
+
+    score.grids.lock().unwrap().clear();
+    let mc = contrastive::monte_carlo(&model, &[&score], Batch::Infinite, 2, 12).unwrap();
+    let grids = score.grids.lock().unwrap().clone();
+    assert_eq!(grids.len(), 4, "two grids per outer pair");
+    let jackknife = |v: &[f64]| {
+        let h = v.len() / 2;
+        2.0 * log_mean_exp(v) - (log_mean_exp(&v[..h]) + log_mean_exp(&v[h..])) / 2.0
+    };
+    for (pair, term) in grids.chunks(2).zip(&mc.terms[0]) {
+        let ((x0, ys, to_text), (xs, y0, to_image)) =
+            ((&pair[0].0, &pair[0].1, &pair[0].2), (&pair[1].0, &pair[1].1, &pair[1].2));
+        assert_eq!(
+            (x0.len(), ys.len(), xs.len(), y0.len()),
+            (1, contrastive::INNER_SAMPLES, contrastive::INNER_SAMPLES, 1)
+        );
+        let s = score.score(&x0[0], &y0[0]);
+        let want = [jackknife(to_text) - s, jackknife(to_image) - s];
+        assert!((term[0] - want[0]).abs() < 1e-12 && (term[1] - want[1]).abs() < 1e-12, "{term:?} against {want:?}");
+    }
+}
