@@ -901,8 +901,11 @@ fn monte_carlo_losses_have_one_term_per_sample_and_extend_reproducibly() {
 /// batches a Monte Carlo estimator drew what its terms must be.
 struct Recording<'m> {
     inner: Perturbed<Pmi<'m>>,
-    grids: std::sync::Mutex<Vec<(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>)>>,
+    grids: std::sync::Mutex<Vec<RecordedGrid>>,
 }
+
+/// The anchors, the candidates and the grid of scores returned for them.
+type RecordedGrid = (Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>);
 
 impl Score for Recording<'_> {
     fn name(&self) -> String {
