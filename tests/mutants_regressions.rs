@@ -982,3 +982,27 @@ fn monte_carlo_terms_are_the_losses_of_the_drawn_batches() {
         assert!((term[0] - want[0]).abs() < 1e-12 && (term[1] - want[1]).abs() < 1e-12, "{term:?} against {want:?}");
     }
 }
+
+/// `sample_induced` draws `y ∝ p(y) e^{S(x, y)}` by resampling a pool, with the weights shifted
+/// by the pool's largest score; a constant added to `S` changes neither `Q^S` nor (with the same
+/// random stream) a single draw, even at `S ± 500` where `e^S` overflows or underflows. Kills
+/// `v - top -> v + top` in `sample_induced` (its weights overflow to `∞` or underflow to 0).
+#[test]
+fn sample_induced_ignores_a_large_constant_shift() {
+    use jghm::score::ShiftOf;
+    let model = RandomSpec::symmetric(2, 3, 1, 8).build().unwrap();
+    let base = Perturbed { base: Pmi { model: &model }, amplitude: 0.8, seed: 3 };
+    let x = vec![1, 0, 1];
+    let draws = |score: &dyn Score| -> Vec<Vec<usize>> {
+        let mut rng = jghm::rng::stream(21, 0);
+        (0..40).map(|_| contrastive::sample_induced(&model, score, &x, 30, &mut rng)).collect()
+    };
+    let want = draws(&base);
+    let distinct: std::collections::BTreeSet<_> = want.iter().collect();
+    assert!(distinct.len() > 2, "the draws vary: {distinct:?}");
+    for amplitude in [500.0, -500.0] {
+        let shifted = Shifted { base: &base, of: ShiftOf::Constant, amplitude, seed: 0 };
+        assert!((shifted.score(&x, &want[0]) - base.score(&x, &want[0]) - amplitude).abs() < 1e-9);
+        assert_eq!(draws(&shifted), want, "S {amplitude:+}");
+    }
+}
