@@ -1006,3 +1006,16 @@ fn sample_induced_ignores_a_large_constant_shift() {
         assert_eq!(draws(&shifted), want, "S {amplitude:+}");
     }
 }
+
+/// `bp::fast::FLOOR`, built from its bit pattern (biased exponent `1023 - 960`, zero mantissa),
+/// is exactly the documented `2^-960`: a normal number, far above the subnormal range and far
+/// below any scaled maximum of a well-conditioned pass. Too high a floor would send every
+/// observation to the slow reference (the answers unchanged, so no accuracy test sees it); too
+/// low, none. Kills `1023 - 960 -> 1023 + 960` and `-> 1023 / 960` in `FLOOR`.
+#[test]
+fn fast_bp_floor_is_two_to_the_minus_960() {
+    use jghm::bp::fast::FLOOR;
+    assert_eq!(FLOOR, 0.5f64.powi(960));
+    assert_eq!(FLOOR.log2(), -960.0);
+    assert!(FLOOR.is_normal());
+}
