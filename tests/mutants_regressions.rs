@@ -1019,3 +1019,33 @@ fn fast_bp_floor_is_two_to_the_minus_960() {
     assert_eq!(FLOOR.log2(), -960.0);
     assert!(FLOOR.is_normal());
 }
+
+/// A tower of depth 2 for the leaf-table tests: a root of `root` states, `mid` nodes of 2
+/// states, `leaves` binary leaves under each; the text tower has depth 1 (never a table).
+fn leaf_table_model(root: usize, mid: usize, leaves: usize) -> jghm::model::Jghm {
+    use jghm::model::{Jghm, Level};
+    use nalgebra::DMatrix;
+    let rows = |n: usize| DMatrix::from_fn(n, 2, |a, b| if (a + b) % 2 == 0 { 0.7 } else { 0.3 });
+    let image = vec![Level { transitions: vec![rows(root); mid] }, Level { transitions: vec![rows(2); leaves] }];
+    let text = vec![Level { transitions: vec![rows(root); 2] }];
+    Jghm::new(vec![1.0 / root as f64; root], vec![], image, text).unwrap()
+}
+
+/// `FastBp` tabulates the parents-of-leaves messages exactly when the table fits its limits
+/// (`FastBp::has_leaf_table`, module doc of `bp::fast`): `V^m · parents · S ≤ 2^19` numbers
+/// (`2^16 · 4 · 2` fits, `2^16 · 5 · 2` does not), at most 64 states above the table (64 fits,
+/// 65 does not), a tower of depth at least 2, and for `for_batch(n)` at least one use per row on
+/// average (`2^16 · 4` rows, 4 parents of leaves: `n = 2^16` builds it, `2^16 - 1` does not).
+/// Kills `1 << 19 -> 1 >> 19` in `TABLE_BUDGET` (no table ever: same answers, slower).
+#[test]
+fn fast_bp_builds_its_leaf_table_exactly_within_its_limits() {
+    use jghm::bp::fast::FastBp;
+    let at_budget = leaf_table_model(2, 4, 16);
+    assert!(FastBp::new(&at_budget).has_leaf_table(Part::Image));
+    assert!(!FastBp::new(&at_budget).has_leaf_table(Part::Text), "a tower of depth 1 has no table");
+    assert!(FastBp::for_batch(&at_budget, 1 << 16).has_leaf_table(Part::Image));
+    assert!(!FastBp::for_batch(&at_budget, (1 << 16) - 1).has_leaf_table(Part::Image));
+    assert!(!FastBp::new(&leaf_table_model(2, 5, 16)).has_leaf_table(Part::Image), "above the budget");
+    assert!(FastBp::new(&leaf_table_model(64, 1, 1)).has_leaf_table(Part::Image));
+    assert!(!FastBp::new(&leaf_table_model(65, 1, 1)).has_leaf_table(Part::Image), "65 states above the table");
+}
