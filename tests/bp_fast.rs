@@ -178,6 +178,55 @@ fn t1_fast_impossible_observations_match_reference() {
     check_pmi(&model, &xs, &ys).unwrap();
 }
 
+/// Every pass of `fast`: posteriors of `xs` and of `ys`, PMI and `log p(x, y)` of the pairs.
+fn run_every_pass(fast: &FastBp, model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) {
+    fast_posteriors(fast, model, Part::Image, xs);
+    fast_posteriors(fast, model, Part::Text, ys);
+    let mut parts = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; xs.len()];
+    fast.pmi_into(xs, ys, &mut parts);
+    fast.log_pxy_into(xs, ys, &mut vec![0.0; xs.len()]);
+}
+
+/// T1 (fast path): the reference takes over only outside the probability domain's safe range.
+/// On the standard models (with and without a trunk, with leaf tables and without) no
+/// observation or pair falls back to it in any pass; with impossible image observations,
+/// exactly those fall back, once per pass that reads them (the image posteriors, the PMI,
+/// `log p(x, y)`). A fast path that fell back everywhere would still pass every accuracy test.
+#[test]
+fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
+    for (states, children, depth, shared_depth) in [(10, 3, 4, 0), (10, 3, 4, 1), (10, 6, 2, 0), (4, 2, 4, 2)] {
+        let mut spec = jghm::RandomSpec::symmetric(states, children, depth, 5);
+        spec.shared_depth = shared_depth;
+        let model = spec.build().unwrap();
+        let pairs = jghm::sample::sample_pairs(&model, 100, 11, false);
+        let xs: Vec<Vec<usize>> = pairs.iter().map(|p| p.image.clone()).collect();
+        let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
+        for fast in compilations(&model) {
+            run_every_pass(&fast, &model, &xs, &ys);
+            assert_eq!(fast.reference_fallbacks(), 0, "S = {states}, m = {children}, trunk depth {shared_depth}");
+        }
+    }
+    let psi_image = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 0.0]);
+    let psi_text = DMatrix::from_row_slice(2, 2, &[0.6, 0.4, 0.3, 0.7]);
+    let model = Jghm::new(
+        vec![0.4, 0.6],
+        vec![],
+        vec![Level { transitions: vec![psi_image.clone(), psi_image] }],
+        vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
+    )
+    .unwrap();
+    // Token 1 of the image is impossible: every third image.
+    let xs: Vec<Vec<usize>> = (0..LANES + 5).map(|i| if i % 3 == 0 { vec![0, 1] } else { vec![0, 0] }).collect();
+    let ys: Vec<Vec<usize>> = (0..LANES + 5).map(|i| vec![i % 2, 1]).collect();
+    let impossible = xs.iter().filter(|x| x[1] == 1).count();
+    assert_eq!(impossible, 13);
+    for fast in compilations(&model) {
+        run_every_pass(&fast, &model, &xs, &ys);
+        assert_eq!(fast.reference_fallbacks(), 3 * impossible);
+        assert_eq!(fast.clone().reference_fallbacks(), 3 * impossible, "a clone keeps the count");
+    }
+}
+
 /// The result of an observation does not depend on its batch nor on the number of threads:
 /// bit for bit.
 #[test]

@@ -32,7 +32,10 @@
 //! [`FLOOR`] (`2^-960`, only reached with products of near-zero transition entries or
 //! impossible evidence) would lose relative precision in the probability domain; its
 //! observation is recomputed by the log-domain [`super::Workspace`]. So the fast path returns
-//! the reference's answer (to round-off, tested to 1e-12 in `tests/bp_fast.rs`) on every input.
+//! the reference's answer (to round-off, tested to 1e-12 in `tests/bp_fast.rs`) on every input;
+//! [`FastBp::reference_fallbacks`] counts the observations it recomputed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -254,12 +257,26 @@ impl Mode {
 }
 
 /// A JGHM compiled for batched upward passes. Build once per model, use from many threads.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FastBp<'m> {
     model: &'m Jghm,
     trunk: Chain,
     image: Tower,
     text: Tower,
+    /// Observations (or pairs) the reference recomputed so far: [`FastBp::reference_fallbacks`].
+    fallbacks: AtomicUsize,
+}
+
+impl Clone for FastBp<'_> {
+    fn clone(&self) -> Self {
+        FastBp {
+            model: self.model,
+            trunk: self.trunk.clone(),
+            image: self.image.clone(),
+            text: self.text.clone(),
+            fallbacks: AtomicUsize::new(self.reference_fallbacks()),
+        }
+    }
 }
 
 /// Every buffer of one block's pass (one per worker, reused across blocks).
@@ -449,6 +466,7 @@ impl<'m> FastBp<'m> {
             image: Tower::new(model.levels(Part::Image), top, per_side),
             text: Tower::new(model.levels(Part::Text), top, per_side),
             trunk,
+            fallbacks: AtomicUsize::new(0),
         }
     }
 
@@ -640,6 +658,7 @@ impl FastBp<'_> {
             }
             return log_likelihood;
         }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         let tokens = one_side(part, obs);
         let log_likelihood = s.reference.upward(self.model, &tokens);
         if log_likelihood > f64::NEG_INFINITY {
@@ -697,6 +716,7 @@ impl FastBp<'_> {
                         out[start + l] = if self.trusted(s, l, sum) {
                             log_pxy
                         } else {
+                            self.fallbacks.fetch_add(1, Ordering::Relaxed);
                             s.reference.upward(self.model, &Tokens { image: Some(x[l]), text: Some(y[l]) })
                         };
                     }
@@ -712,6 +732,7 @@ impl FastBp<'_> {
         let parts = if self.trusted(s, l, sx.min(sy).min(sxy)) {
             (log_pxy, log_px, log_py)
         } else {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
             let up = |tokens: Tokens| s.reference.upward(self.model, &tokens);
             let mut up = up;
             (
@@ -744,5 +765,15 @@ impl FastBp<'_> {
     /// round-off, T1); only the cost differs.
     pub fn has_leaf_table(&self, part: Part) -> bool {
         self.tower(part).table.is_some()
+    }
+
+    /// How many observations (or pairs) the log-domain reference has recomputed since this
+    /// `FastBp` was built, summed over every call and thread: those that left the safe range
+    /// of the probability domain (a scaled maximum or a root sum below [`FLOOR`]: impossible
+    /// evidence, or products of near-zero transition entries). On a well-conditioned model it
+    /// stays 0; a fast path that fell back everywhere would give the same answers (T1) at the
+    /// reference's cost, and only this count shows it. A diagnostic for tests and benchmarks.
+    pub fn reference_fallbacks(&self) -> usize {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 }
