@@ -188,13 +188,16 @@ fn run_every_pass(fast: &FastBp, model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usiz
 }
 
 /// T1 (fast path): the reference takes over only outside the probability domain's safe range.
-/// On the standard models (with and without a trunk, with leaf tables and without) no
-/// observation or pair falls back to it in any pass; with impossible image observations,
+/// On the standard models (with and without a trunk, with leaf tables and without, and one of
+/// `3^7 = 2187` tokens a side, whose likelihoods near `4^-2187` underflow unless every node is
+/// rescaled) no observation or pair falls back to it in any pass; with impossible image observations,
 /// exactly those fall back, once per pass that reads them (the image posteriors, the PMI,
 /// `log p(x, y)`). A fast path that fell back everywhere would still pass every accuracy test.
 #[test]
 fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
-    for (states, children, depth, shared_depth) in [(10, 3, 4, 0), (10, 3, 4, 1), (10, 6, 2, 0), (4, 2, 4, 2)] {
+    for (states, children, depth, shared_depth) in
+        [(10, 3, 4, 0), (10, 3, 4, 1), (10, 6, 2, 0), (4, 2, 4, 2), (4, 3, 7, 0)]
+    {
         let mut spec = jghm::RandomSpec::symmetric(states, children, depth, 5);
         spec.shared_depth = shared_depth;
         let model = spec.build().unwrap();
