@@ -215,7 +215,7 @@ fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
         vec![0.4, 0.6],
         vec![],
         vec![Level { transitions: vec![psi_image.clone(), psi_image] }],
-        vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
+        vec![Level { transitions: vec![psi_text.clone(), psi_text.clone()] }],
     )
     .unwrap();
     // Token 1 of the image is impossible: every third image.
@@ -227,6 +227,22 @@ fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
         run_every_pass(&fast, &model, &xs, &ys);
         assert_eq!(fast.reference_fallbacks(), 3 * impossible);
         assert_eq!(fast.clone().reference_fallbacks(), 3 * impossible, "a clone keeps the count");
+    }
+    // Possible but below the floor: token 1 has probability 1e-300 < 2^-960 from both states,
+    // so the root's vector for an image with a 1 has its largest value there (the root sum,
+    // after rescaling, is fine): exactly those images fall back, and their answers are right.
+    let psi_rare = DMatrix::from_row_slice(2, 2, &[1.0, 1e-300, 1.0, 1e-300]);
+    let model = Jghm::new(
+        vec![0.4, 0.6],
+        vec![],
+        vec![Level { transitions: vec![psi_rare.clone(), psi_rare] }],
+        vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
+    )
+    .unwrap();
+    for fast in compilations(&model) {
+        let (_, ll) = fast_posteriors(&fast, &model, Part::Image, &xs);
+        assert_eq!(fast.reference_fallbacks(), impossible, "the images with a 1 fall back");
+        assert!((ll[0] - 1e-300f64.ln()).abs() < 1e-9 && ll[1] == 0.0, "{} {}", ll[0], ll[1]);
     }
 }
 
