@@ -240,9 +240,11 @@ fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
     )
     .unwrap();
     for fast in compilations(&model) {
-        let (_, ll) = fast_posteriors(&fast, &model, Part::Image, &xs);
+        let (post, ll) = fast_posteriors(&fast, &model, Part::Image, &xs);
         assert_eq!(fast.reference_fallbacks(), impossible, "the images with a 1 fall back");
         assert!((ll[0] - 1e-300f64.ln()).abs() < 1e-9 && ll[1] == 0.0, "{} {}", ll[0], ll[1]);
+        // Every state emits a 1 alike: the posterior is the prior, for the fallen-back image too.
+        assert!((post[0] - 0.4).abs() < 1e-12 && (post[1] - 0.6).abs() < 1e-12, "{:?}", &post[..2]);
     }
 }
 
