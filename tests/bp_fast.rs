@@ -155,20 +155,27 @@ fn t1_fast_equals_reference_near_deterministic() {
     }
 }
 
-/// Impossible observations (a token no state can emit) give a NaN posterior row, `-inf`
-/// log-likelihood and a NaN PMI, like the reference, without disturbing their block.
-#[test]
-fn t1_fast_impossible_observations_match_reference() {
-    // Token 1 of the image has probability 0 from every state.
-    let psi_image = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 0.0]);
+/// Root of 2 states (prior 0.4, 0.6), two binary image leaves that emit token 1 with
+/// probability `token_one` from either state (the row `[1, token_one]`: within the validation's
+/// tolerance for `token_one ≤ 1e-300`, or exactly 0), two text leaves of a generic matrix.
+fn two_leaf_model(token_one: f64) -> Jghm {
+    let psi_image = DMatrix::from_row_slice(2, 2, &[1.0, token_one, 1.0, token_one]);
     let psi_text = DMatrix::from_row_slice(2, 2, &[0.6, 0.4, 0.3, 0.7]);
-    let model = Jghm::new(
+    Jghm::new(
         vec![0.4, 0.6],
         vec![],
         vec![Level { transitions: vec![psi_image.clone(), psi_image] }],
         vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Impossible observations (a token no state can emit) give a NaN posterior row, `-inf`
+/// log-likelihood and a NaN PMI, like the reference, without disturbing their block.
+#[test]
+fn t1_fast_impossible_observations_match_reference() {
+    // Token 1 of the image has probability 0 from every state.
+    let model = two_leaf_model(0.0);
     let xs: Vec<Vec<usize>> = (0..LANES + 5).map(|i| if i % 3 == 0 { vec![0, 1] } else { vec![0, 0] }).collect();
     let ys: Vec<Vec<usize>> = (0..LANES + 5).map(|i| vec![i % 2, 1]).collect();
     let (post, ll) = fast_posteriors(&FastBp::new(&model), &model, Part::Image, &xs);
@@ -209,15 +216,7 @@ fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
             assert_eq!(fast.reference_fallbacks(), 0, "S = {states}, m = {children}, trunk depth {shared_depth}");
         }
     }
-    let psi_image = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 1.0, 0.0]);
-    let psi_text = DMatrix::from_row_slice(2, 2, &[0.6, 0.4, 0.3, 0.7]);
-    let model = Jghm::new(
-        vec![0.4, 0.6],
-        vec![],
-        vec![Level { transitions: vec![psi_image.clone(), psi_image] }],
-        vec![Level { transitions: vec![psi_text.clone(), psi_text.clone()] }],
-    )
-    .unwrap();
+    let model = two_leaf_model(0.0);
     // Token 1 of the image is impossible: every third image.
     let xs: Vec<Vec<usize>> = (0..LANES + 5).map(|i| if i % 3 == 0 { vec![0, 1] } else { vec![0, 0] }).collect();
     let ys: Vec<Vec<usize>> = (0..LANES + 5).map(|i| vec![i % 2, 1]).collect();
@@ -231,14 +230,7 @@ fn t1_fast_path_falls_back_to_the_reference_only_outside_the_safe_range() {
     // Possible but below the floor: token 1 has probability 1e-300 < 2^-960 from both states,
     // so the root's vector for an image with a 1 has its largest value there (the root sum,
     // after rescaling, is fine): exactly those images fall back, and their answers are right.
-    let psi_rare = DMatrix::from_row_slice(2, 2, &[1.0, 1e-300, 1.0, 1e-300]);
-    let model = Jghm::new(
-        vec![0.4, 0.6],
-        vec![],
-        vec![Level { transitions: vec![psi_rare.clone(), psi_rare] }],
-        vec![Level { transitions: vec![psi_text.clone(), psi_text] }],
-    )
-    .unwrap();
+    let model = two_leaf_model(1e-300);
     for fast in compilations(&model) {
         let (post, ll) = fast_posteriors(&fast, &model, Part::Image, &xs);
         assert_eq!(fast.reference_fallbacks(), impossible, "the images with a 1 fall back");
