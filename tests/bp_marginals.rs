@@ -106,24 +106,93 @@ proptest! {
     }
 }
 
-/// Sampled observations of generic models stay in the probability domain's safe range: the
-/// fast path itself answers (the oracle recomputes none), so the tests above test it.
+/// The marginals of `obs` for `batch`, and how many observations the oracle recomputed.
+fn run(batch: &BatchMarginals, obs: &[impl Observation + Sync]) -> (Vec<f64>, Vec<f64>, usize) {
+    let (mut out, mut ll) = (vec![0.0; obs.len() * batch.row_len()], vec![0.0; obs.len()]);
+    let recomputed = batch.marginals_into(obs, &mut out, &mut ll);
+    (out, ll, recomputed)
+}
+
+/// The probability-domain passes answer by themselves inside their safe range, and the oracle
+/// recomputes exactly the observations outside it (T1's item 3, module doc of
+/// `bp::marginals`). Without this, an arithmetic error that drove the fast numbers to zero
+/// would be answered by the oracle and every accuracy test above would pass.
+///
+/// Inside: sampled observations of generic models, given one side (the other tower empty in
+/// every lane), both sides, or mixed evidence (missing and soft leaves), for every node or a
+/// selection, and through the one-observation workspace. Outside: impossible images, and
+/// possible images whose leaf message is `10^-300 < 2^-960` from every state.
 #[test]
-fn the_fast_path_answers_sampled_observations_itself() {
+fn t1_batched_marginals_fall_back_to_the_oracle_only_outside_the_safe_range() {
     for (states, children, depth) in [(10, 3, 4), (4, 2, 6), (64, 2, 2)] {
         let model = jghm::RandomSpec::symmetric(states, children, depth, 3).build().unwrap();
         let pairs = sample_pairs(&model, 300, 4, false);
-        let tokens: Vec<Tokens> = pairs.iter().map(|p| Tokens { image: Some(&p.image), text: Some(&p.text) }).collect();
+        let images: Vec<Tokens> = pairs.iter().map(|p| one_side(Part::Image, &p.image)).collect();
+        let texts: Vec<Tokens> = pairs.iter().map(|p| one_side(Part::Text, &p.text)).collect();
+        let both: Vec<Tokens> = pairs.iter().map(|p| Tokens { image: Some(&p.image), text: Some(&p.text) }).collect();
+        let mixed: Vec<Evidence> = (0..50).map(|i| mixed_evidence(&model, 0x5EED ^ i)).collect();
+        let (all, some) = (BatchMarginals::new(&model), BatchMarginals::selected(&model, &some_nodes(&model, 7)));
         let n = model.tree().total_states;
-        let (mut out, mut ll) = (vec![0.0; tokens.len() * n], vec![0.0; tokens.len()]);
-        let recomputed = BatchMarginals::new(&model).marginals_into(&tokens, &mut out, &mut ll);
-        assert_eq!(recomputed, 0, "S={states} m={children} depth={depth}");
-        for (i, t) in tokens.iter().enumerate().step_by(37) {
-            for (a, b) in out[i * n..(i + 1) * n].iter().zip(flat_reference(&model, t)) {
-                assert!((a - b).abs() <= FAST, "S={states}: {a} vs {b}");
+        for batch in [&all, &some] {
+            let what = format!("S={states} m={children} depth={depth}, {} numbers a row", batch.row_len());
+            assert_eq!(run(batch, &images).2, 0, "images, {what}");
+            assert_eq!(run(batch, &texts).2, 0, "texts, {what}");
+            assert_eq!(run(batch, &mixed).2, 0, "mixed evidence, {what}");
+            let (out, _, recomputed) = run(batch, &both);
+            assert_eq!(recomputed, 0, "pairs, {what}");
+            if batch.row_len() == n {
+                for (i, t) in both.iter().enumerate().step_by(37) {
+                    for (a, b) in out[i * n..(i + 1) * n].iter().zip(flat_reference(&model, t)) {
+                        assert!((a - b).abs() <= FAST, "{what}: {a} vs {b}");
+                    }
+                }
             }
         }
+        let mut workspace = jghm::bp::marginals::MarginalWorkspace::new(&model);
+        let mut row = vec![0.0; n];
+        assert!(mixed.iter().all(|ev| workspace.marginals_into(ev, &mut row)), "workspace, S={states}");
     }
+    // Two image leaves; token 1 is emitted with probability `token_one` from both root states.
+    let two_leaves = |token_one: f64| {
+        let json = format!(
+            r#"{{"prior":[0.4,0.6],
+            "image":[{{"transitions":[[[{a},{token_one}],[{a},{token_one}]],[[{a},{token_one}],[{a},{token_one}]]]}}],
+            "text":[{{"transitions":[[[0.6,0.4],[0.3,0.7]]]}}]}}"#,
+            a = 1.0 - token_one
+        );
+        Jghm::from_json(&json).unwrap()
+    };
+    let xs: Vec<Vec<usize>> = (0..2 * LANES + 3).map(|i| vec![0, usize::from(i % 3 == 0)]).collect();
+    let with_a_one = xs.iter().filter(|x| x[1] == 1).count();
+    assert_eq!(with_a_one, 7);
+    let model = two_leaves(0.0);
+    let images: Vec<Tokens> = xs.iter().map(|x| one_side(Part::Image, x)).collect();
+    let n = model.tree().total_states;
+    let (out, ll, recomputed) = run(&BatchMarginals::new(&model), &images);
+    assert_eq!(recomputed, with_a_one, "the impossible images, and only they");
+    for (i, x) in xs.iter().enumerate() {
+        let row = &out[i * n..(i + 1) * n];
+        assert_eq!(row.iter().all(|v| v.is_nan()), x[1] == 1, "image {i}: {row:?}");
+        assert_eq!(ll[i] == f64::NEG_INFINITY, x[1] == 1, "image {i}: {}", ll[i]);
+    }
+    // Possible, but below the floor: the images with a 1, whose answers are the oracle's.
+    let model = two_leaves(1e-300);
+    let (out, ll, recomputed) = run(&BatchMarginals::new(&model), &images);
+    assert_eq!(recomputed, with_a_one, "the images with a 1, and only they");
+    for (i, t) in images.iter().enumerate() {
+        let row = &out[i * n..(i + 1) * n];
+        // Both states emit a 1 alike: the root's marginal is the prior.
+        assert!((row[0] - 0.4).abs() < 1e-12 && (row[1] - 0.6).abs() < 1e-12, "image {i}: {row:?}");
+        for (a, b) in row.iter().zip(flat_reference(&model, t)) {
+            assert!((a - b).abs() <= FAST, "image {i}: {a} vs {b}");
+        }
+        let expected = if xs[i][1] == 1 { 1e-300f64.ln() } else { 0.0 };
+        assert!((ll[i] - expected).abs() < 1e-9, "image {i}: log p {} vs {expected}", ll[i]);
+    }
+    let mut workspace = jghm::bp::marginals::MarginalWorkspace::new(&model);
+    let mut row = vec![0.0; n];
+    assert!(workspace.marginals_into(&images[1], &mut row), "an image without a 1 is in range");
+    assert!(!workspace.marginals_into(&images[0], &mut row), "an image with a 1 is not");
 }
 
 #[test]
