@@ -124,7 +124,8 @@ fn run(batch: &BatchMarginals, obs: &[impl Observation + Sync]) -> (Vec<f64>, Ve
 /// possible images whose leaf message is `10^-300 < 2^-960` from every state.
 #[test]
 fn t1_batched_marginals_fall_back_to_the_oracle_only_outside_the_safe_range() {
-    for (states, children, depth) in [(10, 3, 4), (4, 2, 6), (64, 2, 2)] {
+    // (4, 3, 7): 2187 leaves a side, `p(x)` near `4^-2187`, far below the smallest double.
+    for (states, children, depth) in [(10, 3, 4), (4, 2, 6), (64, 2, 2), (4, 3, 7)] {
         let model = jghm::RandomSpec::symmetric(states, children, depth, 3).build().unwrap();
         let pairs = sample_pairs(&model, 300, 4, false);
         let images: Vec<Tokens> = pairs.iter().map(|p| one_side(Part::Image, &p.image)).collect();
@@ -189,6 +190,11 @@ fn t1_batched_marginals_fall_back_to_the_oracle_only_outside_the_safe_range() {
         let expected = if xs[i][1] == 1 { 1e-300f64.ln() } else { 0.0 };
         assert!((ll[i] - expected).abs() < 1e-9, "image {i}: log p {} vs {expected}", ll[i]);
     }
+    // The root alone: no outside vector below it is formed (whose normaliser would fall below
+    // the floor too), so the root's scaled maximum is what sends these lanes to the oracle.
+    let (root, _, recomputed) = run(&BatchMarginals::selected(&model, &[0]), &images);
+    assert_eq!(recomputed, with_a_one, "the images with a 1, root only");
+    assert!(root.chunks(2).all(|r| (r[0] - 0.4).abs() < 1e-12 && (r[1] - 0.6).abs() < 1e-12), "{root:?}");
     let mut workspace = jghm::bp::marginals::MarginalWorkspace::new(&model);
     let mut row = vec![0.0; n];
     assert!(workspace.marginals_into(&images[1], &mut row), "an image without a 1 is in range");
