@@ -242,11 +242,7 @@ fn lanes_to_rows(block: &[Row], rows: &mut [f64], stride: usize, used: usize) {
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { lanes_to_rows_avx2(block, rows, stride, used) };
     }
-    for (i, r) in block.iter().enumerate() {
-        for l in 0..used {
-            rows[l * stride + i] = r[l];
-        }
-    }
+    lanes_to_rows_portable(block, rows, stride, used);
 }
 
 /// `block[i][l] = rows[l · stride + i]` for every lane: one row per observation to
@@ -257,11 +253,7 @@ fn rows_to_lanes(rows: &[f64], stride: usize, block: &mut [Row]) {
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { rows_to_lanes_avx2(rows, stride, block) };
     }
-    for (i, r) in block.iter_mut().enumerate() {
-        for l in 0..LANES {
-            r[l] = rows[l * stride + i];
-        }
-    }
+    rows_to_lanes_portable(rows, stride, block);
 }
 
 /// The 4 × 4 transpose of four vectors of four numbers (unpack pairs, then swap halves).
@@ -887,5 +879,88 @@ impl<'m> MarginalWorkspace<'m> {
         // Lane 0 only: `out` holds one row.
         lanes_to_rows(&self.scratch.block, out, self.batch.row_len, 1);
         trusted[0]
+    }
+}
+
+/// [`lanes_to_rows`] without AVX2: one number at a time.
+fn lanes_to_rows_portable(block: &[Row], rows: &mut [f64], stride: usize, used: usize) {
+    for (i, r) in block.iter().enumerate() {
+        for l in 0..used {
+            rows[l * stride + i] = r[l];
+        }
+    }
+}
+
+/// [`rows_to_lanes`] without AVX2: one number at a time.
+fn rows_to_lanes_portable(rows: &[f64], stride: usize, block: &mut [Row]) {
+    for (i, r) in block.iter_mut().enumerate() {
+        for l in 0..LANES {
+            r[l] = rows[l * stride + i];
+        }
+    }
+}
+
+/// The two transposes, both paths (the AVX2 one runs only where the CPU has it, the portable
+/// one only where it does not: each is checked here against the definition, on any CPU).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type ToRows = fn(&[Row], &mut [f64], usize, usize);
+    type ToLanes = fn(&[f64], usize, &mut [Row]);
+
+    /// A distinct number per position, so that a misplaced move is seen.
+    fn numbered_block(states: usize) -> Vec<Row> {
+        (0..states).map(|i| std::array::from_fn(|l| (100 * i + l) as f64 + 0.5)).collect()
+    }
+
+    /// Every block length around the 4 × 4 tiles, every lane count, a stride longer than the
+    /// block: `rows[l · stride + i] = block[i][l]` for `l < used`, and nothing else written.
+    #[test]
+    fn lanes_to_rows_moves_each_number_to_its_row() {
+        let mut paths: Vec<(&str, ToRows)> = vec![("portable", lanes_to_rows_portable)];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            paths.push(("avx2", |b, r, s, u| unsafe { lanes_to_rows_avx2(b, r, s, u) }));
+        }
+        for (path, transpose) in paths {
+            for states in 1..=9 {
+                let (block, stride) = (numbered_block(states), states + 2);
+                for used in 1..=LANES {
+                    let mut rows = vec![-1.0; LANES * stride];
+                    transpose(&block, &mut rows, stride, used);
+                    for (at, &v) in rows.iter().enumerate() {
+                        let (l, i) = (at / stride, at % stride);
+                        let want = if l < used && i < states { block[i][l] } else { -1.0 };
+                        assert_eq!(v, want, "{path}: {states} states, {used} lanes, lane {l} state {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse: `block[i][l] = rows[l · stride + i]` for every lane.
+    #[test]
+    fn rows_to_lanes_moves_each_number_to_its_lane() {
+        let mut paths: Vec<(&str, ToLanes)> = vec![("portable", rows_to_lanes_portable)];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            paths.push(("avx2", |r, s, b| unsafe { rows_to_lanes_avx2(r, s, b) }));
+        }
+        for (path, transpose) in paths {
+            for states in 1..=9 {
+                let stride = states + 2;
+                let rows: Vec<f64> = (0..LANES * stride).map(|at| at as f64 + 0.25).collect();
+                let mut block = vec![[-1.0; LANES]; states];
+                transpose(&rows, stride, &mut block);
+                for (i, r) in block.iter().enumerate() {
+                    for (l, &v) in r.iter().enumerate() {
+                        assert_eq!(v, rows[l * stride + i], "{path}: {states} states, lane {l} state {i}");
+                    }
+                }
+            }
+        }
     }
 }
