@@ -85,16 +85,24 @@ fn check_pmi(model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Result<(), T
 fn check_pmi_with(fast: &FastBp, model: &Jghm, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Result<(), TestCaseError> {
     let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; xs.len()];
     fast.pmi_into(xs, ys, &mut out);
+    // `log_pxy_into` is the same pair pass reading only the joint channel.
+    let mut log_pxy = vec![0.0; xs.len()];
+    fast.log_pxy_into(xs, ys, &mut log_pxy);
     for (i, (x, y)) in xs.iter().zip(ys).enumerate() {
         let f = out[i];
         match bp::pmi(model, x, y) {
             Ok(r) => {
                 prop_assert!(close(f.log_pxy, r.log_pxy), "{i}: log p(x, y) {} vs {}", f.log_pxy, r.log_pxy);
+                prop_assert!(close(log_pxy[i], r.log_pxy), "{i}: log_pxy_into {} vs {}", log_pxy[i], r.log_pxy);
                 prop_assert!(close(f.log_px, r.log_px), "{i}: log p(x) {} vs {}", f.log_px, r.log_px);
                 prop_assert!(close(f.log_py, r.log_py), "{i}: log p(y) {} vs {}", f.log_py, r.log_py);
                 prop_assert!(close(f.pmi, r.pmi), "{i}: PMI {} fast vs {} reference", f.pmi, r.pmi);
             }
-            Err(_) => prop_assert!(f.pmi.is_nan() && f.log_pxy == f64::NEG_INFINITY, "{i}: impossible pair: {f:?}"),
+            Err(_) => prop_assert!(
+                f.pmi.is_nan() && f.log_pxy == f64::NEG_INFINITY && log_pxy[i] == f64::NEG_INFINITY,
+                "{i}: impossible pair: {f:?}, log_pxy_into {}",
+                log_pxy[i]
+            ),
         }
     }
     Ok(())
