@@ -106,6 +106,26 @@ proptest! {
     }
 }
 
+/// Pairs with the `part` tower the same in every lane (observed everywhere, or missing
+/// everywhere: read in bulk) and the other observed in every other lane (read leaf by leaf).
+fn one_side_whole(pairs: &[jghm::sample::Pair], part: Part, observed: bool) -> Vec<Tokens<'_>> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (whole, other) = match part {
+                Part::Image => (&p.image, &p.text),
+                _ => (&p.text, &p.image),
+            };
+            let (whole, other) = (observed.then_some(&whole[..]), (i % 2 == 0).then_some(&other[..]));
+            match part {
+                Part::Image => Tokens { image: whole, text: other },
+                _ => Tokens { image: other, text: whole },
+            }
+        })
+        .collect()
+}
+
 /// The marginals of `obs` for `batch`, and how many observations the oracle recomputed.
 fn run(batch: &BatchMarginals, obs: &[impl Observation + Sync]) -> (Vec<f64>, Vec<f64>, usize) {
     let (mut out, mut ll) = (vec![0.0; obs.len() * batch.row_len()], vec![0.0; obs.len()]);
@@ -139,6 +159,11 @@ fn t1_batched_marginals_fall_back_to_the_oracle_only_outside_the_safe_range() {
             assert_eq!(run(batch, &images).2, 0, "images, {what}");
             assert_eq!(run(batch, &texts).2, 0, "texts, {what}");
             assert_eq!(run(batch, &mixed).2, 0, "mixed evidence, {what}");
+            for (part, observed) in [(Part::Image, true), (Part::Image, false), (Part::Text, true), (Part::Text, false)]
+            {
+                let tokens = one_side_whole(&pairs[..50], part, observed);
+                assert_eq!(run(batch, &tokens).2, 0, "{part:?} whole (observed: {observed}), {what}");
+            }
             let (out, _, recomputed) = run(batch, &both);
             assert_eq!(recomputed, 0, "pairs, {what}");
             if batch.row_len() == n {
@@ -326,6 +351,52 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// One tower the same in every lane (every leaf observed, or every leaf missing: read in
+    /// bulk) and the other observed in every other lane (read leaf by leaf), both ways round:
+    /// the bulk reading of one side must not stand in for the other's.
+    #[test]
+    fn batched_marginals_with_one_side_whole_and_the_other_mixed(model in arb_model(), seed in any::<u64>()) {
+        let pairs = sample_pairs(&model, LANES + 3, seed, false);
+        let n = model.tree().total_states;
+        for (part, observed) in [(Part::Image, true), (Part::Image, false), (Part::Text, true), (Part::Text, false)] {
+            let tokens = one_side_whole(&pairs, part, observed);
+            let (out, ll, _) = run(&BatchMarginals::new(&model), &tokens);
+            for (i, t) in tokens.iter().enumerate() {
+                check_row(&model, t, &out[i * n..(i + 1) * n], ll[i])?;
+            }
+        }
+    }
+}
+
+/// `fold_chunks` hands over every block once, in order within its chunk, with the index of its
+/// first observation, and the same rows and `log p` as `marginals_into`, over several chunks.
+#[test]
+fn fold_chunks_streams_each_block_with_its_first_index() {
+    let model = jghm::RandomSpec::symmetric(4, 2, 3, 6).build().unwrap();
+    let pairs = sample_pairs(&model, 2 * jghm::bp::CHUNK + 13, 8, false);
+    let images: Vec<Tokens> = pairs.iter().map(|p| one_side(Part::Image, &p.image)).collect();
+    let batch = BatchMarginals::selected(&model, &model.tree().text_leaves);
+    let n = batch.row_len();
+    let (out, ll, _) = run(&batch, &images);
+    let chunks = batch.fold_chunks(&images, Vec::new, |mut acc, first, rows, lls| {
+        acc.push((first, rows.to_vec(), lls.to_vec()));
+        acc
+    });
+    assert_eq!(chunks.len(), 3, "three chunks");
+    let mut next = 0;
+    for (first, rows, lls) in chunks.into_iter().flatten() {
+        assert_eq!(first, next, "blocks in order, none skipped");
+        assert_eq!(rows.len(), lls.len() * n);
+        assert_eq!(rows, out[first * n..first * n + rows.len()], "rows of the block at {first}");
+        assert_eq!(lls, ll[first..first + lls.len()], "log p of the block at {first}");
+        next += lls.len();
+    }
+    assert_eq!(next, images.len());
 }
 
 #[test]
