@@ -154,3 +154,32 @@ fn random_family_rejects_nonsense() {
         assert!(matches!(spec.build(), Err(ModelError::Spec(_))), "{spec:?}");
     }
 }
+
+/// `R` is a row-wise softmax of `s·N`: at flip 1 (`Ψ = R`) its rows sum to 1, centred
+/// log-rows scale linearly with `s` (the same normals for the same seed), and `s = 0` gives the
+/// uniform rows `1/V`; at flip 0 each row of the towers' last level (`V ≠ S`) holds one 1.
+#[test]
+fn random_family_noise_is_a_softmax_of_scaled_normals() {
+    let spec = |scale: f64, flip: f64| RandomSpec { scale, flip, vocab: 5, ..RandomSpec::symmetric(3, 2, 2, 21) };
+    let last = |scale: f64, flip: f64| spec(scale, flip).build().unwrap().levels(Part::Text)[1].transitions[0].clone();
+    let centred_log_rows = |m: &nalgebra::DMatrix<f64>| {
+        let logs = m.map(f64::ln);
+        let means = logs.column_mean();
+        nalgebra::DMatrix::from_fn(m.nrows(), m.ncols(), |a, b| logs[(a, b)] - means[a])
+    };
+    let (r1, r2) = (last(1.5, 1.0), last(3.0, 1.0));
+    for r in [&r1, &r2] {
+        for a in 0..3 {
+            assert!((r.row(a).sum() - 1.0).abs() < 1e-15, "row {a} sums to {}", r.row(a).sum());
+        }
+    }
+    let (c1, c2) = (centred_log_rows(&r1), centred_log_rows(&r2));
+    assert!(c1.abs().max() > 0.1, "the noise is not flat");
+    assert!((c2 - c1 * 2.0).abs().max() < 1e-12, "doubling s doubles the logits");
+    assert!(last(0.0, 1.0).iter().all(|&v| (v - 0.2).abs() < 1e-15), "s = 0: uniform over V = 5");
+    let p = last(1.5, 0.0);
+    for a in 0..3 {
+        assert_eq!(p.row(a).iter().filter(|&&v| v == 1.0).count(), 1, "row {a}: {p}");
+        assert_eq!(p.row(a).iter().filter(|&&v| v == 0.0).count(), 4, "row {a}: {p}");
+    }
+}
