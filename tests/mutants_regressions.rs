@@ -1049,3 +1049,24 @@ fn fast_bp_builds_its_leaf_table_exactly_within_its_limits() {
     assert!(FastBp::new(&leaf_table_model(64, 1, 1)).has_leaf_table(Part::Image));
     assert!(!FastBp::new(&leaf_table_model(65, 1, 1)).has_leaf_table(Part::Image), "65 states above the table");
 }
+
+/// `PosteriorEncoder` gives NaN for an impossible sequence, in every entry: also at a separator
+/// state of prior 0, where `exp(ln 0 + h - log p)` would be a plausible-looking 0. The model's
+/// third root state has prior 0 and is the only one that emits image token 2. Kills `> → >=`
+/// in `encode` and `encode_all` (`log p > -∞` before the posterior is computed).
+#[test]
+fn posterior_encoder_rows_of_impossible_sequences_are_all_nan() {
+    let json = r#"{"prior":[0.5,0.5,0.0],
+        "image":[{"transitions":[[[0.5,0.5,0.0],[0.25,0.75,0.0],[0.0,0.0,1.0]]]}],
+        "text":[{"transitions":[[[0.6,0.4],[0.3,0.7],[0.5,0.5]]]}]}"#;
+    let model = jghm::model::Jghm::from_json(json).unwrap();
+    let encoder = PosteriorEncoder { model: &model, part: Part::Image, cut: Cut::separator(&model).unwrap() };
+    let bits =
+        |rows: &[Vec<f64>]| -> Vec<Vec<u64>> { rows.iter().map(|r| r.iter().map(|v| v.to_bits()).collect()).collect() };
+    let one_by_one = [encoder.encode(&[2]), encoder.encode(&[0])];
+    assert!(one_by_one[0].iter().all(|v| v.is_nan()), "impossible: {:?}", one_by_one[0]);
+    // The possible image: p(z | x = 0) ∝ (0.5 · 0.5, 0.5 · 0.25, 0) = (2/3, 1/3, 0).
+    let want = [2.0 / 3.0, 1.0 / 3.0, 0.0];
+    assert!(one_by_one[1].iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-15), "{:?}", one_by_one[1]);
+    assert_eq!(bits(&encoder.encode_all(&[vec![2], vec![0]])), bits(&one_by_one), "encode_all");
+}
