@@ -155,6 +155,36 @@ fn random_family_rejects_nonsense() {
     }
 }
 
+/// Each field is checked on its own: one bad field among good ones is refused, whichever it
+/// is, and the edges of the flip and the scale are accepted.
+#[test]
+fn random_family_checks_each_field() {
+    let good = RandomSpec { shared_depth: 1, ..RandomSpec::symmetric(3, 2, 2, 1) };
+    let bad = [
+        RandomSpec { states: 0, ..good.clone() },
+        RandomSpec { vocab: 0, ..good.clone() },
+        RandomSpec { children: 0, ..good.clone() },
+        RandomSpec { text_children: 0, ..good.clone() },
+        RandomSpec { shared_children: 0, ..good.clone() },
+        RandomSpec { depth: 0, ..good.clone() },
+        RandomSpec { text_depth: 0, ..good.clone() },
+        RandomSpec { flip: -0.1, ..good.clone() },
+        RandomSpec { flip: f64::NAN, ..good.clone() },
+        RandomSpec { scale: -1.0, ..good.clone() },
+        RandomSpec { scale: f64::INFINITY, ..good.clone() },
+    ];
+    for spec in bad {
+        assert!(matches!(spec.build(), Err(ModelError::Spec(_))), "{spec:?}");
+    }
+    for spec in [
+        RandomSpec { flip: 0.0, scale: 0.0, ..good.clone() },
+        RandomSpec { flip: 1.0, ..good.clone() },
+        RandomSpec { shared_depth: 0, ..good },
+    ] {
+        assert!(spec.build().is_ok(), "{spec:?}");
+    }
+}
+
 /// `R` is a row-wise softmax of `s·N`: at flip 1 (`Ψ = R`) its rows sum to 1, centred
 /// log-rows scale linearly with `s` (the same normals for the same seed), and `s = 0` gives the
 /// uniform rows `1/V`; at flip 0 each row of the towers' last level (`V ≠ S`) holds one 1.
