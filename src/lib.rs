@@ -9,6 +9,7 @@
 //! | [`model`] | JGHM types, JSON format and validation | §1 |
 //! | [`random_family`] | the standard random family | §1 |
 //! | [`sample`] | seeded ancestral sampling | §1 |
+//! | [`files`] | reading a model, writing a result atomically | |
 //! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
 //! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
 //! | [`emulate`] | a transformer with explicit weights that computes BP | T11 |
@@ -19,8 +20,9 @@
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
 //! | [`downstream`] | zero-shot classification, text from an image, conditional diffusion, with exact references | T8-T10 |
 //! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
-//! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals, their figures | T12, T3 |
-//! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks, its figures | §8 |
+//! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals | T12, T3 |
+//! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | §8 |
+//! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
@@ -32,6 +34,7 @@ pub mod downstream;
 pub mod emulate;
 pub mod eval;
 pub mod evidence;
+pub mod files;
 pub mod info;
 pub mod learn;
 pub mod logspace;

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use super::lanes::{self, dispatch};
 use super::{PmiParts, Tokens, Workspace, CHUNK};
 use crate::model::{Jghm, Level, Part};
 
@@ -363,31 +364,6 @@ fn lookup_impl(table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; L
     }
 }
 
-/// `ĥ ← ĥ 2^{-e}` with `e` the exponent making `max_b ĥ(b) ∈ [1/2, 1)`, per lane; adds `e`
-/// to the lane's exponent and keeps the smallest maximum met.
-#[inline(always)]
-fn rescale_impl(h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]) {
-    let mut max = [0.0f64; LANES];
-    for row in h.iter() {
-        for l in 0..LANES {
-            max[l] = if row[l] > max[l] { row[l] } else { max[l] };
-        }
-    }
-    let mut scale = [0.0f64; LANES];
-    for l in 0..LANES {
-        // max = 1.f × 2^(biased - 1023), so max × 2^(1022 - biased) ∈ [1/2, 1).
-        let biased = (max[l].to_bits() >> 52) as i64;
-        scale[l] = f64::from_bits(((2045 - biased) as u64) << 52);
-        exponent[l] += biased - 1022;
-        smallest[l] = if max[l] < smallest[l] { max[l] } else { smallest[l] };
-    }
-    for row in h.iter_mut() {
-        for l in 0..LANES {
-            row[l] *= scale[l];
-        }
-    }
-}
-
 /// Absorbs a child's message into its parent: `ĥ_v(a) ← ĥ_v(a) Σ_b Ψ(a, b) ĥ_u(b)`.
 #[inline(always)]
 fn absorb_impl(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]) {
@@ -407,42 +383,10 @@ fn absorb_impl(parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64])
     }
 }
 
-/// Each kernel twice: compiled for the baseline CPU, and with AVX2 (4 lanes per instruction),
-/// chosen at run time. Both execute the same IEEE operations in the same order (Rust never
-/// fuses a multiply and an add on its own), so their results are identical bit for bit.
-macro_rules! dispatch {
-    ($name:ident, $avx2:ident, $imp:ident, ($($arg:ident: $ty:ty),*)) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $avx2($($arg: $ty),*) {
-            $imp($($arg),*)
-        }
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                return unsafe { $avx2($($arg),*) };
-            }
-            $imp($($arg),*)
-        }
-    };
-}
-
-pub(crate) use dispatch;
-
-dispatch!(rescale, rescale_avx2, rescale_impl, (h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], smallest: &mut [f64; LANES]));
+dispatch!(rescale, rescale_avx2, lanes::rescale_impl, (h: &mut [[f64; LANES]], exponent: Option<&mut [i64; LANES]>, smallest: &mut [f64; LANES]));
+dispatch!(product, product_avx2, lanes::product_impl, (out: &mut [[f64; LANES]], a: &[[f64; LANES]], b: &[[f64; LANES]]));
 dispatch!(absorb, absorb_avx2, absorb_impl, (parent: &mut [[f64; LANES]], child: &[[f64; LANES]], psi: &[f64]));
 dispatch!(lookup, lookup_avx2, lookup_impl, (table: &LeafTable, h: &mut [[f64; LANES]], exponent: &mut [i64; LANES], codes: &[[u32; LANES]]));
-
-/// `out ← a ⊙ b`, lane by lane.
-#[inline(always)]
-fn product_into(out: &mut [[f64; LANES]], a: &[[f64; LANES]], b: &[[f64; LANES]]) {
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        for l in 0..LANES {
-            o[l] = x[l] * y[l];
-        }
-    }
-}
 
 impl<'m> FastBp<'m> {
     /// Compiles `model` (copies its matrices into the layouts the passes read, and tabulates
@@ -525,7 +469,7 @@ impl<'m> FastBp<'m> {
                 absorb(&mut up[k][..states], &down[0][..level.states], psi);
             }
         }
-        rescale(&mut s.tower[k][..states], &mut s.exponent[3], &mut s.smallest);
+        rescale(&mut s.tower[k][..states], Some(&mut s.exponent[3]), &mut s.smallest);
     }
 
     /// The trunk node at depth `k` whose first trunk leaf is `first`: leaves each channel's `ĥ`
@@ -548,7 +492,7 @@ impl<'m> FastBp<'m> {
             }
         }
         for c in 0..mode.channels() {
-            rescale(&mut s.trunk[k][c][..states], &mut s.exponent[c], &mut s.smallest);
+            rescale(&mut s.trunk[k][c][..states], Some(&mut s.exponent[c]), &mut s.smallest);
         }
     }
 
@@ -575,8 +519,8 @@ impl<'m> FastBp<'m> {
         if mode == Mode::Pair {
             // h_{xy}(a) = h_x(a) h_y(a): X ⟂ Y given the trunk leaf.
             let [hx, hy, hxy] = &mut s.trunk[k][..3] else { unreachable!("three channels") };
-            product_into(&mut hxy[..states], &hx[..states], &hy[..states]);
-            rescale(&mut hxy[..states], &mut s.exponent[2], &mut s.smallest);
+            product(&mut hxy[..states], &hx[..states], &hy[..states]);
+            rescale(&mut hxy[..states], Some(&mut s.exponent[2]), &mut s.smallest);
         }
     }
 

@@ -38,6 +38,7 @@
 use rayon::prelude::*;
 
 use crate::bp::fast::FLOOR;
+use crate::bp::lanes::{self, dispatch};
 use crate::bp::{self, LeafView, Observation, Tokens, CHUNK};
 use crate::model::{Jghm, Part};
 
@@ -154,56 +155,6 @@ fn matvec_impl(out: &mut [Row], m: &[f64], x: &[Row]) {
     }
 }
 
-/// `v ← v 2^{-e}` per lane with `max v ∈ [1/2, 1)`; adds `e` to `exponent` (if given) and keeps
-/// the smallest maximum.
-#[inline(always)]
-fn rescale_impl(v: &mut [Row], exponent: Option<&mut [i64; LANES]>, smallest: &mut [f64; LANES]) {
-    let mut max = [0.0f64; LANES];
-    for row in v.iter() {
-        for l in 0..LANES {
-            max[l] = if row[l] > max[l] { row[l] } else { max[l] };
-        }
-    }
-    let mut scale = [0.0f64; LANES];
-    let mut e = [0i64; LANES];
-    for l in 0..LANES {
-        // max = 1.f × 2^(biased - 1023), so max × 2^(1022 - biased) ∈ [1/2, 1); a zero or
-        // subnormal maximum (biased = 0) is caught by the floor and recomputed by the oracle.
-        let biased = ((max[l].to_bits() >> 52) as i64).clamp(1, 2046);
-        scale[l] = f64::from_bits(((2045 - biased) as u64) << 52);
-        e[l] = biased - 1022;
-        smallest[l] = if max[l] < smallest[l] { max[l] } else { smallest[l] };
-    }
-    if let Some(exponent) = exponent {
-        exponent.iter_mut().zip(e).for_each(|(acc, e)| *acc += e);
-    }
-    for row in v.iter_mut() {
-        for l in 0..LANES {
-            row[l] *= scale[l];
-        }
-    }
-}
-
-/// `acc ← acc ⊙ x`.
-#[inline(always)]
-fn mul_impl(acc: &mut [Row], x: &[Row]) {
-    for (a, b) in acc.iter_mut().zip(x) {
-        for l in 0..LANES {
-            a[l] *= b[l];
-        }
-    }
-}
-
-/// `out ← x ⊙ y`.
-#[inline(always)]
-fn product_impl(out: &mut [Row], x: &[Row], y: &[Row]) {
-    for ((o, a), b) in out.iter_mut().zip(x).zip(y) {
-        for l in 0..LANES {
-            o[l] = a[l] * b[l];
-        }
-    }
-}
-
 /// `v ← v / Σ_b v(b)` per lane, keeping the smallest sum met (the floor check; a sum that is
 /// not finite makes `smallest` NaN, which fails the check too).
 #[inline(always)]
@@ -228,11 +179,11 @@ fn normalise_impl(v: &mut [Row], smallest: &mut [f64; LANES]) {
     }
 }
 
-crate::bp::fast::dispatch!(matvec, matvec_avx2, matvec_impl, (out: &mut [Row], m: &[f64], x: &[Row]));
-crate::bp::fast::dispatch!(rescale, rescale_avx2, rescale_impl, (v: &mut [Row], exponent: Option<&mut [i64; LANES]>, smallest: &mut [f64; LANES]));
-crate::bp::fast::dispatch!(mul, mul_avx2, mul_impl, (acc: &mut [Row], x: &[Row]));
-crate::bp::fast::dispatch!(product, product_avx2, product_impl, (out: &mut [Row], x: &[Row], y: &[Row]));
-crate::bp::fast::dispatch!(normalise, normalise_avx2, normalise_impl, (v: &mut [Row], smallest: &mut [f64; LANES]));
+dispatch!(matvec, matvec_avx2, matvec_impl, (out: &mut [Row], m: &[f64], x: &[Row]));
+dispatch!(rescale, rescale_avx2, lanes::rescale_impl, (v: &mut [Row], exponent: Option<&mut [i64; LANES]>, smallest: &mut [f64; LANES]));
+dispatch!(mul, mul_avx2, lanes::mul_impl, (acc: &mut [Row], x: &[Row]));
+dispatch!(product, product_avx2, lanes::product_impl, (out: &mut [Row], x: &[Row], y: &[Row]));
+dispatch!(normalise, normalise_avx2, normalise_impl, (v: &mut [Row], smallest: &mut [f64; LANES]));
 
 /// `rows[l · stride + i] = block[i][l]` for lanes `l < used`: batch-major to one row per
 /// observation. Moves only, so every path gives the same numbers.

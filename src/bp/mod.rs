@@ -22,6 +22,7 @@
 
 pub mod brute_force;
 pub mod fast;
+mod lanes;
 pub mod marginals;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};

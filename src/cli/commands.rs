@@ -3,10 +3,10 @@
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use super::files::{load_model, write_atomic};
 use super::*;
 use crate::bp::{self, BpError};
 use crate::evidence::{parse_tokens, Evidence};
+use crate::files::{load_model, write_atomic};
 use crate::model::{Jghm, Part};
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
@@ -66,7 +66,7 @@ fn model_random(a: &RandomArgs) -> Result<()> {
     let model = spec.build()?;
     let text = model.to_json();
     match &a.out {
-        Some(path) => write_atomic(path, format!("{text}\n").as_bytes()),
+        Some(path) => Ok(write_atomic(path, format!("{text}\n").as_bytes())?),
         None => {
             println!("{text}");
             Ok(())
@@ -109,7 +109,7 @@ fn sample(a: &SampleArgs) -> Result<()> {
         out.push('\n');
     }
     match &a.out {
-        Some(path) => write_atomic(path, out.as_bytes()),
+        Some(path) => Ok(write_atomic(path, out.as_bytes())?),
         None => {
             use std::io::Write;
             // A closed pipe (`| head`) is not an error worth a message.

@@ -6,7 +6,6 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-use super::files::load_model;
 use crate::downstream::diffusion::{self, Condition, Schedule};
 use crate::downstream::generation::{self, Generator, KlSpec, ThroughStatistic};
 use crate::downstream::labels::Label;
@@ -14,6 +13,7 @@ use crate::downstream::laws::SideLaw;
 use crate::downstream::zero_shot::{self, Prompts, Spec};
 use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
+use crate::files::load_model;
 use crate::info::{self, Enumeration, Estimate};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::{Class, Encoder, Mlp, Real};

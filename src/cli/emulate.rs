@@ -4,8 +4,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 
-use super::files::load_model;
 use crate::emulate::{BpTransformer, Nonlinearity};
+use crate::files::load_model;
 use crate::model::Part;
 use crate::sample::sample_pairs;
 
@@ -117,8 +117,8 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
     if rows.iter().any(|r| !(r.max_abs_error.is_finite() && r.excess_risk.is_finite())) {
         bail!("a width gave a non-finite error or risk; widths below 4 are too coarse for this model");
     }
-    super::files::write_atomic(&dir.join("emulation.csv"), crate::emulate::sweep_csv(&rows).as_bytes())?;
-    crate::emulate::plot_sweep(&rows, dir)?;
+    crate::files::write_atomic(&dir.join("emulation.csv"), crate::emulate::sweep_csv(&rows).as_bytes())?;
+    crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {

@@ -5,8 +5,8 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-use super::files::load_model;
 use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
+use crate::files::load_model;
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::clip_loss::Scheme;
 use crate::learn::{Class, Encoder, Mlp, Real};

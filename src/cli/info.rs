@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::files::load_model;
 use crate::contrastive::{self, Batch, Direction, Exact};
+use crate::files::load_model;
 use crate::info::{self, Enumeration, Estimate, InfoError};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Perturbed, Pmi, Score, Table};

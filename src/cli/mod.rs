@@ -9,7 +9,6 @@ mod commands;
 pub mod downstream;
 mod emulate;
 pub mod eval;
-pub mod files;
 pub mod info;
 pub mod rates;
 pub mod reproduce;

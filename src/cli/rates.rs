@@ -9,13 +9,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::files::{load_model, write_atomic};
 use crate::contrastive::Exact;
+use crate::files::{load_model, write_atomic};
 use crate::info::Enumeration;
 use crate::learn::checkpoint::sha256_hex;
 use crate::learn::Class;
 use crate::plot::draw;
-use crate::rates::figures::{self as fig, display};
+use crate::plot::rates::{self as fig, display};
 use crate::rates::results::{self, parse_class, Row};
 use crate::rates::{fit, infonce, Fit, Settings, Sweep};
 
@@ -277,7 +277,7 @@ fn fits_json(fits: &ClassFits) -> serde_json::Value {
 }
 
 fn write_fits(dir: &Path, fits: &ClassFits) -> Result<()> {
-    write_atomic(&dir.join("fits.json"), format!("{:#}\n", fits_json(fits)).as_bytes())
+    Ok(write_atomic(&dir.join("fits.json"), format!("{:#}\n", fits_json(fits)).as_bytes())?)
 }
 
 /// Draws (a)-(d) into `dir`, and (e) if `dir/emulation.csv` exists.
@@ -295,7 +295,7 @@ fn draw_all(dir: &Path, rows: &[Row], fits: &ClassFits) -> Result<()> {
         let text =
             std::fs::read_to_string(&emulation).with_context(|| format!("cannot read '{}'", emulation.display()))?;
         let rows = crate::emulate::read_sweep_csv(&text).map_err(anyhow::Error::msg)?;
-        crate::emulate::plot_sweep(&rows, dir)?;
+        crate::plot::emulation::plot_sweep(&rows, dir)?;
     }
     Ok(())
 }

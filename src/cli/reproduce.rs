@@ -9,13 +9,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::files::write_atomic;
+use crate::files::write_atomic;
+use crate::plot::reproduce as figures;
 use crate::plot::{draw, draw_grid};
 use crate::reproduce::experiments::{
     paper_flips, point, point_with_bayes, prompts_point, read_csv, standard_model, write_csv, Predictor, Row, Settings,
     OOD_TRAIN_FLIP,
 };
-use crate::reproduce::figures;
 use crate::reproduce::learned::{train_learned, Budget, LearnedClass, LearnedModels};
 use crate::score::Pmi;
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::files::{load_model, write_atomic};
+use crate::files::{load_model, write_atomic};
 use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
 use crate::learn::data::Data;
 use crate::learn::train::{train, Run, StepReport};

@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::files::write_atomic;
 use crate::contrastive::{Direction, Exact};
+use crate::files::write_atomic;
 use crate::info::{Enumeration, InfoError};
 use crate::model::Jghm;
 use crate::random_family::RandomSpec;
@@ -76,7 +76,7 @@ pub fn write(path: &Path, points: &[Point]) -> Result<()> {
     for p in points {
         text.push_str(&format!("{},{},{},{},{}\n", p.score, p.k, p.loss_minus_log_k, p.limit, p.rate_constant));
     }
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// Reads a table written by [`write`].

@@ -12,9 +12,7 @@
 //! | [`results`] | `results.csv`, one row per finished run, rewritten atomically |
 //! | [`fit`] | log-log slope with a bootstrap-over-seeds 95% interval, and the floor |
 //! | [`infonce`] | T3's convergence `ℓ_K − log K → ℓ_∞`, exactly, for figure (d) |
-//! | [`figures`] | the figures (a)-(e) as [`crate::plot::Figure`]s |
 
-pub mod figures;
 pub mod fit;
 pub mod infonce;
 pub mod measure;

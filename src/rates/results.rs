@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::measure::Figures;
-use crate::cli::files::write_atomic;
+use crate::files::write_atomic;
 use crate::learn::Class;
 
 /// One finished run: what was trained, how training ended, and its exact figures.
@@ -114,7 +114,7 @@ pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
         text.push_str(&r.to_csv());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// Reads `path`; the error names the file and the bad line.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::bayes::{BayesDenoiser, BayesNextToken};
 use super::risks::{self, Classifier, PredictorRisk, Task, TaskRisk};
 use super::{Denoiser, NextToken};
-use crate::cli::files::write_atomic;
+use crate::files::write_atomic;
 use crate::model::Jghm;
 use crate::random_family::RandomSpec;
 use crate::score::{Pmi, Score};
@@ -182,7 +182,7 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
         text.push_str(&r.to_csv());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// Reads a file written by [`write_csv`]; the error names the bad line.

@@ -35,7 +35,6 @@ pub trait NextToken: Sync {
 pub mod bayes;
 pub mod control_variate;
 pub mod experiments;
-pub mod figures;
 pub mod learned;
 pub mod risks;
 

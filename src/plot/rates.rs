@@ -2,15 +2,15 @@
 //! [`Figure`]s: (a) excess risk vs `n` with the fits and the reference slopes, (b) the T5/T8
 //! bound against the excess risk with `y = x`, (c) zero-shot accuracy vs `n` with the
 //! exact-score protocol and Bayes, (d) T3's `ℓ_K − log K → ℓ_∞`. (e), the BP-emulation error
-//! against width, is drawn by [`crate::emulate::plot_sweep`].
+//! against width, is drawn by [`super::emulation::plot_sweep`].
 
 use std::collections::BTreeMap;
 
-use super::fit::Fit;
-use super::infonce::Point;
-use super::results::Row;
+use super::{Figure, Series};
 use crate::learn::Class;
-use crate::plot::{Figure, Series};
+use crate::rates::fit::Fit;
+use crate::rates::infonce::Point;
+use crate::rates::results::Row;
 
 /// Palette index of a class (and of its fit); references are black (6).
 fn color(class: Class) -> usize {

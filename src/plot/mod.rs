@@ -12,7 +12,11 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::cli::files::write_atomic;
+use crate::files::write_atomic;
+
+pub mod emulation;
+pub mod rates;
+pub mod reproduce;
 
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -133,7 +137,7 @@ fn emptiest_corner(fig: &Figure, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPos
     }
 }
 
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn register_font() {
@@ -173,7 +177,7 @@ pub fn draw(fig: &Figure, stem: &Path) -> Result<()> {
     }
     let mut png = vec![];
     image_png(&pixels, w, h, &mut png).with_context(|| format!("encoding {}", fig.title))?;
-    write_atomic(&stem.with_extension("png"), &png)
+    Ok(write_atomic(&stem.with_extension("png"), &png)?)
 }
 
 /// Draws several figures as panels of one image, `cols` per row, into `<stem>.svg` and
@@ -202,7 +206,7 @@ pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
     }
     let mut png = vec![];
     image_png(&pixels, w, h, &mut png).with_context(|| format!("encoding {}", stem.display()))?;
-    write_atomic(&stem.with_extension("png"), &png)
+    Ok(write_atomic(&stem.with_extension("png"), &png)?)
 }
 
 /// PNG encoding of an RGB buffer (plotters' own file encoder cannot write to memory, and the

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::experiments::{fit_prompts, Row};
-use super::risks::Task;
-use crate::plot::{Figure, Series};
+use super::{Figure, Series};
+use crate::reproduce::experiments::{fit_prompts, Row};
+use crate::reproduce::risks::Task;
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {
