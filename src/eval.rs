@@ -11,8 +11,10 @@
 //! * **Sufficiency bounds (T5)**: `Suff_Y(f) ≤ ℓ_∞^{X→Y}(Ŝ) − ℓ_∞^{X→Y}(PMI)` (the score depends
 //!   on `x` only through `f(x)`), and `Suff_X(g)` by the `Y→X` excess.
 //! * **Zero-shot on the root label (§5, T8)**: `ĉ(x) = argmax_c log p(c) + log mean_m exp S(x, y_{c,m})`
-//!   with `M` prompts `y_{c,m} ~ p(y | z = c)` per class (exact draws: ancestral pairs bucketed
-//!   by their root state); the same prompts and images with `S = PMI` (the oracle protocol),
+//!   with `M` prompts `y_{c,m} ~ p(y | z = c)` per class (exact draws by
+//!   [`crate::downstream::labels::Label::prompts`], the classifier of
+//!   [`crate::downstream::zero_shot::PromptEnsemble`]); the same prompts and images with
+//!   `S = PMI` (the oracle protocol),
 //!   and the Bayes classifier `argmax_z p(z | x)` by BP. Accuracies on fresh images `x ~ p(x)`
 //!   labelled by their true root.
 //! * **Finite-`K` loss at the training `K`** ([`finite_k_losses`]): the CLIP loss
@@ -28,11 +30,13 @@ use std::sync::Mutex;
 
 use crate::bp;
 use crate::contrastive::{self, Batch};
+use crate::downstream::labels::Label;
+use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
+use crate::downstream::{argmax, DownstreamError};
 use crate::info::{Estimate, InfoError};
 use crate::learn::encoder::{Encoder, CHUNK};
 use crate::learn::head::{Head, HeadCache};
 use crate::learn::{Params, Real};
-use crate::logspace::log_sum_exp;
 use crate::model::{Jghm, Part};
 use crate::sample::sample_pairs;
 use crate::score::{Pmi, Score};
@@ -123,7 +127,7 @@ pub struct EvalReport {
 }
 
 /// Every figure of the module doc for `score` on `model`.
-pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<EvalReport, InfoError> {
+pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<EvalReport, DownstreamError> {
     let pmi = Pmi { model };
     // T4 / T5: common random numbers, differences per outer pair.
     let mc = contrastive::monte_carlo(model, &[score, &pmi], Batch::Infinite, spec.samples, spec.seed)?;
@@ -132,7 +136,7 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<Eval
     let both: Vec<f64> = dx.iter().zip(&dy).map(|(a, b)| 0.5 * (a + b)).collect();
     let (ex, ey, e) = (Estimate::from_samples(&dx), Estimate::from_samples(&dy), Estimate::from_samples(&both));
     // Zero-shot on the root label.
-    let zs = zero_shot(model, score, &pmi, spec);
+    let zs = zero_shot(model, score, &pmi, spec)?;
     // Correlation with the PMI on a G × G grid.
     let g = sample_pairs(model, spec.grid, spec.seed ^ 0xc0, false);
     let xs: Vec<Vec<usize>> = g.iter().map(|p| p.image.clone()).collect();
@@ -203,65 +207,26 @@ struct ZeroShot {
     bayes: f64,
 }
 
-/// `M` prompts per root class, exact draws from `p(y | z = c)`: ancestral pairs bucketed by
-/// their root state (classes of prior 0 get none).
-fn prompts(model: &Jghm, m: usize, seed: u64) -> Vec<Vec<Vec<usize>>> {
-    let s0 = model.root_states();
-    let mut buckets: Vec<Vec<Vec<usize>>> = vec![vec![]; s0];
-    for round in 0..64u64 {
-        let pairs = sample_pairs(model, (m * s0).max(1024), seed ^ (0x9000 + round), true);
-        for p in pairs {
-            let z = p.hidden.as_ref().expect("with hidden")[0];
-            if buckets[z].len() < m {
-                buckets[z].push(p.text);
-            }
-        }
-        if buckets.iter().zip(model.prior()).all(|(b, &pz)| b.len() == m || pz == 0.0) {
-            break;
-        }
-    }
-    buckets
-}
-
-fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> ZeroShot {
-    let by_class = prompts(model, spec.prompts, spec.seed);
-    let classes: Vec<usize> = (0..model.root_states()).filter(|&c| !by_class[c].is_empty()).collect();
-    let all: Vec<Vec<usize>> = classes.iter().flat_map(|&c| by_class[c].iter().cloned()).collect();
+/// Zero-shot accuracy on the root label by the prompt-ensemble classifier ([`PromptEnsemble`],
+/// `M = spec.prompts` exact draws from `p(y | z = c)` per class), for the learned score and for
+/// the PMI on the same prompts and images, and the Bayes classifier `argmax_z p(z | x)`.
+fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> Result<ZeroShot, DownstreamError> {
+    let draws = PromptDraws::Streams(spec.seed ^ 0x9000);
+    let ensemble = PromptEnsemble::draw(model, &Label::Root, model.prior(), spec.prompts, None, draws)?;
+    let prompts = ensemble.flat();
     let test = sample_pairs(model, spec.zero_shot_images, spec.seed ^ 0x7e57, true);
     let xs: Vec<Vec<usize>> = test.iter().map(|p| p.image.clone()).collect();
     let truth: Vec<usize> = test.iter().map(|p| p.hidden.as_ref().expect("with hidden")[0]).collect();
+    let fraction_right = |predicted: &mut dyn Iterator<Item = usize>| -> f64 {
+        predicted.zip(&truth).filter(|(c, z)| c == *z).count() as f64 / truth.len() as f64
+    };
     let accuracy = |s: &dyn Score| -> f64 {
-        let grid = s.grid(&xs, &all);
-        let mut correct = 0usize;
-        for (i, &z) in truth.iter().enumerate() {
-            let row = &grid[i * all.len()..(i + 1) * all.len()];
-            let mut at = 0;
-            let mut best = (f64::NEG_INFINITY, usize::MAX);
-            for &c in &classes {
-                let m = by_class[c].len();
-                // log p(c) + log mean_m exp S(x, y_{c,m})
-                let v = model.prior()[c].ln() + log_sum_exp(&row[at..at + m]) - (m as f64).ln();
-                at += m;
-                if v > best.0 {
-                    best = (v, c);
-                }
-            }
-            correct += (best.1 == z) as usize;
-        }
-        correct as f64 / truth.len() as f64
+        let grid = s.grid(&xs, &prompts);
+        fraction_right(&mut grid.chunks(prompts.len()).map(|row| ensemble.predict(row)))
     };
     let posteriors = bp::root_posteriors(model, Part::Image, &xs);
-    let bayes = posteriors
-        .iter()
-        .zip(&truth)
-        .filter(|(post, &z)| {
-            let arg =
-                post.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &p)| if p > b.1 { (i, p) } else { b }).0;
-            arg == z
-        })
-        .count() as f64
-        / truth.len() as f64;
-    ZeroShot { learned: accuracy(score), oracle: accuracy(pmi), bayes }
+    let bayes = fraction_right(&mut posteriors.iter().map(|post| argmax(post)));
+    Ok(ZeroShot { learned: accuracy(score), oracle: accuracy(pmi), bayes })
 }
 
 /// Pearson correlation of finite pairs (`NaN` when either side is constant).

@@ -7,7 +7,9 @@ mod tiny;
 
 use jghm::downstream::labels::Label;
 use jghm::downstream::laws::SideLaw;
-use jghm::downstream::zero_shot::{self, classify_ensemble, classify_exact, Prompts, Spec};
+use jghm::downstream::zero_shot::{
+    self, classify_ensemble, classify_exact, PromptDraws, PromptEnsemble, Prompts, Spec,
+};
 use jghm::info::{self, side_size};
 use jghm::model::{Jghm, Part};
 use jghm::score::{hash_unit, Perturbed, Pmi, Score, ShiftOf, Shifted};
@@ -135,5 +137,47 @@ fn t8_prompt_ensembles_converge_to_exact() {
         let few = classify_ensemble(&model, &score, &label, 2, 9, Some(&texts), &images.table.tokens).unwrap();
         let far = exact.iter().flatten().zip(few.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(far > worst, "{label}: 2 prompts ({far}) no farther than 20000 ({worst})");
+    }
+}
+
+/// The one prompt-ensemble classifier read nested: with `M` prompts it uses the first `M` of
+/// each class's set and nothing else, its log form normalises to the probabilities of
+/// [`PromptEnsemble::classify`], and [`PromptEnsemble::predict`] is their argmax. Checked on the
+/// root label (rejection draws) and a text token (BP draws), with a shared generator and with
+/// one stream per class.
+#[test]
+fn t8_prompt_ensemble_is_nested_and_normalised() {
+    let shape = common::Shape { root_states: 3, shared: vec![], image: vec![(2, 3)], text: vec![(2, 3)] };
+    let model = common::build(&shape, common::Regime::Generic, 5);
+    let images = SideLaw::new(&model, Part::Image).unwrap();
+    let score = Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 3 };
+    let mut shared = jghm::rng::stream(4, 0);
+    for (label, draws) in
+        [(Label::Root, PromptDraws::Streams(11)), (Label::TextToken(1), PromptDraws::Shared(&mut shared))]
+    {
+        let prior = label.prior(&model, None).unwrap();
+        let size = 6;
+        let ensemble = PromptEnsemble::draw(&model, &label, &prior, size, None, draws).unwrap();
+        let prompts = ensemble.flat();
+        let classes = prior.iter().filter(|&&p| p > 0.0).count();
+        assert_eq!(prompts.len(), classes * size);
+        let grid = score.grid(&images.table.tokens, &prompts);
+        for row in grid.chunks(prompts.len()) {
+            let probabilities = ensemble.classify(row);
+            let logs = ensemble.log_classifier(row, size);
+            for (p, l) in probabilities.iter().zip(&logs) {
+                assert!((p - l.exp()).abs() < 1e-12, "{label}: {p} vs exp {l}");
+            }
+            assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let best = ensemble.predict(row);
+            assert!(probabilities.iter().all(|&p| p <= probabilities[best]));
+            // Scores of prompts beyond the first 2 of each class do not move the 2-prompt classifier.
+            let mut moved = row.to_vec();
+            for class in 0..classes {
+                moved[class * size + 2..(class + 1) * size].iter_mut().for_each(|s| *s += 3.0 * (class + 1) as f64);
+            }
+            assert_eq!(ensemble.log_classifier(row, 2), ensemble.log_classifier(&moved, 2), "{label}");
+            assert_ne!(ensemble.log_classifier(row, size), ensemble.log_classifier(&moved, size), "{label}");
+        }
     }
 }

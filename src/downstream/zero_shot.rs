@@ -118,8 +118,110 @@ pub fn classify_exact(
         .collect()
 }
 
-/// The prompt-ensemble classifier (module doc): `softmax_c(log p(c) + log mean_m exp S(x, y_{c,m}))`.
-/// Classes with `p(c) = 0` get probability 0 and no prompts.
+/// Where the prompts' randomness comes from.
+pub enum PromptDraws<'r> {
+    /// Class `c` from stream `c` of the seed (independent of the other classes).
+    Streams(u64),
+    /// One generator for every class, in class order (the paper's risk draws a fresh prompt
+    /// set per chunk of images from the chunk's generator).
+    Shared(&'r mut rng::Rng),
+}
+
+/// `M` exact prompts per class and the zero-shot classifier they define (THEORY §5, the
+/// paper's protocol):
+///
+/// ```text
+/// log P̂(c | x) = log softmax_c( log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m}) ),   y_{c,m} ~ P_{Y|C=c}
+/// ```
+///
+/// Classes with `p(c) = 0` get no prompts and probability 0. The sets may be read nested: the
+/// classifier with `M` prompts uses the first `M` of each class's set, so one draw serves every
+/// `M` up to its size (the prompts figure). This is the one implementation of the ensemble
+/// classifier: [`classify_ensemble`], the paper's zero-shot risk
+/// ([`crate::reproduce::risks::zero_shot_risks`]) and the zero-shot accuracy of
+/// [`crate::eval::evaluate`] all go through it.
+#[derive(Clone, Debug)]
+pub struct PromptEnsemble {
+    /// `log p(c)` for every class.
+    log_prior: Vec<f64>,
+    /// `sets[c]`: the prompts of class `c` (empty when `p(c) = 0`).
+    sets: Vec<Vec<Vec<usize>>>,
+    /// Prompts per class with `p(c) > 0`.
+    size: usize,
+}
+
+impl PromptEnsemble {
+    /// `size` prompts of every class of positive prior `prior[c]`, drawn by [`Label::prompts`]
+    /// with the generators `draws` names.
+    pub fn draw(
+        model: &Jghm,
+        label: &Label,
+        prior: &[f64],
+        size: usize,
+        texts: Option<&SideLaw>,
+        mut draws: PromptDraws,
+    ) -> Result<Self, DownstreamError> {
+        if size == 0 {
+            return Err(DownstreamError::Input("a prompt ensemble needs at least one prompt per class".into()));
+        }
+        let mut set_of = |c: usize| match &mut draws {
+            PromptDraws::Streams(seed) => label.prompts(model, c, size, &mut rng::stream(*seed, c as u64), texts),
+            PromptDraws::Shared(rng) => label.prompts(model, c, size, rng, texts),
+        };
+        let sets =
+            (0..prior.len()).map(|c| if prior[c] > 0.0 { set_of(c) } else { Ok(vec![]) }).collect::<Result<_, _>>()?;
+        Ok(PromptEnsemble { log_prior: prior.iter().map(|p| p.ln()).collect(), sets, size })
+    }
+
+    /// Prompts per class.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Every prompt, class after class (the texts a score is evaluated against).
+    pub fn flat(&self) -> Vec<Vec<usize>> {
+        self.sets.iter().flatten().cloned().collect()
+    }
+
+    /// `log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m})` per class (`-inf` for a class without
+    /// prompts), from one image's scores `row` against [`PromptEnsemble::flat`].
+    pub fn logits(&self, row: &[f64], m: usize) -> Vec<f64> {
+        assert!((1..=self.size).contains(&m), "1 ≤ M ≤ {} prompts per class", self.size);
+        let mut offset = 0;
+        self.sets
+            .iter()
+            .zip(&self.log_prior)
+            .map(|(set, lp)| {
+                if set.is_empty() {
+                    return f64::NEG_INFINITY;
+                }
+                let s = &row[offset..offset + m];
+                offset += self.size;
+                lp + log_sum_exp(s) - (m as f64).ln()
+            })
+            .collect()
+    }
+
+    /// `log P̂(c | x)` with the first `m` prompts of each class (the logits normalised).
+    pub fn log_classifier(&self, row: &[f64], m: usize) -> Vec<f64> {
+        let logits = self.logits(row, m);
+        let z = log_sum_exp(&logits);
+        logits.iter().map(|l| l - z).collect()
+    }
+
+    /// `P̂(c | x)` with every prompt (`NaN` when every logit is `-inf`).
+    pub fn classify(&self, row: &[f64]) -> Vec<f64> {
+        normalise_log(&self.logits(row, self.size)).unwrap_or_else(|| vec![f64::NAN; self.sets.len()])
+    }
+
+    /// `argmax_c P̂(c | x)` with every prompt (the first class on ties).
+    pub fn predict(&self, row: &[f64]) -> usize {
+        argmax(&self.logits(row, self.size))
+    }
+}
+
+/// The prompt-ensemble classifier (module doc), one row `P̂(· | x)` per image, with class `c`'s
+/// prompts drawn from stream `c` of `seed` ([`PromptEnsemble`]).
 pub fn classify_ensemble(
     model: &Jghm,
     score: &dyn Score,
@@ -129,26 +231,10 @@ pub fn classify_ensemble(
     texts: Option<&SideLaw>,
     images: &[Vec<usize>],
 ) -> Result<Vec<Vec<f64>>, DownstreamError> {
-    if size == 0 {
-        return Err(DownstreamError::Input("a prompt ensemble needs at least one prompt per class".into()));
-    }
     let prior = label.prior(model, texts)?;
-    let classes: Vec<usize> = (0..prior.len()).filter(|&c| prior[c] > 0.0).collect();
-    let mut prompts = vec![];
-    for &c in &classes {
-        prompts.extend(label.prompts(model, c, size, &mut rng::stream(seed, c as u64), texts)?);
-    }
-    let s = score.grid(images, &prompts);
-    Ok(s.chunks(prompts.len())
-        .map(|row| {
-            let mut logits = vec![f64::NEG_INFINITY; prior.len()];
-            for (n, &c) in classes.iter().enumerate() {
-                // log p(c) + log mean_m exp S(x, y_{c,m})
-                logits[c] = prior[c].ln() + log_sum_exp(&row[n * size..(n + 1) * size]) - (size as f64).ln();
-            }
-            normalise_log(&logits).unwrap_or_else(|| vec![f64::NAN; prior.len()])
-        })
-        .collect())
+    let ensemble = PromptEnsemble::draw(model, label, &prior, size, texts, PromptDraws::Streams(seed))?;
+    let prompts = ensemble.flat();
+    Ok(score.grid(images, &prompts).chunks(prompts.len()).map(|row| ensemble.classify(row)).collect())
 }
 
 /// The T8 bounds, evaluated.

@@ -41,12 +41,12 @@ use super::{Denoiser, NextToken};
 use crate::bp::{
     self,
     marginals::{BatchMarginals, MarginalWorkspace},
-    LeafView, Observation, Workspace,
 };
 use crate::contrastive::{self, Batch};
+use crate::downstream::labels::Label;
+use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
 use crate::info::Estimate;
-use crate::logspace::log_sum_exp;
-use crate::model::{Jghm, Part};
+use crate::model::Jghm;
 use crate::rng::{self, Rng};
 use crate::sample::Sampler;
 use crate::score::{Pmi, Score};
@@ -210,43 +210,18 @@ pub enum Classifier<'a> {
     /// `P̂(c | x) = p_m(y_1 = c | x)` by BP on model `m` (Bayes when `m` is the data model,
     /// mis-specified BP otherwise).
     Bayes(&'a Jghm),
-    /// The prompt-ensemble classifier of a score (THEORY §5):
+    /// The prompt-ensemble classifier of a score ([`PromptEnsemble`], THEORY §5):
     /// `P̂(c | x) = softmax_c(log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m}))`, prompts
     /// `y_{c,m} ~ p(y | y_1 = c)` of the data model, `p(c) = p(y_1 = c)`.
     Prompts(&'a dyn Score),
 }
 
+/// The paper's label: the first text token, `C = y_1`.
+const FIRST_TOKEN: Label = Label::TextToken(0);
+
 /// Images per zero-shot chunk; the images of a chunk share one prompt set, so the chunk is the
 /// Monte Carlo unit (sample counts are rounded up to a multiple of it).
 pub const ZERO_SHOT_CHUNK: usize = 32;
-
-/// Evidence with only the first text leaf observed (for drawing prompts).
-struct FirstToken(usize);
-
-impl Observation for FirstToken {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
-        match (part, position) {
-            (Part::Text, 0) => LeafView::Observed(self.0),
-            _ => LeafView::Missing,
-        }
-    }
-}
-
-/// `m` exact draws of a text from `p(y | y_1 = c)` by BP (upward pass with the first text leaf
-/// observed, then conditional sampling).
-pub fn draw_prompts(model: &Jghm, ws: &mut Workspace, c: usize, m: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
-    let tree = model.tree();
-    let mut states = vec![0; tree.nodes.len()];
-    if ws.upward(model, &FirstToken(c)) == f64::NEG_INFINITY {
-        return vec![];
-    }
-    (0..m)
-        .map(|_| {
-            ws.sample_into(model, rng, &mut states);
-            tree.text_leaves.iter().map(|&u| states[u]).collect()
-        })
-        .collect()
-}
 
 /// `Σ_c p(c) (-log q(c))` over the `c` with `p(c) > 0` (`+inf` if `q` misses one of them).
 fn cross_entropy(p: &[f64], log_q: &[f64]) -> f64 {
@@ -275,7 +250,6 @@ pub fn zero_shot_risks(
     }
     let m_max = if uses_prompts { prompts.iter().copied().max().unwrap_or(1) } else { 0 };
     let prior = first_token_prior(data);
-    let log_prior: Vec<f64> = prior.iter().map(|p| p.ln()).collect();
     let chunks = samples.div_ceil(ZERO_SHOT_CHUNK);
     let sampler = Sampler::new(data);
     let mut names = vec![];
@@ -289,11 +263,14 @@ pub fn zero_shot_risks(
     }
     let units = chunked(chunks, 1, seed, |rng, _| {
         let images: Vec<Vec<usize>> = (0..ZERO_SHOT_CHUNK).map(|_| sampler.pair(rng, false).image).collect();
-        let mut ws = Workspace::new(data);
-        // prompts[c][m]: the prompt set shared by the chunk's images.
-        let prompt_sets: Vec<Vec<Vec<usize>>> = (0..prior.len())
-            .map(|c| if prior[c] > 0.0 { draw_prompts(data, &mut ws, c, m_max, rng) } else { vec![] })
-            .collect();
+        // The prompt sets shared by the chunk's images, drawn from p(y | y_1 = c).
+        let ensemble = match uses_prompts {
+            true => Some(
+                PromptEnsemble::draw(data, &FIRST_TOKEN, &prior, m_max, None, PromptDraws::Shared(rng))
+                    .map_err(|e| RiskError::Invalid { task: "zero-shot", what: e.to_string() })?,
+            ),
+            false => None,
+        };
         let mut mws = MarginalWorkspace::new(data);
         let laws: Vec<Vec<f64>> =
             images.iter().map(|x| first_token_law(&mut mws, data, x)).collect::<Option<_>>().ok_or_else(|| {
@@ -318,15 +295,15 @@ pub fn zero_shot_risks(
                     );
                 }
                 Classifier::Prompts(score) => {
-                    let flat: Vec<Vec<usize>> = prompt_sets.iter().flatten().cloned().collect();
+                    let ensemble = ensemble.as_ref().expect("drawn when a classifier uses prompts");
+                    let flat = ensemble.flat();
                     let grid = score.grid(&images, &flat);
                     for &m in prompts {
                         per_image.push(
                             (0..images.len())
                                 .map(|i| {
                                     let row = &grid[i * flat.len()..(i + 1) * flat.len()];
-                                    let log_q = prompt_classifier(row, &prompt_sets, m, m_max, &log_prior);
-                                    cross_entropy(&laws[i], &log_q)
+                                    cross_entropy(&laws[i], &ensemble.log_classifier(row, m))
                                 })
                                 .collect(),
                         );
@@ -341,26 +318,6 @@ pub fn zero_shot_risks(
         chunks * ZERO_SHOT_CHUNK
     );
     summarise(Task::ZeroShot, units, names, chunks * ZERO_SHOT_CHUNK, method)
-}
-
-/// `log P̂(c | x) = log softmax_c(log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m}))` from one image's
-/// scores against the flattened prompt sets (`m_max` per class with `p(c) > 0`).
-fn prompt_classifier(row: &[f64], sets: &[Vec<Vec<usize>>], m: usize, m_max: usize, log_prior: &[f64]) -> Vec<f64> {
-    let mut offset = 0;
-    let logits: Vec<f64> = sets
-        .iter()
-        .zip(log_prior)
-        .map(|(set, lp)| {
-            if set.is_empty() {
-                return f64::NEG_INFINITY;
-            }
-            let s = &row[offset..offset + m];
-            offset += m_max;
-            lp + log_sum_exp(s) - (m as f64).ln()
-        })
-        .collect();
-    let z = log_sum_exp(&logits);
-    logits.iter().map(|l| l - z).collect()
 }
 
 /// [`zero_shot_risks`] of one score with `m` prompts per class.
