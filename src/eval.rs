@@ -212,7 +212,7 @@ struct ZeroShot {
 /// the PMI on the same prompts and images, and the Bayes classifier `argmax_z p(z | x)`.
 fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> Result<ZeroShot, DownstreamError> {
     let draws = PromptDraws::Streams(spec.seed ^ 0x9000);
-    let ensemble = PromptEnsemble::draw(model, &Label::Root, model.prior(), spec.prompts, None, draws)?;
+    let ensemble = PromptEnsemble::draw(model, &Label::Root.law(model, None)?, spec.prompts, draws)?;
     let prompts = ensemble.flat();
     let test = sample_pairs(model, spec.zero_shot_images, spec.seed ^ 0x7e57, true);
     let xs: Vec<Vec<usize>> = test.iter().map(|p| p.image.clone()).collect();

@@ -57,9 +57,10 @@ proptest! {
         let texts = SideLaw::new(&model, Part::Text).unwrap();
         let images = SideLaw::new(&model, Part::Image).unwrap();
         for label in channel_labels(&model, seed) {
-            let hat = classify_exact(&model, &Pmi { model: &model }, &label, &texts, &images.table.tokens);
+            let law = label.law(&model, Some(&texts)).unwrap();
+            let hat = classify_exact(&Pmi { model: &model }, &law, &images.table.tokens).unwrap();
             for (x, h) in images.table.tokens.iter().zip(&hat) {
-                let bayes = label.bayes(&model, x, Some(&texts)).unwrap();
+                let bayes = law.bayes(&model, x).unwrap();
                 for (b, q) in bayes.iter().zip(h) {
                     prop_assert!((b - q).abs() < 1e-10, "{label}: Bayes {b} vs zero-shot {q} at x = {x:?}");
                 }
@@ -130,11 +131,12 @@ fn t8_prompt_ensembles_converge_to_exact() {
     let images = SideLaw::new(&model, Part::Image).unwrap();
     let score = Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 3 };
     for label in [Label::TextToken(1), Label::TextMapRoot] {
-        let exact = classify_exact(&model, &score, &label, &texts, &images.table.tokens);
-        let ens = classify_ensemble(&model, &score, &label, 20_000, 9, Some(&texts), &images.table.tokens).unwrap();
+        let law = label.law(&model, Some(&texts)).unwrap();
+        let exact = classify_exact(&score, &law, &images.table.tokens).unwrap();
+        let ens = classify_ensemble(&model, &score, &law, 20_000, 9, &images.table.tokens).unwrap();
         let worst = exact.iter().flatten().zip(ens.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(worst < 0.02, "{label}: ensemble off by {worst}");
-        let few = classify_ensemble(&model, &score, &label, 2, 9, Some(&texts), &images.table.tokens).unwrap();
+        let few = classify_ensemble(&model, &score, &law, 2, 9, &images.table.tokens).unwrap();
         let far = exact.iter().flatten().zip(few.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(far > worst, "{label}: 2 prompts ({far}) no farther than 20000 ({worst})");
     }
@@ -155,9 +157,10 @@ fn t8_prompt_ensemble_is_nested_and_normalised() {
     for (label, draws) in
         [(Label::Root, PromptDraws::Streams(11)), (Label::TextToken(1), PromptDraws::Shared(&mut shared))]
     {
-        let prior = label.prior(&model, None).unwrap();
+        let law = label.law(&model, None).unwrap();
+        let prior = law.prior();
         let size = 6;
-        let ensemble = PromptEnsemble::draw(&model, &label, &prior, size, None, draws).unwrap();
+        let ensemble = PromptEnsemble::draw(&model, &law, size, draws).unwrap();
         let prompts = ensemble.flat();
         let classes = prior.iter().filter(|&&p| p > 0.0).count();
         assert_eq!(prompts.len(), classes * size);

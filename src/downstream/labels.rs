@@ -121,40 +121,86 @@ impl Label {
             .collect()
     }
 
-    /// The class prior `p(c)`: the marginal of text leaf `j`; the root prior `π`; else
-    /// `Σ_y p(y) p(c | y)` over the enumerated texts.
-    pub fn prior(&self, model: &Jghm, texts: Option<&SideLaw>) -> Result<Vec<f64>, DownstreamError> {
-        match self {
+    /// The label's law on `model`, computed once ([`LabelLaw`]): checks the label, then its
+    /// classes, its prior and, when the texts are enumerated, `p(c | y)` for every text.
+    pub fn law<'a>(&'a self, model: &Jghm, texts: Option<&'a SideLaw>) -> Result<LabelLaw<'a>, DownstreamError> {
+        self.check(model)?;
+        if self.needs_texts() {
+            need_texts(self, texts)?;
+        }
+        let classes = self.classes(model);
+        let rows = texts.map(|t| self.rows(model, t));
+        let prior = match self {
             Label::TextToken(j) => {
                 let leaf = model.tree().text_leaves[*j];
-                Ok(bp::marginals(model, &Evidence::none(model))?.swap_remove(leaf))
+                bp::marginals(model, &Evidence::none(model))?.swap_remove(leaf)
             }
-            Label::Root => Ok(model.prior().to_vec()),
+            Label::Root => model.prior().to_vec(),
             _ => {
-                let texts = need_texts(self, texts)?;
-                let (rows, k) = (self.rows(model, texts), self.classes(model));
-                let mut p = vec![0.0; k];
-                for (i, row) in rows.chunks(k).enumerate() {
+                let (texts, rows) = (need_texts(self, texts)?, rows.as_deref().expect("texts given"));
+                let mut p = vec![0.0; classes];
+                for (i, row) in rows.chunks(classes).enumerate() {
                     p.iter_mut().zip(row).for_each(|(p, r)| *p += texts.table.p(i) * r);
                 }
-                Ok(p)
+                p
             }
-        }
+        };
+        Ok(LabelLaw { label: self, texts, classes, prior, rows })
+    }
+}
+
+/// A label's law on a model, computed once by [`Label::law`] and passed down to the classifiers:
+/// the number of classes, the class prior `p(c)` (the marginal of text leaf `j`; the root prior
+/// `π`; else `Σ_y p(y) p(c | y)` over the enumerated texts) and `p(c | y)` for every enumerated
+/// text.
+#[derive(Clone, Debug)]
+pub struct LabelLaw<'a> {
+    label: &'a Label,
+    texts: Option<&'a SideLaw>,
+    classes: usize,
+    prior: Vec<f64>,
+    /// `p(c | y)`, row-major `|Y| × |C|`, when the texts are enumerated.
+    rows: Option<Vec<f64>>,
+}
+
+impl<'a> LabelLaw<'a> {
+    pub fn label(&self) -> &'a Label {
+        self.label
+    }
+
+    /// The enumerated texts, if any.
+    pub fn texts(&self) -> Option<&'a SideLaw> {
+        self.texts
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// `p(c)`.
+    pub fn prior(&self) -> &[f64] {
+        &self.prior
+    }
+
+    /// `p(c | y)` for every enumerated text, row-major `|Y| × |C|` (`None` without the texts).
+    pub fn rows(&self) -> Option<&[f64]> {
+        self.rows.as_deref()
     }
 
     /// The Bayes posterior of the label given the image: `p(y_j | x)` by BP marginals, `p(z | x)`
     /// by BP, else `Σ_y p(c | y) p(y | x)` over the enumerated texts.
-    pub fn bayes(&self, model: &Jghm, x: &[usize], texts: Option<&SideLaw>) -> Result<Vec<f64>, DownstreamError> {
-        match self {
+    pub fn bayes(&self, model: &Jghm, x: &[usize]) -> Result<Vec<f64>, DownstreamError> {
+        match self.label {
             Label::TextToken(j) => {
                 let leaf = model.tree().text_leaves[*j];
                 Ok(bp::marginals(model, &Tokens { image: Some(x), text: None })?.swap_remove(leaf))
             }
             Label::Root => Ok(bp::root_posterior(model, &Tokens { image: Some(x), text: None })?.root),
             _ => {
-                let texts = need_texts(self, texts)?;
+                let (texts, rows) = self.enumerated()?;
                 let py_x = texts.conditional(model, x)?;
-                Ok(mix(&py_x, &self.rows(model, texts), self.classes(model)))
+                Ok(mix(&py_x, rows, self.classes))
             }
         }
     }
@@ -162,22 +208,15 @@ impl Label {
     /// `m` exact draws from `P_{Y | C = c}` with `rng`: BP conditional samples given `y_j = c`;
     /// ancestral samples kept when the root is `c` (rejection); else categorical draws from the
     /// enumerated texts with weights `p(y) p(c | y)`. An error when `p(c) = 0`.
-    pub fn prompts(
-        &self,
-        model: &Jghm,
-        c: usize,
-        m: usize,
-        rng: &mut Rng,
-        texts: Option<&SideLaw>,
-    ) -> Result<Vec<Vec<usize>>, DownstreamError> {
+    pub fn prompts(&self, model: &Jghm, c: usize, m: usize, rng: &mut Rng) -> Result<Vec<Vec<usize>>, DownstreamError> {
         let tree = model.tree();
-        match self {
+        match self.label {
             Label::TextToken(j) => {
                 let mut ev = Evidence::none(model);
                 ev.text[*j] = Leaf::Observed(c);
                 let mut ws = bp::Workspace::new(model);
                 if ws.upward(model, &ev) == f64::NEG_INFINITY {
-                    return Err(zero_class(self, c));
+                    return Err(zero_class(self.label, c));
                 }
                 let mut states = vec![0; tree.nodes.len()];
                 Ok((0..m)
@@ -190,7 +229,7 @@ impl Label {
             Label::Root => {
                 // Rejection: the expected number of draws is m / π(c).
                 if model.prior()[c] < 1e-6 {
-                    return Err(zero_class(self, c));
+                    return Err(zero_class(self.label, c));
                 }
                 let sampler = Sampler::new(model);
                 let mut out = Vec::with_capacity(m);
@@ -204,15 +243,20 @@ impl Label {
                 Ok(out)
             }
             _ => {
-                let texts = need_texts(self, texts)?;
-                let (rows, k) = (self.rows(model, texts), self.classes(model));
+                let (texts, rows) = self.enumerated()?;
+                let k = self.classes;
                 let w: Vec<f64> = (0..texts.table.len()).map(|i| texts.table.p(i) * rows[i * k + c]).collect();
                 if w.iter().sum::<f64>() <= 0.0 {
-                    return Err(zero_class(self, c));
+                    return Err(zero_class(self.label, c));
                 }
                 Ok((0..m).map(|_| texts.table.tokens[rng::categorical(rng, &w)].clone()).collect())
             }
         }
+    }
+
+    fn enumerated(&self) -> Result<(&'a SideLaw, &[f64]), DownstreamError> {
+        let texts = need_texts(self.label, self.texts)?;
+        Ok((texts, self.rows.as_deref().expect("rows are computed whenever the texts are given")))
     }
 }
 

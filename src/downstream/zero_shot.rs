@@ -37,7 +37,7 @@ use crate::rng;
 use crate::sample::sample_pairs;
 use crate::score::{Pmi, Score};
 
-use super::labels::{mix, Label};
+use super::labels::{mix, Label, LabelLaw};
 use super::laws::SideLaw;
 use super::{argmax, DownstreamError};
 
@@ -95,27 +95,31 @@ impl TestImages {
     }
 }
 
-/// The exact zero-shot classifier `P̂^S(c | x) = Σ_y p(c | y) Q^S(y | x)`, one row per image.
+/// The exact zero-shot classifier `P̂^S(c | x) = Σ_y p(c | y) Q^S(y | x)`, one row per image;
+/// the law must have the texts enumerated.
 pub fn classify_exact(
-    model: &Jghm,
     score: &dyn Score,
-    label: &Label,
-    texts: &SideLaw,
+    law: &LabelLaw,
     images: &[Vec<usize>],
-) -> Vec<Vec<f64>> {
-    let (k, ny) = (label.classes(model), texts.table.len());
-    let rows = label.rows(model, texts);
+) -> Result<Vec<Vec<f64>>, DownstreamError> {
+    let (Some(texts), Some(rows)) = (law.texts(), law.rows()) else {
+        return Err(DownstreamError::Label {
+            label: law.label().to_string(),
+            what: "exact prompts need the texts enumerated (a small text side)".into(),
+        });
+    };
+    let (k, ny) = (law.classes(), texts.table.len());
     let s = score.grid(images, &texts.table.tokens);
-    s.par_chunks(ny)
+    Ok(s.par_chunks(ny)
         .map(|s_x| {
             // log Q^S(y | x) ∝ log p(y) + S(x, y)
             let logits: Vec<f64> = texts.table.log_p.iter().zip(s_x).map(|(lp, s)| lp + s).collect();
             match normalise_log(&logits) {
-                Some(q) => mix(&q, &rows, k),
+                Some(q) => mix(&q, rows, k),
                 None => vec![f64::NAN; k],
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Where the prompts' randomness comes from.
@@ -151,22 +155,16 @@ pub struct PromptEnsemble {
 }
 
 impl PromptEnsemble {
-    /// `size` prompts of every class of positive prior `prior[c]`, drawn by [`Label::prompts`]
-    /// with the generators `draws` names.
-    pub fn draw(
-        model: &Jghm,
-        label: &Label,
-        prior: &[f64],
-        size: usize,
-        texts: Option<&SideLaw>,
-        mut draws: PromptDraws,
-    ) -> Result<Self, DownstreamError> {
+    /// `size` prompts of every class of positive prior, drawn by [`LabelLaw::prompts`] with the
+    /// generators `draws` names.
+    pub fn draw(model: &Jghm, law: &LabelLaw, size: usize, mut draws: PromptDraws) -> Result<Self, DownstreamError> {
         if size == 0 {
             return Err(DownstreamError::Input("a prompt ensemble needs at least one prompt per class".into()));
         }
+        let prior = law.prior();
         let mut set_of = |c: usize| match &mut draws {
-            PromptDraws::Streams(seed) => label.prompts(model, c, size, &mut rng::stream(*seed, c as u64), texts),
-            PromptDraws::Shared(rng) => label.prompts(model, c, size, rng, texts),
+            PromptDraws::Streams(seed) => law.prompts(model, c, size, &mut rng::stream(*seed, c as u64)),
+            PromptDraws::Shared(rng) => law.prompts(model, c, size, rng),
         };
         let sets =
             (0..prior.len()).map(|c| if prior[c] > 0.0 { set_of(c) } else { Ok(vec![]) }).collect::<Result<_, _>>()?;
@@ -225,14 +223,12 @@ impl PromptEnsemble {
 pub fn classify_ensemble(
     model: &Jghm,
     score: &dyn Score,
-    label: &Label,
+    law: &LabelLaw,
     size: usize,
     seed: u64,
-    texts: Option<&SideLaw>,
     images: &[Vec<usize>],
 ) -> Result<Vec<Vec<f64>>, DownstreamError> {
-    let prior = label.prior(model, texts)?;
-    let ensemble = PromptEnsemble::draw(model, label, &prior, size, texts, PromptDraws::Streams(seed))?;
+    let ensemble = PromptEnsemble::draw(model, law, size, PromptDraws::Streams(seed))?;
     let prompts = ensemble.flat();
     Ok(score.grid(images, &prompts).chunks(prompts.len()).map(|row| ensemble.classify(row)).collect())
 }
@@ -296,17 +292,15 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, label: &Label, spec: &Spec) -> 
     label.check(model)?;
     let need_texts = label.needs_texts() || spec.prompts == Prompts::Exact;
     let texts = if need_texts { Some(SideLaw::new(model, Part::Text)?) } else { None };
+    let law = label.law(model, texts.as_ref())?;
     let images = match spec.images {
         None => TestImages::enumerated(model)?,
         Some((n, seed)) => TestImages::sampled(model, n, seed)?,
     };
-    let bayes: Vec<Vec<f64>> =
-        images.tokens.par_iter().map(|x| label.bayes(model, x, texts.as_ref())).collect::<Result<_, _>>()?;
+    let bayes: Vec<Vec<f64>> = images.tokens.par_iter().map(|x| law.bayes(model, x)).collect::<Result<_, _>>()?;
     let hat = match spec.prompts {
-        Prompts::Exact => classify_exact(model, score, label, texts.as_ref().expect("enumerated"), &images.tokens),
-        Prompts::Ensemble { size, seed } => {
-            classify_ensemble(model, score, label, size, seed, texts.as_ref(), &images.tokens)?
-        }
+        Prompts::Exact => classify_exact(score, &law, &images.tokens)?,
+        Prompts::Ensemble { size, seed } => classify_ensemble(model, score, &law, size, seed, &images.tokens)?,
     };
     let t: Vec<[f64; 6]> = bayes.iter().zip(&hat).map(|(b, h)| terms(b, h)).collect();
     let col = |k: usize| images.average(&t.iter().map(|r| r[k]).collect::<Vec<_>>());
@@ -331,7 +325,7 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, label: &Label, spec: &Spec) -> 
     Ok(Report {
         label: label.to_string(),
         score: score.name(),
-        classes: label.classes(model),
+        classes: law.classes(),
         accuracy: col(0),
         bayes_accuracy: col(1),
         log_loss: col(2),

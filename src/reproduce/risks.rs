@@ -33,8 +33,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bayes::{
-    first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence, Incremental,
-    NoisyImage,
+    first_token_law, value_moments, value_moments_batch, value_noise_evidence, Incremental, NoisyImage,
 };
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
@@ -249,7 +248,7 @@ pub fn zero_shot_risks(
         });
     }
     let m_max = if uses_prompts { prompts.iter().copied().max().unwrap_or(1) } else { 0 };
-    let prior = first_token_prior(data);
+    let law = FIRST_TOKEN.law(data, None).map_err(|e| RiskError::Invalid { task: "zero-shot", what: e.to_string() })?;
     let chunks = samples.div_ceil(ZERO_SHOT_CHUNK);
     let sampler = Sampler::new(data);
     let mut names = vec![];
@@ -266,7 +265,7 @@ pub fn zero_shot_risks(
         // The prompt sets shared by the chunk's images, drawn from p(y | y_1 = c).
         let ensemble = match uses_prompts {
             true => Some(
-                PromptEnsemble::draw(data, &FIRST_TOKEN, &prior, m_max, None, PromptDraws::Shared(rng))
+                PromptEnsemble::draw(data, &law, m_max, PromptDraws::Shared(rng))
                     .map_err(|e| RiskError::Invalid { task: "zero-shot", what: e.to_string() })?,
             ),
             false => None,
