@@ -38,6 +38,7 @@ use crate::learn::encoder::{Encoder, CHUNK};
 use crate::learn::head::{Head, HeadCache};
 use crate::learn::{Params, Real};
 use crate::model::{Jghm, Part};
+use crate::rng::Purpose;
 use crate::sample::sample_pairs;
 use crate::score::{Pmi, Score};
 
@@ -138,7 +139,7 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<Eval
     // Zero-shot on the root label.
     let zs = zero_shot(model, score, &pmi, spec)?;
     // Correlation with the PMI on a G × G grid.
-    let g = sample_pairs(model, spec.grid, spec.seed ^ 0xc0, false);
+    let g = sample_pairs(model, spec.grid, Purpose::EvalCorrelationGrid.seed(spec.seed), false);
     let xs: Vec<Vec<usize>> = g.iter().map(|p| p.image.clone()).collect();
     let ys: Vec<Vec<usize>> = g.iter().map(|p| p.text.clone()).collect();
     let corr = pearson(&score.grid(&xs, &ys), &pmi.grid(&xs, &ys));
@@ -211,10 +212,10 @@ struct ZeroShot {
 /// `M = spec.prompts` exact draws from `p(y | z = c)` per class), for the learned score and for
 /// the PMI on the same prompts and images, and the Bayes classifier `argmax_z p(z | x)`.
 fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> Result<ZeroShot, DownstreamError> {
-    let draws = PromptDraws::Streams(spec.seed ^ 0x9000);
+    let draws = PromptDraws::Streams(Purpose::EvalPrompts.seed(spec.seed));
     let ensemble = PromptEnsemble::draw(model, &Label::Root.law(model, None)?, spec.prompts, draws)?;
     let prompts = ensemble.flat();
-    let test = sample_pairs(model, spec.zero_shot_images, spec.seed ^ 0x7e57, true);
+    let test = sample_pairs(model, spec.zero_shot_images, Purpose::EvalZeroShotImages.seed(spec.seed), true);
     let xs: Vec<Vec<usize>> = test.iter().map(|p| p.image.clone()).collect();
     let truth: Vec<usize> = test.iter().map(|p| p.hidden.as_ref().expect("with hidden")[0]).collect();
     let fraction_right = |predicted: &mut dyn Iterator<Item = usize>| -> f64 {

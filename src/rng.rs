@@ -33,3 +33,54 @@ pub fn categorical(rng: &mut Rng, p: &[f64]) -> usize {
     // positive probability.
     p.iter().rposition(|&pi| pi > 0.0).unwrap_or(p.len() - 1)
 }
+
+/// What a derived seed is for. Each purpose has its own salt, so the draws of one purpose never
+/// coincide with another's under the same user seed; the salts are part of the crate's numbers
+/// (changing one changes every figure that uses it), so they are written here once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `jghm eval`: the images and texts of the PMI-correlation grid.
+    EvalCorrelationGrid,
+    /// `jghm eval`: the zero-shot prompts (one stream per class).
+    EvalPrompts,
+    /// `jghm eval`: the zero-shot test images.
+    EvalZeroShotImages,
+    /// `jghm eval`: the batches of the finite-`K` losses.
+    EvalFiniteK,
+    /// The emulation sweep: the images on which the emulator's error against BP is measured.
+    EmulationInputs,
+    /// Text generation: the independent pool of texts that estimates the normaliser
+    /// `E_{Y'~p(y)} exp S(x, Y')` of the induced generator.
+    GenerationPool,
+    /// Conditional diffusion: the exact samples of the reference law.
+    DiffusionReference,
+    /// Training: the fixed data set of `n` pairs.
+    TrainingData,
+    /// The paper's learned denoiser head.
+    DenoiserHead,
+    /// The paper's learned next-token head.
+    NextTokenHead,
+}
+
+impl Purpose {
+    /// The salt XOR-ed into the user's seed.
+    pub const fn salt(self) -> u64 {
+        match self {
+            Purpose::EvalCorrelationGrid => 0xc0,
+            Purpose::EvalPrompts => 0x9000,
+            Purpose::EvalZeroShotImages => 0x7e57,
+            Purpose::EvalFiniteK => 0xf1,
+            Purpose::EmulationInputs => 0xe1,
+            Purpose::GenerationPool => 0x9e37,
+            Purpose::DiffusionReference => 0x5eed,
+            Purpose::TrainingData => 0x5eed_da7a,
+            Purpose::DenoiserHead => 0xd3_0000,
+            Purpose::NextTokenHead => 0x7e_0000,
+        }
+    }
+
+    /// The seed of this purpose derived from the user's `seed`: `seed ⊕ salt`.
+    pub const fn seed(self, seed: u64) -> u64 {
+        seed ^ self.salt()
+    }
+}

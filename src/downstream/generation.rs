@@ -242,7 +242,7 @@ pub fn monte_carlo_divergence(
             let d: Vec<f64> = pmi.iter().zip(&s).map(|(p, s)| p - s).collect();
             // log E_{Y'~p(y)} exp S(x, Y') from an independent pool.
             let sampler = Sampler::new(model);
-            let mut rng = rng::stream(spec.seed ^ 0x9e37, 0);
+            let mut rng = rng::stream(rng::Purpose::GenerationPool.seed(spec.seed), 0);
             let pool: Vec<Vec<usize>> = (0..spec.pool).map(|_| sampler.pair(&mut rng, false).text).collect();
             let sp = score.grid(xs, &pool);
             let log_z = jackknifed_log_mean_exp(&sp);
