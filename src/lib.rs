@@ -27,6 +27,7 @@
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
 
+pub mod bench;
 pub mod bp;
 pub mod cli;
 pub mod contrastive;

@@ -3,7 +3,7 @@
 //! ```text
 //! ground floor (logspace, tolerance, rng) → model → random_family → files → evidence → bp
 //!   → sample → info → score → contrastive → sufficiency → learn → downstream
-//!   → eval → emulate → rates → reproduce → plot → cli
+//!   → eval → emulate → rates → reproduce → bench → plot → cli
 //! ```
 //!
 //! A module may use any module at or below its own rank and none above it. This test reads every
@@ -33,6 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["emulate"],
     &["rates"],
     &["reproduce"],
+    &["bench"],
     &["plot"],
     &["cli"],
 ];
