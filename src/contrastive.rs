@@ -30,12 +30,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 use statrs::function::gamma::ln_gamma;
 
-use crate::info::{Enumeration, InfoError, WORK_LIMIT};
+use crate::info::{Enumeration, Estimate, InfoError, WORK_LIMIT};
 use crate::logspace::log_sum_exp;
 use crate::model::Jghm;
 use crate::rng::{self, Rng};
 use crate::sample::Sampler;
-use crate::score::Score;
+use crate::score::{Pmi, Score};
 
 /// Which side is the anchor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -396,4 +396,59 @@ pub fn sample_induced(model: &Jghm, score: &dyn Score, x: &[usize], m: usize, rn
     let top = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = s.iter().map(|v| (v - top).exp()).collect();
     ys[rng::categorical(rng, &w)].clone()
+}
+
+/// The CLIP loss `L_K(S) = (ℓ_K^{X→Y}(S) + ℓ_K^{Y→X}(S))/2` of a score next to its optimum
+/// `L_K(PMI)` (T2) and the excess `L_K(S) − L_K(PMI) ≥ 0` (T4 at `K = ∞`), as `jghm clip-loss`
+/// reports them.
+#[derive(Clone, Debug)]
+pub struct ClipLossReport {
+    pub loss: Estimate,
+    pub optimum: Estimate,
+    pub excess: Estimate,
+    /// `ℓ_K^{X→Y}(S)` and `ℓ_K^{Y→X}(S)`.
+    pub directions: [f64; 2],
+    pub method: String,
+}
+
+impl ClipLossReport {
+    /// Exact by enumeration ([`Exact::loss`], [`Exact::clip_loss`]); an error when the batch is
+    /// too large to sum over its compositions.
+    pub fn exact(en: &Enumeration, score: &dyn Score, batch: Batch) -> Result<Self, InfoError> {
+        let ex = Exact::new(en);
+        let s = ex.scores(score);
+        let xy = ex.loss(&s, Direction::ImageToText, batch)?;
+        let yx = ex.loss(&s, Direction::TextToImage, batch)?;
+        let best = ex.clip_loss(&ex.pmi, batch)?;
+        let loss = (xy + yx) / 2.0;
+        let method = match batch {
+            Batch::Finite(_) => "exact enumeration (sum over the compositions of the K-1 negatives)",
+            Batch::Infinite => "exact enumeration",
+        };
+        Ok(ClipLossReport {
+            loss: Estimate::exact(loss),
+            optimum: Estimate::exact(best),
+            excess: Estimate::exact(loss - best),
+            directions: [xy, yx],
+            method: method.into(),
+        })
+    }
+
+    /// Monte Carlo over `n` batches ([`monte_carlo`]), the score and the PMI on the same batches:
+    /// the excess is the mean of the per-batch differences, with their standard error.
+    pub fn monte_carlo(model: &Jghm, score: &dyn Score, batch: Batch, n: usize, seed: u64) -> Result<Self, InfoError> {
+        let pmi = Pmi { model };
+        let mc = monte_carlo(model, &[score, &pmi], batch, n, seed)?;
+        let sym = |k: usize| mc.terms[k].iter().map(|t| (t[0] + t[1]) / 2.0).collect::<Vec<_>>();
+        let (s, p) = (sym(0), sym(1));
+        let diff: Vec<f64> = s.iter().zip(&p).map(|(a, b)| a - b).collect();
+        let dir = |d: usize| Estimate::from_samples(&mc.terms[0].iter().map(|t| t[d]).collect::<Vec<_>>()).value;
+        Ok(ClipLossReport {
+            loss: Estimate::from_samples(&s),
+            optimum: Estimate::from_samples(&p),
+            excess: Estimate::from_samples(&diff),
+            directions: [dir(0), dir(1)],
+            method: mc.method + " (excess from paired differences on the same batches)",
+        })
+    }
 }

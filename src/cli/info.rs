@@ -8,9 +8,9 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use crate::contrastive::{self, Batch, Direction, Exact};
+use crate::contrastive::{Batch, ClipLossReport};
 use crate::files::load_model;
-use crate::info::{self, Enumeration, Estimate, InfoError};
+use crate::info::{self, Enumeration};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Perturbed, Pmi, Score, Table};
 use crate::sufficiency::{self, Evaluator, Gap, Statistic};
@@ -205,7 +205,7 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     let score = parse_score(&model, &a.score, en.as_ref())?;
     let mut result = None;
     if let Some(en) = &en {
-        match exact_clip(en, score.as_ref(), batch) {
+        match ClipLossReport::exact(en, score.as_ref(), batch) {
             Ok(r) => result = Some(r),
             Err(e) if a.method.exact => return Err(e.into()),
             Err(_) => {} // enumerable model, but this batch is too large: Monte Carlo below.
@@ -213,7 +213,7 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     }
     let r = match result {
         Some(r) => r,
-        None => mc_clip(&model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
+        None => ClipLossReport::monte_carlo(&model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
     };
     finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
     let batch_text = match batch {
@@ -237,50 +237,6 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
         println!("excess      = {:.12}  (stderr {:.3e})", r.excess.value, r.excess.stderr);
     });
     Ok(())
-}
-
-struct ClipResult {
-    loss: Estimate,
-    optimum: Estimate,
-    excess: Estimate,
-    directions: [f64; 2],
-    method: String,
-}
-
-fn exact_clip(en: &Enumeration, score: &dyn Score, batch: Batch) -> Result<ClipResult, InfoError> {
-    let ex = Exact::new(en);
-    let s = ex.scores(score);
-    let xy = ex.loss(&s, Direction::ImageToText, batch)?;
-    let yx = ex.loss(&s, Direction::TextToImage, batch)?;
-    let best = ex.clip_loss(&ex.pmi, batch)?;
-    let loss = (xy + yx) / 2.0;
-    let method = match batch {
-        Batch::Finite(_) => "exact enumeration (sum over the compositions of the K-1 negatives)",
-        Batch::Infinite => "exact enumeration",
-    };
-    Ok(ClipResult {
-        loss: Estimate::exact(loss),
-        optimum: Estimate::exact(best),
-        excess: Estimate::exact(loss - best),
-        directions: [xy, yx],
-        method: method.into(),
-    })
-}
-
-fn mc_clip(model: &Jghm, score: &dyn Score, batch: Batch, n: usize, seed: u64) -> Result<ClipResult> {
-    let pmi = Pmi { model };
-    let mc = contrastive::monte_carlo(model, &[score, &pmi], batch, n, seed)?;
-    let sym = |k: usize| mc.terms[k].iter().map(|t| (t[0] + t[1]) / 2.0).collect::<Vec<_>>();
-    let (s, p) = (sym(0), sym(1));
-    let diff: Vec<f64> = s.iter().zip(&p).map(|(a, b)| a - b).collect();
-    let dir = |d: usize| Estimate::from_samples(&mc.terms[0].iter().map(|t| t[d]).collect::<Vec<_>>()).value;
-    Ok(ClipResult {
-        loss: Estimate::from_samples(&s),
-        optimum: Estimate::from_samples(&p),
-        excess: Estimate::from_samples(&diff),
-        directions: [dir(0), dir(1)],
-        method: mc.method + " (excess from paired differences on the same batches)",
-    })
 }
 
 pub fn run_sufficiency(a: &SufficiencyArgs, json: bool) -> Result<()> {
