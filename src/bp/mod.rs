@@ -19,11 +19,22 @@
 //!
 //! [`Workspace`] holds every buffer, so a batch of observations allocates nothing per
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
+//!
+//! Four engines compute these quantities, each checked against this one: [`fast`] (batched
+//! `log p` and root posteriors), [`marginals`] (batched node marginals), [`incremental`] (every
+//! next-token conditional of a text in one pass), all in the probability domain and handing
+//! what leaves their range back to the log-domain [`Workspace`].
 
 pub mod brute_force;
 pub mod fast;
+pub mod incremental;
 mod lanes;
 pub mod marginals;
+pub mod pool;
+
+pub use incremental::Incremental;
+pub use marginals::{BatchMarginals, MarginalWorkspace};
+pub use pool::WorkspacePool;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};
 use crate::logspace::{log_sum_exp, log_sum_exp_iter};

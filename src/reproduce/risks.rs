@@ -33,16 +33,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bayes::{
-    first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence, Incremental,
-    NoisyImage,
+    first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence, NoisyImage,
 };
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
-use crate::bp::{
-    self,
-    marginals::{BatchMarginals, MarginalWorkspace},
-    LeafView, Observation, Workspace,
-};
+use crate::bp::{self, BatchMarginals, Incremental, LeafView, MarginalWorkspace, Observation, Workspace};
 use crate::contrastive::{self, Batch};
 use crate::info::Estimate;
 use crate::logspace::log_sum_exp;
