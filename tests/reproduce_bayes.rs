@@ -8,9 +8,10 @@ mod common;
 
 use jghm::bp::{self, brute_force};
 use jghm::contrastive::{Batch, Direction, Exact};
+use jghm::evidence::SoftImage;
 use jghm::info::{decode_sequence, Enumeration};
 use jghm::model::{Jghm, Part};
-use jghm::reproduce::bayes::{first_token_prior, value_noise_evidence, NoisyImage};
+use jghm::reproduce::bayes::{first_token_prior, value_noise_evidence};
 use jghm::reproduce::{
     clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risks, BayesDenoiser,
     BayesNextToken, Classifier, Denoiser, NextToken,
@@ -270,7 +271,7 @@ fn bayes_denoiser_is_the_brute_force_posterior_mean() {
         let noisy: Vec<f64> =
             pair.image.iter().enumerate().map(|(j, &v)| v as f64 + ((i * 7 + j) as f64 * 0.37).sin()).collect();
         let lambda = value_noise_evidence(&noisy, model.image_vocab(), 1.0);
-        let obs = NoisyImage { lambda: &lambda, vocab: model.image_vocab(), text: &pair.text };
+        let obs = SoftImage { lambda: &lambda, vocab: model.image_vocab(), text: &pair.text };
         let e = brute_force::enumerate(&model, &obs).unwrap();
         let fast = d.denoise(&noisy, &pair.text);
         for (j, &u) in model.tree().image_leaves.iter().enumerate() {

@@ -10,27 +10,11 @@
 //! Built on a model given separately from the data, so the same types serve mis-specified BP
 //! (the predictor of the ε = 0.2 model on data of another ε).
 
-use crate::bp::{self, BatchMarginals, Incremental, LeafView, MarginalWorkspace, Observation, Tokens, WorkspacePool};
-use crate::model::{Jghm, Part};
+use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
+use crate::evidence::{SoftImage, Tokens};
+use crate::model::Jghm;
 
 use super::{Denoiser, NextToken};
-
-/// Evidence for the denoising task: soft image leaves `λ_i` (row-major `N_X × V_X`) and the
-/// text observed.
-pub struct NoisyImage<'a> {
-    pub lambda: &'a [f64],
-    pub vocab: usize,
-    pub text: &'a [usize],
-}
-
-impl Observation for NoisyImage<'_> {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
-        match part {
-            Part::Image => LeafView::Soft(&self.lambda[position * self.vocab..(position + 1) * self.vocab]),
-            _ => LeafView::Observed(self.text[position]),
-        }
-    }
-}
 
 /// Noise model (a) of THEORY §5 as soft evidence: `λ_i(v) = exp(-(x̃_i - v)² / 2σ²)`, divided
 /// by its largest entry (a constant per leaf, which BP's conditionals ignore), row-major.
@@ -60,7 +44,7 @@ fn moments<'a>(marginals: impl Iterator<Item = &'a [f64]>) -> (Vec<f64>, Vec<f64
 /// `(E[v_i | ·], Var[v_i | ·])` per leaf, by BP (the batched probability-domain marginals, with
 /// the log-domain oracle when they underflow), one observation at a time (the oracle of
 /// [`value_moments_batch`]). `None` when the evidence has probability zero.
-pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &NoisyImage) -> Option<(Vec<f64>, Vec<f64>)> {
+pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &SoftImage) -> Option<(Vec<f64>, Vec<f64>)> {
     let tree = model.tree();
     let mut flat = vec![0.0; tree.total_states];
     if ws.marginals_into(obs, &mut flat) {
@@ -77,7 +61,7 @@ pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &NoisyImage)
 pub fn value_moments_batch(
     batch: &BatchMarginals,
     model: &Jghm,
-    obs: &[NoisyImage],
+    obs: &[SoftImage],
 ) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
     let tree = model.tree();
     let n = tree.total_states;
@@ -115,7 +99,7 @@ impl Denoiser for BayesDenoiser<'_> {
     fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64> {
         let vocab = self.model.image_vocab();
         let lambda = value_noise_evidence(noisy, vocab, self.sigma);
-        let obs = NoisyImage { lambda: &lambda, vocab, text: y };
+        let obs = SoftImage { lambda: &lambda, vocab, text: y };
         self.pool.with(
             || MarginalWorkspace::new(self.model),
             |ws| value_moments(ws, self.model, &obs).map_or(vec![f64::NAN; noisy.len()], |m| m.0),
@@ -125,8 +109,8 @@ impl Denoiser for BayesDenoiser<'_> {
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
         let vocab = self.model.image_vocab();
         let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| value_noise_evidence(x, vocab, self.sigma)).collect();
-        let obs: Vec<NoisyImage> =
-            lambdas.iter().zip(texts).map(|(lambda, text)| NoisyImage { lambda, vocab, text }).collect();
+        let obs: Vec<SoftImage> =
+            lambdas.iter().zip(texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
         value_moments_batch(&self.batch, self.model, &obs)
             .into_iter()
             .zip(noisy)

@@ -32,13 +32,12 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::bayes::{
-    first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence, NoisyImage,
-};
+use super::bayes::{first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence};
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
-use crate::bp::{self, BatchMarginals, Incremental, LeafView, MarginalWorkspace, Observation, Workspace};
+use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, Workspace};
 use crate::contrastive::{self, Batch};
+use crate::evidence::{LeafView, Observation, SoftImage};
 use crate::info::Estimate;
 use crate::logspace::log_sum_exp;
 use crate::model::{Jghm, Part};
@@ -449,8 +448,8 @@ fn posterior_moments(
 ) -> Result<(Vec<Vec<f64>>, Vec<f64>), RiskError> {
     let vocab = data.image_vocab();
     let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| value_noise_evidence(x, vocab, sigma)).collect();
-    let obs: Vec<NoisyImage> =
-        lambdas.iter().zip(&d.texts).map(|(lambda, text)| NoisyImage { lambda, vocab, text }).collect();
+    let obs: Vec<SoftImage> =
+        lambdas.iter().zip(&d.texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
     let moments: Vec<Option<(Vec<f64>, Vec<f64>)>> = match how {
         Moments::Batched => value_moments_batch(batch, data, &obs),
         Moments::PerSample => {
