@@ -11,22 +11,11 @@
 //! (the predictor of the ε = 0.2 model on data of another ε).
 
 use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
+use crate::downstream::noise::ValueNoise;
 use crate::evidence::{SoftImage, Tokens};
 use crate::model::Jghm;
 
 use super::{Denoiser, NextToken};
-
-/// Noise model (a) of THEORY §5 as soft evidence: `λ_i(v) = exp(-(x̃_i - v)² / 2σ²)`, divided
-/// by its largest entry (a constant per leaf, which BP's conditionals ignore), row-major.
-pub fn value_noise_evidence(noisy: &[f64], vocab: usize, sigma: f64) -> Vec<f64> {
-    let mut out = Vec::with_capacity(noisy.len() * vocab);
-    for &x in noisy {
-        let log: Vec<f64> = (0..vocab).map(|v| -(x - v as f64).powi(2) / (2.0 * sigma * sigma)).collect();
-        let top = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        out.extend(log.iter().map(|l| (l - top).exp()));
-    }
-    out
-}
 
 /// `(E[v_i | ·], Var[v_i | ·])` of each image leaf from its marginal `p(v_i = · | ·)`:
 /// `E[v] = Σ_v v p(v)`, `Var[v] = Σ_v v² p(v) − E[v]²` (clamped at 0 against round-off).
@@ -76,18 +65,24 @@ pub fn value_moments_batch(
 }
 
 /// The Bayes denoiser of one model for noise model (a) (THEORY §5): `D(x̃, y)_i = E[v_i | x̃, y]`,
-/// exact by BP with soft image evidence `λ_i(v) ∝ exp(-(x̃_i - v)²/2σ²)` and the text observed.
+/// exact by BP with soft image evidence `λ_i(v) ∝ exp(-(x̃_i - v)²/2σ²)` ([`ValueNoise::evidence`])
+/// and the text observed.
 /// It minimises `E Σ_i (D_i - v_i)²` over all functions of `(x̃, y)` (posterior mean).
 pub struct BayesDenoiser<'m> {
     pub model: &'m Jghm,
-    pub sigma: f64,
+    pub noise: ValueNoise,
     pool: WorkspacePool<MarginalWorkspace<'m>>,
     batch: BatchMarginals<'m>,
 }
 
 impl<'m> BayesDenoiser<'m> {
     pub fn new(model: &'m Jghm, sigma: f64) -> Self {
-        BayesDenoiser { model, sigma, pool: WorkspacePool::new(), batch: BatchMarginals::new(model) }
+        BayesDenoiser {
+            model,
+            noise: ValueNoise { sigma },
+            pool: WorkspacePool::new(),
+            batch: BatchMarginals::new(model),
+        }
     }
 }
 
@@ -98,7 +93,7 @@ impl Denoiser for BayesDenoiser<'_> {
     /// NaN per leaf when the noisy image and text have probability zero under the model.
     fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64> {
         let vocab = self.model.image_vocab();
-        let lambda = value_noise_evidence(noisy, vocab, self.sigma);
+        let lambda = self.noise.evidence(noisy, vocab);
         let obs = SoftImage { lambda: &lambda, vocab, text: y };
         self.pool.with(
             || MarginalWorkspace::new(self.model),
@@ -108,7 +103,7 @@ impl Denoiser for BayesDenoiser<'_> {
     /// The same posterior means, the batch's marginals in SIMD blocks ([`value_moments_batch`]).
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
         let vocab = self.model.image_vocab();
-        let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| value_noise_evidence(x, vocab, self.sigma)).collect();
+        let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| self.noise.evidence(x, vocab)).collect();
         let obs: Vec<SoftImage> =
             lambdas.iter().zip(texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
         value_moments_batch(&self.batch, self.model, &obs)

@@ -28,15 +28,15 @@
 //! Samples come in fixed chunks, chunk `c` drawn from `rng::stream(seed, c)`, run in parallel
 //! and combined in order: the numbers do not depend on the thread count.
 
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::bayes::{first_token_law, first_token_prior, value_moments, value_moments_batch, value_noise_evidence};
+use super::bayes::{first_token_law, first_token_prior, value_moments, value_moments_batch};
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
 use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, Workspace};
 use crate::contrastive::{self, Batch};
+use crate::downstream::noise::ValueNoise;
 use crate::evidence::{LeafView, Observation, SoftImage};
 use crate::info::Estimate;
 use crate::logspace::log_sum_exp;
@@ -424,12 +424,7 @@ fn draw_noisy(sampler: &Sampler, rng: &mut Rng, len: usize, sigma: f64) -> Noisy
     for _ in 0..len {
         let pair = sampler.pair(rng, true);
         // x̃_i = v_i + σ ε_i
-        d.noisy.push(
-            pair.image
-                .iter()
-                .map(|&v| v as f64 + sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng))
-                .collect(),
-        );
+        d.noisy.push(ValueNoise { sigma }.observe_image(&pair.image, rng));
         d.states.push(pair.hidden.expect("asked for"));
         d.images.push(pair.image);
         d.texts.push(pair.text);
@@ -447,7 +442,7 @@ fn posterior_moments(
     how: Moments,
 ) -> Result<(Vec<Vec<f64>>, Vec<f64>), RiskError> {
     let vocab = data.image_vocab();
-    let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| value_noise_evidence(x, vocab, sigma)).collect();
+    let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| ValueNoise { sigma }.evidence(x, vocab)).collect();
     let obs: Vec<SoftImage> =
         lambdas.iter().zip(&d.texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
     let moments: Vec<Option<(Vec<f64>, Vec<f64>)>> = match how {
@@ -495,7 +490,13 @@ fn fit_control_variate(
         noisy.extend(d.noisy);
         values.extend(v);
     }
-    Ok(ControlVariate::fit(StateCounts::new(data), LocalVariance::new(data, sigma), &states, &noisy, &values))
+    Ok(ControlVariate::fit(
+        StateCounts::new(data),
+        LocalVariance::new(data, ValueNoise { sigma }),
+        &states,
+        &noisy,
+        &values,
+    ))
 }
 
 /// Denoising risks `E Σ_i (D(X̃, Y)_i − v_i)²` under noise model (a), `X̃_i = v_i + σ ε_i`, for
