@@ -2,6 +2,11 @@
 //!
 //! One-hot for an observed token, all-ones for a missing token, any nonnegative vector for
 //! soft evidence (a noisy observation). Evidence can sit on image leaves, text leaves or both.
+//!
+//! BP reads evidence through the [`Observation`] trait, one [`LeafView`] per leaf, so that
+//! evidence of a common shape needs no [`Evidence`] allocated per observation: [`Tokens`]
+//! (observed sides), [`SoftImage`] (soft image leaves and an observed text, the shape of every
+//! noisy-image task), or any type a caller defines.
 
 use crate::model::{Jghm, Part};
 
@@ -115,6 +120,84 @@ impl Evidence {
         match part {
             Part::Image => &mut self.image,
             _ => &mut self.text,
+        }
+    }
+}
+
+/// A view of one leaf's evidence `λ_u`, borrowed from an [`Evidence`] or from raw tokens.
+#[derive(Clone, Copy, Debug)]
+pub enum LeafView<'a> {
+    Observed(usize),
+    Missing,
+    Soft(&'a [f64]),
+}
+
+/// Anything that gives evidence per leaf: an [`Evidence`], or token slices without allocation.
+pub trait Observation {
+    fn leaf(&self, part: Part, position: usize) -> LeafView<'_>;
+    /// Every token of `part` when all its leaves are observed (a shortcut for batched passes
+    /// that read tokens in bulk; `None` means "ask [`Observation::leaf`]").
+    fn tokens(&self, _part: Part) -> Option<&[usize]> {
+        None
+    }
+    /// Whether every leaf of `part` is missing (a shortcut for batched passes that skip a whole
+    /// side; `false` means "ask [`Observation::leaf`]").
+    fn missing(&self, _part: Part) -> bool {
+        false
+    }
+}
+
+impl Observation for Evidence {
+    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
+        match &self.of(part)[position] {
+            Leaf::Observed(t) => LeafView::Observed(*t),
+            Leaf::Missing => LeafView::Missing,
+            Leaf::Soft(w) => LeafView::Soft(w),
+        }
+    }
+}
+
+/// Observed tokens on either side (`None`: that side missing). The caller guarantees lengths
+/// and vocabularies (use [`Evidence::tokens`] to check user input).
+#[derive(Clone, Copy, Debug)]
+pub struct Tokens<'a> {
+    pub image: Option<&'a [usize]>,
+    pub text: Option<&'a [usize]>,
+}
+
+impl Observation for Tokens<'_> {
+    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
+        let side = if part == Part::Image { self.image } else { self.text };
+        side.map_or(LeafView::Missing, |t| LeafView::Observed(t[position]))
+    }
+    fn tokens(&self, part: Part) -> Option<&[usize]> {
+        if part == Part::Image {
+            self.image
+        } else {
+            self.text
+        }
+    }
+    fn missing(&self, part: Part) -> bool {
+        self.tokens(part).is_none()
+    }
+}
+
+/// Soft evidence on every image leaf and the text observed: `λ_i` is row `i` of `lambda`
+/// (row-major `N_X × V_X`, nonnegative), text leaf `j` is `e_{text[j]}`. The shape of a noisy
+/// image under any noise model (the likelihood of the noisy value, as a function of the token, is
+/// the leaf's soft evidence); the caller guarantees lengths and vocabularies.
+#[derive(Clone, Copy, Debug)]
+pub struct SoftImage<'a> {
+    pub lambda: &'a [f64],
+    pub vocab: usize,
+    pub text: &'a [usize],
+}
+
+impl Observation for SoftImage<'_> {
+    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
+        match part {
+            Part::Image => LeafView::Soft(&self.lambda[position * self.vocab..(position + 1) * self.vocab]),
+            _ => LeafView::Observed(self.text[position]),
         }
     }
 }

@@ -405,3 +405,29 @@ fn a_node_asked_for_twice_is_refused() {
     let model = jghm::RandomSpec::symmetric(3, 2, 2, 1).build().unwrap();
     BatchMarginals::selected(&model, &[0, 2, 0]);
 }
+
+/// The incremental next-token engine (`bp::Incremental`, probability domain, one walk down and
+/// up a leaf's path per position) against the log-domain conditionals, position by position,
+/// on random models of every shape. Where it reports `None` (a vector beyond its range) the
+/// callers use the reference; it must do so on only a few draws, or it would be useless.
+#[test]
+fn incremental_next_token_equals_log_domain_bp() {
+    let (answered, asked) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    proptest!(ProptestConfig::with_cases(48), |(model in arb_model(), seed in 0u64..1000)| {
+        let v = model.text_vocab();
+        let mut engine = bp::Incremental::new(&model);
+        for pair in &sample_pairs(&model, 2, seed, false) {
+            asked.set(asked.get() + 1);
+            let Some(fast) = engine.conditionals(&pair.image, &pair.text) else { continue };
+            answered.set(answered.get() + 1);
+            for t in 0..model.text_len() {
+                let slow = bp::next_token_conditional(&model, Some(&pair.image), &pair.text[..t]).unwrap();
+                for (a, b) in fast[t * v..(t + 1) * v].iter().zip(&slow) {
+                    prop_assert!((a - b).abs() <= 1e-10, "position {t}: {a} vs {b}");
+                }
+            }
+        }
+    });
+    let (answered, asked) = (answered.get(), asked.get());
+    assert!(answered * 10 >= asked * 9, "the engine answered {answered} of {asked} pairs");
+}

@@ -8,9 +8,11 @@ mod common;
 
 use jghm::bp::{self, brute_force};
 use jghm::contrastive::{Batch, Direction, Exact};
+use jghm::downstream::noise::DENOISING;
+use jghm::evidence::SoftImage;
 use jghm::info::{decode_sequence, Enumeration};
 use jghm::model::{Jghm, Part};
-use jghm::reproduce::bayes::{first_token_prior, value_noise_evidence, NoisyImage};
+use jghm::reproduce::bayes::first_token_prior;
 use jghm::reproduce::{
     clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risks, BayesDenoiser,
     BayesNextToken, Classifier, Denoiser, NextToken,
@@ -264,13 +266,13 @@ fn vlm_counts_positions_two_to_n_averaged() {
 #[test]
 fn bayes_denoiser_is_the_brute_force_posterior_mean() {
     let model = shrunken(0.2);
-    let d = BayesDenoiser::new(&model, 1.0);
+    let d = BayesDenoiser::new(&model, DENOISING.sigma);
     let pairs = jghm::sample::sample_pairs(&model, 20, 9, false);
     for (i, pair) in pairs.iter().enumerate() {
         let noisy: Vec<f64> =
             pair.image.iter().enumerate().map(|(j, &v)| v as f64 + ((i * 7 + j) as f64 * 0.37).sin()).collect();
-        let lambda = value_noise_evidence(&noisy, model.image_vocab(), 1.0);
-        let obs = NoisyImage { lambda: &lambda, vocab: model.image_vocab(), text: &pair.text };
+        let lambda = DENOISING.evidence(&noisy, model.image_vocab());
+        let obs = SoftImage { lambda: &lambda, vocab: model.image_vocab(), text: &pair.text };
         let e = brute_force::enumerate(&model, &obs).unwrap();
         let fast = d.denoise(&noisy, &pair.text);
         for (j, &u) in model.tree().image_leaves.iter().enumerate() {
@@ -336,7 +338,7 @@ fn denoise_risk_sums_squared_errors_over_leaves() {
 #[test]
 fn denoise_bayes_risk_two_ways() {
     let model = shrunken(0.2);
-    let d = BayesDenoiser::new(&model, 1.0);
+    let d = BayesDenoiser::new(&model, DENOISING.sigma);
     let r = denoise_risks(&model, &[&d], 1.0, 20_000, 11).unwrap();
     let (plain, plain_se) = plain_denoise(&model, &d, 20_000, 12);
     let se = (r.bayes.stderr.powi(2) + plain_se.powi(2)).sqrt();
@@ -399,7 +401,7 @@ fn risks_do_not_depend_on_the_thread_count() {
     let model = shrunken(0.2);
     let run = || {
         let pmi = Pmi { model: &model };
-        let d = BayesDenoiser::new(&model, 1.0);
+        let d = BayesDenoiser::new(&model, DENOISING.sigma);
         let b = BayesNextToken::new(&model);
         [
             clip_risk(&model, &pmi, 4, 300, 1).unwrap().bayes.value,

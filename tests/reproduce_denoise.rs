@@ -2,8 +2,9 @@
 //! posterior moments against the one-at-a-time oracle on the same draws, and the control
 //! variate of the hidden-state counts — its exact means, and an estimate that stays unbiased.
 
+use jghm::downstream::noise::ValueNoise;
 use jghm::model::Jghm;
-use jghm::reproduce::control_variate::{expected_local_variance, LocalVariance, StateCounts};
+use jghm::reproduce::control_variate::{LocalVariance, StateCounts};
 use jghm::reproduce::{denoise_risks_with, BayesDenoiser, DenoiseOptions, Denoiser, Moments, TaskRisk};
 use jghm::RandomSpec;
 
@@ -102,14 +103,14 @@ fn local_variance_mean_is_exact() {
         let mut row = vec![0.0; 4];
         row[v] = 1.0;
         for sigma in [0.3, 1.0, 2.5] {
-            let g = expected_local_variance(&row, sigma);
+            let g = ValueNoise { sigma }.expected_posterior_variance(&row);
             assert!(g.abs() < 1e-12, "one-hot at {v}, σ = {sigma}: {g}");
         }
     }
     use rand_distr::{Distribution, StandardNormal};
     let model = shrunken(0.2);
     for sigma in [0.5, 1.0] {
-        let local = LocalVariance::new(&model, sigma);
+        let local = LocalVariance::new(&model, ValueNoise { sigma });
         let sampler = jghm::sample::Sampler::new(&model);
         let mut rng = jghm::rng::stream(41, 0);
         let values: Vec<f64> = (0..200_000)

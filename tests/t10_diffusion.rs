@@ -6,8 +6,9 @@
 mod common;
 mod tiny;
 
-use jghm::downstream::diffusion::{self, Condition, Level, Schedule, TextClasses};
+use jghm::downstream::diffusion::{self, Condition, Schedule, TextClasses};
 use jghm::downstream::laws::SideLaw;
+use jghm::downstream::noise::NoiseLevel;
 use jghm::info::{self, Enumeration};
 use jghm::model::{Jghm, Part};
 use jghm::rng;
@@ -16,10 +17,10 @@ use proptest::prelude::*;
 use tiny::*;
 
 /// The grid of noise levels: the 8 steps of a cosine schedule and pure noise `α = 0`.
-fn grid() -> Vec<Level> {
+fn grid() -> Vec<NoiseLevel> {
     let s = Schedule::cosine(8);
-    let mut levels: Vec<Level> = (1..=8).map(|t| s.level(t)).collect();
-    levels.push(Level { alpha: 0.0, sigma: 1.0 });
+    let mut levels: Vec<NoiseLevel> = (1..=8).map(|t| s.level(t)).collect();
+    levels.push(NoiseLevel { alpha: 0.0, sigma: 1.0 });
     levels
 }
 
@@ -30,7 +31,7 @@ fn brute_mean(
     brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>),
     y: usize,
     x_t: &[f64],
-    l: Level,
+    l: NoiseLevel,
 ) -> Vec<f64> {
     let (xs, ys, p) = brute;
     let v = model.image_vocab();
@@ -70,7 +71,7 @@ proptest! {
         let Condition::Statistic { texts, .. } = &through else { unreachable!() };
         let members: Vec<usize> = texts.iter().map(|t| jghm::downstream::sequence_index(t, model.text_vocab())).collect();
         for l in grid().into_iter().filter(|l| l.alpha > 0.0) {
-            let x_t = diffusion::forward(&pair.image, model.image_vocab(), l, &mut r);
+            let x_t = l.forward(&pair.image, model.image_vocab(), &mut r);
             let d = diffusion::denoise(&model, &Condition::Text(pair.text.clone()), &x_t, l).unwrap();
             let want = brute_mean(&model, &brute, y, &x_t, l);
             for (a, b) in d.iter().zip(&want) {
@@ -112,13 +113,13 @@ proptest! {
                 prop_assert!(r.squared_distance.value <= nx * info.value + 1e-12);
                 let mut rr = rng::stream(seed, 1 + k as u64);
                 for pair in jghm::sample::sample_pairs(&model, 4, seed ^ (k as u64) << 8, false) {
-                    let x_t = diffusion::forward(&pair.image, model.image_vocab(), l, &mut rr);
+                    let x_t = l.forward(&pair.image, model.image_vocab(), &mut rr);
                     let s = diffusion::t10_sample(&model, &images, &pair.text, &by_class.condition_of(&pair.text).unwrap(), &x_t, l).unwrap();
                     prop_assert!(s.squared_distance <= nx * s.kl + 1e-12, "{st}: {s:?}");
                 }
             }
             // α = 0: X_t carries nothing, so I(X;Y|X_t,G) = I(X;Y|G) = Suff_X(g), summed exactly over y.
-            let l = Level { alpha: 0.0, sigma: 1.0 };
+            let l = NoiseLevel { alpha: 0.0, sigma: 1.0 };
             let x_t = vec![0.0; model.image_len() * model.image_vocab()];
             let exact: f64 = (0..en.text.len()).map(|j| {
                 let y = &en.text.tokens[j];

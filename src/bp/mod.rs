@@ -19,13 +19,25 @@
 //!
 //! [`Workspace`] holds every buffer, so a batch of observations allocates nothing per
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
+//!
+//! Four engines compute these quantities, each checked against this one: [`fast`] (batched
+//! `log p` and root posteriors), [`marginals`] (batched node marginals), [`incremental`] (every
+//! next-token conditional of a text in one pass), all in the probability domain and handing
+//! what leaves their range back to the log-domain [`Workspace`].
 
 pub mod brute_force;
 pub mod fast;
+pub mod incremental;
 mod lanes;
 pub mod marginals;
+pub mod pool;
+
+pub use incremental::Incremental;
+pub use marginals::{BatchMarginals, MarginalWorkspace};
+pub use pool::WorkspacePool;
 
 use crate::evidence::{Evidence, EvidenceError, Leaf};
+pub use crate::evidence::{LeafView, Observation, Tokens};
 use crate::logspace::{log_sum_exp, log_sum_exp_iter};
 use crate::model::{Jghm, Part};
 use crate::rng::{self, Rng};
@@ -37,64 +49,6 @@ pub enum BpError {
     Evidence(#[from] EvidenceError),
     #[error("the observation has probability zero under the model ({what} = 0), so {needed} is undefined")]
     ZeroProbability { what: &'static str, needed: &'static str },
-}
-
-/// A view of one leaf's evidence, borrowed from an [`Evidence`] or from raw tokens.
-#[derive(Clone, Copy, Debug)]
-pub enum LeafView<'a> {
-    Observed(usize),
-    Missing,
-    Soft(&'a [f64]),
-}
-
-/// Anything that gives evidence per leaf: an [`Evidence`], or token slices without allocation.
-pub trait Observation {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_>;
-    /// Every token of `part` when all its leaves are observed (a shortcut for batched passes
-    /// that read tokens in bulk; `None` means "ask [`Observation::leaf`]").
-    fn tokens(&self, _part: Part) -> Option<&[usize]> {
-        None
-    }
-    /// Whether every leaf of `part` is missing (a shortcut for batched passes that skip a whole
-    /// side; `false` means "ask [`Observation::leaf`]").
-    fn missing(&self, _part: Part) -> bool {
-        false
-    }
-}
-
-impl Observation for Evidence {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
-        match &self.of(part)[position] {
-            Leaf::Observed(t) => LeafView::Observed(*t),
-            Leaf::Missing => LeafView::Missing,
-            Leaf::Soft(w) => LeafView::Soft(w),
-        }
-    }
-}
-
-/// Observed tokens on either side (`None`: that side missing). The caller guarantees lengths
-/// and vocabularies (use [`Evidence::tokens`] to check user input).
-#[derive(Clone, Copy, Debug)]
-pub struct Tokens<'a> {
-    pub image: Option<&'a [usize]>,
-    pub text: Option<&'a [usize]>,
-}
-
-impl Observation for Tokens<'_> {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
-        let side = if part == Part::Image { self.image } else { self.text };
-        side.map_or(LeafView::Missing, |t| LeafView::Observed(t[position]))
-    }
-    fn tokens(&self, part: Part) -> Option<&[usize]> {
-        if part == Part::Image {
-            self.image
-        } else {
-            self.text
-        }
-    }
-    fn missing(&self, part: Part) -> bool {
-        self.tokens(part).is_none()
-    }
 }
 
 /// Reusable buffers for BP on one model: after [`Workspace::upward`], `h` and `mu` hold the

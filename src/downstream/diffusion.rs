@@ -14,7 +14,8 @@
 //!
 //! # The exact Bayes denoiser
 //! `N(x_{t,i}; α e_v, σ² I) ∝ exp(α x_{t,i}(v) / σ²)` in `v`, so observing `X_t` is soft leaf
-//! evidence `λ_i(v) ∝ exp(α_t x_{t,i}(v) / σ_t²)` on image leaf `i`, and
+//! evidence `λ_i(v) ∝ exp(α_t x_{t,i}(v) / σ_t²)` on image leaf `i` (the noise model
+//! [`NoiseLevel`], in [`super::noise`]), and
 //! `D(x_t, y) = E[e_X | X_t = x_t, Y = y]` is the vector of BP marginals of the image leaves
 //! given that soft evidence and the observed text ([`denoise`]). Conditions ([`Condition`]):
 //! the text `y`; a statistic `g(y)` (the denoiser `D_g = E[e_X | X_t, g(Y)]` is the mixture
@@ -39,7 +40,6 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::bp::{self, Workspace};
-use crate::evidence::{Evidence, Leaf};
 use crate::info::{kl, Enumeration, Estimate};
 use crate::logspace::normalise_log;
 use crate::model::{Jghm, Part};
@@ -48,6 +48,7 @@ use crate::sample::Sampler;
 use crate::sufficiency::{Evaluator, Gap, Statistic};
 
 use super::laws::SideLaw;
+use super::noise::NoiseLevel;
 use super::DownstreamError;
 
 /// Samples per random stream.
@@ -57,13 +58,6 @@ pub const CHUNK: usize = 16;
 #[derive(Clone, Debug, Serialize)]
 pub struct Schedule {
     pub alpha_bar: Vec<f64>,
-}
-
-/// One noise level: `X_t = α e_X + σ ε`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Level {
-    pub alpha: f64,
-    pub sigma: f64,
 }
 
 impl Schedule {
@@ -87,8 +81,8 @@ impl Schedule {
         1.0 - self.alpha_bar[t] / self.alpha_bar[t - 1]
     }
     /// `(α_t, σ_t) = (√ᾱ_t, √(1 - ᾱ_t))`.
-    pub fn level(&self, t: usize) -> Level {
-        Level { alpha: self.alpha_bar[t].sqrt(), sigma: (1.0 - self.alpha_bar[t]).sqrt() }
+    pub fn level(&self, t: usize) -> NoiseLevel {
+        NoiseLevel { alpha: self.alpha_bar[t].sqrt(), sigma: (1.0 - self.alpha_bar[t]).sqrt() }
     }
 }
 
@@ -173,51 +167,20 @@ impl TextClasses {
     }
 }
 
-/// `X_t = α e_x + σ ε` (row-major `N_X × V`).
-pub fn forward(x: &[usize], vocab: usize, level: Level, rng: &mut Rng) -> Vec<f64> {
-    (0..x.len() * vocab)
-        .map(|k| {
-            let e: f64 = StandardNormal.sample(rng);
-            level.alpha * f64::from(u8::from(x[k / vocab] == k % vocab)) + level.sigma * e
-        })
-        .collect()
-}
-
-/// `log λ_i(v) = α x_{t,i}(v) / σ²` (up to a constant per leaf), row-major `N_X × V`.
-pub fn log_evidence(x_t: &[f64], level: Level) -> Vec<f64> {
-    let c = level.alpha / (level.sigma * level.sigma);
-    x_t.iter().map(|v| c * v).collect()
-}
-
-/// Evidence: soft image leaves `λ_i(v) ∝ exp(α x_{t,i}(v)/σ²)` (scaled so each leaf's largest
-/// weight is 1) and the text `y` observed (or missing).
-pub fn evidence(model: &Jghm, x_t: &[f64], level: Level, y: Option<&[usize]>) -> Evidence {
-    let v = model.image_vocab();
-    let mut ev = Evidence::none(model);
-    for (leaf, row) in ev.image.iter_mut().zip(log_evidence(x_t, level).chunks(v)) {
-        let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        *leaf = Leaf::Soft(row.iter().map(|l| (l - top).exp()).collect());
-    }
-    if let Some(y) = y {
-        ev.text = y.iter().map(|&t| Leaf::Observed(t)).collect();
-    }
-    ev
-}
-
 /// The mixture weights `w_y ∝ p(y) p(x_t-evidence | y)` of the condition's texts.
-fn mixture(model: &Jghm, cond: &Condition, x_t: &[f64], level: Level, ws: &mut Workspace) -> Vec<f64> {
-    let logs: Vec<f64> = cond.texts().iter().map(|y| ws.upward(model, &evidence(model, x_t, level, *y))).collect();
+fn mixture(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel, ws: &mut Workspace) -> Vec<f64> {
+    let logs: Vec<f64> = cond.texts().iter().map(|y| ws.upward(model, &level.evidence(model, x_t, *y))).collect();
     normalise_log(&logs).expect("soft evidence has positive likelihood")
 }
 
 /// The exact Bayes denoiser `E[e_X | X_t = x_t, condition]` (module doc), row-major `N_X × V`.
-pub fn denoise(model: &Jghm, cond: &Condition, x_t: &[f64], level: Level) -> Result<Vec<f64>, DownstreamError> {
+pub fn denoise(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel) -> Result<Vec<f64>, DownstreamError> {
     let (nx, v) = (model.image_len(), model.image_vocab());
     let texts = cond.texts();
     let w = if texts.len() == 1 { vec![1.0] } else { mixture(model, cond, x_t, level, &mut Workspace::new(model)) };
     let mut out = vec![0.0; nx * v];
     for (y, wy) in texts.iter().zip(&w).filter(|(_, w)| **w > 0.0) {
-        let m = bp::marginals(model, &evidence(model, x_t, level, *y))?;
+        let m = bp::marginals(model, &level.evidence(model, x_t, *y))?;
         for (i, &u) in model.tree().image_leaves.iter().enumerate() {
             out[i * v..(i + 1) * v].iter_mut().zip(&m[u]).for_each(|(o, p)| *o += wy * p);
         }
@@ -226,7 +189,7 @@ pub fn denoise(model: &Jghm, cond: &Condition, x_t: &[f64], level: Level) -> Res
 }
 
 /// An exact draw from `p(x | x_t, condition)` by BP (the text first from the mixture weights).
-pub fn sample_posterior(model: &Jghm, cond: &Condition, x_t: &[f64], level: Level, rng: &mut Rng) -> Vec<usize> {
+pub fn sample_posterior(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel, rng: &mut Rng) -> Vec<usize> {
     let mut ws = Workspace::new(model);
     let texts = cond.texts();
     let y = if texts.len() == 1 {
@@ -234,7 +197,7 @@ pub fn sample_posterior(model: &Jghm, cond: &Condition, x_t: &[f64], level: Leve
     } else {
         texts[rng::categorical(rng, &mixture(model, cond, x_t, level, &mut ws))]
     };
-    ws.upward(model, &evidence(model, x_t, level, y));
+    ws.upward(model, &level.evidence(model, x_t, y));
     let mut states = vec![0; model.tree().nodes.len()];
     ws.sample_into(model, rng, &mut states);
     model.tree().image_leaves.iter().map(|&u| states[u]).collect()
@@ -343,10 +306,10 @@ pub fn image_posterior(
     images: &SideLaw,
     cond: &Condition,
     x_t: &[f64],
-    level: Level,
+    level: NoiseLevel,
 ) -> Result<Vec<f64>, DownstreamError> {
     let v = model.image_vocab();
-    let le = log_evidence(x_t, level);
+    let le = level.log_evidence(x_t);
     let prior = cond.law(model, images)?;
     let logs: Vec<f64> = images
         .table
@@ -365,7 +328,7 @@ pub fn t10_sample(
     y: &[usize],
     through: &Condition,
     x_t: &[f64],
-    level: Level,
+    level: NoiseLevel,
 ) -> Result<T10Sample, DownstreamError> {
     let text = Condition::Text(y.to_vec());
     let (d, dg) = (denoise(model, &text, x_t, level)?, denoise(model, through, x_t, level)?);
@@ -378,7 +341,7 @@ pub fn t10_sample(
 /// T10 at one noise level, Monte Carlo over `(X, Y, ε)` with exact per-sample terms.
 #[derive(Clone, Debug, Serialize)]
 pub struct T10Level {
-    pub level: Level,
+    pub level: NoiseLevel,
     /// `E‖D(X_t, Y) - D_g(X_t, g(Y))‖²`.
     pub squared_distance: Estimate,
     /// `I(X; Y | X_t, G) = E KL(p(x | X_t, Y) ‖ p(x | X_t, G))`.
@@ -394,7 +357,7 @@ pub struct T10Level {
 pub fn t10_level(
     en: &Enumeration,
     statistic: Statistic,
-    level: Level,
+    level: NoiseLevel,
     samples: usize,
     seed: u64,
 ) -> Result<T10Level, DownstreamError> {
@@ -411,7 +374,7 @@ pub fn t10_level(
             (0..CHUNK.min(samples - c * CHUNK))
                 .map(|_| {
                     let pair = sampler.pair(&mut rng, false);
-                    let x_t = forward(&pair.image, model.image_vocab(), level, &mut rng);
+                    let x_t = level.forward(&pair.image, model.image_vocab(), &mut rng);
                     let through = by_class.condition_of(&pair.text)?;
                     t10_sample(model, &images, &pair.text, &through, &x_t, level)
                 })

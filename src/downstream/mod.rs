@@ -11,6 +11,7 @@
 //! | [`zero_shot`] | the zero-shot classifier `P̂^S(c | x) = Σ_y p(c|y) Q^S(y|x)` | Bayes `p(c | x)` | T8 |
 //! | [`generation`] | samplers of `y` given `x`: exact, `Q^S`, through a statistic `f(x)` | `p(y | x)` by BP | T9 |
 //! | [`diffusion`] | the Bayes denoiser `E[e_X | X_t, y]`, DDPM ancestral sampling | `p(x | y)` by BP | T10 |
+//! | [`noise`] | the Gaussian noise models of the denoising tasks, as soft leaf evidence | | T1, T10 |
 //!
 //! Exact quantities need the sides they sum over to be enumerable (limits in [`crate::info`]);
 //! elsewhere each figure is Monte Carlo with a standard error and the method stated.
@@ -19,6 +20,7 @@ pub mod diffusion;
 pub mod generation;
 pub mod labels;
 pub mod laws;
+pub mod noise;
 pub mod zero_shot;
 
 use crate::bp::BpError;

@@ -10,62 +10,12 @@
 //! Built on a model given separately from the data, so the same types serve mis-specified BP
 //! (the predictor of the ε = 0.2 model on data of another ε).
 
-use std::sync::Mutex;
-
-use crate::bp::{
-    self,
-    marginals::{BatchMarginals, MarginalWorkspace},
-    LeafView, Observation, Tokens,
-};
-use crate::model::{Jghm, Part};
+use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
+use crate::downstream::noise::ValueNoise;
+use crate::evidence::{SoftImage, Tokens};
+use crate::model::Jghm;
 
 use super::{Denoiser, NextToken};
-
-/// Evidence for the denoising task: soft image leaves `λ_i` (row-major `N_X × V_X`) and the
-/// text observed.
-pub struct NoisyImage<'a> {
-    pub lambda: &'a [f64],
-    pub vocab: usize,
-    pub text: &'a [usize],
-}
-
-impl Observation for NoisyImage<'_> {
-    fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
-        match part {
-            Part::Image => LeafView::Soft(&self.lambda[position * self.vocab..(position + 1) * self.vocab]),
-            _ => LeafView::Observed(self.text[position]),
-        }
-    }
-}
-
-/// Noise model (a) of THEORY §5 as soft evidence: `λ_i(v) = exp(-(x̃_i - v)² / 2σ²)`, divided
-/// by its largest entry (a constant per leaf, which BP's conditionals ignore), row-major.
-pub fn value_noise_evidence(noisy: &[f64], vocab: usize, sigma: f64) -> Vec<f64> {
-    let mut out = Vec::with_capacity(noisy.len() * vocab);
-    for &x in noisy {
-        let log: Vec<f64> = (0..vocab).map(|v| -(x - v as f64).powi(2) / (2.0 * sigma * sigma)).collect();
-        let top = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        out.extend(log.iter().map(|l| (l - top).exp()));
-    }
-    out
-}
-
-/// A pool of per-thread workspaces, so that `&self` trait methods allocate nothing per call.
-struct Pool<T>(Mutex<Vec<T>>);
-
-impl<T> Pool<T> {
-    fn new() -> Self {
-        Pool(Mutex::new(vec![]))
-    }
-    fn with<R>(&self, make: impl FnOnce() -> T, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut w = self.0.lock().map(|mut v| v.pop()).unwrap_or(None).unwrap_or_else(make);
-        let out = f(&mut w);
-        if let Ok(mut v) = self.0.lock() {
-            v.push(w);
-        }
-        out
-    }
-}
 
 /// `(E[v_i | ·], Var[v_i | ·])` of each image leaf from its marginal `p(v_i = · | ·)`:
 /// `E[v] = Σ_v v p(v)`, `Var[v] = Σ_v v² p(v) − E[v]²` (clamped at 0 against round-off).
@@ -83,7 +33,7 @@ fn moments<'a>(marginals: impl Iterator<Item = &'a [f64]>) -> (Vec<f64>, Vec<f64
 /// `(E[v_i | ·], Var[v_i | ·])` per leaf, by BP (the batched probability-domain marginals, with
 /// the log-domain oracle when they underflow), one observation at a time (the oracle of
 /// [`value_moments_batch`]). `None` when the evidence has probability zero.
-pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &NoisyImage) -> Option<(Vec<f64>, Vec<f64>)> {
+pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &SoftImage) -> Option<(Vec<f64>, Vec<f64>)> {
     let tree = model.tree();
     let mut flat = vec![0.0; tree.total_states];
     if ws.marginals_into(obs, &mut flat) {
@@ -100,7 +50,7 @@ pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &NoisyImage)
 pub fn value_moments_batch(
     batch: &BatchMarginals,
     model: &Jghm,
-    obs: &[NoisyImage],
+    obs: &[SoftImage],
 ) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
     let tree = model.tree();
     let n = tree.total_states;
@@ -115,18 +65,24 @@ pub fn value_moments_batch(
 }
 
 /// The Bayes denoiser of one model for noise model (a) (THEORY §5): `D(x̃, y)_i = E[v_i | x̃, y]`,
-/// exact by BP with soft image evidence `λ_i(v) ∝ exp(-(x̃_i - v)²/2σ²)` and the text observed.
+/// exact by BP with soft image evidence `λ_i(v) ∝ exp(-(x̃_i - v)²/2σ²)` ([`ValueNoise::evidence`])
+/// and the text observed.
 /// It minimises `E Σ_i (D_i - v_i)²` over all functions of `(x̃, y)` (posterior mean).
 pub struct BayesDenoiser<'m> {
     pub model: &'m Jghm,
-    pub sigma: f64,
-    pool: Pool<MarginalWorkspace<'m>>,
+    pub noise: ValueNoise,
+    pool: WorkspacePool<MarginalWorkspace<'m>>,
     batch: BatchMarginals<'m>,
 }
 
 impl<'m> BayesDenoiser<'m> {
     pub fn new(model: &'m Jghm, sigma: f64) -> Self {
-        BayesDenoiser { model, sigma, pool: Pool::new(), batch: BatchMarginals::new(model) }
+        BayesDenoiser {
+            model,
+            noise: ValueNoise { sigma },
+            pool: WorkspacePool::new(),
+            batch: BatchMarginals::new(model),
+        }
     }
 }
 
@@ -137,8 +93,8 @@ impl Denoiser for BayesDenoiser<'_> {
     /// NaN per leaf when the noisy image and text have probability zero under the model.
     fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64> {
         let vocab = self.model.image_vocab();
-        let lambda = value_noise_evidence(noisy, vocab, self.sigma);
-        let obs = NoisyImage { lambda: &lambda, vocab, text: y };
+        let lambda = self.noise.evidence(noisy, vocab);
+        let obs = SoftImage { lambda: &lambda, vocab, text: y };
         self.pool.with(
             || MarginalWorkspace::new(self.model),
             |ws| value_moments(ws, self.model, &obs).map_or(vec![f64::NAN; noisy.len()], |m| m.0),
@@ -147,9 +103,9 @@ impl Denoiser for BayesDenoiser<'_> {
     /// The same posterior means, the batch's marginals in SIMD blocks ([`value_moments_batch`]).
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
         let vocab = self.model.image_vocab();
-        let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| value_noise_evidence(x, vocab, self.sigma)).collect();
-        let obs: Vec<NoisyImage> =
-            lambdas.iter().zip(texts).map(|(lambda, text)| NoisyImage { lambda, vocab, text }).collect();
+        let lambdas: Vec<Vec<f64>> = noisy.iter().map(|x| self.noise.evidence(x, vocab)).collect();
+        let obs: Vec<SoftImage> =
+            lambdas.iter().zip(texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
         value_moments_batch(&self.batch, self.model, &obs)
             .into_iter()
             .zip(noisy)
@@ -179,213 +135,18 @@ pub fn first_token_prior(model: &Jghm) -> Vec<f64> {
         .swap_remove(model.tree().text_leaves[0])
 }
 
-/// The incremental pass behind [`BayesNextToken`]: probability-domain messages, each vector
-/// divided by its maximum (conditionals are ratios), transitions copied row- and column-major.
-pub struct Incremental<'m> {
-    model: &'m Jghm,
-    rows: Vec<Vec<f64>>,
-    cols: Vec<Vec<f64>>,
-    /// `b_u` at `tree.span(u)`: the product of `u`'s children's messages (a leaf: `λ_u`).
-    belief: Vec<f64>,
-    /// `m_u(a) = Σ_b Ψ_u(a, b) b_u(b)` at `msg[u]..+S_parent(u)`.
-    message: Vec<f64>,
-    msg: Vec<usize>,
-    /// Root-to-leaf node path of every text leaf.
-    paths: Vec<Vec<usize>>,
-    outside: Vec<f64>,
-    cavity: Vec<f64>,
-}
-
-impl<'m> Incremental<'m> {
-    pub fn new(model: &'m Jghm) -> Self {
-        let tree = model.tree();
-        let (mut rows, mut cols, mut msg) = (vec![vec![]], vec![vec![]], vec![0]);
-        let mut total = 0;
-        for node in &tree.nodes[1..] {
-            let psi = model.transition(node.transition.expect("non-root"));
-            rows.push((0..psi.nrows()).flat_map(|a| psi.row(a).iter().copied().collect::<Vec<_>>()).collect());
-            cols.push(psi.as_slice().to_vec());
-            msg.push(total);
-            total += psi.nrows();
-        }
-        let paths = tree
-            .text_leaves
-            .iter()
-            .map(|&leaf| {
-                let mut path = vec![leaf];
-                while let Some(p) = tree.nodes[*path.last().expect("non-empty")].parent {
-                    path.push(p);
-                }
-                path.reverse();
-                path
-            })
-            .collect();
-        let widest = tree.nodes.iter().map(|n| n.states).max().unwrap_or(1);
-        Incremental {
-            model,
-            rows,
-            cols,
-            belief: vec![0.0; tree.total_states],
-            message: vec![0.0; total],
-            msg,
-            paths,
-            outside: vec![0.0; tree.total_states],
-            cavity: vec![0.0; widest],
-        }
-    }
-
-    /// `m_u = Ψ_u b_u` (rescaled); `false` if it vanished.
-    fn send(&mut self, u: usize) -> bool {
-        let tree = self.model.tree();
-        let s = tree.nodes[u].states;
-        let p = tree.nodes[tree.nodes[u].parent.expect("non-root")].states;
-        let m = self.msg[u];
-        let span = tree.span(u);
-        for a in 0..p {
-            // m_u(a) = Σ_b Ψ_u(a, b) b_u(b)
-            self.message[m + a] =
-                self.rows[u][a * s..(a + 1) * s].iter().zip(&self.belief[span.clone()]).map(|(r, b)| r * b).sum();
-        }
-        rescale(&mut self.message[m..m + p])
-    }
-
-    /// `b_v = Π_{w child of v} m_w` (rescaled); `false` if it vanished.
-    fn gather(&mut self, v: usize) -> bool {
-        let tree = self.model.tree();
-        let span = tree.span(v);
-        let s = tree.nodes[v].states;
-        self.belief[span.clone()].fill(1.0);
-        for &w in &tree.nodes[v].children {
-            let m = self.msg[w];
-            for (b, mw) in self.belief[span.clone()].iter_mut().zip(&self.message[m..m + s]) {
-                *b *= mw;
-            }
-        }
-        rescale(&mut self.belief[span])
-    }
-
-    /// Upward pass with the image observed and every text leaf missing.
-    fn start(&mut self, x: &[usize]) -> bool {
-        let tree = self.model.tree();
-        for u in (1..tree.nodes.len()).rev() {
-            let span = tree.span(u);
-            let ok = match tree.leaf_slot[u] {
-                Some((Part::Image, i)) => {
-                    self.belief[span.clone()].fill(0.0);
-                    self.belief[span.start + x[i]] = 1.0;
-                    true
-                }
-                Some(_) => {
-                    self.belief[span].fill(1.0);
-                    true
-                }
-                None => self.gather(u),
-            };
-            if !(ok && self.send(u)) {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// `p(y_t = · | evidence)` for the leaf at the end of `path`: `o_root = π`, then down the
-    /// path `o_u(b) = Σ_a o_v(a) Π_{w ∈ ch(v), w ≠ u} m_w(a) Ψ_u(a, b)`; the leaf is missing,
-    /// so its marginal is `o_leaf` normalised. Written into `out`; `false` if it vanished.
-    fn predict(&mut self, t: usize, out: &mut [f64]) -> bool {
-        let tree = self.model.tree();
-        let path = std::mem::take(&mut self.paths[t]);
-        self.outside[tree.span(0)].copy_from_slice(self.model.prior());
-        let mut ok = true;
-        for pair in path.windows(2) {
-            let (v, u) = (pair[0], pair[1]);
-            let sv = tree.nodes[v].states;
-            let cavity = &mut self.cavity[..sv];
-            cavity.copy_from_slice(&self.outside[tree.span(v)]);
-            for &w in tree.nodes[v].children.iter().filter(|&&w| w != u) {
-                let m = self.msg[w];
-                cavity.iter_mut().zip(&self.message[m..m + sv]).for_each(|(c, mw)| *c *= mw);
-            }
-            for (o, column) in self.outside[tree.span(u)].iter_mut().zip(self.cols[u].chunks_exact(sv)) {
-                *o = cavity.iter().zip(column).map(|(c, p)| c * p).sum();
-            }
-            if !rescale(&mut self.outside[tree.span(u)]) {
-                ok = false;
-                break;
-            }
-        }
-        let leaf = *path.last().expect("non-empty");
-        self.paths[t] = path;
-        if !ok {
-            return false;
-        }
-        let o = &self.outside[tree.span(leaf)];
-        let z: f64 = o.iter().sum();
-        out.iter_mut().zip(o).for_each(|(p, o)| *p = o / z);
-        true
-    }
-
-    /// Observes `y_t = token`, then refreshes the beliefs and messages up its path.
-    fn observe(&mut self, t: usize, token: usize) -> bool {
-        let tree = self.model.tree();
-        let path = std::mem::take(&mut self.paths[t]);
-        let leaf = *path.last().expect("non-empty");
-        let span = tree.span(leaf);
-        self.belief[span.clone()].fill(0.0);
-        self.belief[span.start + token] = 1.0;
-        let mut ok = self.send(leaf);
-        for &v in path.iter().rev().skip(1) {
-            if !ok {
-                break;
-            }
-            ok = self.gather(v) && (v == 0 || self.send(v));
-        }
-        self.paths[t] = path;
-        ok
-    }
-
-    /// Row-major `N_Y × V_Y`: row `t` is `p(y_t = · | y_{<t}, x)` (probabilities). `None` if a
-    /// vector vanished (impossible evidence, or beyond the probability domain's range).
-    pub fn conditionals(&mut self, x: &[usize], y: &[usize]) -> Option<Vec<f64>> {
-        let v = self.model.text_vocab();
-        let mut out = vec![0.0; y.len() * v];
-        if !self.start(x) {
-            return None;
-        }
-        for (t, &token) in y.iter().enumerate() {
-            if !self.predict(t, &mut out[t * v..(t + 1) * v]) {
-                return None;
-            }
-            if t + 1 < y.len() && !self.observe(t, token) {
-                return None;
-            }
-        }
-        Some(out)
-    }
-}
-
-/// Divides by the maximum; `false` if the vector is all zeros or not finite.
-fn rescale(v: &mut [f64]) -> bool {
-    let top = v.iter().copied().fold(0.0, f64::max);
-    if !(top > 0.0 && top.is_finite()) {
-        return false;
-    }
-    let inv = 1.0 / top;
-    v.iter_mut().for_each(|x| *x *= inv);
-    true
-}
-
 /// The Bayes next-token model of one model: `p(y_t | y_{<t}, x)` by BP, all positions of one
-/// text in one incremental pass ([`Incremental`]: after the image's upward pass, each position
+/// text in one incremental pass ([`bp::incremental`]: after the image's upward pass, each position
 /// costs one walk down and one walk up its leaf's path), with the log-domain
 /// [`bp::next_token_conditional`] as the fallback. Minimises the next-token cross-entropy.
 pub struct BayesNextToken<'m> {
     pub model: &'m Jghm,
-    pool: Pool<Incremental<'m>>,
+    pool: WorkspacePool<Incremental<'m>>,
 }
 
 impl<'m> BayesNextToken<'m> {
     pub fn new(model: &'m Jghm) -> Self {
-        BayesNextToken { model, pool: Pool::new() }
+        BayesNextToken { model, pool: WorkspacePool::new() }
     }
 
     /// Row-major `N_Y × V_Y` probabilities `p(y_t = · | y_{<t}, x)`; rows of an impossible

@@ -11,10 +11,8 @@
 //! per leaf, no BP. Its mean is `E L_i = Σ_a p(z_pa = a) g_i(a)` with
 //! `g_i(a) = E_{v ~ Ψ_i(a,·)} v² − ∫ (Σ_v v w_v(t))² / Σ_v w_v(t) dt`,
 //! `w_v(t) = Ψ_i(a, v) φ_σ(t − v)` (since `Σ_v w_v` is the density of `x̃_i` given `z_pa = a`).
-//! The integrand is analytic in a strip around the real line and Gaussian-tailed, so the
-//! trapezoidal rule on `[−12σ, V − 1 + 12σ]` with step `σ/256` is exact to round-off
-//! (error `O(e^{−2πd/h})` for a strip of half-width `d`, plus tails below `e^{−72}`;
-//! Trefethen & Weideman, SIAM Review 2014). `L = Σ_i L_i` carries most of the noise-driven
+//! The integral is a trapezoidal rule, exact to round-off
+//! ([`ValueNoise::expected_posterior_variance`]). `L = Σ_i L_i` carries most of the noise-driven
 //! variation of the Bayes denoising units, which the state counts cannot see.
 //!
 //! **Estimator.** With `β` fixed *before* the main draws (fitted by least squares on a pilot
@@ -30,60 +28,14 @@ use std::collections::BTreeMap;
 use nalgebra::{DMatrix, DVector};
 
 use crate::bp;
+use crate::downstream::noise::ValueNoise;
 use crate::evidence::Evidence;
 use crate::model::{Jghm, Part};
-
-/// `Var[v | x̃]` for a value `v ∈ {0, …, V−1}` with prior `row` observed as `x̃ = v + σ ε`.
-fn posterior_variance(row: &[f64], noisy: f64, sigma: f64) -> f64 {
-    let (mut z, mut m1, mut m2) = (0.0, 0.0, 0.0);
-    for (v, p) in row.iter().enumerate() {
-        let v = v as f64;
-        // w_v = Ψ(a, v) exp(-(x̃ - v)² / 2σ²)
-        let w = p * (-(noisy - v).powi(2) / (2.0 * sigma * sigma)).exp();
-        z += w;
-        m1 += v * w;
-        m2 += v * v * w;
-    }
-    if z > 0.0 {
-        (m2 / z - (m1 / z).powi(2)).max(0.0)
-    } else {
-        0.0
-    }
-}
-
-/// `g(a) = E[Var[v | x̃] | z_pa = a]` for prior `row = Ψ(a, ·)` (module doc): `E v²` minus the
-/// trapezoidal rule of `(Σ_v v w_v(t))² / Σ_v w_v(t)`, step `σ/256` on `[−12σ, V − 1 + 12σ]`.
-pub fn expected_local_variance(row: &[f64], sigma: f64) -> f64 {
-    let second: f64 = row.iter().enumerate().map(|(v, p)| (v as f64).powi(2) * p).sum();
-    let h = sigma / 256.0;
-    let (lo, hi) = (-12.0 * sigma, (row.len() - 1) as f64 + 12.0 * sigma);
-    let steps = ((hi - lo) / h).ceil() as usize;
-    let norm = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
-    let integral: f64 = (0..=steps)
-        .map(|k| {
-            let t = lo + k as f64 * h;
-            let (mut z, mut m1) = (0.0, 0.0);
-            for (v, p) in row.iter().enumerate() {
-                let w = p * norm * (-(t - v as f64).powi(2) / (2.0 * sigma * sigma)).exp();
-                z += w;
-                m1 += v as f64 * w;
-            }
-            let f = if z > 0.0 { m1 * m1 / z } else { 0.0 };
-            if k == 0 || k == steps {
-                f / 2.0
-            } else {
-                f
-            }
-        })
-        .sum::<f64>()
-        * h;
-    second - integral
-}
 
 /// `L(z, x̃) = Σ_i Var[v_i | x̃_i, z_{pa(i)}]` over the image leaves, with its mean.
 #[derive(Clone, Debug)]
 pub struct LocalVariance {
-    sigma: f64,
+    noise: ValueNoise,
     /// Per image leaf: its node, its parent, and `Ψ_i` row-major.
     leaves: Vec<(usize, usize, Vec<f64>)>,
     vocab: usize,
@@ -91,8 +43,9 @@ pub struct LocalVariance {
 }
 
 impl LocalVariance {
-    /// `E L = Σ_i Σ_a p(z_pa(i) = a) g_i(a)`, `p(z_pa)` by BP without evidence.
-    pub fn new(model: &Jghm, sigma: f64) -> Self {
+    /// `E L = Σ_i Σ_a p(z_pa(i) = a) g_i(a)`, `p(z_pa)` by BP without evidence, `g_i(a)` by
+    /// [`ValueNoise::expected_posterior_variance`].
+    pub fn new(model: &Jghm, noise: ValueNoise) -> Self {
         let tree = model.tree();
         let prior = bp::marginals(model, &Evidence::none(model)).expect("empty evidence has probability one");
         let vocab = model.image_vocab();
@@ -104,11 +57,11 @@ impl LocalVariance {
             let rows: Vec<f64> = (0..psi.nrows()).flat_map(|a| (0..vocab).map(move |v| psi[(a, v)])).collect();
             for (a, p) in prior[parent].iter().enumerate() {
                 // E L_i = Σ_a p(z_pa = a) g_i(a)
-                mean += p * expected_local_variance(&rows[a * vocab..(a + 1) * vocab], sigma);
+                mean += p * noise.expected_posterior_variance(&rows[a * vocab..(a + 1) * vocab]);
             }
             leaves.push((u, parent, rows));
         }
-        LocalVariance { sigma, leaves, vocab, mean }
+        LocalVariance { noise, leaves, vocab, mean }
     }
 
     /// `L(z, x̃)` of one draw: every node's state `z` and the noisy image `x̃`.
@@ -119,7 +72,7 @@ impl LocalVariance {
             .zip(noisy)
             .map(|((_, parent, rows), x)| {
                 let a = states[*parent];
-                posterior_variance(&rows[a * v..(a + 1) * v], *x, self.sigma)
+                self.noise.posterior_variance(&rows[a * v..(a + 1) * v], *x)
             })
             .sum()
     }

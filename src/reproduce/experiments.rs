@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::bayes::{BayesDenoiser, BayesNextToken};
 use super::risks::{self, Classifier, PredictorRisk, Task, TaskRisk};
 use super::{Denoiser, NextToken};
+use crate::downstream::noise::DENOISING;
 use crate::files::write_atomic;
 use crate::model::Jghm;
 use crate::random_family::RandomSpec;
@@ -68,7 +69,7 @@ impl Settings {
             _ => [2_000, 1_024, 2_000, 1_000],
         };
         let learned_samples = std::array::from_fn(|i| learned[i].min(samples[i]));
-        Settings { samples, learned_samples, k: 4, sigma: 1.0, risk_prompts: 32, seed }
+        Settings { samples, learned_samples, k: 4, sigma: DENOISING.sigma, risk_prompts: 32, seed }
     }
     fn n(&self, task: Task) -> usize {
         self.samples[task_index(task)]

@@ -45,10 +45,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng as _;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::{Denoiser, NextToken};
+use crate::downstream::noise::DENOISING;
 use crate::eval::LearnedScore;
 use crate::learn::adamw::{AdamW, Schedule};
 use crate::learn::data::Data;
@@ -90,9 +90,6 @@ pub struct Budget {
     /// Halve the batches (a reduced run).
     pub quick: bool,
 }
-
-/// The noise level of the denoising task (THEORY §8: σ = 1).
-pub const SIGMA: f64 = 1.0;
 
 /// Every size and rate of a learned model (module doc).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -465,10 +462,7 @@ fn head_batch(
             let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
             let cond = score.encode(false, &ys);
             let target: Vec<f32> = pairs.iter().flat_map(|p| p.image.iter().map(|&v| v as f32)).collect();
-            let inp: Vec<f32> = target
-                .iter()
-                .map(|&v| (v as f64 + SIGMA * Distribution::<f64>::sample(&StandardNormal, &mut rng)) as f32)
-                .collect();
+            let inp: Vec<f32> = target.iter().map(|&v| DENOISING.observe(v as f64, &mut rng) as f32).collect();
             (inp, cond, target)
         }
         Task::NextToken => {
