@@ -60,7 +60,7 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
             bail!("give --width W (ReLU units per nonlinearity), --widths W1,W2,.. --out DIR, or --exact-mlp")
         }
     };
-    let net = BpTransformer::new(&model, part, nonlinearity).map_err(anyhow::Error::msg)?;
+    let net = BpTransformer::new(&model, part, nonlinearity)?;
     let inputs: Vec<Vec<usize>> = sample_pairs(&model, a.samples as usize, a.seed, false)
         .into_iter()
         .map(|p| if part == Part::Image { p.image } else { p.text })
@@ -104,7 +104,6 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
         })
         .collect::<Result<_>>()?;
     let dir = a.out.as_ref().expect("clap requires --out with --widths");
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", dir.display()))?;
     let spec = crate::eval::EvalSpec {
         samples: a.eval_samples as usize,
         zero_shot_images: a.zero_shot_images as usize,
@@ -113,11 +112,7 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
         seed: a.seed,
     };
     let start = std::time::Instant::now();
-    let rows = crate::emulate::sweep(model, &widths, a.samples as usize, &spec).map_err(anyhow::Error::msg)?;
-    if rows.iter().any(|r| !(r.max_abs_error.is_finite() && r.excess_risk.is_finite())) {
-        bail!("a width gave a non-finite error or risk; widths below 4 are too coarse for this model");
-    }
-    crate::files::write_atomic(&dir.join("emulation.csv"), crate::emulate::sweep_csv(&rows).as_bytes())?;
+    let rows = crate::emulate::sweep::run_sweep(model, &widths, a.samples as usize, &spec, dir)?;
     crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);

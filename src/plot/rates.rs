@@ -2,15 +2,19 @@
 //! [`Figure`]s: (a) excess risk vs `n` with the fits and the reference slopes, (b) the T5/T8
 //! bound against the excess risk with `y = x`, (c) zero-shot accuracy vs `n` with the
 //! exact-score protocol and Bayes, (d) T3's `ℓ_K − log K → ℓ_∞`. (e), the BP-emulation error
-//! against width, is drawn by [`super::emulation::plot_sweep`].
+//! against width, is drawn by [`super::emulation::plot_sweep`]. [`draw_sweep`] draws them all
+//! into the sweep's folder.
 
 use std::collections::BTreeMap;
 
-use super::{Figure, Series};
+use std::path::Path;
+
+use super::{draw, Figure, PlotError, Series};
 use crate::learn::Class;
 use crate::rates::fit::Fit;
-use crate::rates::infonce::Point;
+use crate::rates::infonce::{self, Point};
 use crate::rates::results::Row;
+use crate::rates::run::{classes, refit, SweepOutcome};
 
 /// Palette index of a class (and of its fit); references are black (6).
 fn color(class: Class) -> usize {
@@ -31,10 +35,6 @@ pub fn display(class: Class) -> &'static str {
     }
 }
 
-/// The classes present, in the order BP, transformer, MLP.
-pub fn classes(rows: &[Row]) -> Vec<Class> {
-    [Class::Bp, Class::Transformer, Class::Mlp].into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
-}
 
 /// Per `n`: the centre and the ±1 standard-error band over seeds of `value`, either on the log
 /// scale (geometric mean, band `exp(mean log ± se log)`) or plain (mean ± se).
@@ -224,4 +224,31 @@ pub fn infonce(points: &[Point]) -> Figure {
         fig.series.push(Series::dashed(label, vec![(k0, limit), (k1, limit)]).with_color(BLACK));
     }
     fig
+}
+
+/// Draws (a)-(c) of `sweep` into its folder, (d) if `infonce.csv` is there, and (e) if
+/// `emulation.csv` is.
+pub fn draw_sweep(sweep: &SweepOutcome) -> Result<(), PlotError> {
+    let (dir, rows) = (&sweep.dir, &sweep.rows);
+    let excess: Vec<(Class, Fit)> = sweep.fits.iter().filter_map(|(c, f, _)| f.clone().map(|f| (*c, f))).collect();
+    draw(&excess_vs_n(rows, &excess), &dir.join("excess_risk"))?;
+    draw(&bound_vs_excess(rows), &dir.join("sufficiency_bound"))?;
+    draw(&zero_shot_vs_n(rows), &dir.join("zero_shot"))?;
+    let t3 = dir.join("infonce.csv");
+    if t3.exists() {
+        draw(&infonce(&infonce::read(&t3)?), &dir.join("infonce"))?;
+    }
+    let emulation = dir.join(crate::emulate::sweep::FILE);
+    if emulation.exists() {
+        super::emulation::plot_sweep(&crate::emulate::sweep::read(&emulation)?, dir)?;
+    }
+    Ok(())
+}
+
+/// `jghm plot DIR`: refits the sweep in `dir` from its `results.csv` (rewriting `fits.json`)
+/// and redraws every figure its files allow.
+pub fn redraw(dir: &Path) -> Result<SweepOutcome, PlotError> {
+    let sweep = refit(dir)?;
+    draw_sweep(&sweep)?;
+    Ok(sweep)
 }
