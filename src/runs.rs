@@ -287,9 +287,12 @@ fn csv_reason(e: &csv::Error, header: &[&str]) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths { len, .. } => format!("{len} fields, the header has {}", header.len()),
         csv::ErrorKind::Utf8 { err, .. } => format!("field '{}' is not UTF-8 text", name(err.field())),
-        csv::ErrorKind::Deserialize { err, .. } => match err.field() {
-            Some(i) => format!("field '{}': {}", name(i as usize), err.kind()),
-            None => err.kind().to_string(),
+        csv::ErrorKind::Deserialize { err, .. } => match (err.field(), err.kind()) {
+            (Some(i), csv::DeserializeErrorKind::InvalidUtf8(_)) => {
+                format!("field '{}' is not UTF-8 text", name(i as usize))
+            }
+            (Some(i), kind) => format!("field '{}': {kind}", name(i as usize)),
+            (None, kind) => kind.to_string(),
         },
         _ => e.to_string(),
     }

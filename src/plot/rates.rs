@@ -14,7 +14,8 @@ use crate::learn::Class;
 use crate::rates::fit::Fit;
 use crate::rates::infonce::{self, Point};
 use crate::rates::results::Row;
-use crate::rates::run::{classes, refit, SweepOutcome};
+use crate::emulate::{self, SweepRow};
+use crate::rates::run::{classes, refit, write_fits, SweepOutcome};
 
 /// Palette index of a class (and of its fit); references are black (6).
 fn color(class: Class) -> usize {
@@ -226,29 +227,51 @@ pub fn infonce(points: &[Point]) -> Figure {
     fig
 }
 
+/// The tables that may sit beside a sweep's `results.csv`: T3's (figure (d)) and an emulation
+/// sweep's (figure (e)).
+struct Beside {
+    infonce: Option<Vec<Point>>,
+    emulation: Option<Vec<SweepRow>>,
+}
+
+impl Beside {
+    /// Reads both if present: a bad one is refused before any figure is drawn.
+    fn read(dir: &Path) -> Result<Beside, PlotError> {
+        let (t3, emulation) = (dir.join("infonce.csv"), dir.join(emulate::sweep::FILE));
+        Ok(Beside {
+            infonce: if t3.exists() { Some(infonce::read(&t3)?) } else { None },
+            emulation: if emulation.exists() { Some(emulate::sweep::read(&emulation)?) } else { None },
+        })
+    }
+}
+
 /// Draws (a)-(c) of `sweep` into its folder, (d) if `infonce.csv` is there, and (e) if
 /// `emulation.csv` is.
 pub fn draw_sweep(sweep: &SweepOutcome) -> Result<(), PlotError> {
+    draw_with(sweep, &Beside::read(&sweep.dir)?)
+}
+
+fn draw_with(sweep: &SweepOutcome, beside: &Beside) -> Result<(), PlotError> {
     let (dir, rows) = (&sweep.dir, &sweep.rows);
     let excess: Vec<(Class, Fit)> = sweep.fits.iter().filter_map(|(c, f, _)| f.clone().map(|f| (*c, f))).collect();
     draw(&excess_vs_n(rows, &excess), &dir.join("excess_risk"))?;
     draw(&bound_vs_excess(rows), &dir.join("sufficiency_bound"))?;
     draw(&zero_shot_vs_n(rows), &dir.join("zero_shot"))?;
-    let t3 = dir.join("infonce.csv");
-    if t3.exists() {
-        draw(&infonce(&infonce::read(&t3)?), &dir.join("infonce"))?;
+    if let Some(points) = &beside.infonce {
+        draw(&infonce(points), &dir.join("infonce"))?;
     }
-    let emulation = dir.join(crate::emulate::sweep::FILE);
-    if emulation.exists() {
-        super::emulation::plot_sweep(&crate::emulate::sweep::read(&emulation)?, dir)?;
+    if let Some(rows) = &beside.emulation {
+        super::emulation::plot_sweep(rows, dir)?;
     }
     Ok(())
 }
 
-/// `jghm plot DIR`: refits the sweep in `dir` from its `results.csv` (rewriting `fits.json`)
-/// and redraws every figure its files allow.
+/// `jghm plot DIR`: refits the sweep in `dir` from its `results.csv`, then (every input read
+/// and checked first) rewrites `fits.json` and redraws every figure its files allow.
 pub fn redraw(dir: &Path) -> Result<SweepOutcome, PlotError> {
     let sweep = refit(dir)?;
-    draw_sweep(&sweep)?;
+    let beside = Beside::read(dir)?;
+    write_fits(dir, &sweep.fits)?;
+    draw_with(&sweep, &beside)?;
     Ok(sweep)
 }

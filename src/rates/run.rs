@@ -201,8 +201,7 @@ pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<S
     Ok(SweepOutcome { dir: o.out.clone(), rows, fits, fresh_runs: pending.len() })
 }
 
-/// The rows and fits of the sweep in `dir` (refits and rewrites `fits.json`): what `jghm plot`
-/// redraws.
+/// The rows of the sweep in `dir` and their fits (nothing written): what `jghm plot` redraws.
 pub fn refit(dir: &Path) -> Result<SweepOutcome> {
     let csv = dir.join("results.csv");
     let rows = results::read(&csv)?;
@@ -210,7 +209,6 @@ pub fn refit(dir: &Path) -> Result<SweepOutcome> {
         return Err(RatesError::NoRuns { path: csv });
     }
     let fits = fits(&rows);
-    write_fits(dir, &fits)?;
     Ok(SweepOutcome { dir: dir.to_path_buf(), rows, fits, fresh_runs: 0 })
 }
 
@@ -256,7 +254,8 @@ pub fn fits_json(fits: &ClassFits) -> Value {
     json!({ "classes": classes, "zero_shot_quantity": "E_X KL(P^PMI_{C|X} || P^S_{C|X}), nats (T8)" })
 }
 
-fn write_fits(dir: &Path, fits: &ClassFits) -> Result<()> {
+/// Writes `dir/fits.json`, atomically.
+pub fn write_fits(dir: &Path, fits: &ClassFits) -> Result<()> {
     Ok(write_atomic(&dir.join("fits.json"), format!("{:#}\n", fits_json(fits)).as_bytes())?)
 }
 
