@@ -56,6 +56,14 @@ pub enum RunDirError {
     Encode { path: PathBuf, reason: String },
 }
 
+/// What is wrong with one field of a parsed row (beyond what its type checks).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field '{field}': {problem}")]
+pub struct BadField {
+    pub field: &'static str,
+    pub problem: String,
+}
+
 /// A field of an overlay that the base does not have.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown field '{0}'")]
@@ -102,8 +110,7 @@ pub fn overlay_json(base: &mut Value, over: Value, new_fields: NewFields) -> Res
 /// `base` with the fields of the JSON object in `path` overlaid ([`overlay_json`], unknown
 /// fields refused), then deserialised: the settings of a run given as a file.
 pub fn settings_from_file<T: Serialize + DeserializeOwned>(base: &T, path: &Path) -> Result<T, RunDirError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| RunDirError::ReadSettings { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| RunDirError::ReadSettings { path: path.to_path_buf(), source })?;
     let over: Value = serde_json::from_slice(&bytes)
         .map_err(|source| RunDirError::SettingsJson { path: path.to_path_buf(), source })?;
     if !over.is_object() {
@@ -144,12 +151,7 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(dir: &Path, kind: &'static str, settings_file: &str, results_file: &str) -> RunDir {
-        RunDir {
-            dir: dir.to_path_buf(),
-            kind,
-            settings_file: settings_file.into(),
-            results_file: results_file.into(),
-        }
+        RunDir { dir: dir.to_path_buf(), kind, settings_file: settings_file.into(), results_file: results_file.into() }
     }
 
     pub fn settings_path(&self) -> PathBuf {
@@ -216,17 +218,15 @@ pub trait CsvRow: Sized {
     /// What a file of these rows is, for errors: "a results file of `jghm rates`".
     const WHAT: &'static str;
     fn to_record(&self) -> Self::Record;
-    /// The row of a parsed record; the error says what is wrong with it.
-    fn from_record(record: Self::Record) -> Result<Self, String>;
+    /// The row of a parsed record; the error names the field that is wrong.
+    fn from_record(record: Self::Record) -> Result<Self, BadField>;
 }
 
 /// The CSV text of `rows` (header first, `\n` line ends), as [`write_csv`] writes it.
 pub fn csv_bytes<R: CsvRow>(rows: &[R], path: &Path) -> Result<Vec<u8>, RunDirError> {
     let encode = |e: csv::Error| RunDirError::Encode { path: path.to_path_buf(), reason: e.to_string() };
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    let mut w =
+        csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     w.write_record(R::HEADER).map_err(encode)?;
     for r in rows {
         w.serialize(r.to_record()).map_err(encode)?;
@@ -276,7 +276,7 @@ pub fn parse_csv<R: CsvRow>(bytes: &[u8], path: &Path) -> Result<Vec<R>, RunDirE
             return Err(malformed(line, format!("field '{}' is {value}, not a finite number", R::HEADER[i])));
         }
         let parsed: R::Record = record.deserialize(None).map_err(|e| malformed(line, csv_reason(&e, R::HEADER)))?;
-        rows.push(R::from_record(parsed).map_err(|reason| malformed(line, reason))?);
+        rows.push(R::from_record(parsed).map_err(|bad| malformed(line, bad.to_string()))?);
     }
     Ok(rows)
 }
@@ -395,9 +395,9 @@ mod tests {
         fn to_record(&self) -> PtRecord {
             PtRecord { name: self.name.clone(), x: self.x, k: self.k }
         }
-        fn from_record(r: PtRecord) -> Result<Pt, String> {
+        fn from_record(r: PtRecord) -> Result<Pt, BadField> {
             if r.name.is_empty() {
-                return Err("field 'name' is empty".into());
+                return Err(BadField { field: "name", problem: "empty".into() });
             }
             Ok(Pt { name: r.name, x: r.x, k: r.k })
         }
@@ -429,7 +429,7 @@ mod tests {
             ("name,x,k\na,1,\nb,zz,1\n", "line 3: malformed row: field 'x'"),
             ("name,x,k\na,NaN,\n", "line 2: malformed row: field 'x' is NaN, not a finite number"),
             ("name,x,k\na,-inf,\n", "field 'x' is -inf"),
-            ("name,x,k\n,1,\n", "line 2: malformed row: field 'name' is empty"),
+            ("name,x,k\n,1,\n", "line 2: malformed row: field 'name': empty"),
             ("name,x,k\na,1,-1\n", "line 2: malformed row: field 'k'"),
         ] {
             let e = parse(text).unwrap_err();

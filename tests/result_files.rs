@@ -35,7 +35,9 @@ fn committed_result_files_round_trip_byte_for_byte() {
     for entry in std::fs::read_dir(&reproduce).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "csv") {
-            committed::<jghm::reproduce::experiments::Row>(p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_str().unwrap());
+            committed::<jghm::reproduce::experiments::Row>(
+                p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_str().unwrap(),
+            );
             seen += 1;
         }
     }
@@ -48,11 +50,8 @@ struct Run {
 }
 
 fn run(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_jghm"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_jghm")).args(args).stdin(Stdio::null()).output().expect("the binary runs");
     Run { code: out.status.code(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
@@ -91,11 +90,31 @@ fn results_row(loss: &str) -> String {
 fn bad_results() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
     let good = results_row("1.5");
     vec![
-        ("nan", format!("{RESULTS_HEADER}\n{good}\n{}\n", results_row("NaN")).into_bytes(), vec!["line 3", "held_out_loss", "NaN"]),
+        (
+            "nan",
+            format!("{RESULTS_HEADER}\n{good}\n{}\n", results_row("NaN")).into_bytes(),
+            vec!["line 3", "held_out_loss", "NaN"],
+        ),
         ("truncated", format!("{RESULTS_HEADER}\n{good}\nbp,64,0,1,1").into_bytes(), vec!["line 3", "5 fields"]),
-        ("text-in-number", format!("{RESULTS_HEADER}\n{}\n", results_row("x1")).into_bytes(), vec!["line 2", "held_out_loss"]),
-        ("class", format!("{RESULTS_HEADER}\n{}\n", good.replacen("bp", "cnn", 1)).into_bytes(), vec!["line 2", "unknown class 'cnn'"]),
-        ("not-utf8", [format!("{RESULTS_HEADER}\n").as_bytes(), b"bp,64,0,1,10,10,\xff\xfe,1.5,0.1,0.05,0.05,0.05,0.9,0.9,0.9,0.01\n"].concat(), vec!["line 2", "stopped", "UTF-8"]),
+        (
+            "text-in-number",
+            format!("{RESULTS_HEADER}\n{}\n", results_row("x1")).into_bytes(),
+            vec!["line 2", "held_out_loss"],
+        ),
+        (
+            "class",
+            format!("{RESULTS_HEADER}\n{}\n", good.replacen("bp", "cnn", 1)).into_bytes(),
+            vec!["line 2", "unknown class 'cnn'"],
+        ),
+        (
+            "not-utf8",
+            [
+                format!("{RESULTS_HEADER}\n").as_bytes(),
+                b"bp,64,0,1,10,10,\xff\xfe,1.5,0.1,0.05,0.05,0.05,0.9,0.9,0.9,0.01\n",
+            ]
+            .concat(),
+            vec!["line 2", "stopped", "UTF-8"],
+        ),
         ("foreign", b"a,b\n1,2\n".to_vec(), vec!["unexpected header"]),
         ("empty", vec![], vec!["unexpected header"]),
     ]
@@ -103,7 +122,8 @@ fn bad_results() -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
 
 fn tiny_model(d: &Path) -> PathBuf {
     let m = d.join("tiny.json");
-    let r = run(&["model", "random", "--states", "2", "--children", "2", "--depth", "1", "--seed", "1", "--out", s(&m)]);
+    let r =
+        run(&["model", "random", "--states", "2", "--children", "2", "--depth", "1", "--seed", "1", "--out", s(&m)]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     m
 }
@@ -215,10 +235,26 @@ fn reproduce_resume_refuses_bad_result_and_settings_files_and_keeps_them() {
     };
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
         ("nan", format!("{header}\n{first}\n{nan_risk}\n").into_bytes(), vec!["risks.csv", "line 3", "'risk' is nan"]),
-        ("truncated", format!("{header}\n{first}\nclip,bayes,0.2").into_bytes(), vec!["risks.csv", "line 3", "3 fields"]),
-        ("task", format!("{header}\n{}\n", first.replacen("clip", "clipp", 1)).into_bytes(), vec!["line 2", "unknown task 'clipp'"]),
-        ("flag", format!("{header}\n{}\n", first.replacen(",,,,", ",,,maybe,", 1)).into_bytes(), vec!["line 2", "below_bayes_flag"]),
-        ("not-utf8", [format!("{header}\n").as_bytes(), &first.as_bytes()[..first.len() - 3], b"\xff\n"].concat(), vec!["line 2", "note", "UTF-8"]),
+        (
+            "truncated",
+            format!("{header}\n{first}\nclip,bayes,0.2").into_bytes(),
+            vec!["risks.csv", "line 3", "3 fields"],
+        ),
+        (
+            "task",
+            format!("{header}\n{}\n", first.replacen("clip", "clipp", 1)).into_bytes(),
+            vec!["line 2", "unknown task 'clipp'"],
+        ),
+        (
+            "flag",
+            format!("{header}\n{}\n", first.replacen(",,,,", ",,,maybe,", 1)).into_bytes(),
+            vec!["line 2", "below_bayes_flag"],
+        ),
+        (
+            "not-utf8",
+            [format!("{header}\n").as_bytes(), &first.as_bytes()[..first.len() - 3], b"\xff\n"].concat(),
+            vec!["line 2", "note", "UTF-8"],
+        ),
     ];
     for (name, bytes, expected) in cases {
         let out = root.join(name);
@@ -231,7 +267,11 @@ fn reproduce_resume_refuses_bad_result_and_settings_files_and_keeps_them() {
     let text = String::from_utf8(settings.clone()).unwrap();
     for (name, bytes, expected) in [
         ("settings-flips", text.replace("0.2", "0.3").into_bytes(), vec!["other settings", "'flips' differs"]),
-        ("settings-truncated", settings[..settings.len() / 2].to_vec(), vec!["risks-settings.json", "is not valid JSON"]),
+        (
+            "settings-truncated",
+            settings[..settings.len() / 2].to_vec(),
+            vec!["risks-settings.json", "is not valid JSON"],
+        ),
     ] {
         let out = root.join(name);
         std::fs::create_dir_all(&out).unwrap();

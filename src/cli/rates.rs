@@ -80,7 +80,8 @@ pub fn run_rates(a: &RatesArgs, json_out: bool) -> Result<()> {
     let t0 = Instant::now();
     let mut classes = None;
     if let Some(names) = &a.class {
-        let parse = |n: &String| parse_class(n).with_context(|| format!("unknown class '{n}': use transformer, bp or mlp"));
+        let parse =
+            |n: &String| parse_class(n).with_context(|| format!("unknown class '{n}': use transformer, bp or mlp"));
         classes = Some(names.iter().map(parse).collect::<Result<Vec<Class>>>()?);
     }
     let options = SweepOptions {
@@ -158,8 +159,11 @@ fn report(sweep: &SweepOutcome, json_out: bool, wall: Option<f64>) {
         return;
     }
     println!("{}", sweep.table(display));
-    let what = if wall.is_some() { format!("Wrote {dir}/results.csv, ") } else { format!("Redrew from {dir}/results.csv: ") };
-    println!("{what}{dir}/fits.json and the figures {dir}/{{excess_risk,sufficiency_bound,zero_shot,infonce}}.png (+ .svg).");
+    let what =
+        if wall.is_some() { format!("Wrote {dir}/results.csv, ") } else { format!("Redrew from {dir}/results.csv: ") };
+    println!(
+        "{what}{dir}/fits.json and the figures {dir}/{{excess_risk,sufficiency_bound,zero_shot,infonce}}.png (+ .svg)."
+    );
     if let Some(wall) = wall {
         println!("Wall time {wall:.1} s ({} runs trained in this invocation).", sweep.fresh_runs);
     }

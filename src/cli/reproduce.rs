@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::plot::reproduce::{draw_figures, PromptFits};
 use crate::reproduce::experiments::Row;
 use crate::reproduce::learned::LearnedClass;
-use crate::reproduce::run::{run as run_figure, Figure, Options};
+use crate::reproduce::run::{run as run_figure, table, Figure, Options};
 
 pub const REPRODUCE_HELP: &str = "Model: the standard random family as in the paper: both towers 4 levels x 3 children
 (81 tokens), 10 states, uniform root, scale 1, flip ε on both towers; model seeds 1..=k (the
@@ -117,29 +117,7 @@ fn report(figure: Figure, a: &ReproduceArgs, rows: &[Row], fits: &PromptFits, js
         println!("{}", json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall }));
         return;
     }
-    println!(
-        "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11} {:>9} {:>11} {:>9}  below-Bayes",
-        "task", "model", "flip", "seed", "M", "risk", "stderr", "excess", "stderr"
-    );
-    for r in rows {
-        println!(
-            "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11.5} {:>9.5} {:>11} {:>9}  {}",
-            r.task,
-            r.model,
-            r.flip,
-            r.seed,
-            r.prompts.map_or("-".into(), |m| m.to_string()),
-            r.risk,
-            r.stderr,
-            r.excess_risk.map_or("-".into(), |e| format!("{e:.5}")),
-            r.excess_stderr.map_or("-".into(), |e| format!("{e:.5}")),
-            match r.below_bayes_flag {
-                Some(true) => "FLAG: estimation error",
-                Some(false) => "no",
-                None => "-",
-            }
-        );
-    }
+    print!("{}", table(rows));
     for (m, a_, b, rms) in fits {
         println!("fit {m}: risk ≈ a + b/M, a = {a_:.5}, b = {b:.5} (rms residual {rms:.2e}; points share prompts, no interval claimed)");
     }

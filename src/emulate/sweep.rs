@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuildError, EmulatedScore, Nonlinearity};
+use super::{BpTransformer, BuildError, EmulatedScore, EmulationError, Nonlinearity};
 use crate::eval::{evaluate, EvalSpec};
 use crate::info::InfoError;
-use crate::model::Jghm;
-use crate::runs::{format::display, format::exponent, CsvRow, RunDirError, Sink};
+use crate::model::{Jghm, Part};
+use crate::runs::{format::display, format::exponent, BadField, CsvRow, RunDirError, Sink};
 use crate::sample::sample_pairs;
 
 /// One width of an emulation sweep: the error against BP, and the emulator pair plugged in as a
@@ -40,6 +40,29 @@ pub enum SweepError {
     Files(#[from] RunDirError),
     #[error("width {width} gave a non-finite error or risk; widths below 4 are too coarse for this model")]
     NotFinite { width: usize },
+    #[error("the emulator's output is not finite on some input (widths below 2 or extreme models)")]
+    NotFiniteOutput,
+}
+
+/// The transformer of one tower and its error against BP on `samples` sampled inputs of that
+/// tower (drawn with `seed`).
+pub fn measure(
+    model: &Jghm,
+    part: Part,
+    nonlinearity: Nonlinearity,
+    samples: usize,
+    seed: u64,
+) -> Result<(BpTransformer, EmulationError), SweepError> {
+    let net = BpTransformer::new(model, part, nonlinearity)?;
+    let inputs: Vec<Vec<usize>> = sample_pairs(model, samples, seed, false)
+        .into_iter()
+        .map(|p| if part == Part::Image { p.image } else { p.text })
+        .collect();
+    let err = net.error_against_bp(model, &inputs);
+    if !(err.max_abs_error.is_finite() && err.mean_abs_error.is_finite()) {
+        return Err(SweepError::NotFiniteOutput);
+    }
+    Ok((net, err))
 }
 
 /// The file of a sweep in its folder.
@@ -87,6 +110,29 @@ pub fn run_sweep(
         sink.extend([row])?;
     }
     Ok(sink.into_rows())
+}
+
+/// The rows as a table, one line each (header first, every line ending in a newline).
+pub fn table(rows: &[SweepRow]) -> String {
+    let mut out = format!(
+        "{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}\n",
+        "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>8} {:>12} {:>11.3e} {:>11.3e} {:>9.5} ± {:<6.5} {:>9.4} {:>9.4} {:>9.4}\n",
+            r.width,
+            r.parameters,
+            r.max_abs_error,
+            r.mean_abs_error,
+            r.excess_risk,
+            r.excess_risk_stderr,
+            r.zero_shot_accuracy,
+            r.oracle_zero_shot_accuracy,
+            r.bayes_accuracy
+        ));
+    }
+    out
 }
 
 /// Reads `dir/emulation.csv` (for `jghm plot`).
@@ -147,7 +193,7 @@ impl CsvRow for SweepRow {
         }
     }
 
-    fn from_record(r: SweepRecord) -> Result<SweepRow, String> {
+    fn from_record(r: SweepRecord) -> Result<SweepRow, BadField> {
         Ok(SweepRow {
             width: r.width,
             parameters: r.parameters,

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{draw, Figure, PlotError, Series};
+use crate::emulate::{self, SweepRow};
 use crate::learn::Class;
 use crate::rates::fit::Fit;
 use crate::rates::infonce::{self, Point};
 use crate::rates::results::Row;
-use crate::emulate::{self, SweepRow};
 use crate::rates::run::{classes, refit, write_fits, SweepOutcome};
 
 /// Palette index of a class (and of its fit); references are black (6).
@@ -35,7 +35,6 @@ pub fn display(class: Class) -> &'static str {
         Class::Mlp => "MLP",
     }
 }
-
 
 /// Per `n`: the centre and the ±1 standard-error band over seeds of `value`, either on the log
 /// scale (geometric mean, band `exp(mean log ± se log)`) or plain (mean ± se).

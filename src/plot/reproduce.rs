@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use super::{draw, draw_grid, Figure, PlotError, Series};
 use crate::reproduce::experiments::{fit_prompts, Row, OOD_TRAIN_FLIP};
-use crate::reproduce::run::{Figure as Which, Options, Outcome};
 use crate::reproduce::risks::Task;
+use crate::reproduce::run::{Figure as Which, Options, Outcome};
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {

@@ -14,7 +14,7 @@ use crate::contrastive::{Direction, Exact};
 use crate::info::{Enumeration, InfoError};
 use crate::model::Jghm;
 use crate::random_family::RandomSpec;
-use crate::runs::{format::display, CsvRow, RunDirError};
+use crate::runs::{format::display, BadField, CsvRow, RunDirError};
 use crate::score::{Perturbed, Pmi, Score};
 
 /// Batch sizes of the table.
@@ -95,8 +95,14 @@ impl CsvRow for Point {
         }
     }
 
-    fn from_record(r: PointRecord) -> Result<Point, String> {
-        Ok(Point { score: r.score, k: r.k, loss_minus_log_k: r.loss_minus_log_k, limit: r.limit, rate_constant: r.rate_constant })
+    fn from_record(r: PointRecord) -> Result<Point, BadField> {
+        Ok(Point {
+            score: r.score,
+            k: r.k,
+            loss_minus_log_k: r.loss_minus_log_k,
+            limit: r.limit,
+            rate_constant: r.rate_constant,
+        })
     }
 }
 

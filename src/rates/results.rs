@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::Figures;
 use crate::learn::Class;
-use crate::runs::{format::display, CsvRow};
+use crate::runs::{format::display, BadField, CsvRow};
 
 /// One finished run: what was trained, how training ended, and its exact figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -122,9 +122,11 @@ impl CsvRow for Row {
         }
     }
 
-    fn from_record(r: RunRecord) -> Result<Row, String> {
-        let class = parse_class(&r.class)
-            .ok_or_else(|| format!("field 'class': unknown class '{}' (transformer, bp or mlp)", r.class))?;
+    fn from_record(r: RunRecord) -> Result<Row, BadField> {
+        let class = parse_class(&r.class).ok_or_else(|| BadField {
+            field: "class",
+            problem: format!("unknown class '{}' (transformer, bp or mlp)", r.class),
+        })?;
         Ok(Row {
             class,
             n: r.n,

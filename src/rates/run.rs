@@ -105,8 +105,8 @@ impl SweepOptions {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| FileError::ReadModel { path: path.clone(), source })?;
-                let m = Jghm::from_json(&text)
-                    .map_err(|source| FileError::InvalidModel { path: path.clone(), source })?;
+                let m =
+                    Jghm::from_json(&text).map_err(|source| FileError::InvalidModel { path: path.clone(), source })?;
                 Ok((m, text))
             }
             None => {
@@ -184,10 +184,8 @@ pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<S
         infonce::write(&t3, &infonce::table(&infonce::tiny_model())?)?;
     }
     let sweep = Sweep { model: &model, model_sha256: hash, exact: &exact, settings: &settings };
-    let pending: Vec<_> = plan(&settings)
-        .into_iter()
-        .filter(|k| !sink.rows().iter().any(|r| (r.class, r.n, r.seed) == *k))
-        .collect();
+    let pending: Vec<_> =
+        plan(&settings).into_iter().filter(|k| !sink.rows().iter().any(|r| (r.class, r.n, r.seed) == *k)).collect();
     progress.planned(pending.len(), pending.iter().map(|k| settings.work(k.0) as u64).sum());
     for (index, &(class, n, seed)) in pending.iter().enumerate() {
         progress.run_started(index, class, n, seed, settings.work(class) as u64);
@@ -246,8 +244,7 @@ pub fn fits_json(fits: &ClassFits) -> Value {
             Some(f) => serde_json::to_value(f).expect("a fit serialises"),
             None => json!({ "slope": null, "slope_ci": null, "floor": null, "method": "fewer than 3 sample sizes" }),
         };
-        v["zero_shot"] =
-            zero_shot.as_ref().map_or(Value::Null, |f| serde_json::to_value(f).expect("a fit serialises"));
+        v["zero_shot"] = zero_shot.as_ref().map_or(Value::Null, |f| serde_json::to_value(f).expect("a fit serialises"));
         v["quantity"] = json!("excess risk l_inf(S) - l_inf(PMI), CLIP average of both directions, nats");
         classes.insert(class_key(*c).into(), v);
     }
@@ -286,7 +283,15 @@ impl SweepOutcome {
         );
         for (c, e, z) in &self.fits {
             let runs = self.rows.iter().filter(|r| r.class == *c).count();
-            let _ = writeln!(out, "{:<27} {runs:>4}  {} {}   {} {}", display(*c), interval(e), floor(e), interval(z), floor(z));
+            let _ = writeln!(
+                out,
+                "{:<27} {runs:>4}  {} {}   {} {}",
+                display(*c),
+                interval(e),
+                floor(e),
+                interval(z),
+                floor(z)
+            );
         }
         let _ = write!(out, "T12 expects slopes at most -1/2 (within the interval) above the floor.");
         out

@@ -16,7 +16,7 @@ use super::{Denoiser, NextToken};
 use crate::model::{Jghm, ModelError};
 use crate::random_family::RandomSpec;
 use crate::runs::format::{display, display_opt};
-use crate::runs::{CsvRow, RunDirError};
+use crate::runs::{BadField, CsvRow, RunDirError};
 use crate::score::{Pmi, Score};
 
 type Result<T, E = ExperimentError> = std::result::Result<T, E>;
@@ -181,8 +181,9 @@ impl CsvRow for Row {
         }
     }
 
-    fn from_record(r: RowRecord) -> Result<Row, String> {
-        let task = Task::parse(&r.task).ok_or_else(|| format!("field 'task': unknown task '{}'", r.task))?;
+    fn from_record(r: RowRecord) -> Result<Row, BadField> {
+        let task = Task::parse(&r.task)
+            .ok_or_else(|| BadField { field: "task", problem: format!("unknown task '{}'", r.task) })?;
         Ok(Row {
             task: task.key().to_string(),
             model: r.model,
@@ -232,8 +233,14 @@ pub enum ExperimentError {
     LearnedWithBayes,
     #[error("{0}")]
     Train(String),
-    #[error("{0}")]
-    Options(String),
+    #[error("--flips: give at least one flip")]
+    NoFlips,
+    #[error("--flips: {0} is not in (0, 1] (at ε = 0 some pairs have probability zero)")]
+    Flip(f64),
+    #[error("--budget-seconds must be a positive number of seconds (got {0})")]
+    Budget(f64),
+    #[error("--prompts: give numbers of prompts between 1 and 100000")]
+    Prompts,
 }
 
 /// What a point evaluates besides the data model's Bayes predictor.

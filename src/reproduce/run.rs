@@ -77,12 +77,10 @@ pub fn flips(figure: Figure, o: &Options) -> Result<Vec<f64>> {
         (None, _, false) => paper_flips(),
     };
     if f.is_empty() {
-        return Err(ExperimentError::Options("--flips: give at least one flip".into()));
+        return Err(ExperimentError::NoFlips);
     }
     if let Some(bad) = f.iter().find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0)) {
-        return Err(ExperimentError::Options(format!(
-            "--flips: {bad} is not in (0, 1] (at ε = 0 some pairs have probability zero)"
-        )));
+        return Err(ExperimentError::Flip(*bad));
     }
     f.sort_by(|a, b| a.total_cmp(b));
     f.dedup();
@@ -91,13 +89,10 @@ pub fn flips(figure: Figure, o: &Options) -> Result<Vec<f64>> {
 
 fn check(o: &Options) -> Result<()> {
     if !(o.budget_seconds.is_finite() && o.budget_seconds > 0.0) {
-        return Err(ExperimentError::Options(format!(
-            "--budget-seconds must be a positive number of seconds (got {})",
-            o.budget_seconds
-        )));
+        return Err(ExperimentError::Budget(o.budget_seconds));
     }
     if o.prompts.is_empty() || o.prompts.contains(&0) || o.prompts.iter().any(|&m| m > 100_000) {
-        return Err(ExperimentError::Options("--prompts: give numbers of prompts between 1 and 100000".into()));
+        return Err(ExperimentError::Prompts);
     }
     Ok(())
 }
@@ -320,4 +315,32 @@ impl Points<'_> {
         }
         Ok(())
     }
+}
+
+/// The rows as a table, one line each (header first, every line ending in a newline).
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11} {:>9} {:>11} {:>9}  below-Bayes\n",
+        "task", "model", "flip", "seed", "M", "risk", "stderr", "excess", "stderr"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11.5} {:>9.5} {:>11} {:>9}  {}\n",
+            r.task,
+            r.model,
+            r.flip,
+            r.seed,
+            r.prompts.map_or("-".into(), |m| m.to_string()),
+            r.risk,
+            r.stderr,
+            r.excess_risk.map_or("-".into(), |e| format!("{e:.5}")),
+            r.excess_stderr.map_or("-".into(), |e| format!("{e:.5}")),
+            match r.below_bayes_flag {
+                Some(true) => "FLAG: estimation error",
+                Some(false) => "no",
+                None => "-",
+            }
+        ));
+    }
+    out
 }
