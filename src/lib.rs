@@ -10,6 +10,7 @@
 //! | [`random_family`] | the standard random family | §1 |
 //! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`files`] | reading a model, writing a result atomically | |
+//! | [`runs`] | run folders: settings checked on resume, result rows as CSV rewritten atomically | |
 //! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
 //! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
 //! | [`emulate`] | a transformer with explicit weights that computes BP | T11 |
@@ -45,6 +46,7 @@ pub mod random_family;
 pub mod rates;
 pub mod reproduce;
 pub mod rng;
+pub mod runs;
 pub mod sample;
 pub mod score;
 pub mod sufficiency;

@@ -1,7 +1,7 @@
 //! The library's layering: data flows one way, from the model up to the command line.
 //!
 //! ```text
-//! ground floor (logspace, tolerance, rng) → model → random_family → files → evidence → bp
+//! ground floor (logspace, tolerance, rng) → model → random_family → files → runs → evidence → bp
 //!   → sample → info → score → contrastive → sufficiency → learn → downstream
 //!   → eval → emulate → rates → reproduce → bench → plot → cli
 //! ```
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     &["random_family"],
     &["files"],
+    &["runs"],
     &["evidence"],
     &["bp"],
     &["sample"],

@@ -1,13 +1,15 @@
-//! `jghm emulate`: the transformer with explicit weights that computes BP (T11).
+//! `jghm emulate`: the transformer with explicit weights that computes BP (T11). Parses, calls
+//! [`crate::emulate::sweep`] (and [`crate::plot::emulation`] for a sweep), prints.
 
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 
-use crate::emulate::{BpTransformer, Nonlinearity};
+use crate::emulate::sweep::{measure, run_sweep, table};
+use crate::emulate::Nonlinearity;
+use crate::eval::EvalSpec;
 use crate::files::load_model;
 use crate::model::Part;
-use crate::sample::sample_pairs;
 
 #[derive(Args, Debug)]
 pub struct EmulateArgs {
@@ -60,15 +62,7 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
             bail!("give --width W (ReLU units per nonlinearity), --widths W1,W2,.. --out DIR, or --exact-mlp")
         }
     };
-    let net = BpTransformer::new(&model, part, nonlinearity).map_err(anyhow::Error::msg)?;
-    let inputs: Vec<Vec<usize>> = sample_pairs(&model, a.samples as usize, a.seed, false)
-        .into_iter()
-        .map(|p| if part == Part::Image { p.image } else { p.text })
-        .collect();
-    let err = net.error_against_bp(&model, &inputs);
-    if !(err.max_abs_error.is_finite() && err.mean_abs_error.is_finite()) {
-        bail!("the emulator's output is not finite on some input (widths below 2 or extreme models)");
-    }
+    let (net, err) = measure(&model, part, nonlinearity, a.samples as usize, a.seed)?;
     if json {
         println!(
             "{}",
@@ -78,20 +72,17 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
                 "samples": err.samples, "side": a.side, "stream_width": net.stream_width(),
             })
         );
-    } else {
-        println!(
-            "transformer emulating BP on the {} tower: {} blocks, stream width {}, {} parameters",
-            a.side,
-            err.layers,
-            net.stream_width(),
-            err.parameters
-        );
-        let w = if a.exact_mlp { "exact nonlinearities".to_string() } else { format!("width {}", err.width) };
-        println!(
-            "{w}: |log p̂(z|x) − log p(z|x)| over {} sampled inputs: max {:.3e}, mean {:.3e}",
-            err.samples, err.max_abs_error, err.mean_abs_error
-        );
+        return Ok(());
     }
+    let (side, layers, stream, parameters) = (&a.side, err.layers, net.stream_width(), err.parameters);
+    println!(
+        "transformer emulating BP on the {side} tower: {layers} blocks, stream width {stream}, {parameters} parameters"
+    );
+    let w = if a.exact_mlp { "exact nonlinearities".to_string() } else { format!("width {}", err.width) };
+    println!(
+        "{w}: |log p̂(z|x) − log p(z|x)| over {} sampled inputs: max {:.3e}, mean {:.3e}",
+        err.samples, err.max_abs_error, err.mean_abs_error
+    );
     Ok(())
 }
 
@@ -104,8 +95,7 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
         })
         .collect::<Result<_>>()?;
     let dir = a.out.as_ref().expect("clap requires --out with --widths");
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", dir.display()))?;
-    let spec = crate::eval::EvalSpec {
+    let spec = EvalSpec {
         samples: a.eval_samples as usize,
         zero_shot_images: a.zero_shot_images as usize,
         prompts: a.prompts as usize,
@@ -113,38 +103,14 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
         seed: a.seed,
     };
     let start = std::time::Instant::now();
-    let rows = crate::emulate::sweep(model, &widths, a.samples as usize, &spec).map_err(anyhow::Error::msg)?;
-    if rows.iter().any(|r| !(r.max_abs_error.is_finite() && r.excess_risk.is_finite())) {
-        bail!("a width gave a non-finite error or risk; widths below 4 are too coarse for this model");
-    }
-    crate::files::write_atomic(&dir.join("emulation.csv"), crate::emulate::sweep_csv(&rows).as_bytes())?;
+    let rows = run_sweep(model, &widths, a.samples as usize, &spec, dir)?;
     crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);
-    } else {
-        println!(
-            "{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}",
-            "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes"
-        );
-        for r in &rows {
-            println!(
-                "{:>8} {:>12} {:>11.3e} {:>11.3e} {:>9.5} ± {:<6.5} {:>9.4} {:>9.4} {:>9.4}",
-                r.width,
-                r.parameters,
-                r.max_abs_error,
-                r.mean_abs_error,
-                r.excess_risk,
-                r.excess_risk_stderr,
-                r.zero_shot_accuracy,
-                r.oracle_zero_shot_accuracy,
-                r.bayes_accuracy
-            );
-        }
-        println!(
-            "wrote {}/emulation.csv and rate plot (e) emulation_*.svg/png in {:.1} s",
-            dir.display(),
-            start.elapsed().as_secs_f64()
-        );
+        return Ok(());
     }
+    print!("{}", table(&rows));
+    let seconds = start.elapsed().as_secs_f64();
+    println!("wrote {}/emulation.csv and rate plot (e) emulation_*.svg/png in {seconds:.1} s", dir.display());
     Ok(())
 }

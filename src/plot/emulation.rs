@@ -3,15 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::Result;
-
-use super::{draw, Figure, Series};
+use super::{draw, Figure, PlotError, Series};
 use crate::emulate::SweepRow;
 
 /// Rate plot (e): the error against the width (log-log) with the `W^-2` slope of the
 /// piecewise-linear interpolants; and the plugged-in pair's excess risk and zero-shot accuracy
 /// against the width, next to the exact PMI's and Bayes's.
-pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<()> {
+pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
     let pts = |f: &dyn Fn(&SweepRow) -> f64| rows.iter().map(|r| (r.width as f64, f(r))).collect::<Vec<_>>();
     let mut reference = vec![];
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {

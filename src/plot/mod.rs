@@ -8,15 +8,35 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::files::write_atomic;
+use crate::files::{write_atomic, FileError};
 
 pub mod emulation;
 pub mod rates;
 pub mod reproduce;
+
+/// Why a figure was not drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("drawing {what}: {reason}")]
+    Draw { what: String, reason: String },
+    #[error("encoding {what}")]
+    Encode { what: String, source: image::ImageError },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Runs(#[from] crate::runs::RunDirError),
+    #[error(transparent)]
+    Rates(#[from] crate::rates::run::RatesError),
+}
+
+type Result<T, E = PlotError> = std::result::Result<T, E>;
+
+fn draw_error(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw { what: what.to_string(), reason: reason.to_string() }
+}
 
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,17 +186,17 @@ pub fn draw(fig: &Figure, stem: &Path) -> Result<()> {
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
         render(fig, &root)?;
-        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", fig.title))?;
+        root.present().map_err(|e| draw_error(&fig.title, e))?;
     }
     write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     let mut pixels = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
         render(fig, &root)?;
-        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", fig.title))?;
+        root.present().map_err(|e| draw_error(&fig.title, e))?;
     }
     let mut png = vec![];
-    image_png(&pixels, w, h, &mut png).with_context(|| format!("encoding {}", fig.title))?;
+    image_png(&pixels, w, h, &mut png).map_err(|source| PlotError::Encode { what: fig.title.clone(), source })?;
     Ok(write_atomic(&stem.with_extension("png"), &png)?)
 }
 
@@ -193,7 +213,7 @@ pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
         for (fig, area) in figs.iter().zip(root.split_evenly((rows, cols))) {
             render(fig, &area)?;
         }
-        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", stem.display()))?;
+        root.present().map_err(|e| draw_error(stem.display(), e))?;
     }
     write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     let mut pixels = vec![255u8; (w * h * 3) as usize];
@@ -202,19 +222,19 @@ pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
         for (fig, area) in figs.iter().zip(root.split_evenly((rows, cols))) {
             render(fig, &area)?;
         }
-        root.present().map_err(|e| anyhow::anyhow!("drawing {}: {e}", stem.display()))?;
+        root.present().map_err(|e| draw_error(stem.display(), e))?;
     }
     let mut png = vec![];
-    image_png(&pixels, w, h, &mut png).with_context(|| format!("encoding {}", stem.display()))?;
+    image_png(&pixels, w, h, &mut png)
+        .map_err(|source| PlotError::Encode { what: stem.display().to_string(), source })?;
     Ok(write_atomic(&stem.with_extension("png"), &png)?)
 }
 
 /// PNG encoding of an RGB buffer (plotters' own file encoder cannot write to memory, and the
 /// file must be written atomically).
-fn image_png(rgb: &[u8], w: u32, h: u32, out: &mut Vec<u8>) -> Result<()> {
+fn image_png(rgb: &[u8], w: u32, h: u32, out: &mut Vec<u8>) -> Result<(), image::ImageError> {
     use image::ImageEncoder;
-    image::codecs::png::PngEncoder::new(out).write_image(rgb, w, h, image::ExtendedColorType::Rgb8)?;
-    Ok(())
+    image::codecs::png::PngEncoder::new(out).write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
 }
 
 /// The data range of all series (error bars included), padded; on a log axis, positive only.
@@ -241,7 +261,7 @@ fn render<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>) -> Re
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing '{}': {e:?}", fig.title);
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| draw_error(format!("'{}'", fig.title), format!("{e:?}"));
     root.fill(&WHITE).map_err(err)?;
     let xs = fig.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = fig

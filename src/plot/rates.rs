@@ -2,15 +2,20 @@
 //! [`Figure`]s: (a) excess risk vs `n` with the fits and the reference slopes, (b) the T5/T8
 //! bound against the excess risk with `y = x`, (c) zero-shot accuracy vs `n` with the
 //! exact-score protocol and Bayes, (d) T3's `ℓ_K − log K → ℓ_∞`. (e), the BP-emulation error
-//! against width, is drawn by [`super::emulation::plot_sweep`].
+//! against width, is drawn by [`super::emulation::plot_sweep`]. [`draw_sweep`] draws them all
+//! into the sweep's folder.
 
 use std::collections::BTreeMap;
 
-use super::{Figure, Series};
+use std::path::Path;
+
+use super::{draw, Figure, PlotError, Series};
+use crate::emulate::{self, SweepRow};
 use crate::learn::Class;
 use crate::rates::fit::Fit;
-use crate::rates::infonce::Point;
+use crate::rates::infonce::{self, Point};
 use crate::rates::results::Row;
+use crate::rates::run::{classes, refit, write_fits, SweepOutcome};
 
 /// Palette index of a class (and of its fit); references are black (6).
 fn color(class: Class) -> usize {
@@ -29,11 +34,6 @@ pub fn display(class: Class) -> &'static str {
         Class::Transformer => "transformer",
         Class::Mlp => "MLP",
     }
-}
-
-/// The classes present, in the order BP, transformer, MLP.
-pub fn classes(rows: &[Row]) -> Vec<Class> {
-    [Class::Bp, Class::Transformer, Class::Mlp].into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
 }
 
 /// Per `n`: the centre and the ±1 standard-error band over seeds of `value`, either on the log
@@ -224,4 +224,53 @@ pub fn infonce(points: &[Point]) -> Figure {
         fig.series.push(Series::dashed(label, vec![(k0, limit), (k1, limit)]).with_color(BLACK));
     }
     fig
+}
+
+/// The tables that may sit beside a sweep's `results.csv`: T3's (figure (d)) and an emulation
+/// sweep's (figure (e)).
+struct Beside {
+    infonce: Option<Vec<Point>>,
+    emulation: Option<Vec<SweepRow>>,
+}
+
+impl Beside {
+    /// Reads both if present: a bad one is refused before any figure is drawn.
+    fn read(dir: &Path) -> Result<Beside, PlotError> {
+        let (t3, emulation) = (dir.join("infonce.csv"), dir.join(emulate::sweep::FILE));
+        Ok(Beside {
+            infonce: if t3.exists() { Some(infonce::read(&t3)?) } else { None },
+            emulation: if emulation.exists() { Some(emulate::sweep::read(&emulation)?) } else { None },
+        })
+    }
+}
+
+/// Draws (a)-(c) of `sweep` into its folder, (d) if `infonce.csv` is there, and (e) if
+/// `emulation.csv` is.
+pub fn draw_sweep(sweep: &SweepOutcome) -> Result<(), PlotError> {
+    draw_with(sweep, &Beside::read(&sweep.dir)?)
+}
+
+fn draw_with(sweep: &SweepOutcome, beside: &Beside) -> Result<(), PlotError> {
+    let (dir, rows) = (&sweep.dir, &sweep.rows);
+    let excess: Vec<(Class, Fit)> = sweep.fits.iter().filter_map(|(c, f, _)| f.clone().map(|f| (*c, f))).collect();
+    draw(&excess_vs_n(rows, &excess), &dir.join("excess_risk"))?;
+    draw(&bound_vs_excess(rows), &dir.join("sufficiency_bound"))?;
+    draw(&zero_shot_vs_n(rows), &dir.join("zero_shot"))?;
+    if let Some(points) = &beside.infonce {
+        draw(&infonce(points), &dir.join("infonce"))?;
+    }
+    if let Some(rows) = &beside.emulation {
+        super::emulation::plot_sweep(rows, dir)?;
+    }
+    Ok(())
+}
+
+/// `jghm plot DIR`: refits the sweep in `dir` from its `results.csv`, then (every input read
+/// and checked first) rewrites `fits.json` and redraws every figure its files allow.
+pub fn redraw(dir: &Path) -> Result<SweepOutcome, PlotError> {
+    let sweep = refit(dir)?;
+    let beside = Beside::read(dir)?;
+    write_fits(dir, &sweep.fits)?;
+    draw_with(&sweep, &beside)?;
+    Ok(sweep)
 }

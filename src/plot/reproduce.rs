@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Figure, Series};
-use crate::reproduce::experiments::{fit_prompts, Row};
+use super::{draw, draw_grid, Figure, PlotError, Series};
+use crate::reproduce::experiments::{fit_prompts, Row, OOD_TRAIN_FLIP};
 use crate::reproduce::risks::Task;
+use crate::reproduce::run::{Figure as Which, Options, Outcome};
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {
@@ -180,4 +181,40 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
         fig.series.push(Series::dashed(format!("Bayes p(y₁ | x) by BP: {b:.4}"), vec![(lo, b), (hi, b)]).with_color(6));
     }
     (fig, fits)
+}
+
+/// The `a + b/M` fits of the prompts figure: `(label, a, b, rms residual)`.
+pub type PromptFits = Vec<(String, f64, f64, f64)>;
+
+fn budget_note(o: &Options) -> String {
+    format!("budget {:.0} s{}", o.budget_seconds, if o.quick { ", quick" } else { "" })
+}
+
+/// Draws the figure of a finished run into `o.out` (`<figure>.{svg,png}`; the prompts figure
+/// once per flip when there are several) and returns the prompts figure's fits.
+pub fn draw_figures(which: Which, o: &Options, run: &Outcome) -> Result<PromptFits, PlotError> {
+    let (rows, flips) = (&run.rows, &run.flips);
+    let stem = o.out.join(which.name());
+    match which {
+        Which::Risks => {
+            draw_grid(&risk_panels(rows, "Risk", &budget_note(o)), 2, &stem)?;
+            Ok(vec![])
+        }
+        Which::Ood => {
+            let title = format!("OOD (built at ε = {OOD_TRAIN_FLIP})");
+            draw_grid(&risk_panels(rows, &title, &budget_note(o)), 2, &stem)?;
+            Ok(vec![])
+        }
+        Which::Prompts => {
+            let mut all = vec![];
+            for &flip in flips {
+                let mine: Vec<Row> = rows.iter().filter(|r| r.flip == flip).cloned().collect();
+                let (fig, fits) = prompts_figure(&mine, flip, &budget_note(o));
+                let name = if flips.len() == 1 { stem.clone() } else { o.out.join(format!("prompts-{flip}")) };
+                draw(&fig, &name)?;
+                all.extend(fits.into_iter().map(|(m, a, b, r)| (format!("{m} ε = {flip}"), a, b, r)));
+            }
+            Ok(all)
+        }
+    }
 }

@@ -8,14 +8,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contrastive::{Direction, Exact};
-use crate::files::write_atomic;
 use crate::info::{Enumeration, InfoError};
 use crate::model::Jghm;
 use crate::random_family::RandomSpec;
+use crate::runs::{format::display, BadField, CsvRow, RunDirError};
 use crate::score::{Perturbed, Pmi, Score};
 
 /// Batch sizes of the table.
@@ -68,41 +67,51 @@ pub fn table(model: &Jghm) -> Result<Vec<Point>, InfoError> {
     Ok(out)
 }
 
-const HEADER: &str = "score,k,loss_minus_log_k,limit,rate_constant";
-
-/// Writes the table as CSV, atomically.
-pub fn write(path: &Path, points: &[Point]) -> Result<()> {
-    let mut text = format!("{HEADER}\n");
-    for p in points {
-        text.push_str(&format!("{},{},{},{},{}\n", p.score, p.k, p.loss_minus_log_k, p.limit, p.rate_constant));
-    }
-    Ok(write_atomic(path, text.as_bytes())?)
+/// A line of `infonce.csv`.
+#[derive(Serialize, Deserialize)]
+pub struct PointRecord {
+    score: String,
+    k: usize,
+    #[serde(serialize_with = "display")]
+    loss_minus_log_k: f64,
+    #[serde(serialize_with = "display")]
+    limit: f64,
+    #[serde(serialize_with = "display")]
+    rate_constant: f64,
 }
 
-/// Reads a table written by [`write`].
-pub fn read(path: &Path) -> Result<Vec<Point>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some(HEADER) {
-        bail!("'{}' is not an InfoNCE table of `jghm rates` (unexpected header)", path.display());
+impl CsvRow for Point {
+    type Record = PointRecord;
+    const HEADER: &'static [&'static str] = &["score", "k", "loss_minus_log_k", "limit", "rate_constant"];
+    const WHAT: &'static str = "an InfoNCE table of `jghm rates`";
+
+    fn to_record(&self) -> PointRecord {
+        PointRecord {
+            score: self.score.clone(),
+            k: self.k,
+            loss_minus_log_k: self.loss_minus_log_k,
+            limit: self.limit,
+            rate_constant: self.rate_constant,
+        }
     }
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            let c: Vec<&str> = l.split(',').collect();
-            let bad = || anyhow::anyhow!("'{}' line {}: malformed row", path.display(), i + 2);
-            if c.len() != 5 {
-                return Err(bad());
-            }
-            let f = |s: &str| s.trim().parse::<f64>().map_err(|_| bad());
-            Ok(Point {
-                score: c[0].to_string(),
-                k: c[1].trim().parse().map_err(|_| bad())?,
-                loss_minus_log_k: f(c[2])?,
-                limit: f(c[3])?,
-                rate_constant: f(c[4])?,
-            })
+
+    fn from_record(r: PointRecord) -> Result<Point, BadField> {
+        Ok(Point {
+            score: r.score,
+            k: r.k,
+            loss_minus_log_k: r.loss_minus_log_k,
+            limit: r.limit,
+            rate_constant: r.rate_constant,
         })
-        .collect()
+    }
+}
+
+/// Writes the table as CSV, atomically.
+pub fn write(path: &Path, points: &[Point]) -> Result<(), RunDirError> {
+    crate::runs::write_csv(path, points)
+}
+
+/// Reads a table written by [`write`]; the error names the file, the line and the field.
+pub fn read(path: &Path) -> Result<Vec<Point>, RunDirError> {
+    crate::runs::read_csv(path)
 }

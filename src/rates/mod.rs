@@ -12,11 +12,13 @@
 //! | [`results`] | `results.csv`, one row per finished run, rewritten atomically |
 //! | [`fit`] | log-log slope with a bootstrap-over-seeds 95% interval, and the floor |
 //! | [`infonce`] | T3's convergence `ℓ_K − log K → ℓ_∞`, exactly, for figure (d) |
+//! | [`run`] | a sweep as a resumable run: settings, its folder, the per-class fits |
 
 pub mod fit;
 pub mod infonce;
 pub mod measure;
 pub mod results;
+pub mod run;
 pub mod sweep;
 
 pub use fit::{fit, Fit};

@@ -1,15 +1,13 @@
 //! `results.csv`: one row per finished run of a sweep, rewritten whole and atomically after
 //! every run (so an interrupted sweep keeps its finished runs), read back by `--resume` and by
-//! `jghm plot`.
+//! `jghm plot`. The file goes through [`crate::runs`] (serde and `csv`); its numbers keep
+//! Rust's `Display` format.
 
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::measure::Figures;
-use crate::files::write_atomic;
 use crate::learn::Class;
+use crate::runs::{format::display, BadField, CsvRow};
 
 /// One finished run: what was trained, how training ended, and its exact figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -32,17 +30,6 @@ pub struct Row {
     pub figures: Figures,
 }
 
-const HEADER: &str = "class,n,seed,run_seed,steps,best_step,stopped,held_out_loss,seconds,excess_risk,\
-excess_image_to_text,excess_text_to_image,zero_shot_accuracy,exact_score_accuracy,bayes_accuracy,zero_shot_excess_risk";
-
-fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Transformer => "transformer",
-        Class::Bp => "bp",
-        Class::Mlp => "mlp",
-    }
-}
-
 /// Parses a class name as written in the CSV and on the command line.
 pub fn parse_class(s: &str) -> Option<Class> {
     match s.trim() {
@@ -53,80 +40,122 @@ pub fn parse_class(s: &str) -> Option<Class> {
     }
 }
 
-impl Row {
-    fn to_csv(&self) -> String {
+/// A line of `results.csv`, in the file's column order.
+#[derive(Serialize, Deserialize)]
+pub struct RunRecord {
+    class: String,
+    n: usize,
+    seed: usize,
+    run_seed: u64,
+    steps: usize,
+    best_step: usize,
+    stopped: String,
+    #[serde(serialize_with = "display")]
+    held_out_loss: f64,
+    #[serde(serialize_with = "display")]
+    seconds: f64,
+    #[serde(serialize_with = "display")]
+    excess_risk: f64,
+    #[serde(serialize_with = "display")]
+    excess_image_to_text: f64,
+    #[serde(serialize_with = "display")]
+    excess_text_to_image: f64,
+    #[serde(serialize_with = "display")]
+    zero_shot_accuracy: f64,
+    #[serde(serialize_with = "display")]
+    exact_score_accuracy: f64,
+    #[serde(serialize_with = "display")]
+    bayes_accuracy: f64,
+    #[serde(serialize_with = "display")]
+    zero_shot_excess_risk: f64,
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Transformer => "transformer",
+        Class::Bp => "bp",
+        Class::Mlp => "mlp",
+    }
+}
+
+impl CsvRow for Row {
+    type Record = RunRecord;
+    const HEADER: &'static [&'static str] = &[
+        "class",
+        "n",
+        "seed",
+        "run_seed",
+        "steps",
+        "best_step",
+        "stopped",
+        "held_out_loss",
+        "seconds",
+        "excess_risk",
+        "excess_image_to_text",
+        "excess_text_to_image",
+        "zero_shot_accuracy",
+        "exact_score_accuracy",
+        "bayes_accuracy",
+        "zero_shot_excess_risk",
+    ];
+    const WHAT: &'static str = "a results file of `jghm rates`";
+
+    fn to_record(&self) -> RunRecord {
         let f = &self.figures;
-        format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            class_name(self.class),
-            self.n,
-            self.seed,
-            self.run_seed,
-            self.steps,
-            self.best_step,
-            self.stopped,
-            self.held_out_loss,
-            self.seconds,
-            f.excess_risk,
-            f.excess_image_to_text,
-            f.excess_text_to_image,
-            f.zero_shot_accuracy,
-            f.exact_score_accuracy,
-            f.bayes_accuracy,
-            f.zero_shot_excess_risk
-        )
+        RunRecord {
+            class: class_name(self.class).into(),
+            n: self.n,
+            seed: self.seed,
+            run_seed: self.run_seed,
+            steps: self.steps,
+            best_step: self.best_step,
+            stopped: self.stopped.clone(),
+            held_out_loss: self.held_out_loss,
+            seconds: self.seconds,
+            excess_risk: f.excess_risk,
+            excess_image_to_text: f.excess_image_to_text,
+            excess_text_to_image: f.excess_text_to_image,
+            zero_shot_accuracy: f.zero_shot_accuracy,
+            exact_score_accuracy: f.exact_score_accuracy,
+            bayes_accuracy: f.bayes_accuracy,
+            zero_shot_excess_risk: f.zero_shot_excess_risk,
+        }
     }
 
-    fn from_csv(line: &str) -> Option<Row> {
-        let c: Vec<&str> = line.split(',').map(str::trim).collect();
-        if c.len() != HEADER.split(',').count() {
-            return None;
-        }
-        // Every figure of a finished run is finite (the sweep refuses others): NaN or inf is corruption.
-        let num = |i: usize| c[i].parse::<f64>().ok().filter(|v| v.is_finite());
-        Some(Row {
-            class: parse_class(c[0])?,
-            n: c[1].parse().ok()?,
-            seed: c[2].parse().ok()?,
-            run_seed: c[3].parse().ok()?,
-            steps: c[4].parse().ok()?,
-            best_step: c[5].parse().ok()?,
-            stopped: c[6].to_string(),
-            held_out_loss: num(7)?,
-            seconds: num(8)?,
+    fn from_record(r: RunRecord) -> Result<Row, BadField> {
+        let class = parse_class(&r.class).ok_or_else(|| BadField {
+            field: "class",
+            problem: format!("unknown class '{}' (transformer, bp or mlp)", r.class),
+        })?;
+        Ok(Row {
+            class,
+            n: r.n,
+            seed: r.seed,
+            run_seed: r.run_seed,
+            steps: r.steps,
+            best_step: r.best_step,
+            stopped: r.stopped,
+            held_out_loss: r.held_out_loss,
+            seconds: r.seconds,
             figures: Figures {
-                excess_risk: num(9)?,
-                excess_image_to_text: num(10)?,
-                excess_text_to_image: num(11)?,
-                zero_shot_accuracy: num(12)?,
-                exact_score_accuracy: num(13)?,
-                bayes_accuracy: num(14)?,
-                zero_shot_excess_risk: num(15)?,
+                excess_risk: r.excess_risk,
+                excess_image_to_text: r.excess_image_to_text,
+                excess_text_to_image: r.excess_text_to_image,
+                zero_shot_accuracy: r.zero_shot_accuracy,
+                exact_score_accuracy: r.exact_score_accuracy,
+                bayes_accuracy: r.bayes_accuracy,
+                zero_shot_excess_risk: r.zero_shot_excess_risk,
             },
         })
     }
 }
 
 /// Writes every row (header first) to `path`, atomically.
-pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut text = format!("{HEADER}\n");
-    for r in rows {
-        text.push_str(&r.to_csv());
-        text.push('\n');
-    }
-    Ok(write_atomic(path, text.as_bytes())?)
+pub fn write(path: &std::path::Path, rows: &[Row]) -> Result<(), crate::runs::RunDirError> {
+    crate::runs::write_csv(path, rows)
 }
 
-/// Reads `path`; the error names the file and the bad line.
-pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some(HEADER) {
-        bail!("'{}' is not a results file of `jghm rates` (unexpected header)", path.display());
-    }
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| Row::from_csv(l).with_context(|| format!("'{}' line {}: malformed row", path.display(), i + 2)))
-        .collect()
+/// Reads `path`; the error names the file, the line and the field.
+pub fn read(path: &std::path::Path) -> Result<Vec<Row>, crate::runs::RunDirError> {
+    crate::runs::read_csv(path)
 }

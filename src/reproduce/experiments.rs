@@ -8,17 +8,19 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bayes::{BayesDenoiser, BayesNextToken};
-use super::risks::{self, Classifier, PredictorRisk, Task, TaskRisk};
+use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk};
 use super::{Denoiser, NextToken};
 use crate::downstream::noise::DENOISING;
-use crate::files::write_atomic;
-use crate::model::Jghm;
+use crate::model::{Jghm, ModelError};
 use crate::random_family::RandomSpec;
+use crate::runs::format::{display, display_opt};
+use crate::runs::{BadField, CsvRow, RunDirError};
 use crate::score::{Pmi, Score};
+
+type Result<T, E = ExperimentError> = std::result::Result<T, E>;
 
 /// The paper's model at flip `ε`: both towers 4 levels × 3 children (81 tokens), 10 states,
 /// uniform root, scale 1, the draws fixed by `seed` alone (shared across flips).
@@ -113,63 +115,96 @@ pub struct Row {
     pub note: String,
 }
 
-const HEADER: &str = "task,model,flip,seed,prompts,trained_flip,risk,stderr,excess_risk,excess_stderr,below_bayes_flag,units,seconds,note";
+/// A line of a result file: numbers in Rust's `Display` format, options as empty fields.
+#[derive(Serialize, Deserialize)]
+pub struct RowRecord {
+    task: String,
+    model: String,
+    #[serde(serialize_with = "display")]
+    flip: f64,
+    seed: u64,
+    prompts: Option<usize>,
+    #[serde(serialize_with = "display_opt")]
+    trained_flip: Option<f64>,
+    #[serde(serialize_with = "display")]
+    risk: f64,
+    #[serde(serialize_with = "display")]
+    stderr: f64,
+    #[serde(serialize_with = "display_opt")]
+    excess_risk: Option<f64>,
+    #[serde(serialize_with = "display_opt")]
+    excess_stderr: Option<f64>,
+    below_bayes_flag: Option<bool>,
+    units: usize,
+    #[serde(serialize_with = "display")]
+    seconds: f64,
+    note: String,
+}
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map_or(String::new(), T::to_string)
+impl CsvRow for Row {
+    type Record = RowRecord;
+    const HEADER: &'static [&'static str] = &[
+        "task",
+        "model",
+        "flip",
+        "seed",
+        "prompts",
+        "trained_flip",
+        "risk",
+        "stderr",
+        "excess_risk",
+        "excess_stderr",
+        "below_bayes_flag",
+        "units",
+        "seconds",
+        "note",
+    ];
+    const WHAT: &'static str = "a result file of `jghm reproduce`";
+
+    fn to_record(&self) -> RowRecord {
+        RowRecord {
+            task: self.task.clone(),
+            model: self.model.clone(),
+            flip: self.flip,
+            seed: self.seed,
+            prompts: self.prompts,
+            trained_flip: self.trained_flip,
+            risk: self.risk,
+            stderr: self.stderr,
+            excess_risk: self.excess_risk,
+            excess_stderr: self.excess_stderr,
+            below_bayes_flag: self.below_bayes_flag,
+            units: self.units,
+            seconds: self.seconds,
+            // Files written before the CSV was quoted replaced these; kept so a rewritten file
+            // is the same byte for byte (and a note stays one field for any reader).
+            note: self.note.replace([',', '\n'], ";"),
+        }
+    }
+
+    fn from_record(r: RowRecord) -> Result<Row, BadField> {
+        let task = Task::parse(&r.task)
+            .ok_or_else(|| BadField { field: "task", problem: format!("unknown task '{}'", r.task) })?;
+        Ok(Row {
+            task: task.key().to_string(),
+            model: r.model,
+            flip: r.flip,
+            seed: r.seed,
+            prompts: r.prompts,
+            trained_flip: r.trained_flip,
+            risk: r.risk,
+            stderr: r.stderr,
+            excess_risk: r.excess_risk,
+            excess_stderr: r.excess_stderr,
+            below_bayes_flag: r.below_bayes_flag,
+            units: r.units,
+            seconds: r.seconds,
+            note: r.note,
+        })
+    }
 }
 
 impl Row {
-    fn to_csv(&self) -> String {
-        format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            self.task,
-            self.model,
-            self.flip,
-            self.seed,
-            opt(&self.prompts),
-            opt(&self.trained_flip),
-            self.risk,
-            self.stderr,
-            opt(&self.excess_risk),
-            opt(&self.excess_stderr),
-            opt(&self.below_bayes_flag),
-            self.units,
-            self.seconds,
-            self.note.replace([',', '\n'], ";")
-        )
-    }
-
-    fn from_csv(line: &str) -> Option<Row> {
-        let c: Vec<&str> = line.splitn(14, ',').collect();
-        if c.len() != 14 {
-            return None;
-        }
-        fn maybe<T: std::str::FromStr>(s: &str) -> Option<Option<T>> {
-            if s.is_empty() {
-                Some(None)
-            } else {
-                s.parse().ok().map(Some)
-            }
-        }
-        Some(Row {
-            task: Task::parse(c[0])?.key().to_string(),
-            model: c[1].to_string(),
-            flip: c[2].parse().ok()?,
-            seed: c[3].parse().ok()?,
-            prompts: maybe(c[4])?,
-            trained_flip: maybe(c[5])?,
-            risk: c[6].parse().ok()?,
-            stderr: c[7].parse().ok()?,
-            excess_risk: maybe(c[8])?,
-            excess_stderr: maybe(c[9])?,
-            below_bayes_flag: if c[10].is_empty() { None } else { Some(c[10].parse().ok()?) },
-            units: c[11].parse().ok()?,
-            seconds: c[12].parse().ok()?,
-            note: c[13].to_string(),
-        })
-    }
-
     /// The key of the point this row belongs to.
     pub fn point(&self) -> (String, u64, u64) {
         (self.model.clone(), self.flip.to_bits(), self.seed)
@@ -177,27 +212,36 @@ impl Row {
 }
 
 /// Writes every row to `path`, atomically.
-pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut text = format!("{HEADER}\n");
-    for r in rows {
-        text.push_str(&r.to_csv());
-        text.push('\n');
-    }
-    Ok(write_atomic(path, text.as_bytes())?)
+pub fn write_csv(path: &Path, rows: &[Row]) -> Result<(), RunDirError> {
+    crate::runs::write_csv(path, rows)
 }
 
-/// Reads a file written by [`write_csv`]; the error names the bad line.
-pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    let mut lines = text.lines();
-    if lines.next().map(str::trim) != Some(HEADER) {
-        bail!("'{}' is not a result file of `jghm reproduce` (unexpected header)", path.display());
-    }
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| Row::from_csv(l).with_context(|| format!("'{}' line {}: malformed row", path.display(), i + 2)))
-        .collect()
+/// Reads a file written by [`write_csv`]; the error names the file, the line and the field.
+pub fn read_csv(path: &Path) -> Result<Vec<Row>, RunDirError> {
+    crate::runs::read_csv(path)
+}
+
+/// Why an experiment stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Risk(#[from] RiskError),
+    #[error(transparent)]
+    Files(#[from] RunDirError),
+    #[error("a learned predictor is evaluated on fewer samples than the Bayes point")]
+    LearnedWithBayes,
+    #[error("{0}")]
+    Train(String),
+    #[error("--flips: give at least one flip")]
+    NoFlips,
+    #[error("--flips: {0} is not in (0, 1] (at ε = 0 some pairs have probability zero)")]
+    Flip(f64),
+    #[error("--budget-seconds must be a positive number of seconds (got {0})")]
+    Budget(f64),
+    #[error("--prompts: give numbers of prompts between 1 and 100000")]
+    Prompts,
 }
 
 /// What a point evaluates besides the data model's Bayes predictor.
@@ -294,7 +338,7 @@ pub fn point(data: &Jghm, flip: f64, seed: u64, predictor: &Predictor, s: &Setti
 /// seeds), so its Bayes rows are the Bayes point's numbers, computed once.
 pub fn point_with_bayes(data: &Jghm, flip: f64, seed: u64, predictor: &Predictor, s: &Settings) -> Result<Vec<Row>> {
     if matches!(predictor, Predictor::Learned { .. }) {
-        bail!("a learned predictor is evaluated on fewer samples than the Bayes point");
+        return Err(ExperimentError::LearnedWithBayes);
     }
     point_rows(data, flip, seed, predictor, s, true)
 }

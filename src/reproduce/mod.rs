@@ -37,6 +37,7 @@ pub mod control_variate;
 pub mod experiments;
 pub mod learned;
 pub mod risks;
+pub mod run;
 
 pub use bayes::{BayesDenoiser, BayesNextToken};
 pub use risks::{

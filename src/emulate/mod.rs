@@ -262,19 +262,19 @@ impl BpTransformer {
     /// Builds the transformer for the image or text tower of a model without a trunk.
     /// Transitions must be strictly positive (their log must be bounded): the standard random
     /// family with flip > 0 is.
-    pub fn new(model: &Jghm, part: Part, nonlinearity: Nonlinearity) -> Result<Self, String> {
+    pub fn new(model: &Jghm, part: Part, nonlinearity: Nonlinearity) -> Result<Self, BuildError> {
         if model.has_trunk() {
-            return Err("the BP transformer is built for two-tower models (no shared trunk)".into());
+            return Err(BuildError::Trunk);
         }
         if part == Part::Shared {
-            return Err("choose the image or the text tower".into());
+            return Err(BuildError::SharedPart);
         }
         let levels = model.levels(part);
-        if let Some(k) = levels.iter().position(|l| psi_min(l) <= 0.0) {
-            return Err(format!("{part} level {k} has a zero transition entry; the construction needs Ψ > 0"));
+        if let Some(level) = levels.iter().position(|l| psi_min(l) <= 0.0) {
+            return Err(BuildError::ZeroTransition { part, level });
         }
         let width = match nonlinearity {
-            Nonlinearity::Relu { width } if width < 2 => return Err("the width must be at least 2".into()),
+            Nonlinearity::Relu { width } if width < 2 => return Err(BuildError::Width),
             Nonlinearity::Relu { width } => width,
             Nonlinearity::Exact => 0,
         };
@@ -569,7 +569,7 @@ pub struct EmulatedScore {
 }
 
 impl EmulatedScore {
-    pub fn new(model: &Jghm, nonlinearity: Nonlinearity) -> Result<Self, String> {
+    pub fn new(model: &Jghm, nonlinearity: Nonlinearity) -> Result<Self, BuildError> {
         Ok(EmulatedScore {
             image: BpTransformer::new(model, Part::Image, nonlinearity)?,
             text: BpTransformer::new(model, Part::Text, nonlinearity)?,
@@ -602,102 +602,19 @@ impl crate::score::Score for EmulatedScore {
     }
 }
 
-/// One width of an emulation sweep: the error against BP, and the emulator pair plugged in as a
-/// contrastive score next to the exact PMI.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SweepRow {
-    pub width: usize,
-    pub parameters: usize,
-    pub layers: usize,
-    pub max_abs_error: f64,
-    pub mean_abs_error: f64,
-    pub excess_risk: f64,
-    pub excess_risk_stderr: f64,
-    pub zero_shot_accuracy: f64,
-    pub oracle_zero_shot_accuracy: f64,
-    pub bayes_accuracy: f64,
-}
+pub mod sweep;
 
-/// Measures the emulator at each width: error on `inputs` image samples, then the large-batch
-/// excess risk and zero-shot accuracy of the emulated pair by [`crate::eval::evaluate`] (the same
-/// draws for every width: common random numbers, so differences between widths are not noise).
-pub fn sweep(
-    model: &Jghm,
-    widths: &[usize],
-    inputs: usize,
-    spec: &crate::eval::EvalSpec,
-) -> Result<Vec<SweepRow>, String> {
-    let xs: Vec<Vec<usize>> =
-        crate::sample::sample_pairs(model, inputs, spec.seed ^ 0xe1, false).into_iter().map(|p| p.image).collect();
-    widths
-        .iter()
-        .map(|&width| {
-            let score = EmulatedScore::new(model, Nonlinearity::Relu { width })?;
-            let err = score.image.error_against_bp(model, &xs);
-            let report = crate::eval::evaluate(model, &score, spec).map_err(|e| e.to_string())?;
-            Ok(SweepRow {
-                width,
-                parameters: score.image.parameters() + score.text.parameters(),
-                layers: err.layers,
-                max_abs_error: err.max_abs_error,
-                mean_abs_error: err.mean_abs_error,
-                excess_risk: report.excess_risk,
-                excess_risk_stderr: report.excess_risk_stderr,
-                zero_shot_accuracy: report.zero_shot_accuracy,
-                oracle_zero_shot_accuracy: report.oracle_zero_shot_accuracy,
-                bayes_accuracy: report.bayes_accuracy,
-            })
-        })
-        .collect()
-}
+pub use sweep::{SweepError, SweepRow};
 
-/// CSV of a sweep (header, then one line per width).
-pub fn sweep_csv(rows: &[SweepRow]) -> String {
-    let mut out = String::from("width,parameters,layers,max_abs_error,mean_abs_error,excess_risk,excess_risk_stderr,zero_shot_accuracy,oracle_zero_shot_accuracy,bayes_accuracy\n");
-    for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{:e},{:e},{:e},{:e},{},{},{}\n",
-            r.width,
-            r.parameters,
-            r.layers,
-            r.max_abs_error,
-            r.mean_abs_error,
-            r.excess_risk,
-            r.excess_risk_stderr,
-            r.zero_shot_accuracy,
-            r.oracle_zero_shot_accuracy,
-            r.bayes_accuracy
-        ));
-    }
-    out
-}
-
-/// Parses [`sweep_csv`]'s output back (for `jghm plot`).
-pub fn read_sweep_csv(text: &str) -> Result<Vec<SweepRow>, String> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let bad = || format!("emulation.csv line {}: expected 10 numeric fields", i + 2);
-            if f.len() != 10 {
-                return Err(bad());
-            }
-            let u = |k: usize| f[k].trim().parse::<usize>().map_err(|_| bad());
-            let x = |k: usize| f[k].trim().parse::<f64>().map_err(|_| bad());
-            Ok(SweepRow {
-                width: u(0)?,
-                parameters: u(1)?,
-                layers: u(2)?,
-                max_abs_error: x(3)?,
-                mean_abs_error: x(4)?,
-                excess_risk: x(5)?,
-                excess_risk_stderr: x(6)?,
-                zero_shot_accuracy: x(7)?,
-                oracle_zero_shot_accuracy: x(8)?,
-                bayes_accuracy: x(9)?,
-            })
-        })
-        .collect()
+/// Why the transformer cannot be built for a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BuildError {
+    #[error("the BP transformer is built for two-tower models (no shared trunk)")]
+    Trunk,
+    #[error("choose the image or the text tower")]
+    SharedPart,
+    #[error("{part} level {level} has a zero transition entry; the construction needs Ψ > 0")]
+    ZeroTransition { part: Part, level: usize },
+    #[error("the width must be at least 2")]
+    Width,
 }

@@ -1,0 +1,210 @@
+//! The width sweep of the BP transformer (T11): at each MLP width, the error against BP and the
+//! emulated pair plugged in as a contrastive score next to the exact PMI, written row by row to
+//! `emulation.csv` (rate plot (e) of [`crate::plot::emulation`] is drawn from it).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BpTransformer, BuildError, EmulatedScore, EmulationError, Nonlinearity};
+use crate::eval::{evaluate, EvalSpec};
+use crate::downstream::DownstreamError;
+use crate::model::{Jghm, Part};
+use crate::runs::{format::display, format::exponent, BadField, CsvRow, RunDirError, Sink};
+use crate::sample::sample_pairs;
+
+/// One width of an emulation sweep: the error against BP, and the emulator pair plugged in as a
+/// contrastive score next to the exact PMI.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepRow {
+    pub width: usize,
+    pub parameters: usize,
+    pub layers: usize,
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    pub excess_risk: f64,
+    pub excess_risk_stderr: f64,
+    pub zero_shot_accuracy: f64,
+    pub oracle_zero_shot_accuracy: f64,
+    pub bayes_accuracy: f64,
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Eval(#[from] DownstreamError),
+    #[error(transparent)]
+    Files(#[from] RunDirError),
+    #[error("width {width} gave a non-finite error or risk; widths below 4 are too coarse for this model")]
+    NotFinite { width: usize },
+    #[error("the emulator's output is not finite on some input (widths below 2 or extreme models)")]
+    NotFiniteOutput,
+}
+
+/// The transformer of one tower and its error against BP on `samples` sampled inputs of that
+/// tower (drawn with `seed`).
+pub fn measure(
+    model: &Jghm,
+    part: Part,
+    nonlinearity: Nonlinearity,
+    samples: usize,
+    seed: u64,
+) -> Result<(BpTransformer, EmulationError), SweepError> {
+    let net = BpTransformer::new(model, part, nonlinearity)?;
+    let inputs: Vec<Vec<usize>> = sample_pairs(model, samples, seed, false)
+        .into_iter()
+        .map(|p| if part == Part::Image { p.image } else { p.text })
+        .collect();
+    let err = net.error_against_bp(model, &inputs);
+    if !(err.max_abs_error.is_finite() && err.mean_abs_error.is_finite()) {
+        return Err(SweepError::NotFiniteOutput);
+    }
+    Ok((net, err))
+}
+
+/// The file of a sweep in its folder.
+pub const FILE: &str = "emulation.csv";
+
+/// Measures the emulator at width `width`: error on the image samples `xs`, then the
+/// large-batch excess risk and zero-shot accuracy of the emulated pair by [`evaluate`].
+pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalSpec) -> Result<SweepRow, SweepError> {
+    let score = EmulatedScore::new(model, Nonlinearity::Relu { width })?;
+    let err = score.image.error_against_bp(model, xs);
+    let report = evaluate(model, &score, spec)?;
+    Ok(SweepRow {
+        width,
+        parameters: score.image.parameters() + score.text.parameters(),
+        layers: err.layers,
+        max_abs_error: err.max_abs_error,
+        mean_abs_error: err.mean_abs_error,
+        excess_risk: report.excess_risk,
+        excess_risk_stderr: report.excess_risk_stderr,
+        zero_shot_accuracy: report.zero_shot_accuracy,
+        oracle_zero_shot_accuracy: report.oracle_zero_shot_accuracy,
+        bayes_accuracy: report.bayes_accuracy,
+    })
+}
+
+/// Measures every width (the same `inputs` image samples and evaluation draws for each: common
+/// random numbers, so differences between widths are not noise) and writes `dir/emulation.csv`
+/// after each; refuses a non-finite row before writing it.
+pub fn run_sweep(
+    model: &Jghm,
+    widths: &[usize],
+    inputs: usize,
+    spec: &EvalSpec,
+    dir: &Path,
+) -> Result<Vec<SweepRow>, SweepError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunDirError::CreateDir { path: dir.to_path_buf(), source })?;
+    let xs: Vec<Vec<usize>> =
+        sample_pairs(model, inputs, spec.seed ^ 0xe1, false).into_iter().map(|p| p.image).collect();
+    let mut sink = Sink::fresh(&dir.join(FILE));
+    for &width in widths {
+        let row = measure_width(model, width, &xs, spec)?;
+        if !(row.max_abs_error.is_finite() && row.excess_risk.is_finite()) {
+            return Err(SweepError::NotFinite { width });
+        }
+        sink.extend([row])?;
+    }
+    Ok(sink.into_rows())
+}
+
+/// The rows as a table, one line each (header first, every line ending in a newline).
+pub fn table(rows: &[SweepRow]) -> String {
+    let mut out = format!(
+        "{:>8} {:>12} {:>11} {:>11} {:>18} {:>9} {:>9} {:>9}\n",
+        "width", "parameters", "max err", "mean err", "excess risk", "zero-shot", "PMI", "Bayes"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>8} {:>12} {:>11.3e} {:>11.3e} {:>9.5} ± {:<6.5} {:>9.4} {:>9.4} {:>9.4}\n",
+            r.width,
+            r.parameters,
+            r.max_abs_error,
+            r.mean_abs_error,
+            r.excess_risk,
+            r.excess_risk_stderr,
+            r.zero_shot_accuracy,
+            r.oracle_zero_shot_accuracy,
+            r.bayes_accuracy
+        ));
+    }
+    out
+}
+
+/// Reads `dir/emulation.csv` (for `jghm plot`).
+pub fn read(path: &Path) -> Result<Vec<SweepRow>, RunDirError> {
+    crate::runs::read_csv(path)
+}
+
+/// A line of `emulation.csv`: errors and risks in `LowerExp` (`{:e}`), accuracies in `Display`.
+#[derive(Serialize, Deserialize)]
+pub struct SweepRecord {
+    width: usize,
+    parameters: usize,
+    layers: usize,
+    #[serde(serialize_with = "exponent")]
+    max_abs_error: f64,
+    #[serde(serialize_with = "exponent")]
+    mean_abs_error: f64,
+    #[serde(serialize_with = "exponent")]
+    excess_risk: f64,
+    #[serde(serialize_with = "exponent")]
+    excess_risk_stderr: f64,
+    #[serde(serialize_with = "display")]
+    zero_shot_accuracy: f64,
+    #[serde(serialize_with = "display")]
+    oracle_zero_shot_accuracy: f64,
+    #[serde(serialize_with = "display")]
+    bayes_accuracy: f64,
+}
+
+impl CsvRow for SweepRow {
+    type Record = SweepRecord;
+    const HEADER: &'static [&'static str] = &[
+        "width",
+        "parameters",
+        "layers",
+        "max_abs_error",
+        "mean_abs_error",
+        "excess_risk",
+        "excess_risk_stderr",
+        "zero_shot_accuracy",
+        "oracle_zero_shot_accuracy",
+        "bayes_accuracy",
+    ];
+    const WHAT: &'static str = "an emulation sweep of `jghm emulate`";
+
+    fn to_record(&self) -> SweepRecord {
+        SweepRecord {
+            width: self.width,
+            parameters: self.parameters,
+            layers: self.layers,
+            max_abs_error: self.max_abs_error,
+            mean_abs_error: self.mean_abs_error,
+            excess_risk: self.excess_risk,
+            excess_risk_stderr: self.excess_risk_stderr,
+            zero_shot_accuracy: self.zero_shot_accuracy,
+            oracle_zero_shot_accuracy: self.oracle_zero_shot_accuracy,
+            bayes_accuracy: self.bayes_accuracy,
+        }
+    }
+
+    fn from_record(r: SweepRecord) -> Result<SweepRow, BadField> {
+        Ok(SweepRow {
+            width: r.width,
+            parameters: r.parameters,
+            layers: r.layers,
+            max_abs_error: r.max_abs_error,
+            mean_abs_error: r.mean_abs_error,
+            excess_risk: r.excess_risk,
+            excess_risk_stderr: r.excess_risk_stderr,
+            zero_shot_accuracy: r.zero_shot_accuracy,
+            oracle_zero_shot_accuracy: r.oracle_zero_shot_accuracy,
+            bayes_accuracy: r.bayes_accuracy,
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! One figure's experiment, `jghm reproduce risks|prompts|ood`, as a resumable run: the flips
+//! and seeds to cover, the points of each (one predictor on one data model, [`super::experiments`]),
+//! and the run folder ([`crate::runs`]) that keeps the finished points across interruptions.
+//!
+//! The folder holds `<figure>-settings.json` (every option that changes a number; a resume
+//! must match it) and `<figure>.csv` (every row so far, rewritten after each point). Seeds are
+//! the outer loop: an interrupted run has whole seeds first.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::experiments::{
+    paper_flips, point, point_with_bayes, prompts_point, standard_model, ExperimentError, Predictor, Row, Settings,
+    OOD_TRAIN_FLIP,
+};
+use super::learned::{train_learned, Budget, LearnedClass, LearnedModels};
+use crate::model::Jghm;
+use crate::runs::{RunDir, Sink};
+use crate::score::Pmi;
+
+type Result<T, E = ExperimentError> = std::result::Result<T, E>;
+
+/// The figure a run reproduces.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Figure {
+    /// The four risks against the flip (the paper's Fig. 2).
+    Risks,
+    /// The zero-shot risk against the number of prompts (Figs. 5-6).
+    Prompts,
+    /// Predictors built at [`OOD_TRAIN_FLIP`], evaluated at every flip (Figs. 8-9).
+    Ood,
+}
+
+impl Figure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Figure::Risks => "risks",
+            Figure::Prompts => "prompts",
+            Figure::Ood => "ood",
+        }
+    }
+}
+
+/// Everything a run is asked to do (`jghm reproduce --help` documents each).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub flips: Option<Vec<f64>>,
+    pub bayes_only: bool,
+    pub classes: Vec<LearnedClass>,
+    /// Model seeds `1..=seeds`.
+    pub seeds: u64,
+    pub quick: bool,
+    pub samples: Option<usize>,
+    pub learned_samples: Option<usize>,
+    pub budget_seconds: f64,
+    pub prompts: Vec<usize>,
+    /// Base seed of the Monte Carlo draws.
+    pub seed: u64,
+    pub out: PathBuf,
+    pub resume: bool,
+}
+
+/// What a finished run leaves: every row (resumed ones first) and the flips covered.
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub flips: Vec<f64>,
+}
+
+/// The flips of a run: `--flips`, else the figure's default; each in `(0, 1]`, sorted, unique.
+pub fn flips(figure: Figure, o: &Options) -> Result<Vec<f64>> {
+    let mut f = match (&o.flips, figure, o.quick) {
+        (Some(f), _, _) => f.clone(),
+        (None, Figure::Prompts, _) => vec![OOD_TRAIN_FLIP],
+        (None, _, true) => vec![0.02, 0.1, 0.2, 0.3, 0.4],
+        (None, _, false) => paper_flips(),
+    };
+    if f.is_empty() {
+        return Err(ExperimentError::NoFlips);
+    }
+    if let Some(bad) = f.iter().find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0)) {
+        return Err(ExperimentError::Flip(*bad));
+    }
+    f.sort_by(|a, b| a.total_cmp(b));
+    f.dedup();
+    Ok(f)
+}
+
+fn check(o: &Options) -> Result<()> {
+    if !(o.budget_seconds.is_finite() && o.budget_seconds > 0.0) {
+        return Err(ExperimentError::Budget(o.budget_seconds));
+    }
+    if o.prompts.is_empty() || o.prompts.contains(&0) || o.prompts.iter().any(|&m| m > 100_000) {
+        return Err(ExperimentError::Prompts);
+    }
+    Ok(())
+}
+
+/// The settings a resumed run must share with the original.
+fn meta(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Value {
+    json!({
+        "command": figure.name(),
+        "flips": flips,
+        "seeds": o.seeds,
+        "bayes_only": o.bayes_only,
+        "classes": o.classes.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "budget_seconds": o.budget_seconds,
+        "quick": o.quick,
+        "prompts": if figure == Figure::Prompts { json!(o.prompts) } else { json!(null) },
+        "settings": s,
+    })
+}
+
+/// The run folder of `figure` in `dir`.
+pub fn run_dir(figure: Figure, dir: &std::path::Path) -> RunDir {
+    let name = figure.name();
+    RunDir::new(dir, "run", &format!("{name}-settings.json"), &format!("{name}.csv"))
+}
+
+/// Runs (or, with `o.resume`, continues) `figure`; `log` receives the progress lines.
+pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Outcome> {
+    check(o)?;
+    let flips = flips(figure, o)?;
+    let mut settings = Settings::new(o.quick, o.samples, o.seed);
+    if let Some(n) = o.learned_samples {
+        settings.learned_samples = [n; 4];
+    }
+    let explain = |field: &str| format!("has other settings ('{field}' differs; give the same flags)");
+    let sink = run_dir(figure, &o.out).start::<Row>(&meta(figure, o, &flips, &settings), o.resume, &explain)?;
+    let cost = estimate_cost(figure, o, &flips, &settings)?;
+    let resumed = sink.rows().len();
+    log(&format!(
+        "jghm reproduce {}: {} flips x {} seeds{}; estimated cost {:.1} min on this machine (pilot-timed){}",
+        figure.name(),
+        flips.len(),
+        o.seeds,
+        if o.bayes_only {
+            ", Bayes only".to_string()
+        } else {
+            format!(", classes {:?}, budget {:.0} s each", o.classes, o.budget_seconds)
+        },
+        cost / 60.0,
+        if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
+    ));
+    let mut points = Points { sink, log, o, s: &settings };
+    for seed in 1..=o.seeds {
+        match figure {
+            Figure::Risks => points.risks_seed(&flips, seed)?,
+            Figure::Ood => points.ood_seed(&flips, seed)?,
+            Figure::Prompts => points.prompts_seed(&flips, seed)?,
+        }
+    }
+    points.sink.flush()?;
+    Ok(Outcome { rows: points.sink.into_rows(), flips })
+}
+
+/// Estimated cost: a pilot of the Bayes side (a 1/40 of the samples at the first flip) scaled
+/// up, plus the learned budgets and their evaluation (about the Bayes side's cost again each).
+fn estimate_cost(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Result<f64> {
+    let mut pilot = s.clone();
+    pilot.samples = s.samples.map(|n| (n / 40).max(64));
+    let model = standard_model(flips[0], 1)?;
+    let t0 = Instant::now();
+    let _ = point(&model, flips[0], 1, &Predictor::Bayes, &pilot)?;
+    let bayes_point = t0.elapsed().as_secs_f64() * s.samples.iter().sum::<usize>() as f64
+        / pilot.samples.iter().sum::<usize>() as f64;
+    let classes = if o.bayes_only { 0.0 } else { o.classes.len() as f64 };
+    let seeds = o.seeds as f64;
+    let n = flips.len() as f64;
+    Ok(match figure {
+        Figure::Risks => seeds * n * (bayes_point * (1.0 + 2.0 * classes) + classes * o.budget_seconds),
+        Figure::Ood => seeds * (n * bayes_point * (2.0 + 2.0 * classes) + classes * o.budget_seconds),
+        Figure::Prompts => seeds * n * (bayes_point * 0.5 * (1.0 + classes) + classes * o.budget_seconds),
+    })
+}
+
+/// The training seed of a learned model: a function of the model seed only.
+fn train_seed(model_seed: u64) -> u64 {
+    model_seed.wrapping_mul(7919).wrapping_add(17)
+}
+
+fn learned<'a>(m: &'a LearnedModels, class: LearnedClass, trained_flip: Option<f64>) -> Predictor<'a> {
+    Predictor::Learned {
+        name: class.name().to_string(),
+        score: m.score(),
+        denoiser: m.denoiser(),
+        next_token: m.next_token(),
+        note: m.describe(),
+        trained_flip,
+    }
+}
+
+/// The points of a run: the sink of finished rows, and what every point needs.
+struct Points<'a> {
+    sink: Sink<Row>,
+    log: &'a mut dyn FnMut(&str),
+    o: &'a Options,
+    s: &'a Settings,
+}
+
+impl Points<'_> {
+    fn done(&self, model: &str, flip: f64, seed: u64) -> bool {
+        self.sink.rows().iter().any(|r| r.point() == (model.to_string(), flip.to_bits(), seed))
+    }
+
+    /// Adds a finished point's rows (logged) and rewrites the result file.
+    fn add(&mut self, rows: Vec<Row>) -> Result<()> {
+        for r in &rows {
+            (self.log)(&format!(
+                "  {:<10} {:<16} ε = {:<5} seed {}: risk {:.5} ± {:.5}{}",
+                r.task,
+                r.model,
+                r.flip,
+                r.seed,
+                r.risk,
+                r.stderr,
+                r.excess_risk
+                    .map_or(String::new(), |e| format!(", excess {e:.5} ± {:.5}", r.excess_stderr.unwrap_or(0.0)))
+            ));
+        }
+        Ok(self.sink.extend(rows)?)
+    }
+
+    fn train(&mut self, model: &Jghm, class: LearnedClass, seed: u64) -> Result<LearnedModels> {
+        (self.log)(&format!("training {} (budget {:.0} s) ...", class.name(), self.o.budget_seconds));
+        let budget = Budget { seconds: self.o.budget_seconds, quick: self.o.quick };
+        let m = train_learned(model, class, &budget, seed).map_err(ExperimentError::Train)?;
+        (self.log)(&format!("  {}", m.describe()));
+        Ok(m)
+    }
+
+    fn risks_seed(&mut self, flips: &[f64], seed: u64) -> Result<()> {
+        let (s, o) = (self.s, self.o);
+        for &flip in flips {
+            let model = standard_model(flip, seed)?;
+            if !self.done("bayes", flip, seed) {
+                (self.log)(&format!("ε = {flip}, seed {seed}: Bayes"));
+                self.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
+            }
+            if o.bayes_only {
+                continue;
+            }
+            for &class in &o.classes {
+                if self.done(class.name(), flip, seed) {
+                    continue;
+                }
+                let m = self.train(&model, class, train_seed(seed))?;
+                self.add(point(&model, flip, seed, &learned(&m, class, None), s)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ood_seed(&mut self, flips: &[f64], seed: u64) -> Result<()> {
+        let s = self.s;
+        let home = standard_model(OOD_TRAIN_FLIP, seed)?;
+        let classes: Vec<LearnedClass> = if self.o.bayes_only { vec![] } else { self.o.classes.clone() };
+        let mut trained: Vec<(LearnedClass, LearnedModels)> = vec![];
+        for &flip in flips {
+            let model = standard_model(flip, seed)?;
+            let wrong = Predictor::Misspecified(&home, OOD_TRAIN_FLIP);
+            match (self.done("bayes", flip, seed), self.done("misspecified-bp", flip, seed)) {
+                (false, false) => {
+                    (self.log)(&format!("ε = {flip}, seed {seed}: Bayes and BP of the ε = {OOD_TRAIN_FLIP} model"));
+                    self.add(point_with_bayes(&model, flip, seed, &wrong, s)?)?;
+                }
+                (false, true) => {
+                    (self.log)(&format!("ε = {flip}, seed {seed}: Bayes"));
+                    self.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
+                }
+                (true, false) => {
+                    (self.log)(&format!("ε = {flip}, seed {seed}: BP of the ε = {OOD_TRAIN_FLIP} model"));
+                    self.add(point(&model, flip, seed, &wrong, s)?)?;
+                }
+                (true, true) => {}
+            }
+            for &class in &classes {
+                if self.done(class.name(), flip, seed) {
+                    continue;
+                }
+                if !trained.iter().any(|(c, _)| *c == class) {
+                    let m = self.train(&home, class, train_seed(seed))?;
+                    trained.push((class, m));
+                }
+                let m = &trained.iter().find(|(c, _)| *c == class).expect("trained").1;
+                self.add(point(&model, flip, seed, &learned(m, class, Some(OOD_TRAIN_FLIP)), s)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn prompts_seed(&mut self, flips: &[f64], seed: u64) -> Result<()> {
+        let (s, o) = (self.s, self.o);
+        let ms = &o.prompts;
+        for &flip in flips {
+            let model = standard_model(flip, seed)?;
+            if !self.done("pmi", flip, seed) {
+                (self.log)(&format!("ε = {flip}, seed {seed}: the exact score (PMI) with M prompts"));
+                let pmi = Pmi { model: &model };
+                let note = "the exact score PMI(x, y) by BP".to_string();
+                self.add(prompts_point(&model, flip, seed, &[("pmi", &pmi, note)], ms, s, true)?)?;
+            }
+            if o.bayes_only {
+                continue;
+            }
+            for &class in &o.classes {
+                if self.done(class.name(), flip, seed) {
+                    continue;
+                }
+                let m = self.train(&model, class, train_seed(seed))?;
+                let scores = [(class.name(), m.score(), m.describe())];
+                self.add(prompts_point(&model, flip, seed, &scores, ms, s, false)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows as a table, one line each (header first, every line ending in a newline).
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11} {:>9} {:>11} {:>9}  below-Bayes\n",
+        "task", "model", "flip", "seed", "M", "risk", "stderr", "excess", "stderr"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<10} {:<16} {:>5} {:>4} {:>5} {:>11.5} {:>9.5} {:>11} {:>9}  {}\n",
+            r.task,
+            r.model,
+            r.flip,
+            r.seed,
+            r.prompts.map_or("-".into(), |m| m.to_string()),
+            r.risk,
+            r.stderr,
+            r.excess_risk.map_or("-".into(), |e| format!("{e:.5}")),
+            r.excess_stderr.map_or("-".into(), |e| format!("{e:.5}")),
+            match r.below_bayes_flag {
+                Some(true) => "FLAG: estimation error",
+                Some(false) => "no",
+                None => "-",
+            }
+        ));
+    }
+    out
+}
