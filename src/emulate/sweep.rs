@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{BpTransformer, BuildError, EmulatedScore, EmulationError, Nonlinearity};
-use crate::eval::{evaluate, EvalSpec};
 use crate::downstream::DownstreamError;
+use crate::eval::{evaluate, EvalSpec};
 use crate::model::{Jghm, Part};
 use crate::runs::{format::display, format::exponent, BadField, CsvRow, RunDirError, Sink};
 use crate::sample::sample_pairs;
