@@ -15,8 +15,8 @@ use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::load_model;
 use crate::info::{self, Enumeration, Estimate};
-use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{Class, Encoder, Mlp, Real};
+use crate::learn::checkpoint::{CheckpointFile, ModelFile};
+use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic};
@@ -110,51 +110,32 @@ pub struct DiffuseArgs {
 }
 
 /// A score by name: pmi | t7 | ckpt:PATH.
-pub fn load_score<'m>(model: &'m Jghm, model_path: &Path, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
+pub fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
+    let model = &file.model;
     match spec.split_once(':') {
         None if spec == "pmi" => Ok(Box::new(Pmi { model })),
         None if spec == "t7" => Ok(Box::new(LogWeighted::new(model)?)),
-        Some(("ckpt", path)) => load_checkpoint(model, model_path, Path::new(path)),
+        Some(("ckpt", path)) => {
+            let ck = CheckpointFile::open(file, Path::new(path), crate::learn::memory::machine_bytes())?;
+            with_encoders(&ck.config, model, Learned { model, file: &ck })
+        }
         _ => bail!("unknown score '{spec}': use pmi, t7 or ckpt:PATH"),
     }
 }
 
-fn load_checkpoint<'m>(model: &'m Jghm, model_path: &Path, path: &Path) -> Result<Box<dyn Score + Send + 'm>> {
-    let hash =
-        sha256_hex(&std::fs::read(model_path).with_context(|| format!("cannot read '{}'", model_path.display()))?);
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint '{}'", path.display()))?;
-    let (cfg, _) = read_header(&bytes).with_context(|| format!("checkpoint '{}'", path.display()))?;
-    cfg.validate(model).map_err(anyhow::Error::msg)?;
-    match cfg.class {
-        Class::Transformer => {
-            let enc = |p| cfg.transformer(model, p);
-            learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
-        }
-        Class::Mlp => {
-            let enc = |p| Mlp::new(cfg.mlp_shape(model, p));
-            learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
-        }
-        Class::Bp => {
-            let enc = |p| cfg.bp_encoder(model, p).context("a BP-class checkpoint needs a model without trunk");
-            learned::<f64, _>(model, &bytes, &hash, enc(Part::Image)?, enc(Part::Text)?)
-        }
-    }
+/// A checkpoint's learned score, in its class's float type.
+struct Learned<'a, 'm> {
+    model: &'m Jghm,
+    file: &'a CheckpointFile,
 }
 
-fn learned<'m, R: Real + 'm, E: Encoder<R> + 'm>(
-    model: &Jghm,
-    bytes: &[u8],
-    hash: &str,
-    image: E,
-    text: E,
-) -> Result<Box<dyn Score + Send + 'm>> {
-    let ck = Checkpoint::<R>::from_bytes(bytes)?;
-    ck.check_model(hash)?;
-    if ck.params.image.len() != image.num_params() || ck.params.text.len() != text.num_params() {
-        bail!("the checkpoint's parameters do not fit its configuration on this model");
+impl<'m> WithEncoders for Learned<'_, 'm> {
+    type Output = Result<Box<dyn Score + Send + 'm>>;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
+        let ck = self.file.checkpoint::<R>()?;
+        let head = self.file.config.head(self.model);
+        Ok(Box::new(LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head)))
     }
-    let head = ck.config.head(model);
-    Ok(Box::new(LearnedScore::new(image, text, ck.params, head)))
 }
 
 fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
@@ -195,8 +176,9 @@ fn finite(fields: &[(&str, f64)]) -> Result<()> {
 }
 
 pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let score = load_score(&model, &a.model, &a.score)?;
+    let file = ModelFile::read(&a.model)?;
+    let score = load_score(&file, &a.score)?;
+    let model = &file.model;
     let label = label(&model, &a.label)?;
     let texts_enumerable = info::side_size(&model, Part::Text) <= info::SIDE_LIMIT;
     let prompts = match (a.exact, a.prompts) {
@@ -262,7 +244,8 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
 }
 
 pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let file = ModelFile::read(&a.model)?;
+    let model = &file.model;
     let x = tokens(&model, Part::Image, &a.image)?;
     let mut score = None;
     let mut through = None;
@@ -270,7 +253,7 @@ pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
         let st: Statistic = name.parse()?;
         through = Some(ThroughStatistic::new(&model, st)?);
     } else if a.from != "exact" {
-        score = Some(load_score(&model, &a.model, &a.from)?);
+        score = Some(load_score(&file, &a.from)?);
     }
     let generator = match (&score, &through) {
         (Some(s), _) => Generator::Induced { score: &**s, pool: a.pool as usize },

@@ -219,6 +219,11 @@ impl<R: Real> Encoder<R> for BpEncoder {
         let normal = Normal::new(0.0, INIT_STD).expect("valid normal");
         (0..self.total).map(|_| R::of(normal.sample(rng))).collect()
     }
+    fn cache_len(&self, batch: usize) -> usize {
+        let widest = (0..=self.levels.len()).map(|k| self.states(k)).max().unwrap_or(1);
+        (batch + 1) * self.per_sample + 3 * self.total + widest
+    }
+
     fn new_cache(&self, batch: usize) -> BpCache<R> {
         let widest = (0..=self.levels.len()).map(|k| self.states(k)).max().unwrap_or(1);
         BpCache {

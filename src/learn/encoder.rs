@@ -28,6 +28,9 @@ pub trait Encoder<R: Real>: Send + Sync {
     /// Fresh parameters drawn from `rng`.
     fn init(&self, rng: &mut Rng) -> Vec<R>;
     fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// Numbers held by `new_cache(batch)`, computed without allocating (the memory estimate of
+    /// a run, [`super::memory`], is made before anything large is allocated).
+    fn cache_len(&self, batch: usize) -> usize;
     /// `out (B × P) = f(tokens (B × T))`, filling `cache`.
     fn forward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, out: &mut [R]);
     /// `dparams += (∂out/∂params)ᵀ dout`, after [`Encoder::forward`] on the same tokens.

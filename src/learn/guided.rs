@@ -155,6 +155,13 @@ impl<R: Real> Encoder<R> for GuidedTransformer {
         w
     }
 
+    fn cache_len(&self, batch: usize) -> usize {
+        let n = batch * self.inner.shape.len;
+        let ties: usize = self.ties.iter().map(|tie| n * (tie.states + self.inner.shape.width)).sum();
+        // (The BP workspace is the model's size, small beside the activations.)
+        <Transformer as Encoder<R>>::cache_len(&self.inner, batch) + ties
+    }
+
     fn new_cache(&self, batch: usize) -> GuidedCache<R> {
         let n = batch * self.inner.shape.len;
         GuidedCache {

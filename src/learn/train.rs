@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::adamw::AdamW;
 use super::checkpoint::Checkpoint;
 use super::clip::ClipPair;
-use super::config::TrainConfig;
+use super::config::CheckedConfig;
 use super::data::Data;
 use super::encoder::Encoder;
 use super::real::Real;
@@ -32,7 +32,7 @@ pub struct StepReport {
 
 /// A run's fixed inputs.
 pub struct Run<'a> {
-    pub config: &'a TrainConfig,
+    pub config: &'a CheckedConfig,
     pub seed: u64,
     pub model_sha256: String,
     /// Stop after this many steps in total.
@@ -81,7 +81,7 @@ pub fn train<R: Real, E: Encoder<R>>(
             let params = pair.init(&mut rng::stream(run.seed, 0));
             let opt = AdamW::new(&params);
             Checkpoint {
-                config: cfg.clone(),
+                config: cfg.config().clone(),
                 model_sha256: run.model_sha256.clone(),
                 seed: run.seed,
                 step: 0,

@@ -472,6 +472,17 @@ impl<R: Real> Encoder<R> for Transformer {
         w
     }
 
+    fn cache_len(&self, batch: usize) -> usize {
+        let s = self.shape;
+        let (n, c) = (batch * s.len, s.width);
+        // Per block: ln1, qkv (3), atty, resid2, ln2, fch (4), fch_gelu (4) = 15 n·c, four
+        // n-vectors of statistics, and the attention weights.
+        let block = 15 * n * c + 4 * n + batch * s.heads * s.len * s.len;
+        // resid (L + 1), lnf, the backward scratch dresid, dln, datty (1 each), dqkv (3),
+        // dfch and dfch_gelu (4 each): 15 n·c besides resid.
+        (s.layers + 1) * n * c + s.layers * block + 15 * n * c + 2 * n + 2 * batch * c + s.len * s.len
+    }
+
     fn new_cache(&self, batch: usize) -> TransformerCache<R> {
         let s = self.shape;
         let (n, c) = (batch * s.len, s.width);

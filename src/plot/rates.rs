@@ -12,28 +12,20 @@ use crate::rates::fit::Fit;
 use crate::rates::infonce::Point;
 use crate::rates::results::Row;
 
-/// Palette index of a class (and of its fit); references are black (6).
+/// Palette index of a class (and of its fit): the class's own ([`Class::color`]).
 fn color(class: Class) -> usize {
-    match class {
-        Class::Bp => 0,
-        Class::Transformer => 1,
-        Class::Mlp => 2,
-    }
+    class.color()
 }
 const BLACK: usize = 6;
 
-/// The name a reader sees.
+/// The name a reader sees ([`Class::label`]).
 pub fn display(class: Class) -> &'static str {
-    match class {
-        Class::Bp => "BP class (well-specified)",
-        Class::Transformer => "transformer",
-        Class::Mlp => "MLP",
-    }
+    class.label()
 }
 
-/// The classes present, in the order BP, transformer, MLP.
+/// The classes present, in the order of [`Class::ALL`] (BP, transformer, MLP).
 pub fn classes(rows: &[Row]) -> Vec<Class> {
-    [Class::Bp, Class::Transformer, Class::Mlp].into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
+    Class::ALL.into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
 }
 
 /// Per `n`: the centre and the ±1 standard-error band over seeds of `value`, either on the log

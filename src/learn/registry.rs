@@ -1,0 +1,152 @@
+//! The encoder classes, in one place: each class's metadata (the name on the command line and
+//! in result files, the label a reader sees, its palette colour, its float type) and the one
+//! `match` that maps a class to its float type and its encoder's constructor.
+//!
+//! Every caller that needs a class's encoders (training, evaluation, the downstream scores,
+//! the rates sweeps) goes through [`with_encoders`] with a [`WithEncoders`] visitor, whose
+//! generic [`WithEncoders::run`] is instantiated once per float type and encoder. Adding a
+//! class is one file (its [`Encoder`] implementation), one variant with its row in
+//! [`Class::meta`], one arm in [`with_encoders`], and its tests.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::CheckedConfig;
+use super::encoder::Encoder;
+use super::mlp::Mlp;
+use super::real::Real;
+use crate::model::{Jghm, Part};
+
+/// The encoder class.
+///
+/// The variants' order is part of the results: a rates run's seed mixes in `class as u64`
+/// ([`crate::rates::sweep::run_seed`]), so a new class goes at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Pre-LayerNorm transformer (the paper's class), trained in f32.
+    Transformer,
+    /// Exact BP with learned transitions and prior (well-specified), trained in f64.
+    Bp,
+    /// Two-layer perceptron on the bag of (position, token) pairs, trained in f32.
+    Mlp,
+}
+
+/// The float type a class trains and evaluates in (the dtype of its checkpoint's tensors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Float {
+    F32,
+    F64,
+}
+
+impl Float {
+    /// The safetensors dtype name ([`Real::DTYPE`]).
+    pub fn dtype(self) -> &'static str {
+        match self {
+            Float::F32 => "F32",
+            Float::F64 => "F64",
+        }
+    }
+
+    /// Bytes per number.
+    pub fn bytes(self) -> usize {
+        match self {
+            Float::F32 => 4,
+            Float::F64 => 8,
+        }
+    }
+}
+
+/// A class's metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassMeta {
+    /// The name on the command line, in configurations and in result files.
+    pub name: &'static str,
+    /// The name a reader sees in figures and reports.
+    pub label: &'static str,
+    /// Palette index in figures (references are black, index 6).
+    pub color: usize,
+    pub float: Float,
+}
+
+impl Class {
+    /// Every class, in the order figures and default sweeps list them.
+    pub const ALL: [Class; 3] = [Class::Bp, Class::Transformer, Class::Mlp];
+
+    /// The table of metadata: one row per class.
+    pub const fn meta(self) -> ClassMeta {
+        match self {
+            Class::Bp => ClassMeta { name: "bp", label: "BP class (well-specified)", color: 0, float: Float::F64 },
+            Class::Transformer => ClassMeta { name: "transformer", label: "transformer", color: 1, float: Float::F32 },
+            Class::Mlp => ClassMeta { name: "mlp", label: "MLP", color: 2, float: Float::F32 },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.meta().name
+    }
+    pub fn label(self) -> &'static str {
+        self.meta().label
+    }
+    pub fn color(self) -> usize {
+        self.meta().color
+    }
+    pub fn float(self) -> Float {
+        self.meta().float
+    }
+
+    /// The class named `name` ([`Class::name`]).
+    pub fn from_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Work that needs a class's encoders with their float type: `run` is called with the float
+/// type `R` of the class and a constructor of its encoder for either tower.
+pub trait WithEncoders {
+    type Output;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output;
+}
+
+/// Runs `work` with the encoders of `cfg`'s class on `model`: the one place a class is mapped
+/// to its float type and its constructor.
+pub fn with_encoders<W: WithEncoders>(cfg: &CheckedConfig, model: &Jghm, work: W) -> W::Output {
+    match cfg.class {
+        Class::Transformer => work.run::<f32, _>(&|p| cfg.transformer(model, p)),
+        Class::Bp => work.run::<f64, _>(&|p| cfg.bp_encoder(model, p)),
+        Class::Mlp => work.run::<f32, _>(&|p| Mlp::new(cfg.mlp_shape(model, p))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::TrainConfig;
+    use crate::random_family::RandomSpec;
+
+    /// The dispatch's float type is the one the metadata states (the dtype checkpoints are
+    /// checked against before they are read).
+    #[test]
+    fn dispatch_float_matches_metadata() {
+        struct Dtype;
+        impl WithEncoders for Dtype {
+            type Output = &'static str;
+            fn run<R: Real, E: Encoder<R> + 'static>(self, _: &dyn Fn(Part) -> E) -> &'static str {
+                R::DTYPE
+            }
+        }
+        let model = RandomSpec::symmetric(3, 2, 2, 1).build().unwrap();
+        for class in Class::ALL {
+            let cfg = TrainConfig::for_class(class).check(&model).unwrap();
+            assert_eq!(with_encoders(&cfg, &model, Dtype), class.float().dtype(), "{class:?}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for class in Class::ALL {
+            assert_eq!(Class::from_name(class.name()), Some(class));
+            assert_eq!(serde_json::to_value(class).unwrap(), serde_json::json!(class.name()));
+        }
+        assert_eq!(Class::from_name("gpt"), None);
+    }
+}
