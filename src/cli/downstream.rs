@@ -179,22 +179,22 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
     let score = load_score(&file, &a.score)?;
     let model = &file.model;
-    let label = label(&model, &a.label)?;
-    let texts_enumerable = info::side_size(&model, Part::Text) <= info::SIDE_LIMIT;
+    let label = label(model, &a.label)?;
+    let texts_enumerable = info::side_size(model, Part::Text) <= info::SIDE_LIMIT;
     let prompts = match (a.exact, a.prompts) {
         (true, _) => Prompts::Exact,
         (false, Some(m)) => Prompts::Ensemble { size: m as usize, seed: a.seed },
         (false, None) if texts_enumerable => Prompts::Exact,
         (false, None) => Prompts::Ensemble { size: 64, seed: a.seed },
     };
-    let images_enumerable = info::side_size(&model, Part::Image) <= info::SIDE_LIMIT;
+    let images_enumerable = info::side_size(model, Part::Image) <= info::SIDE_LIMIT;
     let images = match a.samples {
         Some(n) => Some((n as usize, a.seed)),
         None if images_enumerable => None,
         None => Some((2000, a.seed)),
     };
     let spec = Spec { prompts, images, bound_samples: a.bound_samples as usize };
-    let r = zero_shot::evaluate(&model, &*score, &label, &spec)?;
+    let r = zero_shot::evaluate(model, &*score, &label, &spec)?;
     finite(&[
         ("the accuracy", r.accuracy.value),
         ("the log-loss", r.log_loss.value),
@@ -246,12 +246,12 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
 pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
     let model = &file.model;
-    let x = tokens(&model, Part::Image, &a.image)?;
+    let x = tokens(model, Part::Image, &a.image)?;
     let mut score = None;
     let mut through = None;
     if let Some(name) = a.from.strip_prefix("statistic:") {
         let st: Statistic = name.parse()?;
-        through = Some(ThroughStatistic::new(&model, st)?);
+        through = Some(ThroughStatistic::new(model, st)?);
     } else if a.from != "exact" {
         score = Some(load_score(&file, &a.from)?);
     }
@@ -260,22 +260,22 @@ pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
         (_, Some(t)) => Generator::Statistic(t),
         _ => Generator::Exact,
     };
-    let samples = generation::sample(&model, &generator, &x, a.n as usize, a.seed)?;
+    let samples = generation::sample(model, &generator, &x, a.n as usize, a.seed)?;
     let mut out = json!({ "generator": generator.name(), "samples": samples });
     if a.kl {
         let spec = KlSpec { samples: a.kl_samples as usize, pool: a.pool as usize, seed: a.seed };
-        let d = generation::divergence(&model, &generator, &x, &spec)?;
+        let d = generation::divergence(model, &generator, &x, &spec)?;
         finite(&[("the divergence", d.kl.value)])?;
         out["kl"] = json!({ "value": d.kl.value, "stderr": d.kl.stderr, "method": d.method });
-        if info::exact_work(&model).is_ok() {
+        if info::exact_work(model).is_ok() {
             // T9: the expected divergence next to its closed form.
-            let expected = generation::expected_divergence(&model, &generator)?;
+            let expected = generation::expected_divergence(model, &generator)?;
             let reference = match &generator {
                 Generator::Exact => 0.0,
-                Generator::Induced { score, .. } => zero_shot::contrastive_excess(&model, *score, 2, 0)?.value,
+                Generator::Induced { score, .. } => zero_shot::contrastive_excess(model, *score, 2, 0)?.value,
                 Generator::Statistic(t) => {
-                    let en = Enumeration::new(&model)?;
-                    let classes = Evaluator::new(&model, Part::Image, t.statistic)?.classes(&en.image);
+                    let en = Enumeration::new(model)?;
+                    let classes = Evaluator::new(model, Part::Image, t.statistic)?.classes(&en.image);
                     Gap::new(&en, Part::Image, classes).kl_form()
                 }
             };

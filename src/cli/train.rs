@@ -128,7 +128,14 @@ pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
     if let Some(b) = &resume_bytes {
         check_tensors(b, &cfg, &model.model).with_context(|| format!("--resume: '{}'", a.out.display()))?;
     }
-    let ctx = Ctx { model: &model.model, cfg: &cfg, hash: model.sha256.clone(), args: a, json: json_out, resume: resume_bytes };
+    let ctx = Ctx {
+        model: &model.model,
+        cfg: &cfg,
+        hash: model.sha256.clone(),
+        args: a,
+        json: json_out,
+        resume: resume_bytes,
+    };
     with_encoders(&cfg, &model.model, ctx)
 }
 
