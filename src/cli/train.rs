@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::files::write_atomic;
 use crate::learn::checkpoint::{check_tensors, read_header, Checkpoint, CheckpointError, ModelFile};
 use crate::learn::data::Data;
-use crate::learn::train::{train, Run, StepReport};
+use crate::learn::train::{train, Run, SaveError, StepReport};
 use crate::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TrainConfig, WithEncoders};
 use crate::model::{Jghm, Part};
 
@@ -198,7 +198,7 @@ impl Ctx<'_> {
             last = Some(*r);
         };
         let out: &Path = &a.out;
-        let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(|e| format!("{e:#}"));
+        let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(SaveError::from);
         let ck = train(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
         bar.finish_and_clear();
         let seconds = t0.elapsed().as_secs_f64();

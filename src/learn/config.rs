@@ -12,7 +12,7 @@ use super::adamw::Schedule;
 use super::clip_loss::Scheme;
 use super::head::Head;
 use super::mlp::MlpShape;
-use super::registry::Class;
+use super::registry::{Class, HeadKind};
 use super::transformer::TransformerShape;
 use crate::model::{Jghm, Part};
 
@@ -69,36 +69,31 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default configuration of a class.
+    /// The default configuration of a class: its row of defaults in the registry
+    /// ([`super::registry::ClassDefaults`]), the rest shared.
     pub fn for_class(class: Class) -> Self {
-        let (lr, lr_min, warmup, steps) = match class {
-            Class::Transformer => (2e-3, 1e-5, 100, 8000),
-            Class::Mlp => (1e-3, 1e-5, 50, 2000),
-            Class::Bp => (0.05, 1e-3, 20, 2000),
-        };
-        let transformer = class == Class::Transformer;
-        // The transformer's default is tuned for zero-shot accuracy after 4 minutes on 2 cores
-        // (issue 4; README "Learned encoders"): at a fixed budget, many cheap steps (one block of
-        // width 32, batch 64: 8,000 steps in 210 s quiet) beat fewer steps of a larger encoder,
-        // and L2-normalised embeddings help. `bench train` pins the larger standard configuration.
+        let d = class.meta().defaults;
         TrainConfig {
             class,
-            width: match class {
-                Class::Mlp => 256,
-                Class::Transformer => 32,
-                Class::Bp => 64,
-            },
-            layers: if transformer { 1 } else { 2 },
+            width: d.width,
+            layers: d.layers,
             heads: 4,
             out: 32,
-            normalise: transformer,
-            batch: if transformer { 64 } else { 256 },
+            normalise: d.normalise,
+            batch: d.batch,
             scheme: Scheme::InBatch,
-            schedule: Schedule { lr, lr_min, warmup, steps, weight_decay: 1e-3, clip: 1.0 },
+            schedule: Schedule {
+                lr: d.lr,
+                lr_min: d.lr_min,
+                warmup: d.warmup,
+                steps: d.steps,
+                weight_decay: 1e-3,
+                clip: 1.0,
+            },
             n: None,
             holdout: 0.1,
             checkpoint_every: 200,
-            bp_states_factor: if class == Class::Bp { 2 } else { 1 },
+            bp_states_factor: d.bp_states_factor,
             position_init: PositionInit::Normal,
         }
     }
@@ -179,11 +174,11 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The head of this class.
+    /// The head of this class ([`super::registry::ClassMeta::head`]).
     pub fn head(&self, model: &Jghm) -> Head {
-        match self.class {
-            Class::Bp => Head::T7 { states: self.bp_states_factor * model.root_states() },
-            _ => Head::Bilinear { normalise: self.normalise },
+        match self.class.meta().head {
+            HeadKind::T7 => Head::T7 { states: self.bp_states_factor * model.root_states() },
+            HeadKind::Bilinear => Head::Bilinear { normalise: self.normalise },
         }
     }
 

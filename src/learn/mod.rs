@@ -56,5 +56,5 @@ pub use encoder::{Encoder, Tower, CHUNK};
 pub use head::Head;
 pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
-pub use registry::{with_encoders, Class, WithEncoders};
+pub use registry::{with_encoders, Class, ClassMeta, HeadKind, WithEncoders};
 pub use transformer::{tree_position_groups, Transformer, TransformerShape};

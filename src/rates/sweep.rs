@@ -30,7 +30,7 @@ use crate::contrastive::Exact;
 use crate::eval::LearnedScore;
 use crate::learn::checkpoint::Checkpoint;
 use crate::learn::data::Data;
-use crate::learn::train::{train, Run, StepReport, TrainError};
+use crate::learn::train::{train, Run, SaveError, StepReport, TrainError};
 use crate::learn::{
     with_encoders, CheckedConfig, Class, ClipPair, ConfigError, Encoder, Params, PositionInit, Real, TrainConfig,
     WithEncoders,
@@ -194,9 +194,6 @@ pub struct Sweep<'a, 'e, 'm> {
     pub settings: &'a Settings,
 }
 
-/// The message `train` gets back from the checkpoint callback to stop early.
-const EARLY_STOP: &str = "early stop: the held-out loss stopped improving";
-
 impl Sweep<'_, '_, '_> {
     /// Trains and measures run `(class, n, seed)`; `progress` sees every training step, numbered
     /// `0..settings.work(class)` across restarts.
@@ -255,7 +252,7 @@ impl Sweep<'_, '_, '_> {
             let out = train(&mut pair, &mut data, &run, None, &mut report, &mut |ck| keeper.see(ck));
             let (steps, early) = match out {
                 Ok(ck) => (ck.step, false),
-                Err(TrainError::Save(m)) if m == EARLY_STOP => (keeper.last_step, true),
+                Err(TrainError::Save(SaveError::Stop)) => (keeper.last_step, true),
                 Err(e) => return Err(e),
             };
             let held = keeper.best.as_ref().map_or(f64::INFINITY, |b| b.0);
@@ -304,7 +301,7 @@ impl WithEncoders for Go<'_, '_, '_, '_, '_> {
 }
 
 /// Early stopping: keeps the parameters of the lowest held-out loss, and stops training (by
-/// failing the checkpoint callback with [`EARLY_STOP`]) after `patience` evaluations without
+/// failing the checkpoint callback with [`SaveError::Stop`]) after `patience` evaluations without
 /// improvement.
 struct Keeper<R: Real> {
     best: Option<(f64, usize, Params<R>)>,
@@ -318,7 +315,7 @@ impl<R: Real> Keeper<R> {
         Keeper { best: None, last_step: 0, since: 0, patience }
     }
 
-    fn see(&mut self, ck: &Checkpoint<R>) -> Result<(), String> {
+    fn see(&mut self, ck: &Checkpoint<R>) -> Result<(), SaveError> {
         self.last_step = ck.step;
         let h = ck.held_out_loss.unwrap_or(f64::INFINITY);
         if self.best.as_ref().is_none_or(|b| h < b.0) {
@@ -327,7 +324,7 @@ impl<R: Real> Keeper<R> {
         } else {
             self.since += 1;
             if self.since >= self.patience {
-                return Err(EARLY_STOP.into());
+                return Err(SaveError::Stop);
             }
         }
         Ok(())

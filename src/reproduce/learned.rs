@@ -422,8 +422,8 @@ fn train_clip(
     let (params, done) = if plan.class == LearnedClass::Guided {
         // weight = λ / samples encoded per step, so the penalty is λ × its mean over the step
         let weight = plan.lambda / scheme.encoded(plan.clip_batch) as f64;
-        let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight)?;
-        let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight)?;
+        let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight).map_err(|e| e.to_string())?;
+        let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight).map_err(|e| e.to_string())?;
         let mut pair: ClipPair<f32, GuidedTransformer> = ClipPair::new(gi.clone(), gt.clone(), head, scheme);
         let (p, done) = run_clip(&mut pair, model, plan, horizon, seed)?;
         let params =
