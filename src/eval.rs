@@ -30,7 +30,7 @@ use crate::bp;
 use crate::contrastive::{self, Batch};
 use crate::info::{Estimate, InfoError};
 use crate::learn::encoder::{Encoder, CHUNK};
-use crate::learn::head::{Head, HeadCache};
+use crate::learn::score_head::{Head, HeadCache};
 use crate::learn::{Params, Real};
 use crate::logspace::log_sum_exp;
 use crate::model::{Jghm, Part};

@@ -3,7 +3,7 @@
 //!
 //! The tower has levels `k = 1..L`, `m_k` children per node, child position `j` drawn with
 //! `Ψ_{k,j} = softmax_rows(θ_{k,j})` (`S_{k−1} × S_k`, learnable logits `θ`). Its output is the
-//! root's log-likelihood vector `u(z) = h_0(z) = log p_θ(x | z)`; the [`super::head::Head::T7`]
+//! root's log-likelihood vector `u(z) = h_0(z) = log p_θ(x | z)`; the [`super::score_head::Head::T7`]
 //! head adds the learnable prior and gives `S = log Σ_z f_z g_z / π_z`, so at `θ` = the truth
 //! the score is the exact PMI (T7) and the CLIP loss is at its minimum (T2).
 //!

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::adamw::Schedule;
 use super::clip_loss::Scheme;
-use super::head::Head;
 use super::mlp::MlpShape;
 use super::registry::{Class, HeadKind};
+use super::score_head::Head;
 use super::transformer::TransformerShape;
 use crate::model::{Jghm, Part};
 

@@ -602,7 +602,7 @@ impl Transformer {
     }
 }
 
-/// Per-position models (the heads of [`super::heads`]): the same trunk without pooling, the
+/// Per-position models (the heads of [`super::frozen_heads`]): the same trunk without pooling, the
 /// projection applied at every position, `out_t = LN_f(h^L)_t W_p + b_p` (`N × P`), with an
 /// optional real-valued input `extra` (`N × C`) added to the embedding and optional causal
 /// attention.

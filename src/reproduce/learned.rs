@@ -38,7 +38,7 @@
 //! # Reproducibility
 //! Given the step counts ([`Steps`]), every parameter is a function of the seed only, whatever
 //! the thread count ([`train_learned_steps`]; the CLIP loop of [`crate::learn::train`], and the
-//! heads' chunked runner [`crate::learn::heads::HeadRunner`]). The step counts themselves come
+//! heads' chunked runner [`crate::learn::frozen_heads::HeadRunner`]). The step counts themselves come
 //! from the wall clock and are recorded.
 
 use std::sync::Arc;
@@ -52,8 +52,8 @@ use super::{Denoiser, NextToken};
 use crate::eval::LearnedScore;
 use crate::learn::adamw::{AdamW, Schedule};
 use crate::learn::data::Data;
+use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::guided::GuidedTransformer;
-use crate::learn::heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::train::{train, Run};
 use crate::learn::{Class, ClipPair, Params, PositionInit, Scheme, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
