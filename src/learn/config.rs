@@ -135,7 +135,7 @@ impl TrainConfig {
         if self.heads > self.width {
             return Err(ConfigError::TooLarge { field: "heads", value: self.heads, max: self.width });
         }
-        if self.class == Class::Transformer && !self.width.is_multiple_of(self.heads) {
+        if self.class.meta().attention && !self.width.is_multiple_of(self.heads) {
             return Err(ConfigError::HeadsDivideWidth { width: self.width, heads: self.heads });
         }
         if let Scheme::KWay { k } = self.scheme {
@@ -168,8 +168,8 @@ impl TrainConfig {
                 return Err(ConfigError::FewPairs { n, train, batch: self.batch });
             }
         }
-        if self.class == Class::Bp && model.has_trunk() {
-            return Err(ConfigError::Trunk);
+        if self.class.meta().two_towers && model.has_trunk() {
+            return Err(ConfigError::Trunk { class: self.class.label() });
         }
         Ok(())
     }
@@ -257,8 +257,8 @@ pub enum ConfigError {
     Holdout,
     #[error("config: n = {n} leaves {train} training pairs, fewer than one batch of {batch}")]
     FewPairs { n: usize, train: usize, batch: usize },
-    #[error("the BP class is defined for two-tower models (this model has a shared trunk)")]
-    Trunk,
+    #[error("the {class} is defined for two-tower models (this model has a shared trunk)")]
+    Trunk { class: &'static str },
     #[error(
         "config: the run needs about {} of memory, more than the {} available (lower {largest})",
         super::memory::human(*estimate),

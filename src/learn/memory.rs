@@ -27,7 +27,7 @@ use super::clip_loss::Scheme;
 use super::config::CheckedConfig;
 use super::encoder::{Encoder, CHUNK};
 use super::real::Real;
-use super::registry::{with_encoders, Class, WithEncoders};
+use super::registry::{with_encoders, WithEncoders};
 use crate::model::{Jghm, Part};
 
 /// The estimate's parts, in bytes.
@@ -54,11 +54,9 @@ impl MemoryEstimate {
             (self.data, "data"),
         ];
         let (_, part) = parts.iter().fold((f64::NEG_INFINITY, "parameters"), |a, &b| if b.0 > a.0 { b } else { a });
-        match (part, cfg.class) {
-            ("parameters", Class::Bp) => "bp_states_factor",
-            ("parameters", Class::Transformer) => "width or layers",
-            ("parameters", Class::Mlp) => "width",
-            ("data", _) if cfg.n.is_some() => "n",
+        match part {
+            "parameters" => cfg.class.meta().size_field,
+            "data" if cfg.n.is_some() => "n",
             _ => "batch",
         }
     }

@@ -92,6 +92,12 @@ pub struct ClassMeta {
     pub color: usize,
     pub float: Float,
     pub head: HeadKind,
+    /// Its encoder splits `width` over attention heads (`width` must be a multiple of `heads`).
+    pub attention: bool,
+    /// It is defined for two-tower models only (no shared trunk).
+    pub two_towers: bool,
+    /// The configuration field its parameter count grows with (named when a run is too large).
+    pub size_field: &'static str,
     pub defaults: ClassDefaults,
 }
 
@@ -113,6 +119,9 @@ impl Class {
                 color: 0,
                 float: Float::F64,
                 head: HeadKind::T7,
+                attention: false,
+                two_towers: true,
+                size_field: "bp_states_factor",
                 defaults: ClassDefaults {
                     width: 64,
                     layers: 2,
@@ -131,6 +140,9 @@ impl Class {
                 color: 1,
                 float: Float::F32,
                 head: HeadKind::Bilinear,
+                attention: true,
+                two_towers: false,
+                size_field: "width or layers",
                 defaults: ClassDefaults {
                     width: 32,
                     layers: 1,
@@ -149,6 +161,9 @@ impl Class {
                 color: 2,
                 float: Float::F32,
                 head: HeadKind::Bilinear,
+                attention: false,
+                two_towers: false,
+                size_field: "width",
                 defaults: ClassDefaults {
                     width: 256,
                     layers: 2,

@@ -11,6 +11,9 @@
 //! `P` output. Forward and backward are written side by side, kernel by kernel
 //! ([`super::layernorm`], [`super::linear`], [`super::attention`], [`super::gelu`]); the
 //! forward's cache is the explicit [`TransformerCache`]; gradients are prefixed `d`.
+//!
+//! Longer than 600 lines because the pooled encoder and the per-position trunk of
+//! [`super::frozen_heads`] share one forward and one backward, which read best in one file.
 
 use rand::Rng as _;
 use rand_distr::{Distribution, Normal};

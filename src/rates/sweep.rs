@@ -80,7 +80,7 @@ impl Settings {
     /// The default sweep (`--quick`: fewer `n`, seeds and steps). Documented in `jghm rates --help`.
     pub fn default_sweep(quick: bool) -> Settings {
         Settings {
-            classes: vec![Class::Bp, Class::Transformer, Class::Mlp],
+            classes: Class::ALL.to_vec(),
             ns: if quick { vec![256, 1024, 4096, 16384] } else { vec![256, 512, 1024, 2048, 4096, 8192, 16384, 32768] },
             seeds: if quick { 3 } else { 5 },
             seed: 1,
