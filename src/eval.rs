@@ -35,7 +35,7 @@ use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
 use crate::downstream::{argmax, DownstreamError};
 use crate::info::{Estimate, InfoError};
 use crate::learn::encoder::{Encoder, CHUNK};
-use crate::learn::head::{Head, HeadCache};
+use crate::learn::score_head::{Head, HeadCache};
 use crate::learn::{Params, Real};
 use crate::model::{Jghm, Part};
 use crate::rng::Purpose;

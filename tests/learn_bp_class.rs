@@ -3,7 +3,7 @@
 
 mod common;
 
-use jghm::learn::head::HeadCache;
+use jghm::learn::score_head::HeadCache;
 use jghm::learn::{BpEncoder, Encoder, Head};
 use jghm::model::Part;
 use proptest::prelude::*;

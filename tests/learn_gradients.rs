@@ -13,9 +13,9 @@
 
 use jghm::learn::attention::{attention_backward, attention_forward, AttnShape};
 use jghm::learn::gelu::{gelu_backward, gelu_forward};
-use jghm::learn::head::HeadCache;
 use jghm::learn::layernorm::{layernorm_backward, layernorm_forward};
 use jghm::learn::linear::{linear_backward, linear_forward};
+use jghm::learn::score_head::HeadCache;
 use jghm::learn::{clip_loss, ClipPair, Encoder, Head, Params, Scheme, Transformer, TransformerShape};
 use jghm::rng;
 use proptest::prelude::*;

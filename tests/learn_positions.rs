@@ -37,7 +37,7 @@ fn positions_share_one_group_per_common_ancestor() {
 }
 
 fn start(cfg: &TrainConfig, model: &Jghm) -> (Vec<f64>, Transformer) {
-    let net = cfg.transformer(model, Part::Image);
+    let net = cfg.check(model).unwrap().transformer(model, Part::Image);
     let w = Encoder::<f64>::init(&net, &mut rng::stream(7, 0));
     (w, net)
 }

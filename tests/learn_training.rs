@@ -42,8 +42,9 @@ fn run(model: &Jghm, cfg: &TrainConfig, threads: usize, stop_at: Option<usize>) 
             None => Data::Fresh { model, seed: 9 },
         };
         let mut saved: Option<Vec<u8>> = None;
+        let checked = cfg.check(model).unwrap();
         let first = Run {
-            config: cfg,
+            config: &checked,
             seed: 9,
             model_sha256: "m".into(),
             steps: stop_at.unwrap_or(cfg.schedule.steps),
@@ -89,8 +90,8 @@ fn checkpoint_round_trips_and_refuses_another_model() {
     let model = tiny_model();
     let cfg = small_config(Class::Bp);
     let pair: ClipPair<f64, BpEncoder> = ClipPair::new(
-        cfg.bp_encoder(&model, Part::Image).unwrap(),
-        cfg.bp_encoder(&model, Part::Text).unwrap(),
+        cfg.check(&model).unwrap().bp_encoder(&model, Part::Image),
+        cfg.check(&model).unwrap().bp_encoder(&model, Part::Text),
         cfg.head(&model),
         cfg.scheme,
     );

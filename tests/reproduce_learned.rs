@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use jghm::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadShape, NextTokenHead};
 use jghm::learn::guided::GuidedTransformer;
-use jghm::learn::heads::{ConditionalHead, DenoiserHead, HeadShape, NextTokenHead};
 use jghm::learn::{Encoder, Transformer, TransformerShape};
 use jghm::logspace::log_sum_exp;
 use jghm::model::{Jghm, Part};

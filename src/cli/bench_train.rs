@@ -50,6 +50,7 @@ fn bench(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
     (cfg.width, cfg.layers, cfg.heads, cfg.out, cfg.normalise) = (64, 2, 4, 32, false);
     cfg.position_init = PositionInit::Normal;
     cfg.batch = a.batch as usize;
+    let cfg = cfg.check(&model)?;
     let enc = |p| cfg.transformer(&model, p);
     let mut pair: ClipPair<f32, Transformer> =
         ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme);

@@ -15,8 +15,8 @@ use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::load_model;
 use crate::info::{self, Enumeration, Estimate};
-use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
-use crate::learn::{Class, Encoder, Mlp, Real};
+use crate::learn::checkpoint::{CheckpointFile, ModelFile};
+use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic};
@@ -110,51 +110,32 @@ pub struct DiffuseArgs {
 }
 
 /// A score by name: pmi | t7 | ckpt:PATH.
-pub fn load_score<'m>(model: &'m Jghm, model_path: &Path, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
+pub fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
+    let model = &file.model;
     match spec.split_once(':') {
         None if spec == "pmi" => Ok(Box::new(Pmi { model })),
         None if spec == "t7" => Ok(Box::new(LogWeighted::new(model)?)),
-        Some(("ckpt", path)) => load_checkpoint(model, model_path, Path::new(path)),
+        Some(("ckpt", path)) => {
+            let ck = CheckpointFile::open(file, Path::new(path), crate::learn::memory::machine_bytes())?;
+            with_encoders(&ck.config, model, Learned { model, file: &ck })
+        }
         _ => bail!("unknown score '{spec}': use pmi, t7 or ckpt:PATH"),
     }
 }
 
-fn load_checkpoint<'m>(model: &'m Jghm, model_path: &Path, path: &Path) -> Result<Box<dyn Score + Send + 'm>> {
-    let hash =
-        sha256_hex(&std::fs::read(model_path).with_context(|| format!("cannot read '{}'", model_path.display()))?);
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint '{}'", path.display()))?;
-    let (cfg, _) = read_header(&bytes).with_context(|| format!("checkpoint '{}'", path.display()))?;
-    cfg.validate(model).map_err(anyhow::Error::msg)?;
-    match cfg.class {
-        Class::Transformer => {
-            let enc = |p| cfg.transformer(model, p);
-            learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
-        }
-        Class::Mlp => {
-            let enc = |p| Mlp::new(cfg.mlp_shape(model, p));
-            learned::<f32, _>(model, &bytes, &hash, enc(Part::Image), enc(Part::Text))
-        }
-        Class::Bp => {
-            let enc = |p| cfg.bp_encoder(model, p).context("a BP-class checkpoint needs a model without trunk");
-            learned::<f64, _>(model, &bytes, &hash, enc(Part::Image)?, enc(Part::Text)?)
-        }
-    }
+/// A checkpoint's learned score, in its class's float type.
+struct Learned<'a, 'm> {
+    model: &'m Jghm,
+    file: &'a CheckpointFile,
 }
 
-fn learned<'m, R: Real + 'm, E: Encoder<R> + 'm>(
-    model: &Jghm,
-    bytes: &[u8],
-    hash: &str,
-    image: E,
-    text: E,
-) -> Result<Box<dyn Score + Send + 'm>> {
-    let ck = Checkpoint::<R>::from_bytes(bytes)?;
-    ck.check_model(hash)?;
-    if ck.params.image.len() != image.num_params() || ck.params.text.len() != text.num_params() {
-        bail!("the checkpoint's parameters do not fit its configuration on this model");
+impl<'m> WithEncoders for Learned<'_, 'm> {
+    type Output = Result<Box<dyn Score + Send + 'm>>;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
+        let ck = self.file.checkpoint::<R>()?;
+        let head = self.file.config.head(self.model);
+        Ok(Box::new(LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head)))
     }
-    let head = ck.config.head(model);
-    Ok(Box::new(LearnedScore::new(image, text, ck.params, head)))
 }
 
 fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
@@ -195,24 +176,25 @@ fn finite(fields: &[(&str, f64)]) -> Result<()> {
 }
 
 pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let score = load_score(&model, &a.model, &a.score)?;
-    let label = label(&model, &a.label)?;
-    let texts_enumerable = info::side_size(&model, Part::Text) <= info::SIDE_LIMIT;
+    let file = ModelFile::read(&a.model)?;
+    let score = load_score(&file, &a.score)?;
+    let model = &file.model;
+    let label = label(model, &a.label)?;
+    let texts_enumerable = info::side_size(model, Part::Text) <= info::SIDE_LIMIT;
     let prompts = match (a.exact, a.prompts) {
         (true, _) => Prompts::Exact,
         (false, Some(m)) => Prompts::Ensemble { size: m as usize, seed: a.seed },
         (false, None) if texts_enumerable => Prompts::Exact,
         (false, None) => Prompts::Ensemble { size: 64, seed: a.seed },
     };
-    let images_enumerable = info::side_size(&model, Part::Image) <= info::SIDE_LIMIT;
+    let images_enumerable = info::side_size(model, Part::Image) <= info::SIDE_LIMIT;
     let images = match a.samples {
         Some(n) => Some((n as usize, a.seed)),
         None if images_enumerable => None,
         None => Some((2000, a.seed)),
     };
     let spec = Spec { prompts, images, bound_samples: a.bound_samples as usize };
-    let r = zero_shot::evaluate(&model, &*score, &label, &spec)?;
+    let r = zero_shot::evaluate(model, &*score, &label, &spec)?;
     finite(&[
         ("the accuracy", r.accuracy.value),
         ("the log-loss", r.log_loss.value),
@@ -262,37 +244,38 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
 }
 
 pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let x = tokens(&model, Part::Image, &a.image)?;
+    let file = ModelFile::read(&a.model)?;
+    let model = &file.model;
+    let x = tokens(model, Part::Image, &a.image)?;
     let mut score = None;
     let mut through = None;
     if let Some(name) = a.from.strip_prefix("statistic:") {
         let st: Statistic = name.parse()?;
-        through = Some(ThroughStatistic::new(&model, st)?);
+        through = Some(ThroughStatistic::new(model, st)?);
     } else if a.from != "exact" {
-        score = Some(load_score(&model, &a.model, &a.from)?);
+        score = Some(load_score(&file, &a.from)?);
     }
     let generator = match (&score, &through) {
         (Some(s), _) => Generator::Induced { score: &**s, pool: a.pool as usize },
         (_, Some(t)) => Generator::Statistic(t),
         _ => Generator::Exact,
     };
-    let samples = generation::sample(&model, &generator, &x, a.n as usize, a.seed)?;
+    let samples = generation::sample(model, &generator, &x, a.n as usize, a.seed)?;
     let mut out = json!({ "generator": generator.name(), "samples": samples });
     if a.kl {
         let spec = KlSpec { samples: a.kl_samples as usize, pool: a.pool as usize, seed: a.seed };
-        let d = generation::divergence(&model, &generator, &x, &spec)?;
+        let d = generation::divergence(model, &generator, &x, &spec)?;
         finite(&[("the divergence", d.kl.value)])?;
         out["kl"] = json!({ "value": d.kl.value, "stderr": d.kl.stderr, "method": d.method });
-        if info::exact_work(&model).is_ok() {
+        if info::exact_work(model).is_ok() {
             // T9: the expected divergence next to its closed form.
-            let expected = generation::expected_divergence(&model, &generator)?;
+            let expected = generation::expected_divergence(model, &generator)?;
             let reference = match &generator {
                 Generator::Exact => 0.0,
-                Generator::Induced { score, .. } => zero_shot::contrastive_excess(&model, *score, 2, 0)?.value,
+                Generator::Induced { score, .. } => zero_shot::contrastive_excess(model, *score, 2, 0)?.value,
                 Generator::Statistic(t) => {
-                    let en = Enumeration::new(&model)?;
-                    let classes = Evaluator::new(&model, Part::Image, t.statistic)?.classes(&en.image);
+                    let en = Enumeration::new(model)?;
+                    let classes = Evaluator::new(model, Part::Image, t.statistic)?.classes(&en.image);
                     Gap::new(&en, Part::Image, classes).kl_form()
                 }
             };

@@ -1,15 +1,14 @@
 //! `jghm eval`: a trained checkpoint measured against the exact ground truth ([`crate::eval`]).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
 use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
-use crate::files::load_model;
-use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
+use crate::learn::checkpoint::CheckpointFile;
 use crate::learn::clip_loss::Scheme;
-use crate::learn::{Class, Encoder, Mlp, Real};
+use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -35,15 +34,16 @@ pub struct EvalArgs {
     /// Seed of every Monte Carlo draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Refuse a checkpoint whose run would need more than this many bytes [default: the machine's memory].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory: Option<u64>,
 }
 
 pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let hash = sha256_hex(&std::fs::read(&a.model).with_context(|| format!("cannot read '{}'", a.model.display()))?);
-    let bytes =
-        std::fs::read(&a.checkpoint).with_context(|| format!("cannot read checkpoint '{}'", a.checkpoint.display()))?;
-    let (cfg, _) = read_header(&bytes).with_context(|| format!("checkpoint '{}'", a.checkpoint.display()))?;
-    cfg.validate(&model).map_err(anyhow::Error::msg)?;
+    let budget = a.max_memory.or_else(crate::learn::memory::machine_bytes);
+    let (model, file) = CheckpointFile::load(&a.model, &a.checkpoint, budget)?;
+    let model = &model.model;
+    let cfg = file.config.clone();
     let spec = EvalSpec {
         samples: a.samples as usize,
         zero_shot_images: a.images as usize,
@@ -57,23 +57,7 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         Scheme::KWay { k } => k,
     };
     let fk = Fk { k, batches: a.batches as usize, seed: a.seed };
-    let go = |bytes: &[u8]| -> Result<(EvalReport, FiniteK, usize)> {
-        match cfg.class {
-            Class::Transformer => {
-                let enc = |p| cfg.transformer(&model, p);
-                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
-            }
-            Class::Mlp => {
-                let enc = |p| Mlp::new(cfg.mlp_shape(&model, p));
-                measure::<f32, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
-            }
-            Class::Bp => {
-                let enc = |p| cfg.bp_encoder(&model, p).expect("validated: no trunk");
-                measure::<f64, _>(&model, bytes, &hash, enc(Part::Image), enc(Part::Text), &spec, &fk)
-            }
-        }
-    };
-    let (r, finite, step) = go(&bytes)?;
+    let (r, finite, step) = with_encoders(&cfg, model, Measure { model, file: &file, spec: &spec, fk: &fk })?;
     for (name, v) in [
         ("excess_risk", r.excess_risk),
         ("pmi_correlation", r.pmi_correlation),
@@ -131,24 +115,24 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-fn measure<R: Real, E: Encoder<R>>(
-    model: &Jghm,
-    bytes: &[u8],
-    hash: &str,
-    image: E,
-    text: E,
-    spec: &EvalSpec,
-    fk: &Fk,
-) -> Result<(EvalReport, FiniteK, usize)> {
-    let ck = Checkpoint::<R>::from_bytes(bytes)?;
-    ck.check_model(hash)?;
-    if ck.params.image.len() != image.num_params() || ck.params.text.len() != text.num_params() {
-        bail!("the checkpoint's parameters do not fit its configuration on this model");
+/// The measurement of a checkpoint, in its class's float type.
+struct Measure<'a> {
+    model: &'a Jghm,
+    file: &'a CheckpointFile,
+    spec: &'a EvalSpec,
+    fk: &'a Fk,
+}
+
+impl WithEncoders for Measure<'_> {
+    type Output = Result<(EvalReport, FiniteK, usize)>;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
+        let ck = self.file.checkpoint::<R>()?;
+        let head = self.file.config.head(self.model);
+        let score = LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head);
+        let fk = self.fk;
+        let finite = finite_k_losses(self.model, &score, fk.k, fk.batches, fk.seed ^ 0xf1)?;
+        Ok((evaluate(self.model, &score, self.spec)?, finite, ck.step))
     }
-    let head = ck.config.head(model);
-    let score = LearnedScore::new(image, text, ck.params, head);
-    let finite = finite_k_losses(model, &score, fk.k, fk.batches, fk.seed ^ 0xf1)?;
-    Ok((evaluate(model, &score, spec)?, finite, ck.step))
 }
 
 /// The finite-K loss's settings.

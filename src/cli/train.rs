@@ -9,11 +9,11 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::files::{load_model, write_atomic};
-use crate::learn::checkpoint::{read_header, sha256_hex, Checkpoint};
+use crate::files::write_atomic;
+use crate::learn::checkpoint::{check_tensors, read_header, Checkpoint, CheckpointError, ModelFile};
 use crate::learn::data::Data;
-use crate::learn::train::{train, Run, StepReport};
-use crate::learn::{Class, ClipPair, Encoder, Mlp, Real, TrainConfig};
+use crate::learn::train::{train, Run, SaveError, StepReport};
+use crate::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TrainConfig, WithEncoders};
 use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
@@ -45,10 +45,13 @@ pub struct TrainArgs {
     /// Continue the interrupted run whose checkpoint is --out (same model, seed and configuration).
     #[arg(long)]
     pub resume: bool,
+    /// Refuse a run that would need more than this many bytes [default: the machine's memory].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory: Option<u64>,
 }
 
 /// The configuration of a run: the class's defaults, overridden by the file, then the flags.
-fn configure(a: &TrainArgs, model: &Jghm) -> Result<TrainConfig> {
+fn configure(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
             let text =
@@ -75,7 +78,6 @@ fn configure(a: &TrainArgs, model: &Jghm) -> Result<TrainConfig> {
     if let Some(n) = a.n {
         cfg.n = Some(n as usize);
     }
-    cfg.validate(model).map_err(anyhow::Error::msg)?;
     Ok(cfg)
 }
 
@@ -97,19 +99,21 @@ fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
 }
 
 pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read model file '{}'", a.model.display()))?;
-    let hash = sha256_hex(&bytes);
+    let model = ModelFile::read(&a.model)?;
     if let Some(t) = a.max_seconds {
         if !(t.is_finite() && t > 0.0) {
             bail!("--max-seconds must be a positive number of seconds");
         }
     }
-    let mut cfg = configure(a, &model)?;
+    let mut cfg = configure(a)?;
+    let budget = a.max_memory.or_else(crate::learn::memory::machine_bytes);
     let resume_bytes = if a.resume {
         let b =
             std::fs::read(&a.out).with_context(|| format!("--resume: cannot read checkpoint '{}'", a.out.display()))?;
-        let (saved, _) = read_header(&b).with_context(|| format!("--resume: '{}'", a.out.display()))?;
+        let (saved, meta) = read_header(&b).with_context(|| format!("--resume: '{}'", a.out.display()))?;
+        if let Some(recorded) = meta.get("model_sha256").filter(|h| **h != model.sha256) {
+            bail!(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model.sha256.clone() });
+        }
         if a.config.is_none() && a.class.is_none_or(|c| c == saved.class) && a.steps.is_none() && a.n.is_none() {
             cfg = saved.clone();
         }
@@ -120,30 +124,36 @@ pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
     } else {
         None
     };
-    let ctx = Ctx { model: &model, cfg: &cfg, hash, args: a, json: json_out, resume: resume_bytes };
-    match cfg.class {
-        Class::Transformer => {
-            let enc = |p| cfg.transformer(&model, p);
-            ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
-        }
-        Class::Mlp => {
-            let enc = |p| Mlp::new(cfg.mlp_shape(&model, p));
-            ctx.go::<f32, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
-        }
-        Class::Bp => {
-            let enc = |p| cfg.bp_encoder(&model, p).expect("validated: no trunk");
-            ctx.go::<f64, _>(ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme))
-        }
+    let cfg = cfg.check_within(&model.model, budget)?;
+    if let Some(b) = &resume_bytes {
+        check_tensors(b, &cfg, &model.model).with_context(|| format!("--resume: '{}'", a.out.display()))?;
     }
+    let ctx = Ctx {
+        model: &model.model,
+        cfg: &cfg,
+        hash: model.sha256.clone(),
+        args: a,
+        json: json_out,
+        resume: resume_bytes,
+    };
+    with_encoders(&cfg, &model.model, ctx)
 }
 
 struct Ctx<'a> {
     model: &'a Jghm,
-    cfg: &'a TrainConfig,
+    cfg: &'a CheckedConfig,
     hash: String,
     args: &'a TrainArgs,
     json: bool,
     resume: Option<Vec<u8>>,
+}
+
+impl WithEncoders for Ctx<'_> {
+    type Output = Result<()>;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Result<()> {
+        let pair = ClipPair::new(make(Part::Image), make(Part::Text), self.cfg.head(self.model), self.cfg.scheme);
+        self.go(pair)
+    }
 }
 
 impl Ctx<'_> {
@@ -188,7 +198,7 @@ impl Ctx<'_> {
             last = Some(*r);
         };
         let out: &Path = &a.out;
-        let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(|e| format!("{e:#}"));
+        let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(SaveError::from);
         let ck = train(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
         bar.finish_and_clear();
         let seconds = t0.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 //!
 //! The tower has levels `k = 1..L`, `m_k` children per node, child position `j` drawn with
 //! `Ψ_{k,j} = softmax_rows(θ_{k,j})` (`S_{k−1} × S_k`, learnable logits `θ`). Its output is the
-//! root's log-likelihood vector `u(z) = h_0(z) = log p_θ(x | z)`; the [`super::head::Head::T7`]
+//! root's log-likelihood vector `u(z) = h_0(z) = log p_θ(x | z)`; the [`super::score_head::Head::T7`]
 //! head adds the learnable prior and gives `S = log Σ_z f_z g_z / π_z`, so at `θ` = the truth
 //! the score is the exact PMI (T7) and the CLIP loss is at its minimum (T2).
 //!
@@ -219,6 +219,11 @@ impl<R: Real> Encoder<R> for BpEncoder {
         let normal = Normal::new(0.0, INIT_STD).expect("valid normal");
         (0..self.total).map(|_| R::of(normal.sample(rng))).collect()
     }
+    fn cache_len(&self, batch: usize) -> usize {
+        let widest = (0..=self.levels.len()).map(|k| self.states(k)).max().unwrap_or(1);
+        (batch + 1) * self.per_sample + 3 * self.total + widest
+    }
+
     fn new_cache(&self, batch: usize) -> BpCache<R> {
         let widest = (0..=self.levels.len()).map(|k| self.states(k)).max().unwrap_or(1);
         BpCache {

@@ -4,15 +4,22 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use super::adamw::AdamW;
 use super::clip::Params;
-use super::config::TrainConfig;
+use super::config::{CheckedConfig, ConfigError, TrainConfig};
+use super::encoder::Encoder;
 use super::real::Real;
+use super::registry::{with_encoders, WithEncoders};
+use crate::files::FileError;
+use crate::model::{Jghm, Part};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 /// The format tag written into every checkpoint.
 pub const FORMAT: &str = "jghm-clip-checkpoint-v1";
+/// The prefix of every version's format tag (to name an unsupported version as such).
+const FORMAT_FAMILY: &str = "jghm-clip-checkpoint-";
 
 /// Everything needed to evaluate a learned pair or to continue its training.
 #[derive(Clone, Debug)]
@@ -40,6 +47,14 @@ pub enum CheckpointError {
     Tensor(String, &'static str),
     #[error("the checkpoint was trained on another model (model file SHA-256 {expected}, this file has {found})")]
     ModelMismatch { expected: String, found: String },
+    #[error("checkpoint format '{0}' is not supported (this build reads {FORMAT})")]
+    Version(String),
+    #[error("tensor '{name}' is {found}, but the configuration needs {expected}")]
+    Shape { name: String, found: String, expected: String },
+    #[error("unexpected tensor '{0}'")]
+    Unexpected(String),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
 }
 
 /// SHA-256 of a model file's bytes, in hex.
@@ -131,8 +146,10 @@ impl<R: Real> Checkpoint<R> {
 pub fn read_header(bytes: &[u8]) -> Result<(TrainConfig, HashMap<String, String>), CheckpointError> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
     let meta = meta.metadata().clone().ok_or(CheckpointError::Metadata("__metadata__"))?;
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(CheckpointError::Metadata("format"));
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) if f.starts_with(FORMAT_FAMILY) => return Err(CheckpointError::Version(f.clone())),
+        _ => return Err(CheckpointError::Metadata("format")),
     }
     let config =
         meta.get("config").and_then(|c| serde_json::from_str(c).ok()).ok_or(CheckpointError::Metadata("config"))?;
@@ -155,4 +172,133 @@ fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
     sorted.resize(n, b' ');
     bytes[8..8 + n].copy_from_slice(&sorted);
     bytes
+}
+
+/// A model file read once: the model, and the SHA-256 of the bytes it was parsed from (the
+/// identity a checkpoint records).
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    pub model: Jghm,
+    pub sha256: String,
+}
+
+impl ModelFile {
+    pub fn read(path: &Path) -> Result<Self, FileError> {
+        let bytes = std::fs::read(path).map_err(|source| FileError::ReadModel { path: path.to_path_buf(), source })?;
+        let text = String::from_utf8(bytes).map_err(|e| FileError::ReadModel {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+        })?;
+        let model =
+            Jghm::from_json(&text).map_err(|source| FileError::InvalidModel { path: path.to_path_buf(), source })?;
+        Ok(ModelFile { sha256: sha256_hex(text.as_bytes()), model })
+    }
+}
+
+/// Why a checkpoint (with its model) cannot be loaded; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Model(#[from] FileError),
+    #[error("cannot read checkpoint '{}'", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint '{}'", path.display())]
+    Invalid { path: PathBuf, source: CheckpointError },
+}
+
+/// A checkpoint read once and checked against its model before anything is built: header,
+/// format version, model hash, configuration (ranges and memory, [`TrainConfig::check`]) and
+/// every tensor's name, dtype and shape. Its tensors are decoded in the class's float type by
+/// [`CheckpointFile::checkpoint`], inside [`with_encoders`].
+pub struct CheckpointFile {
+    pub config: CheckedConfig,
+    bytes: Vec<u8>,
+}
+
+impl CheckpointFile {
+    /// Reads the model file and the checkpoint file (each once) and checks them together.
+    pub fn load(
+        model_path: &Path,
+        checkpoint_path: &Path,
+        max_bytes: Option<u64>,
+    ) -> Result<(ModelFile, CheckpointFile), LoadError> {
+        let model = ModelFile::read(model_path)?;
+        let file = CheckpointFile::open(&model, checkpoint_path, max_bytes)?;
+        Ok((model, file))
+    }
+
+    /// Reads `path` and checks it against `model` (already read).
+    pub fn open(model: &ModelFile, path: &Path, max_bytes: Option<u64>) -> Result<CheckpointFile, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        CheckpointFile::from_bytes(model, bytes, max_bytes)
+            .map_err(|source| LoadError::Invalid { path: path.to_path_buf(), source })
+    }
+
+    /// Checks `bytes` against `model`, in this order: header and format version, model hash,
+    /// configuration, tensors.
+    pub fn from_bytes(model: &ModelFile, bytes: Vec<u8>, max_bytes: Option<u64>) -> Result<Self, CheckpointError> {
+        let (config, meta) = read_header(&bytes)?;
+        let recorded = meta.get("model_sha256").ok_or(CheckpointError::Metadata("model_sha256"))?;
+        if *recorded != model.sha256 {
+            return Err(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model.sha256.clone() });
+        }
+        let config = config.check_within(&model.model, max_bytes)?;
+        check_tensors(&bytes, &config, &model.model)?;
+        Ok(CheckpointFile { config, bytes })
+    }
+
+    /// The checkpoint's contents in float type `R` (the class's: call it inside
+    /// [`with_encoders`]); the tensors were checked by [`CheckpointFile::open`].
+    pub fn checkpoint<R: Real>(&self) -> Result<Checkpoint<R>, CheckpointError> {
+        Checkpoint::from_bytes(&self.bytes)
+    }
+}
+
+/// Refuses a checkpoint unless its tensors are exactly the ones `config`'s class writes on
+/// `model`: the nine names `{param, adam_m, adam_v}.{image, text, head}`, the class's dtype,
+/// and one dimension of the block's parameter count. Read from the header only, so a
+/// checkpoint whose shapes disagree with its configuration is refused before anything of its
+/// size is allocated.
+pub fn check_tensors(bytes: &[u8], config: &CheckedConfig, model: &Jghm) -> Result<(), CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let lens = with_encoders(config, model, BlockLens { config, model });
+    let dtype = config.class.float().dtype();
+    let mut expected = HashMap::new();
+    for prefix in ["param", "adam_m", "adam_v"] {
+        for (name, len) in BLOCKS.iter().zip(lens) {
+            expected.insert(format!("{prefix}.{name}"), len);
+        }
+    }
+    for name in st.names() {
+        if !expected.contains_key(name.as_str()) {
+            return Err(CheckpointError::Unexpected(name.clone()));
+        }
+    }
+    let mut names: Vec<_> = expected.into_iter().collect();
+    names.sort();
+    for (name, len) in names {
+        let t = st.tensor(&name).map_err(|_| CheckpointError::Tensor(name.clone(), dtype))?;
+        let found_dtype = format!("{:?}", t.dtype());
+        if found_dtype != dtype || t.shape() != [len] {
+            return Err(CheckpointError::Shape {
+                found: format!("{found_dtype} {:?}", t.shape()),
+                expected: format!("{dtype} [{len}]"),
+                name,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The parameter counts of the image tower, the text tower and the head.
+struct BlockLens<'a> {
+    config: &'a CheckedConfig,
+    model: &'a Jghm,
+}
+
+impl WithEncoders for BlockLens<'_> {
+    type Output = [usize; 3];
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> [usize; 3] {
+        [make(Part::Image).num_params(), make(Part::Text).num_params(), self.config.head(self.model).num_params()]
+    }
 }

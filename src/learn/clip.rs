@@ -3,15 +3,15 @@
 //!
 //! ```text
 //! u_i = f(x_i),  v_j = g(y_j)                (towers, parallel over the batch)
-//! S_q = head(u, v) on the scheme's pairs      ([`super::head`])
+//! S_q = head(u, v) on the scheme's pairs      ([`super::score_head`])
 //! L   = CLIP loss of S over the groups        ([`super::clip_loss`])
 //! backward: dS → (du, dv, dhead) → (df, dg)
 //! ```
 
 use super::clip_loss::{clip_loss, Groups, LossParts, Scheme};
 use super::encoder::{Encoder, Tower};
-use super::head::{Head, HeadCache};
 use super::real::Real;
+use super::score_head::{Head, HeadCache};
 
 /// The parameters of a learned pair: image tower, text tower, head.
 #[derive(Clone, Debug, PartialEq)]

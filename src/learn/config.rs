@@ -1,26 +1,20 @@
 //! A training run's configuration (JSON): the model class, its sizes, the batch scheme, the
-//! optimiser and the data regime. Validated once, on the way in.
+//! optimiser and the data regime.
+//!
+//! Validated once, on the way in (linfa's parameters → valid parameters): a [`TrainConfig`] is
+//! what a file or a caller says; [`TrainConfig::check`] turns it into a [`CheckedConfig`], or a
+//! [`ConfigError`] naming the field and its limit. Everything that builds encoders or allocates
+//! for a run takes the checked type, so no caller can skip the check.
 
 use serde::{Deserialize, Serialize};
 
 use super::adamw::Schedule;
 use super::clip_loss::Scheme;
-use super::head::Head;
 use super::mlp::MlpShape;
+use super::registry::{Class, HeadKind};
+use super::score_head::Head;
 use super::transformer::TransformerShape;
 use crate::model::{Jghm, Part};
-
-/// The encoder class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    /// Pre-LayerNorm transformer (the paper's class), trained in f32.
-    Transformer,
-    /// Exact BP with learned transitions and prior (well-specified), trained in f64.
-    Bp,
-    /// Two-layer perceptron on the bag of (position, token) pairs, trained in f32.
-    Mlp,
-}
 
 /// The largest `bp_states_factor` a configuration may ask for.
 pub const MAX_BP_STATES_FACTOR: usize = 16;
@@ -75,109 +69,117 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The default configuration of a class.
+    /// The default configuration of a class: its row of defaults in the registry
+    /// ([`super::registry::ClassDefaults`]), the rest shared.
     pub fn for_class(class: Class) -> Self {
-        let (lr, lr_min, warmup, steps) = match class {
-            Class::Transformer => (2e-3, 1e-5, 100, 8000),
-            Class::Mlp => (1e-3, 1e-5, 50, 2000),
-            Class::Bp => (0.05, 1e-3, 20, 2000),
-        };
-        let transformer = class == Class::Transformer;
-        // The transformer's default is tuned for zero-shot accuracy after 4 minutes on 2 cores
-        // (issue 4; README "Learned encoders"): at a fixed budget, many cheap steps (one block of
-        // width 32, batch 64: 8,000 steps in 210 s quiet) beat fewer steps of a larger encoder,
-        // and L2-normalised embeddings help. `bench train` pins the larger standard configuration.
+        let d = class.meta().defaults;
         TrainConfig {
             class,
-            width: match class {
-                Class::Mlp => 256,
-                Class::Transformer => 32,
-                Class::Bp => 64,
-            },
-            layers: if transformer { 1 } else { 2 },
+            width: d.width,
+            layers: d.layers,
             heads: 4,
             out: 32,
-            normalise: transformer,
-            batch: if transformer { 64 } else { 256 },
+            normalise: d.normalise,
+            batch: d.batch,
             scheme: Scheme::InBatch,
-            schedule: Schedule { lr, lr_min, warmup, steps, weight_decay: 1e-3, clip: 1.0 },
+            schedule: Schedule {
+                lr: d.lr,
+                lr_min: d.lr_min,
+                warmup: d.warmup,
+                steps: d.steps,
+                weight_decay: 1e-3,
+                clip: 1.0,
+            },
             n: None,
             holdout: 0.1,
             checkpoint_every: 200,
-            bp_states_factor: if class == Class::Bp { 2 } else { 1 },
+            bp_states_factor: d.bp_states_factor,
             position_init: PositionInit::Normal,
         }
     }
 
-    /// Checks the sizes; the error names the bad field.
-    pub fn validate(&self, model: &Jghm) -> Result<(), String> {
-        let positive = [
-            ("width", self.width),
-            ("layers", self.layers),
-            ("heads", self.heads),
-            ("out", self.out),
-            ("batch", self.batch),
-            ("checkpoint_every", self.checkpoint_every),
-            ("bp_states_factor", self.bp_states_factor),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("config: {name} must be at least 1"));
+    /// Checks every field against its range and `model` (see [`Limit`] for the ranges), then
+    /// the memory the run would take against the machine's ([`super::memory`]); the error names
+    /// the field and its limit.
+    pub fn check(&self, model: &Jghm) -> Result<CheckedConfig, ConfigError> {
+        self.check_within(model, super::memory::machine_bytes())
+    }
+
+    /// [`TrainConfig::check`] with an explicit memory budget in bytes (`None`: no budget).
+    pub fn check_within(&self, model: &Jghm, max_bytes: Option<u64>) -> Result<CheckedConfig, ConfigError> {
+        self.check_ranges(model)?;
+        let checked = CheckedConfig { config: self.clone() };
+        if let Some(limit) = max_bytes {
+            let estimate = super::memory::estimate(&checked, model);
+            if estimate.total() > limit as f64 {
+                return Err(ConfigError::Memory {
+                    estimate: estimate.total(),
+                    limit,
+                    largest: estimate.largest_field(&checked),
+                });
+            }
         }
-        // Each factor multiplies every transition matrix's size by up to factor²: beyond a few
-        // copies per state the class only costs memory (it contains the truth from factor 1).
-        if self.bp_states_factor > MAX_BP_STATES_FACTOR {
-            return Err(format!(
-                "config: bp_states_factor {} is above the supported {MAX_BP_STATES_FACTOR}",
-                self.bp_states_factor
-            ));
+        Ok(checked)
+    }
+
+    fn check_ranges(&self, model: &Jghm) -> Result<(), ConfigError> {
+        for limit in LIMITS {
+            let value = (limit.get)(self);
+            if value < limit.min {
+                return Err(ConfigError::TooSmall { field: limit.field, min: limit.min });
+            }
+            if value > limit.max {
+                return Err(ConfigError::TooLarge { field: limit.field, value, max: limit.max });
+            }
         }
-        if self.class == Class::Transformer && !self.width.is_multiple_of(self.heads) {
-            return Err(format!("config: width {} is not a multiple of heads {}", self.width, self.heads));
+        if self.heads > self.width {
+            return Err(ConfigError::TooLarge { field: "heads", value: self.heads, max: self.width });
+        }
+        if self.class.meta().attention && !self.width.is_multiple_of(self.heads) {
+            return Err(ConfigError::HeadsDivideWidth { width: self.width, heads: self.heads });
         }
         if let Scheme::KWay { k } = self.scheme {
             if k < 2 {
-                return Err("config: scheme k-way needs k ≥ 2".into());
+                return Err(ConfigError::KWay);
+            }
+            if k > MAX_K {
+                return Err(ConfigError::TooLarge { field: "scheme k", value: k, max: MAX_K });
             }
         }
         if self.scheme == Scheme::InBatch && self.batch < 2 {
-            return Err("config: in-batch negatives need batch ≥ 2".into());
+            return Err(ConfigError::InBatch);
         }
         let s = &self.schedule;
         if !(s.lr > 0.0 && s.lr.is_finite() && s.lr_min >= 0.0 && s.lr_min <= s.lr) {
-            return Err("config: need 0 ≤ lr_min ≤ lr, lr > 0".into());
+            return Err(ConfigError::LearningRate);
         }
         if !(s.weight_decay >= 0.0 && s.clip >= 0.0 && s.steps > 0) {
-            return Err("config: weight_decay and clip must be ≥ 0 and steps ≥ 1".into());
+            return Err(ConfigError::Schedule);
         }
         if !(0.0..1.0).contains(&self.holdout) {
-            return Err("config: holdout must lie in [0, 1)".into());
+            return Err(ConfigError::Holdout);
         }
         if let Some(n) = self.n {
+            if n > MAX_N {
+                return Err(ConfigError::TooLarge { field: "n", value: n, max: MAX_N });
+            }
             let train = n - (n as f64 * self.holdout).round() as usize;
             if train < self.batch {
-                return Err(format!(
-                    "config: n = {n} leaves {train} training pairs, fewer than one batch of {}",
-                    self.batch
-                ));
+                return Err(ConfigError::FewPairs { n, train, batch: self.batch });
             }
         }
-        if self.class == Class::Bp && model.has_trunk() {
-            return Err("the BP class is defined for two-tower models (this model has a shared trunk)".into());
+        if self.class.meta().two_towers && model.has_trunk() {
+            return Err(ConfigError::Trunk { class: self.class.label() });
         }
         Ok(())
     }
 
-    /// The head of this class.
+    /// The head of this class ([`super::registry::ClassMeta::head`]).
     pub fn head(&self, model: &Jghm) -> Head {
-        match self.class {
-            Class::Bp => Head::T7 { states: self.bp_states_factor * model.root_states() },
-            _ => Head::Bilinear { normalise: self.normalise },
+        match self.class.meta().head {
+            HeadKind::T7 => Head::T7 { states: self.bp_states_factor * model.root_states() },
+            HeadKind::Bilinear => Head::Bilinear { normalise: self.normalise },
         }
-    }
-
-    /// The BP class's encoder of one tower (`bp_states_factor` times the hidden states).
-    pub fn bp_encoder(&self, model: &Jghm, part: Part) -> Option<super::BpEncoder> {
-        super::BpEncoder::with_state_factor(model, part, self.bp_states_factor)
     }
 
     pub fn transformer_shape(&self, model: &Jghm, part: Part) -> TransformerShape {
@@ -191,6 +193,99 @@ impl TrainConfig {
         }
     }
 
+    pub fn mlp_shape(&self, model: &Jghm, part: Part) -> MlpShape {
+        MlpShape { vocab: model.vocab_of(part), len: model.len_of(part), hidden: self.width, out: self.out }
+    }
+}
+
+/// The range of one size field: `min ≤ value ≤ max`.
+pub struct Limit {
+    pub field: &'static str,
+    pub min: usize,
+    pub max: usize,
+    get: fn(&TrainConfig) -> usize,
+}
+
+/// The largest `width` (transformer `C`, MLP hidden width): a block has `12 C²` parameters.
+pub const MAX_WIDTH: usize = 8192;
+/// The largest number of transformer blocks.
+pub const MAX_LAYERS: usize = 256;
+/// The largest embedding dimension `P`.
+pub const MAX_OUT: usize = 8192;
+/// The largest batch `B`: the in-batch loss holds `B × B` logits per direction.
+pub const MAX_BATCH: usize = 1 << 20;
+/// The largest `K` of the K-way scheme (a step encodes `B·K` samples per side).
+pub const MAX_K: usize = 1 << 16;
+/// The largest fixed data set (sampled and held in memory before the first step).
+pub const MAX_N: usize = 1 << 30;
+/// The largest step budget.
+pub const MAX_STEPS: usize = 1 << 40;
+
+/// The ranges of the size fields. Each bounds what one field can make the run allocate; their
+/// product is bounded by the memory estimate of [`TrainConfig::check`], not here.
+pub const LIMITS: [Limit; 8] = [
+    Limit { field: "width", min: 1, max: MAX_WIDTH, get: |c| c.width },
+    Limit { field: "layers", min: 1, max: MAX_LAYERS, get: |c| c.layers },
+    Limit { field: "heads", min: 1, max: MAX_WIDTH, get: |c| c.heads },
+    Limit { field: "out", min: 1, max: MAX_OUT, get: |c| c.out },
+    Limit { field: "batch", min: 1, max: MAX_BATCH, get: |c| c.batch },
+    Limit { field: "checkpoint_every", min: 1, max: usize::MAX, get: |c| c.checkpoint_every },
+    // Each factor multiplies every transition matrix's size by up to factor²: beyond a few
+    // copies per state the class only costs memory (it contains the truth from factor 1).
+    Limit { field: "bp_states_factor", min: 1, max: MAX_BP_STATES_FACTOR, get: |c| c.bp_states_factor },
+    Limit { field: "steps", min: 1, max: MAX_STEPS, get: |c| c.schedule.steps },
+];
+
+/// Why a configuration is refused; each names the field and its limit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {field} must be at least {min}")]
+    TooSmall { field: &'static str, min: usize },
+    #[error("config: {field} {value} is above the supported {max}")]
+    TooLarge { field: &'static str, value: usize, max: usize },
+    #[error("config: width {width} is not a multiple of heads {heads}")]
+    HeadsDivideWidth { width: usize, heads: usize },
+    #[error("config: scheme k-way needs k ≥ 2")]
+    KWay,
+    #[error("config: in-batch negatives need batch ≥ 2")]
+    InBatch,
+    #[error("config: need 0 ≤ lr_min ≤ lr, lr > 0")]
+    LearningRate,
+    #[error("config: weight_decay and clip must be ≥ 0 and steps ≥ 1")]
+    Schedule,
+    #[error("config: holdout must lie in [0, 1)")]
+    Holdout,
+    #[error("config: n = {n} leaves {train} training pairs, fewer than one batch of {batch}")]
+    FewPairs { n: usize, train: usize, batch: usize },
+    #[error("the {class} is defined for two-tower models (this model has a shared trunk)")]
+    Trunk { class: &'static str },
+    #[error(
+        "config: the run needs about {} of memory, more than the {} available (lower {largest})",
+        super::memory::human(*estimate),
+        super::memory::human(*limit as f64)
+    )]
+    Memory { estimate: f64, limit: u64, largest: &'static str },
+}
+
+/// A configuration that passed [`TrainConfig::check`] on a model: every size within its range,
+/// the run within the memory budget. It reads as the [`TrainConfig`] it wraps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedConfig {
+    config: TrainConfig,
+}
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.config
+    }
+}
+
+impl CheckedConfig {
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
     /// The transformer encoder of one tower, with its positional start.
     pub fn transformer(&self, model: &Jghm, part: Part) -> super::Transformer {
         let net = super::Transformer::new(self.transformer_shape(model, part));
@@ -200,7 +295,10 @@ impl TrainConfig {
         }
     }
 
-    pub fn mlp_shape(&self, model: &Jghm, part: Part) -> MlpShape {
-        MlpShape { vocab: model.vocab_of(part), len: model.len_of(part), hidden: self.width, out: self.out }
+    /// The BP class's encoder of one tower (`bp_states_factor` times the hidden states), on
+    /// the model the configuration was checked against (which has no trunk for this class).
+    pub fn bp_encoder(&self, model: &Jghm, part: Part) -> super::BpEncoder {
+        super::BpEncoder::with_state_factor(model, part, self.bp_states_factor)
+            .expect("checked: the BP class's model has two towers")
     }
 }

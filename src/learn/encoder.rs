@@ -6,6 +6,15 @@
 //! fixed chunks of [`CHUNK`] samples, in parallel, each chunk with its own cache and gradient
 //! buffer; the chunk gradients are summed in chunk order, so every number is the same whatever
 //! the thread count.
+//!
+//! This trait is not [`crate::score::Encoder`], and the two are kept apart on purpose: that one
+//! is a *fixed* representation `f: x ↦ R^p` evaluated one sample at a time in `f64` (T7's
+//! posterior encoder, the perturbed and linear encoders of the theorem tests), with no
+//! parameters and no gradient; this one is a *parameterised* family `f_θ`, batched, generic in
+//! the float type, with a forward cache and a backward pass. Merging them would either give the
+//! exact encoders parameters and a backward pass they do not have, or hide the training
+//! interface behind a per-sample call. A trained encoder with its parameters becomes a
+//! [`crate::score::Score`] through the evaluation layer's `LearnedScore`.
 
 use rayon::prelude::*;
 
@@ -28,6 +37,9 @@ pub trait Encoder<R: Real>: Send + Sync {
     /// Fresh parameters drawn from `rng`.
     fn init(&self, rng: &mut Rng) -> Vec<R>;
     fn new_cache(&self, batch: usize) -> Self::Cache;
+    /// Numbers held by `new_cache(batch)`, computed without allocating (the memory estimate of
+    /// a run, [`super::memory`], is made before anything large is allocated).
+    fn cache_len(&self, batch: usize) -> usize;
     /// `out (B × P) = f(tokens (B × T))`, filling `cache`.
     fn forward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, out: &mut [R]);
     /// `dparams += (∂out/∂params)ᵀ dout`, after [`Encoder::forward`] on the same tokens.

@@ -71,14 +71,17 @@ pub struct GuidedCache<R> {
     bp: Workspace,
 }
 
+/// The guided class needs a two-tower model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the guided class ties hidden states to one tower's BP messages; this model has a shared trunk")]
+pub struct SharedTrunk;
+
 impl GuidedTransformer {
     /// The guided tower for `part` of a two-tower `model` around `inner`, with sample weight
     /// `weight = λ / samples encoded per step`.
-    pub fn new(inner: Transformer, model: Arc<Jghm>, part: Part, weight: f64) -> Result<Self, String> {
+    pub fn new(inner: Transformer, model: Arc<Jghm>, part: Part, weight: f64) -> Result<Self, SharedTrunk> {
         if model.has_trunk() {
-            return Err(
-                "the guided class ties hidden states to one tower's BP messages; this model has a shared trunk".into(),
-            );
+            return Err(SharedTrunk);
         }
         let depth = model.levels(part).len();
         let (c, mut at) = (inner.shape.width, Encoder::<f64>::num_params(&inner));
@@ -153,6 +156,13 @@ impl<R: Real> Encoder<R> for GuidedTransformer {
             }
         }
         w
+    }
+
+    fn cache_len(&self, batch: usize) -> usize {
+        let n = batch * self.inner.shape.len;
+        let ties: usize = self.ties.iter().map(|tie| n * (tie.states + self.inner.shape.width)).sum();
+        // (The BP workspace is the model's size, small beside the activations.)
+        <Transformer as Encoder<R>>::cache_len(&self.inner, batch) + ties
     }
 
     fn new_cache(&self, batch: usize) -> GuidedCache<R> {

@@ -86,6 +86,9 @@ impl<R: Real> Encoder<R> for Mlp {
         }
         w
     }
+    fn cache_len(&self, batch: usize) -> usize {
+        8 * batch * self.shape.hidden
+    }
     fn new_cache(&self, batch: usize) -> MlpCache<R> {
         let h = self.shape.hidden;
         let z = || vec![R::zero(); batch * h];

@@ -15,12 +15,14 @@
 //! | [`bp_class`] | the well-specified class: exact BP with learned transitions |
 //! | [`mlp`] | the baseline: two layers on the bag of (position, token) pairs |
 //! | [`guided`] | the paper's guided class: the transformer plus a BP-message penalty on its hidden states |
-//! | [`heads`] | downstream heads on frozen features: conditional denoiser, next-token model |
-//! | [`head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
+//! | [`frozen_heads`] | downstream heads on frozen features: conditional denoiser, next-token model |
+//! | [`score_head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
 //! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
 //! | [`adamw`] | AdamW, warm-up + cosine schedule, gradient clipping |
-//! | [`config`], [`data`], [`checkpoint`], [`train`] | a run: configuration, batches, safetensors checkpoints, the loop |
+//! | [`registry`] | the encoder classes: metadata and the one dispatch to float type and constructor |
+//! | [`config`], [`memory`] | a run's configuration, checked once (ranges, memory estimate) |
+//! | [`data`], [`checkpoint`], [`train`] | a run: batches, safetensors checkpoints, the loop |
 
 pub mod adamw;
 pub mod attention;
@@ -31,14 +33,16 @@ pub mod clip_loss;
 pub mod config;
 pub mod data;
 pub mod encoder;
+pub mod frozen_heads;
 pub mod gelu;
 pub mod guided;
-pub mod head;
-pub mod heads;
 pub mod layernorm;
 pub mod linear;
+pub mod memory;
 pub mod mlp;
 pub mod real;
+pub mod registry;
+pub mod score_head;
 pub mod train;
 pub mod transformer;
 
@@ -47,9 +51,10 @@ pub use bp_class::BpEncoder;
 pub use checkpoint::Checkpoint;
 pub use clip::{ClipPair, Params};
 pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
-pub use config::{Class, PositionInit, TrainConfig};
+pub use config::{CheckedConfig, ConfigError, PositionInit, TrainConfig};
 pub use encoder::{Encoder, Tower, CHUNK};
-pub use head::Head;
 pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
+pub use registry::{with_encoders, Class, ClassMeta, HeadKind, WithEncoders};
+pub use score_head::Head;
 pub use transformer::{tree_position_groups, Transformer, TransformerShape};

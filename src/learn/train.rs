@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::adamw::AdamW;
 use super::checkpoint::Checkpoint;
 use super::clip::ClipPair;
-use super::config::TrainConfig;
+use super::config::CheckedConfig;
 use super::data::Data;
 use super::encoder::Encoder;
 use super::real::Real;
@@ -32,7 +32,7 @@ pub struct StepReport {
 
 /// A run's fixed inputs.
 pub struct Run<'a> {
-    pub config: &'a TrainConfig,
+    pub config: &'a CheckedConfig,
     pub seed: u64,
     pub model_sha256: String,
     /// Stop after this many steps in total.
@@ -45,8 +45,18 @@ pub struct Run<'a> {
 pub enum TrainError {
     #[error("the loss became {loss} at step {step} (diverged; lower the learning rate)")]
     Diverged { step: usize, loss: f64 },
-    #[error("{0}")]
-    Save(String),
+    #[error(transparent)]
+    Save(#[from] SaveError),
+}
+
+/// Why the checkpoint callback of [`train`] ended the run.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The caller stops the run after this checkpoint (early stopping); not a failure.
+    #[error("stopped by the caller after this checkpoint")]
+    Stop,
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 /// Held-out loss of `params` (mean over the held-out batches), if the data set has any.
@@ -72,7 +82,7 @@ pub fn train<R: Real, E: Encoder<R>>(
     run: &Run,
     start: Option<Checkpoint<R>>,
     progress: &mut dyn FnMut(&StepReport),
-    save: &mut dyn FnMut(&Checkpoint<R>) -> Result<(), String>,
+    save: &mut dyn FnMut(&Checkpoint<R>) -> Result<(), SaveError>,
 ) -> Result<Checkpoint<R>, TrainError> {
     let cfg = run.config;
     let mut ck = match start {
@@ -81,7 +91,7 @@ pub fn train<R: Real, E: Encoder<R>>(
             let params = pair.init(&mut rng::stream(run.seed, 0));
             let opt = AdamW::new(&params);
             Checkpoint {
-                config: cfg.clone(),
+                config: cfg.config().clone(),
                 model_sha256: run.model_sha256.clone(),
                 seed: run.seed,
                 step: 0,
@@ -120,7 +130,7 @@ pub fn train<R: Real, E: Encoder<R>>(
             ck.train_loss = window.0 / window.1 as f64;
             window = (0.0, 0);
             ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch);
-            save(&ck).map_err(TrainError::Save)?;
+            save(&ck)?;
         }
         if out_of_time {
             break;

@@ -11,6 +11,9 @@
 //! `P` output. Forward and backward are written side by side, kernel by kernel
 //! ([`super::layernorm`], [`super::linear`], [`super::attention`], [`super::gelu`]); the
 //! forward's cache is the explicit [`TransformerCache`]; gradients are prefixed `d`.
+//!
+//! Longer than 600 lines because the pooled encoder and the per-position trunk of
+//! [`super::frozen_heads`] share one forward and one backward, which read best in one file.
 
 use rand::Rng as _;
 use rand_distr::{Distribution, Normal};
@@ -472,6 +475,17 @@ impl<R: Real> Encoder<R> for Transformer {
         w
     }
 
+    fn cache_len(&self, batch: usize) -> usize {
+        let s = self.shape;
+        let (n, c) = (batch * s.len, s.width);
+        // Per block: ln1, qkv (3), atty, resid2, ln2, fch (4), fch_gelu (4) = 15 n·c, four
+        // n-vectors of statistics, and the attention weights.
+        let block = 15 * n * c + 4 * n + batch * s.heads * s.len * s.len;
+        // resid (L + 1), lnf, the backward scratch dresid, dln, datty (1 each), dqkv (3),
+        // dfch and dfch_gelu (4 each): 15 n·c besides resid.
+        (s.layers + 1) * n * c + s.layers * block + 15 * n * c + 2 * n + 2 * batch * c + s.len * s.len
+    }
+
     fn new_cache(&self, batch: usize) -> TransformerCache<R> {
         let s = self.shape;
         let (n, c) = (batch * s.len, s.width);
@@ -591,7 +605,7 @@ impl Transformer {
     }
 }
 
-/// Per-position models (the heads of [`super::heads`]): the same trunk without pooling, the
+/// Per-position models (the heads of [`super::frozen_heads`]): the same trunk without pooling, the
 /// projection applied at every position, `out_t = LN_f(h^L)_t W_p + b_p` (`N × P`), with an
 /// optional real-valued input `extra` (`N × C`) added to the embedding and optional causal
 /// attention.

@@ -17,23 +17,15 @@ use crate::rates::infonce::{self, Point};
 use crate::rates::results::Row;
 use crate::rates::run::{classes, refit, write_fits, SweepOutcome};
 
-/// Palette index of a class (and of its fit); references are black (6).
+/// Palette index of a class (and of its fit): the class's own ([`Class::color`]).
 fn color(class: Class) -> usize {
-    match class {
-        Class::Bp => 0,
-        Class::Transformer => 1,
-        Class::Mlp => 2,
-    }
+    class.color()
 }
 const BLACK: usize = 6;
 
-/// The name a reader sees.
+/// The name a reader sees ([`Class::label`]).
 pub fn display(class: Class) -> &'static str {
-    match class {
-        Class::Bp => "BP class (well-specified)",
-        Class::Transformer => "transformer",
-        Class::Mlp => "MLP",
-    }
+    class.label()
 }
 
 /// Per `n`: the centre and the ±1 standard-error band over seeds of `value`, either on the log

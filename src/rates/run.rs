@@ -210,9 +210,9 @@ pub fn refit(dir: &Path) -> Result<SweepOutcome> {
     Ok(SweepOutcome { dir: dir.to_path_buf(), rows, fits, fresh_runs: 0 })
 }
 
-/// The classes present, in the order BP, transformer, MLP.
+/// The classes present, in the order of [`Class::ALL`] (BP, transformer, MLP).
 pub fn classes(rows: &[Row]) -> Vec<Class> {
-    [Class::Bp, Class::Transformer, Class::Mlp].into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
+    Class::ALL.into_iter().filter(|c| rows.iter().any(|r| r.class == *c)).collect()
 }
 
 /// The fits of every class present (bootstrap seed 0).

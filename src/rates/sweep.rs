@@ -30,8 +30,11 @@ use crate::contrastive::Exact;
 use crate::eval::LearnedScore;
 use crate::learn::checkpoint::Checkpoint;
 use crate::learn::data::Data;
-use crate::learn::train::{train, Run, StepReport, TrainError};
-use crate::learn::{BpEncoder, Class, ClipPair, Encoder, Head, Mlp, Params, PositionInit, Real, TrainConfig};
+use crate::learn::train::{train, Run, SaveError, StepReport, TrainError};
+use crate::learn::{
+    with_encoders, CheckedConfig, Class, ClipPair, ConfigError, Encoder, Params, PositionInit, Real, TrainConfig,
+    WithEncoders,
+};
 use crate::model::{Jghm, Part};
 use crate::rng;
 
@@ -77,7 +80,7 @@ impl Settings {
     /// The default sweep (`--quick`: fewer `n`, seeds and steps). Documented in `jghm rates --help`.
     pub fn default_sweep(quick: bool) -> Settings {
         Settings {
-            classes: vec![Class::Bp, Class::Transformer, Class::Mlp],
+            classes: Class::ALL.to_vec(),
             ns: if quick { vec![256, 1024, 4096, 16384] } else { vec![256, 512, 1024, 2048, 4096, 8192, 16384, 32768] },
             seeds: if quick { 3 } else { 5 },
             seed: 1,
@@ -114,6 +117,7 @@ impl Settings {
             (cfg.normalise, cfg.schedule.lr, cfg.position_init) = (false, 1e-3, PositionInit::Normal);
         }
         if class == Class::Bp {
+            cfg.bp_states_factor = self.bp_states_factor;
             cfg.schedule.lr = self.bp_lr;
             cfg.schedule.steps = self.bp_steps;
             cfg.schedule.warmup = cfg.schedule.warmup.min(self.bp_steps / 10);
@@ -149,7 +153,7 @@ impl Settings {
             }
         }
         for &class in &self.classes {
-            self.config(class, self.ns[0]).validate(model)?;
+            self.config(class, self.ns[0]).check(model).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -175,6 +179,8 @@ pub fn run_seed(sweep_seed: u64, class: Class, n: usize, seed: usize) -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{class:?}, n = {n}, seed {seed}: {source}")]
+    Config { class: Class, n: usize, seed: usize, source: ConfigError },
+    #[error("{class:?}, n = {n}, seed {seed}: {source}")]
     Train { class: Class, n: usize, seed: usize, source: TrainError },
     #[error("{class:?}, n = {n}, seed {seed}: the learned score is not finite on some pair")]
     NotFinite { class: Class, n: usize, seed: usize },
@@ -188,9 +194,6 @@ pub struct Sweep<'a, 'e, 'm> {
     pub settings: &'a Settings,
 }
 
-/// The message `train` gets back from the checkpoint callback to stop early.
-const EARLY_STOP: &str = "early stop: the held-out loss stopped improving";
-
 impl Sweep<'_, '_, '_> {
     /// Trains and measures run `(class, n, seed)`; `progress` sees every training step, numbered
     /// `0..settings.work(class)` across restarts.
@@ -201,15 +204,15 @@ impl Sweep<'_, '_, '_> {
         seed: usize,
         progress: &mut dyn FnMut(&StepReport),
     ) -> Result<Row, RunError> {
-        let cfg = self.settings.config(class, n);
-        let model = self.model;
+        let cfg = self.settings.config(class, n).check(self.model).map_err(|source| RunError::Config {
+            class,
+            n,
+            seed,
+            source,
+        })?;
         let rs = run_seed(self.settings.seed, class, n, seed);
         let t0 = Instant::now();
-        let out = match class {
-            Class::Transformer => self.go::<f32, _>(&cfg, rs, |p| cfg.transformer(model, p), progress),
-            Class::Mlp => self.go::<f32, _>(&cfg, rs, |p| Mlp::new(cfg.mlp_shape(model, p)), progress),
-            Class::Bp => self.go::<f64, _>(&cfg, rs, |p| self.bp_encoder(p), progress),
-        };
+        let out = with_encoders(&cfg, self.model, Go { sweep: self, cfg: &cfg, run_seed: rs, progress });
         let trained = out.map_err(|source| RunError::Train { class, n, seed, source })?;
         let figures = trained.figures.ok_or(RunError::NotFinite { class, n, seed })?;
         Ok(Row {
@@ -226,28 +229,15 @@ impl Sweep<'_, '_, '_> {
         })
     }
 
-    /// The BP class's encoder of one tower, with `bp_states_factor` times the hidden states.
-    fn bp_encoder(&self, part: Part) -> BpEncoder {
-        BpEncoder::with_state_factor(self.model, part, self.settings.bp_states_factor).expect("two-tower model")
-    }
-
-    /// The head of `class`: the T7 head over the BP class's (possibly enlarged) root states.
-    fn head(&self, cfg: &TrainConfig) -> Head {
-        match cfg.class {
-            Class::Bp => Head::T7 { states: self.settings.bp_states_factor.max(1) * self.model.root_states() },
-            _ => cfg.head(self.model),
-        }
-    }
-
     fn go<R: Real, E: Encoder<R>>(
         &self,
-        cfg: &TrainConfig,
+        cfg: &CheckedConfig,
         run_seed: u64,
-        make: impl Fn(Part) -> E,
+        make: &dyn Fn(Part) -> E,
         progress: &mut dyn FnMut(&StepReport),
     ) -> Result<Trained, TrainError> {
         let n = cfg.n.expect("a sweep trains on a fixed data set");
-        let mut pair = ClipPair::new(make(Part::Image), make(Part::Text), self.head(cfg), cfg.scheme);
+        let mut pair = ClipPair::new(make(Part::Image), make(Part::Text), cfg.head(self.model), cfg.scheme);
         let restarts = self.settings.restarts(cfg.class);
         // Restart r starts from the parameters of seed `run_seed + r`; every restart sees the
         // same data and batches (the data's seed is `run_seed`). The restart with the lowest
@@ -262,7 +252,7 @@ impl Sweep<'_, '_, '_> {
             let out = train(&mut pair, &mut data, &run, None, &mut report, &mut |ck| keeper.see(ck));
             let (steps, early) = match out {
                 Ok(ck) => (ck.step, false),
-                Err(TrainError::Save(m)) if m == EARLY_STOP => (keeper.last_step, true),
+                Err(TrainError::Save(SaveError::Stop)) => (keeper.last_step, true),
                 Err(e) => return Err(e),
             };
             let held = keeper.best.as_ref().map_or(f64::INFINITY, |b| b.0);
@@ -271,32 +261,47 @@ impl Sweep<'_, '_, '_> {
             }
         }
         let (_, steps, early, keeper) = best.expect("at least one restart");
-        Ok(self.measure(cfg, &make, steps, early, keeper))
+        Ok(self.measure(cfg, make, steps, early, keeper))
     }
 
-    fn training<'c>(&self, cfg: &'c TrainConfig, seed: u64) -> Run<'c> {
+    fn training<'c>(&self, cfg: &'c CheckedConfig, seed: u64) -> Run<'c> {
         Run { config: cfg, seed, model_sha256: self.model_sha256.clone(), steps: cfg.schedule.steps, max_seconds: None }
     }
 
     /// The kept parameters' exact figures.
     fn measure<R: Real, E: Encoder<R>>(
         &self,
-        cfg: &TrainConfig,
-        make: &impl Fn(Part) -> E,
+        cfg: &CheckedConfig,
+        make: &dyn Fn(Part) -> E,
         steps: usize,
         early: bool,
         keeper: Keeper<R>,
     ) -> Trained {
         let (held_out_loss, best_step, params) = keeper.best.expect("the last step always checkpoints");
-        let score = LearnedScore::new(make(Part::Image), make(Part::Text), params, self.head(cfg));
+        let score = LearnedScore::new(make(Part::Image), make(Part::Text), params, cfg.head(self.model));
         let s = self.exact.scores(&score);
         let figures = s.iter().all(|v| v.is_finite()).then(|| figures(self.exact, &s));
         Trained { steps, best_step, early, held_out_loss, figures }
     }
 }
 
+/// One run's training and measurement, in its class's float type.
+struct Go<'s, 'a, 'e, 'm, 'p> {
+    sweep: &'s Sweep<'a, 'e, 'm>,
+    cfg: &'s CheckedConfig,
+    run_seed: u64,
+    progress: &'p mut dyn FnMut(&StepReport),
+}
+
+impl WithEncoders for Go<'_, '_, '_, '_, '_> {
+    type Output = Result<Trained, TrainError>;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
+        self.sweep.go::<R, E>(self.cfg, self.run_seed, make, self.progress)
+    }
+}
+
 /// Early stopping: keeps the parameters of the lowest held-out loss, and stops training (by
-/// failing the checkpoint callback with [`EARLY_STOP`]) after `patience` evaluations without
+/// failing the checkpoint callback with [`SaveError::Stop`]) after `patience` evaluations without
 /// improvement.
 struct Keeper<R: Real> {
     best: Option<(f64, usize, Params<R>)>,
@@ -310,7 +315,7 @@ impl<R: Real> Keeper<R> {
         Keeper { best: None, last_step: 0, since: 0, patience }
     }
 
-    fn see(&mut self, ck: &Checkpoint<R>) -> Result<(), String> {
+    fn see(&mut self, ck: &Checkpoint<R>) -> Result<(), SaveError> {
         self.last_step = ck.step;
         let h = ck.held_out_loss.unwrap_or(f64::INFINITY);
         if self.best.as_ref().is_none_or(|b| h < b.0) {
@@ -319,7 +324,7 @@ impl<R: Real> Keeper<R> {
         } else {
             self.since += 1;
             if self.since >= self.patience {
-                return Err(EARLY_STOP.into());
+                return Err(SaveError::Stop);
             }
         }
         Ok(())

@@ -38,7 +38,7 @@
 //! # Reproducibility
 //! Given the step counts ([`Steps`]), every parameter is a function of the seed only, whatever
 //! the thread count ([`train_learned_steps`]; the CLIP loop of [`crate::learn::train`], and the
-//! heads' chunked runner [`crate::learn::heads::HeadRunner`]). The step counts themselves come
+//! heads' chunked runner [`crate::learn::frozen_heads::HeadRunner`]). The step counts themselves come
 //! from the wall clock and are recorded.
 
 use std::sync::Arc;
@@ -52,10 +52,10 @@ use crate::downstream::noise::DENOISING;
 use crate::eval::LearnedScore;
 use crate::learn::adamw::{AdamW, Schedule};
 use crate::learn::data::Data;
+use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::guided::GuidedTransformer;
-use crate::learn::heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::train::{train, Run};
-use crate::learn::{Class, ClipPair, Head, Params, PositionInit, Scheme, TrainConfig, Transformer, TransformerShape};
+use crate::learn::{Class, ClipPair, Params, PositionInit, Scheme, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
 use crate::rng;
 use crate::sample::sample_pairs;
@@ -74,6 +74,14 @@ pub enum LearnedClass {
 }
 
 impl LearnedClass {
+    /// The encoder class of [`crate::learn::registry`] this recipe trains: each of the
+    /// paper's three classes is a size and penalty of the transformer class, not an encoder
+    /// of its own (the guided class wraps the transformer's encoder with the BP-message
+    /// penalty, which needs the model and a weight and so is built here, not by the registry).
+    pub fn encoder_class(&self) -> Class {
+        Class::Transformer
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             LearnedClass::Standard => "standard",
@@ -142,7 +150,7 @@ impl Plan {
     }
 
     fn clip_config(&self, steps: usize) -> TrainConfig {
-        let mut cfg = TrainConfig::for_class(Class::Transformer);
+        let mut cfg = TrainConfig::for_class(self.class.encoder_class());
         cfg.width = self.encoder.width;
         cfg.layers = self.encoder.layers;
         cfg.heads = self.encoder.heads;
@@ -378,12 +386,13 @@ fn run_clip<E: crate::learn::Encoder<f32>>(
     let err = |e: crate::learn::train::TrainError| format!("CLIP training of the {} class: {e}", plan.class.name());
     let mut data = Data::Fresh { model, seed };
     let mut losses = vec![];
-    let first_cfg = plan.clip_config(1);
+    let checked = |cfg: TrainConfig| cfg.check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()));
+    let first_cfg = checked(plan.clip_config(1))?;
     let t0 = Instant::now();
     let first = Run { config: &first_cfg, seed, model_sha256: String::new(), steps: 1, max_seconds: None };
     let ck = train(pair, &mut data, &first, None, &mut |r| losses.push(r.loss), &mut |_| Ok(())).map_err(err)?;
     let steps = horizon.steps_after_first(t0.elapsed().as_secs_f64());
-    let cfg = plan.clip_config(steps);
+    let cfg = checked(plan.clip_config(steps))?;
     let rest = Run {
         config: &cfg,
         seed,
@@ -404,22 +413,14 @@ fn train_clip(
     horizon: Horizon,
     seed: u64,
 ) -> Result<(LearnedScore<f32, Transformer>, PartDone), String> {
-    let shape = |part| TransformerShape {
-        vocab: model.vocab_of(part),
-        len: model.len_of(part),
-        width: plan.encoder.width,
-        layers: plan.encoder.layers,
-        heads: plan.encoder.heads,
-        out: plan.out,
-    };
-    let head = Head::Bilinear { normalise: false };
-    let scheme = Scheme::InBatch;
-    let (ti, tt) = (Transformer::new(shape(Part::Image)), Transformer::new(shape(Part::Text)));
+    let cfg = plan.clip_config(1).check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()))?;
+    let (head, scheme) = (cfg.head(model), cfg.scheme);
+    let (ti, tt) = (cfg.transformer(model, Part::Image), cfg.transformer(model, Part::Text));
     let (params, done) = if plan.class == LearnedClass::Guided {
         // weight = λ / samples encoded per step, so the penalty is λ × its mean over the step
         let weight = plan.lambda / scheme.encoded(plan.clip_batch) as f64;
-        let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight)?;
-        let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight)?;
+        let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight).map_err(|e| e.to_string())?;
+        let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight).map_err(|e| e.to_string())?;
         let mut pair: ClipPair<f32, GuidedTransformer> = ClipPair::new(gi.clone(), gt.clone(), head, scheme);
         let (p, done) = run_clip(&mut pair, model, plan, horizon, seed)?;
         let params =

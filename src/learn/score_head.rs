@@ -26,6 +26,10 @@ use super::real::Real;
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Head {
     /// `⟨û, v̂⟩ / τ`; one parameter, `log τ`.
+    ///
+    /// The learned counterpart of [`crate::score::Bilinear`] (two fixed encoders and a given
+    /// `τ`): here `log τ` is a trained parameter with its gradient, and the embeddings may be
+    /// L2-normalised first.
     Bilinear { normalise: bool },
     /// `log Σ_z f_z g_z / π_z` over `states` root states; parameters `ρ` (`π = softmax ρ`).
     T7 { states: usize },
