@@ -53,7 +53,7 @@ pub enum CheckpointError {
     Shape { name: String, found: String, expected: String },
     #[error("unexpected tensor '{0}'")]
     Unexpected(String),
-    #[error("invalid configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
