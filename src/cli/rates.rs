@@ -7,12 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
 use crate::learn::Class;
 use crate::plot::rates::{display, draw_sweep, redraw};
 use crate::rates::results::parse_class;
-use crate::rates::run::{fits_json, run_sweep, SweepOptions, SweepOutcome, SweepProgress};
+use crate::rates::run::{run_sweep, SweepOptions, SweepOutcome, SweepProgress};
 
 pub const RATES_HELP: &str = "Defaults (when flags are omitted):
   model   standard random family: 4 states, 2 children, 2 levels on both towers (4 tokens over 4
@@ -146,25 +145,9 @@ impl SweepProgress for Bar {
 }
 
 fn report(sweep: &SweepOutcome, json_out: bool, wall: Option<f64>) {
-    let dir = sweep.dir.display();
     if json_out {
-        let mut v = fits_json(&sweep.fits);
-        v["runs"] = json!(sweep.rows.len());
-        v["out"] = json!(dir.to_string());
-        if let Some(wall) = wall {
-            v["wall_seconds"] = json!(wall);
-            v["runs_this_invocation"] = json!(sweep.fresh_runs);
-        }
-        println!("{v}");
-        return;
-    }
-    println!("{}", sweep.table(display));
-    let what =
-        if wall.is_some() { format!("Wrote {dir}/results.csv, ") } else { format!("Redrew from {dir}/results.csv: ") };
-    println!(
-        "{what}{dir}/fits.json and the figures {dir}/{{excess_risk,sufficiency_bound,zero_shot,infonce}}.png (+ .svg)."
-    );
-    if let Some(wall) = wall {
-        println!("Wall time {wall:.1} s ({} runs trained in this invocation).", sweep.fresh_runs);
+        println!("{}", sweep.json(wall));
+    } else {
+        println!("{}", sweep.text(display, wall));
     }
 }

@@ -272,6 +272,37 @@ fn floor(f: &Option<Fit>) -> String {
 }
 
 impl SweepOutcome {
+    /// The JSON report: `fits.json`'s content with the run count and the folder, and with
+    /// `wall` (seconds of a sweep, `None` for a redraw) the timing of this invocation.
+    pub fn json(&self, wall: Option<f64>) -> Value {
+        let mut v = fits_json(&self.fits);
+        v["runs"] = json!(self.rows.len());
+        v["out"] = json!(self.dir.display().to_string());
+        if let Some(wall) = wall {
+            v["wall_seconds"] = json!(wall);
+            v["runs_this_invocation"] = json!(self.fresh_runs);
+        }
+        v
+    }
+
+    /// The text report: [`SweepOutcome::table`], the files written and, with `wall`, the timing.
+    pub fn text(&self, display: impl Fn(Class) -> &'static str, wall: Option<f64>) -> String {
+        let dir = self.dir.display();
+        let what = if wall.is_some() {
+            format!("Wrote {dir}/results.csv, ")
+        } else {
+            format!("Redrew from {dir}/results.csv: ")
+        };
+        let mut out = format!(
+            "{}\n{what}{dir}/fits.json and the figures {dir}/{{excess_risk,sufficiency_bound,zero_shot,infonce}}.png (+ .svg).",
+            self.table(display)
+        );
+        if let Some(wall) = wall {
+            let _ = write!(out, "\nWall time {wall:.1} s ({} runs trained in this invocation).", self.fresh_runs);
+        }
+        out
+    }
+
     /// The fits as a table, one line per class (`display` names a class for readers).
     pub fn table(&self, display: impl Fn(Class) -> &'static str) -> String {
         let mut out = String::new();
