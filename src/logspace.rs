@@ -1,4 +1,5 @@
-//! Log-domain arithmetic shared by every exact computation.
+//! Log-domain arithmetic shared by every exact computation, and the decision rule read off a law
+//! or its logarithms ([`argmax`]: the same index for both, since `ln` is increasing).
 
 /// `log Σ_i exp(x_i)`, stable: `c + log Σ_i exp(x_i - c)` with `c = max_i x_i`.
 /// Returns `-inf` for an empty slice or when every term is `-inf`.
@@ -36,4 +37,12 @@ pub fn log_sum_exp_iter(xs: impl IntoIterator<Item = f64>) -> f64 {
 pub fn normalise_log(xs: &[f64]) -> Option<Vec<f64>> {
     let z = log_sum_exp(xs);
     (z > f64::NEG_INFINITY).then(|| xs.iter().map(|x| (x - z).exp()).collect())
+}
+
+/// `argmax_i v_i`: the index of the largest entry, ties to the smallest index (so a decision
+/// between equally likely classes does not depend on the platform or the thread count). A NaN
+/// entry never wins a comparison; 0 for an empty slice. The MAP decision of a law `p(c | ·)`
+/// (Bayes classifier, T8) and of any score or log-law.
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }

@@ -2,7 +2,7 @@
 //! definitions: `log Σ_i exp(x_i)` computed naively where that is safe, invariance under a
 //! common shift where it is not, and the `-inf` conventions.
 
-use jghm::logspace::{log_sum_exp, log_sum_exp_iter, normalise_log};
+use jghm::logspace::{argmax, log_sum_exp, log_sum_exp_iter, normalise_log};
 use proptest::prelude::*;
 
 /// Naive `ln Σ exp(x_i)`: exact to round-off while every `exp(x_i)` is a normal double.
@@ -73,4 +73,19 @@ fn empty_and_all_zero_weights_have_log_sum_minus_infinity() {
     assert_eq!(log_sum_exp(&[-3.5]), -3.5);
     assert_eq!(log_sum_exp_iter([f64::NEG_INFINITY, -3.5]), -3.5);
     assert_eq!(normalise_log(&[f64::NEG_INFINITY, 2.0]), Some(vec![0.0, 1.0]));
+}
+
+proptest! {
+    /// `argmax` is the first index of the largest entry: every earlier entry is smaller, none
+    /// later is larger; the same index for a law and for its logarithms. Few distinct values,
+    /// so that ties are common.
+    #[test]
+    fn argmax_is_the_first_largest_entry(xs in prop::collection::vec(0u8..4, 1..12)) {
+        let law: Vec<f64> = xs.iter().map(|&x| f64::from(x) / 4.0).collect();
+        let i = argmax(&law);
+        prop_assert!(law[..i].iter().all(|&x| x < law[i]), "{law:?}: an earlier entry ties or wins over {i}");
+        prop_assert!(law[i..].iter().all(|&x| x <= law[i]), "{law:?}: a later entry beats {i}");
+        let logs: Vec<f64> = law.iter().map(|p| p.ln()).collect();
+        prop_assert_eq!(argmax(&logs), i);
+    }
 }

@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Every vector is divided by its maximum, which conditionals (ratios) ignore. This is not the
-//! power-of-two rescaling of the batched paths ([`super::lanes`]): the engine handles one
-//! observation at a time, in plain `f64` vectors, and a vector that vanishes or overflows makes
-//! the whole pass report `None`, which callers answer with the log-domain reference.
+//! power-of-two rescaling of the batched paths (the lane kernels of `bp/lanes.rs`): the engine
+//! handles one observation at a time, in plain `f64` vectors, and a vector that vanishes or
+//! overflows makes the whole pass report `None`, which callers answer with the log-domain
+//! reference.
 
 use crate::model::{Jghm, Part};
 

@@ -831,6 +831,18 @@ impl<'m> MarginalWorkspace<'m> {
         lanes_to_rows(&self.scratch.block, out, self.batch.row_len, 1);
         trusted[0]
     }
+
+    /// Every node's marginal `p(z_u | evidence)`, flat (`tree.span(u)` per node): by
+    /// [`MarginalWorkspace::marginals_into`], or by the log-domain [`bp::marginals`] where that
+    /// leaves the safe range. An error when the evidence has probability zero.
+    pub fn marginals(&mut self, obs: &impl Observation) -> Result<Vec<f64>, bp::BpError> {
+        let mut flat = vec![0.0; self.batch.model.tree().total_states];
+        if self.marginals_into(obs, &mut flat) {
+            return Ok(flat);
+        }
+        // Node ids order the spans, so the oracle's rows laid end to end are the flat layout.
+        Ok(bp::marginals(self.batch.model, obs)?.concat())
+    }
 }
 
 /// [`lanes_to_rows`] without AVX2: one number at a time.

@@ -48,10 +48,7 @@ pub enum DownstreamError {
     Input(String),
 }
 
-/// Index of the largest entry, ties to the smallest index.
-pub fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
-}
+pub use crate::logspace::argmax;
 
 /// The mixed-radix index of a sequence (first token most significant), the inverse of
 /// [`crate::info::decode_sequence`].

@@ -35,12 +35,8 @@ fn moments<'a>(marginals: impl Iterator<Item = &'a [f64]>) -> (Vec<f64>, Vec<f64
 /// [`value_moments_batch`]). `None` when the evidence has probability zero.
 pub fn value_moments(ws: &mut MarginalWorkspace, model: &Jghm, obs: &SoftImage) -> Option<(Vec<f64>, Vec<f64>)> {
     let tree = model.tree();
-    let mut flat = vec![0.0; tree.total_states];
-    if ws.marginals_into(obs, &mut flat) {
-        return Some(moments(tree.image_leaves.iter().map(|&u| &flat[tree.span(u)])));
-    }
-    let oracle = bp::marginals(model, obs).ok()?;
-    Some(moments(tree.image_leaves.iter().map(|&u| oracle[u].as_slice())))
+    let flat = ws.marginals(obs).ok()?;
+    Some(moments(tree.image_leaves.iter().map(|&u| &flat[tree.span(u)])))
 }
 
 /// [`value_moments`] of many observations at once: [`BatchMarginals::fold_chunks`] streams
@@ -119,12 +115,8 @@ impl Denoiser for BayesDenoiser<'_> {
 pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) -> Option<Vec<f64>> {
     let tree = model.tree();
     let leaf = tree.text_leaves[0];
-    let tokens = Tokens { image: Some(x), text: None };
-    let mut flat = vec![0.0; tree.total_states];
-    if ws.marginals_into(&tokens, &mut flat) {
-        return Some(flat[tree.span(leaf)].to_vec());
-    }
-    bp::marginals(model, &tokens).ok().map(|mut m| m.swap_remove(leaf))
+    let flat = ws.marginals(&Tokens { image: Some(x), text: None }).ok()?;
+    Some(flat[tree.span(leaf)].to_vec())
 }
 
 /// The prior law of the label, `p(y_1 = ·)` (no evidence), by BP.
