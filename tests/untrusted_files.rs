@@ -21,13 +21,17 @@ fn dir() -> PathBuf {
 
 /// A small two-tower model written to a file, read back once.
 fn model_file() -> (PathBuf, ModelFile) {
-    let path = dir().join("model.json");
-    if !path.exists() {
-        let mut spec = jghm::random_family::RandomSpec::symmetric(3, 2, 2, 4);
-        spec.text_depth = 2;
-        let model = spec.build().unwrap();
-        std::fs::write(&path, model.to_json()).unwrap();
-    }
+    // Written once per process: the tests run in parallel and read it meanwhile.
+    static WRITTEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let path = WRITTEN
+        .get_or_init(|| {
+            let path = dir().join("model.json");
+            let mut spec = jghm::random_family::RandomSpec::symmetric(3, 2, 2, 4);
+            spec.text_depth = 2;
+            std::fs::write(&path, spec.build().unwrap().to_json()).unwrap();
+            path
+        })
+        .clone();
     let file = ModelFile::read(&path).unwrap();
     (path, file)
 }

@@ -7,6 +7,7 @@ use super::*;
 use crate::bp::{self, BpError};
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::{load_model, write_atomic};
+use crate::logspace::argmax;
 use crate::model::{Jghm, Part};
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
@@ -278,9 +279,4 @@ fn demo(a: &DemoArgs, json: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Index of the largest entry, ties to the smallest index.
-fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }

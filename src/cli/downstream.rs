@@ -328,7 +328,7 @@ pub fn run_diffuse(a: &DiffuseArgs, json_out: bool) -> Result<()> {
     let (tv, tv_ref) = if enumerable {
         let images = SideLaw::new(&model, Part::Image)?;
         let law = cond.law(&model, &images)?;
-        let reference = diffusion::sample_exact(&model, &cond, n, a.seed ^ 0x5eed);
+        let reference = diffusion::sample_exact(&model, &cond, n, crate::rng::Purpose::DiffusionReference.seed(a.seed));
         (
             Some(diffusion::total_variation(&images, &law, &generated)),
             Some(diffusion::total_variation(&images, &law, &reference)),

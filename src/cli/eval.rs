@@ -130,7 +130,8 @@ impl WithEncoders for Measure<'_> {
         let head = self.file.config.head(self.model);
         let score = LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head);
         let fk = self.fk;
-        let finite = finite_k_losses(self.model, &score, fk.k, fk.batches, fk.seed ^ 0xf1)?;
+        let finite =
+            finite_k_losses(self.model, &score, fk.k, fk.batches, crate::rng::Purpose::EvalFiniteK.seed(fk.seed))?;
         Ok((evaluate(self.model, &score, self.spec)?, finite, ck.step))
     }
 }

@@ -99,8 +99,10 @@ pub fn run_sweep(
     dir: &Path,
 ) -> Result<Vec<SweepRow>, SweepError> {
     std::fs::create_dir_all(dir).map_err(|source| RunDirError::CreateDir { path: dir.to_path_buf(), source })?;
-    let xs: Vec<Vec<usize>> =
-        sample_pairs(model, inputs, spec.seed ^ 0xe1, false).into_iter().map(|p| p.image).collect();
+    let xs: Vec<Vec<usize>> = sample_pairs(model, inputs, crate::rng::Purpose::EmulationInputs.seed(spec.seed), false)
+        .into_iter()
+        .map(|p| p.image)
+        .collect();
     let mut sink = Sink::fresh(&dir.join(FILE));
     for &width in widths {
         let row = measure_width(model, width, &xs, spec)?;

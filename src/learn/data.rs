@@ -10,12 +10,11 @@ use crate::model::Jghm;
 use crate::rng;
 use crate::sample::{sample_pairs, Pair};
 
-/// Stream offsets of the seed (stream 0 initialises the parameters).
+/// Stream offsets of the seed (stream 0 initialises the parameters). The fixed data set of `n`
+/// pairs is drawn with the seed of [`rng::Purpose::TrainingData`].
 const STEP_STREAM: u64 = 1 << 40;
 const EPOCH_STREAM: u64 = 2 << 40;
 const NEGATIVE_STREAM: u64 = 3 << 40;
-/// The fixed data set is `sample_pairs(model, n, seed ^ DATA_SALT)`.
-const DATA_SALT: u64 = 0x5eed_da7a;
 
 /// The source of training batches.
 pub enum Data<'m> {
@@ -54,7 +53,7 @@ impl<'m> Data<'m> {
     /// A fixed data set of `n` pairs, the last `round(holdout·n)` held out (the pairs are
     /// i.i.d., so the tail is a random split).
     pub fn fixed(model: &Jghm, n: usize, holdout: f64, seed: u64) -> Data<'m> {
-        let mut train = sample_pairs(model, n, seed ^ DATA_SALT, false);
+        let mut train = sample_pairs(model, n, rng::Purpose::TrainingData.seed(seed), false);
         let held_out = train.split_off(n - (n as f64 * holdout).round() as usize);
         Data::Fixed { train, held_out, seed, order: None }
     }

@@ -32,12 +32,7 @@ pub struct Row {
 
 /// Parses a class name as written in the CSV and on the command line.
 pub fn parse_class(s: &str) -> Option<Class> {
-    match s.trim() {
-        "transformer" => Some(Class::Transformer),
-        "bp" => Some(Class::Bp),
-        "mlp" => Some(Class::Mlp),
-        _ => None,
-    }
+    Class::from_name(s.trim())
 }
 
 /// A line of `results.csv`, in the file's column order.
@@ -70,14 +65,6 @@ pub struct RunRecord {
     zero_shot_excess_risk: f64,
 }
 
-fn class_name(c: Class) -> &'static str {
-    match c {
-        Class::Transformer => "transformer",
-        Class::Bp => "bp",
-        Class::Mlp => "mlp",
-    }
-}
-
 impl CsvRow for Row {
     type Record = RunRecord;
     const HEADER: &'static [&'static str] = &[
@@ -103,7 +90,7 @@ impl CsvRow for Row {
     fn to_record(&self) -> RunRecord {
         let f = &self.figures;
         RunRecord {
-            class: class_name(self.class).into(),
+            class: self.class.name().into(),
             n: self.n,
             seed: self.seed,
             run_seed: self.run_seed,

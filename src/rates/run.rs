@@ -228,14 +228,6 @@ pub fn fits(rows: &[Row]) -> ClassFits {
         .collect()
 }
 
-fn class_key(c: Class) -> &'static str {
-    match c {
-        Class::Bp => "bp",
-        Class::Transformer => "transformer",
-        Class::Mlp => "mlp",
-    }
-}
-
 /// The fits as `fits.json` holds them.
 pub fn fits_json(fits: &ClassFits) -> Value {
     let mut classes = serde_json::Map::new();
@@ -246,7 +238,7 @@ pub fn fits_json(fits: &ClassFits) -> Value {
         };
         v["zero_shot"] = zero_shot.as_ref().map_or(Value::Null, |f| serde_json::to_value(f).expect("a fit serialises"));
         v["quantity"] = json!("excess risk l_inf(S) - l_inf(PMI), CLIP average of both directions, nats");
-        classes.insert(class_key(*c).into(), v);
+        classes.insert(Class::name(*c).into(), v);
     }
     json!({ "classes": classes, "zero_shot_quantity": "E_X KL(P^PMI_{C|X} || P^S_{C|X}), nats (T8)" })
 }

@@ -278,10 +278,6 @@ impl NextToken for LearnedNextToken {
     }
 }
 
-/// Stream offsets of the seed: CLIP uses `seed` itself (its loop's own streams), the heads these.
-const DENOISER_SEED: u64 = 0xd3_0000;
-const NEXT_TOKEN_SEED: u64 = 0x7e_0000;
-
 /// How long a part trains.
 #[derive(Clone, Copy, Debug)]
 enum Horizon {
@@ -345,10 +341,19 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
     let score = Arc::new(clip.0);
     let t1 = Instant::now();
     let dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.head);
-    let dn = train_head(model, &score, &dn_head, Task::Denoise, plan, horizons[1], seed ^ DENOISER_SEED)?;
+    let dn =
+        train_head(model, &score, &dn_head, Task::Denoise, plan, horizons[1], rng::Purpose::DenoiserHead.seed(seed))?;
     let t2 = Instant::now();
     let nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.head);
-    let nt = train_head(model, &score, &nt_head, Task::NextToken, plan, horizons[2], seed ^ NEXT_TOKEN_SEED)?;
+    let nt = train_head(
+        model,
+        &score,
+        &nt_head,
+        Task::NextToken,
+        plan,
+        horizons[2],
+        rng::Purpose::NextTokenHead.seed(seed),
+    )?;
     let t3 = Instant::now();
     let name = plan.class.name().to_string();
     Ok(LearnedModels {
