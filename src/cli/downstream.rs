@@ -7,19 +7,18 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 use crate::downstream::diffusion::{self, Condition, Schedule};
-use crate::downstream::generation::{self, Generator, KlSpec, ThroughStatistic};
+use crate::downstream::generation::{self, Generator, KlSpec, T9Check, ThroughStatistic};
 use crate::downstream::labels::Label;
-use crate::downstream::laws::SideLaw;
 use crate::downstream::zero_shot::{self, Prompts, Spec};
 use crate::eval::LearnedScore;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::load_model;
-use crate::info::{self, Enumeration, Estimate};
+use crate::info::{self, Estimate};
 use crate::learn::checkpoint::{CheckpointFile, ModelFile};
 use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
-use crate::sufficiency::{Evaluator, Gap, Statistic};
+use crate::sufficiency::Statistic;
 
 #[derive(Args, Debug)]
 pub struct ZeroShotArgs {
@@ -267,20 +266,9 @@ pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
         let d = generation::divergence(model, &generator, &x, &spec)?;
         finite(&[("the divergence", d.kl.value)])?;
         out["kl"] = json!({ "value": d.kl.value, "stderr": d.kl.stderr, "method": d.method });
-        if info::exact_work(model).is_ok() {
-            // T9: the expected divergence next to its closed form.
-            let expected = generation::expected_divergence(model, &generator)?;
-            let reference = match &generator {
-                Generator::Exact => 0.0,
-                Generator::Induced { score, .. } => zero_shot::contrastive_excess(model, *score, 2, 0)?.value,
-                Generator::Statistic(t) => {
-                    let en = Enumeration::new(model)?;
-                    let classes = Evaluator::new(model, Part::Image, t.statistic)?.classes(&en.image);
-                    Gap::new(&en, Part::Image, classes).kl_form()
-                }
-            };
-            out["expected_kl"] = json!(expected);
-            out["t9_reference"] = json!(reference);
+        if let Some(t9) = T9Check::of(model, &generator)? {
+            out["expected_kl"] = json!(t9.expected_kl);
+            out["t9_reference"] = json!(t9.t9_reference);
         }
     }
     if json_out {
@@ -324,18 +312,9 @@ pub fn run_diffuse(a: &DiffuseArgs, json_out: bool) -> Result<()> {
     let schedule = Schedule::cosine(a.steps as usize);
     let n = a.samples as usize;
     let generated = diffusion::ddpm(&model, &cond, &schedule, n, a.seed)?;
-    let enumerable = info::side_size(&model, Part::Image) <= info::SIDE_LIMIT;
-    let (tv, tv_ref) = if enumerable {
-        let images = SideLaw::new(&model, Part::Image)?;
-        let law = cond.law(&model, &images)?;
-        let reference = diffusion::sample_exact(&model, &cond, n, crate::rng::Purpose::DiffusionReference.seed(a.seed));
-        (
-            Some(diffusion::total_variation(&images, &law, &generated)),
-            Some(diffusion::total_variation(&images, &law, &reference)),
-        )
-    } else {
-        (None, None)
-    };
+    let tv_check = diffusion::total_variation_check(&model, &cond, &generated, a.seed)?;
+    let enumerable = tv_check.is_some();
+    let (tv, tv_ref) = (tv_check.map(|t| t[0]), tv_check.map(|t| t[1]));
     let mut out = json!({
         "tv_to_exact": tv, "tv_reference": tv_ref, "steps": a.steps, "samples": n,
         "condition": a.condition, "schedule": "cosine (Nichol & Dhariwal 2021, s = 0.008), variance preserving",
@@ -350,23 +329,20 @@ pub fn run_diffuse(a: &DiffuseArgs, json_out: bool) -> Result<()> {
     }
     if let Some(m) = a.t10 {
         let st = statistic.context("--t10 needs --condition statistic:NAME")?;
-        let en = Enumeration::new(&model)?;
-        let grid: Vec<usize> = (1..=8).map(|k| (k * schedule.steps() / 8).max(1)).collect();
-        let rows: Vec<Value> = grid
+        let rows: Vec<Value> = diffusion::t10_grid(&model, st, &schedule, m as usize, a.seed)?
             .iter()
-            .map(|&t| {
-                let r = diffusion::t10_level(&en, st, schedule.level(t), m as usize, a.seed)?;
-                let bound = 2.0 * r.image_tokens as f64;
-                Ok(json!({
-                    "t": t, "alpha": r.level.alpha, "sigma": r.level.sigma,
+            .map(|b| {
+                let r = &b.level;
+                json!({
+                    "t": b.step, "alpha": r.level.alpha, "sigma": r.level.sigma,
                     "squared_distance": estimate(&r.squared_distance),
                     "conditional_information": estimate(&r.conditional_information),
-                    "bound_information": bound * r.conditional_information.value,
-                    "bound_sufficiency": bound * r.sufficiency,
+                    "bound_information": b.bound_information,
+                    "bound_sufficiency": b.bound_sufficiency,
                     "sufficiency": r.sufficiency,
-                }))
+                })
             })
-            .collect::<Result<_>>()?;
+            .collect();
         out["t10"] = json!(rows);
     }
     if json_out {

@@ -390,3 +390,58 @@ pub fn t10_level(
         image_tokens: model.image_len(),
     })
 }
+
+/// How close generated images are to the exact law `p(x | condition)` ([`total_variation`]),
+/// next to the noise floor: the same distance for as many exact BP draws (seed of
+/// [`rng::Purpose::DiffusionReference`]). `None` when the image side is too large to enumerate.
+pub fn total_variation_check(
+    model: &Jghm,
+    cond: &Condition,
+    generated: &[Vec<usize>],
+    seed: u64,
+) -> Result<Option<[f64; 2]>, DownstreamError> {
+    if crate::info::side_size(model, Part::Image) > crate::info::SIDE_LIMIT {
+        return Ok(None);
+    }
+    let images = SideLaw::new(model, Part::Image)?;
+    let law = cond.law(model, &images)?;
+    let reference = sample_exact(model, cond, generated.len(), rng::Purpose::DiffusionReference.seed(seed));
+    Ok(Some([total_variation(&images, &law, generated), total_variation(&images, &law, &reference)]))
+}
+
+/// T10's chain `E‖D − D_g‖² ≤ 2 N_X I(X; Y | X_t, G) ≤ 2 N_X Suff_X(g)` at one level, with both
+/// bounds evaluated.
+#[derive(Clone, Debug)]
+pub struct T10Bounds {
+    /// The step `t` of the schedule.
+    pub step: usize,
+    pub level: T10Level,
+    /// `2 N_X I(X; Y | X_t, G)`.
+    pub bound_information: f64,
+    /// `2 N_X Suff_X(g)`.
+    pub bound_sufficiency: f64,
+}
+
+/// T10 at eight steps `t = T/8, 2T/8, …, T` of `schedule` ([`t10_level`], `samples` pairs each).
+pub fn t10_grid(
+    model: &Jghm,
+    statistic: Statistic,
+    schedule: &Schedule,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<T10Bounds>, DownstreamError> {
+    let en = Enumeration::new(model)?;
+    (1..=8)
+        .map(|k| (k * schedule.steps() / 8).max(1))
+        .map(|step| {
+            let level = t10_level(&en, statistic, schedule.level(step), samples, seed)?;
+            let two_n = 2.0 * level.image_tokens as f64;
+            Ok(T10Bounds {
+                step,
+                bound_information: two_n * level.conditional_information.value,
+                bound_sufficiency: two_n * level.sufficiency,
+                level,
+            })
+        })
+        .collect()
+}

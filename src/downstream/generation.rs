@@ -32,7 +32,7 @@ use crate::model::{Jghm, Part};
 use crate::rng::{self, Rng};
 use crate::sample::Sampler;
 use crate::score::Score;
-use crate::sufficiency::{Classes, Evaluator, Statistic};
+use crate::sufficiency::{Classes, Evaluator, Gap, Statistic};
 
 use super::laws::SideLaw;
 use super::DownstreamError;
@@ -295,4 +295,34 @@ pub fn expected_divergence(model: &Jghm, generator: &Generator) -> Result<f64, D
         })
         .collect::<Result<_, DownstreamError>>()?;
     Ok(terms.iter().sum())
+}
+
+/// T9 on a model small enough to enumerate: the expected divergence `E_X KL(P_{Y|X} ‖ q(· | X))`
+/// of a generator ([`expected_divergence`]) next to the closed form the theorem equates it to:
+/// `0` for exact BP, the T4 excess risk `ℓ_∞^{X→Y}(S) − ℓ_∞^{X→Y}(PMI)` for the induced `Q^S`,
+/// and `Suff_Y(f)` for the generator through a statistic `f` of the image.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct T9Check {
+    pub expected_kl: f64,
+    pub t9_reference: f64,
+}
+
+impl T9Check {
+    /// Both sides of T9 for `generator`; `None` when the model is too large to enumerate.
+    pub fn of(model: &Jghm, generator: &Generator) -> Result<Option<Self>, DownstreamError> {
+        if info::exact_work(model).is_err() {
+            return Ok(None);
+        }
+        let expected_kl = expected_divergence(model, generator)?;
+        let t9_reference = match generator {
+            Generator::Exact => 0.0,
+            Generator::Induced { score, .. } => super::zero_shot::contrastive_excess(model, *score, 2, 0)?.value,
+            Generator::Statistic(t) => {
+                let en = info::Enumeration::new(model)?;
+                let classes = Evaluator::new(model, Part::Image, t.statistic)?.classes(&en.image);
+                Gap::new(&en, Part::Image, classes).kl_form()
+            }
+        };
+        Ok(Some(T9Check { expected_kl, t9_reference }))
+    }
 }
