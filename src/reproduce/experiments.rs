@@ -40,13 +40,13 @@ pub const OOD_TRAIN_FLIP: f64 = 0.2;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Settings {
     /// Batches of `K` pairs for CLIP; images for zero-shot; pairs for denoising and VLM.
-    pub samples: [usize; 4],
+    pub samples: PerTask<usize>,
     pub k: usize,
     pub sigma: f64,
     /// The same for learned predictors (and mis-specified BP), evaluated with the data model's
     /// Bayes predictor on their own samples (the excess stays paired): a learned network costs
     /// far more per sample than BP, and the paired excess needs fewer samples.
-    pub learned_samples: [usize; 4],
+    pub learned_samples: PerTask<usize>,
     /// Prompts per class of a score's zero-shot classifier in the risks and OOD figures.
     pub risk_prompts: usize,
     /// Base seed of the Monte Carlo draws.
@@ -60,24 +60,24 @@ impl Settings {
     /// control variate ([`super::control_variate`]): 10^6 pairs give a standard error ≲ 0.004.
     /// `quick`: a tenth of each.
     pub fn new(quick: bool, samples: Option<usize>, seed: u64) -> Settings {
-        let full = [32_000, 4_096, 1_000_000, 4_000];
+        let full = PerTask { clip: 32_000, zero_shot: 4_096, denoise: 1_000_000, vlm: 4_000 };
         let samples = match samples {
-            Some(n) => [n; 4],
+            Some(n) => PerTask::all(n),
             None if quick => full.map(|n| n / 10),
             None => full,
         };
-        let learned = match (samples, quick) {
-            (_, true) => [200, 256, 200, 200],
-            _ => [2_000, 1_024, 2_000, 1_000],
+        let learned = match quick {
+            true => PerTask { clip: 200, zero_shot: 256, denoise: 200, vlm: 200 },
+            false => PerTask { clip: 2_000, zero_shot: 1_024, denoise: 2_000, vlm: 1_000 },
         };
-        let learned_samples = std::array::from_fn(|i| learned[i].min(samples[i]));
+        let learned_samples = PerTask::from_fn(|task| learned.of(task).min(samples.of(task)));
         Settings { samples, learned_samples, k: 4, sigma: DENOISING.sigma, risk_prompts: 32, seed }
     }
     fn n(&self, task: Task) -> usize {
-        self.samples[task_index(task)]
+        self.samples.of(task)
     }
     fn n_learned(&self, task: Task) -> usize {
-        self.learned_samples[task_index(task)]
+        self.learned_samples.of(task)
     }
     /// The Monte Carlo seed of a task: the same draws at every flip and for every predictor.
     fn seed_of(&self, task: Task) -> u64 {
@@ -87,6 +87,53 @@ impl Settings {
 
 fn task_index(task: Task) -> usize {
     Task::ALL.iter().position(|t| *t == task).expect("a task")
+}
+
+/// One value per task, by name. Settings files hold it as the list
+/// `[clip, zero-shot, denoise, vlm]` (the order of [`Task::ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "[T; 4]")]
+pub struct PerTask<T: Copy> {
+    pub clip: T,
+    pub zero_shot: T,
+    pub denoise: T,
+    pub vlm: T,
+}
+
+impl<T: Copy> PerTask<T> {
+    /// The same value for every task.
+    pub fn all(value: T) -> Self {
+        PerTask { clip: value, zero_shot: value, denoise: value, vlm: value }
+    }
+
+    pub fn from_fn(f: impl Fn(Task) -> T) -> Self {
+        PerTask { clip: f(Task::Clip), zero_shot: f(Task::ZeroShot), denoise: f(Task::Denoise), vlm: f(Task::Vlm) }
+    }
+
+    pub fn map<U: Copy>(self, f: impl Fn(T) -> U) -> PerTask<U> {
+        PerTask { clip: f(self.clip), zero_shot: f(self.zero_shot), denoise: f(self.denoise), vlm: f(self.vlm) }
+    }
+
+    /// The values in the order of [`Task::ALL`].
+    pub fn values(self) -> [T; 4] {
+        self.into()
+    }
+
+    /// The value of `task`.
+    pub fn of(&self, task: Task) -> T {
+        match task {
+            Task::Clip => self.clip,
+            Task::ZeroShot => self.zero_shot,
+            Task::Denoise => self.denoise,
+            Task::Vlm => self.vlm,
+        }
+    }
+}
+
+impl<T: Copy> From<PerTask<T>> for [T; 4] {
+    fn from(p: PerTask<T>) -> [T; 4] {
+        Task::ALL.map(|task| p.of(task))
+    }
 }
 
 /// One number of a figure.

@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::experiments::{
-    paper_flips, point, point_with_bayes, prompts_point, standard_model, ExperimentError, Predictor, Row, Settings,
-    OOD_TRAIN_FLIP,
+    paper_flips, point, point_with_bayes, prompts_point, standard_model, ExperimentError, PerTask, Predictor, Row,
+    Settings, OOD_TRAIN_FLIP,
 };
 use super::learned::{train_learned, Budget, LearnedClass, LearnedModels};
 use crate::model::Jghm;
@@ -124,7 +124,7 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
     let flips = flips(figure, o)?;
     let mut settings = Settings::new(o.quick, o.samples, o.seed);
     if let Some(n) = o.learned_samples {
-        settings.learned_samples = [n; 4];
+        settings.learned_samples = PerTask::all(n);
     }
     let explain = |field: &str| format!("has other settings ('{field}' differs; give the same flags)");
     let sink = run_dir(figure, &o.out).start::<Row>(&meta(figure, o, &flips, &settings), o.resume, &explain)?;
@@ -163,8 +163,8 @@ fn estimate_cost(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Re
     let model = standard_model(flips[0], 1)?;
     let t0 = Instant::now();
     let _ = point(&model, flips[0], 1, &Predictor::Bayes, &pilot)?;
-    let bayes_point = t0.elapsed().as_secs_f64() * s.samples.iter().sum::<usize>() as f64
-        / pilot.samples.iter().sum::<usize>() as f64;
+    let bayes_point = t0.elapsed().as_secs_f64() * s.samples.values().iter().sum::<usize>() as f64
+        / pilot.samples.values().iter().sum::<usize>() as f64;
     let classes = if o.bayes_only { 0.0 } else { o.classes.len() as f64 };
     let seeds = o.seeds as f64;
     let n = flips.len() as f64;
