@@ -12,7 +12,7 @@
 //!   on `x` only through `f(x)`), and `Suff_X(g)` by the `Y→X` excess.
 //! * **Zero-shot on the root label (§5, T8)**: `ĉ(x) = argmax_c log p(c) + log mean_m exp S(x, y_{c,m})`
 //!   with `M` prompts `y_{c,m} ~ p(y | z = c)` per class (exact draws by
-//!   [`crate::downstream::labels::Label::prompts`], the classifier of
+//!   [`crate::downstream::labels::LabelLaw::prompts`], the classifier of
 //!   [`crate::downstream::zero_shot::PromptEnsemble`]); the same prompts and images with
 //!   `S = PMI` (the oracle protocol),
 //!   and the Bayes classifier `argmax_z p(z | x)` by BP. Accuracies on fresh images `x ~ p(x)`

@@ -10,7 +10,7 @@
 //! Result and settings files are untrusted input (a resume may find a truncated, edited or
 //! foreign file): every read ends either in the rows or in one [`RunDirError`] naming the file,
 //! the line or field, and the problem; a refused file is never overwritten. Rows go through
-//! serde and the `csv` crate ([`CsvRow`]); [`format`] keeps the number formats of the files
+//! serde and the `csv` crate ([`CsvRow`]); [`format`](mod@format) keeps the number formats of the files
 //! already written, so a rewritten file is the same byte for byte.
 
 use std::path::{Path, PathBuf};

@@ -34,6 +34,10 @@
 //! observation is recomputed by the log-domain [`super::Workspace`]. So the fast path returns
 //! the reference's answer (to round-off, tested to 1e-12 in `tests/bp_fast.rs`) on every input;
 //! [`FastBp::reference_fallbacks`] counts the observations it recomputed.
+//!
+//! Longer than 600 lines because the leaf tables, the tower and trunk passes and the fallback
+//! read one private block layout (`Scratch`); the kernels shared with [`super::marginals`](mod@super::marginals) are
+//! in `bp/lanes.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

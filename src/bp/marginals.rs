@@ -34,6 +34,10 @@
 //! or whose normaliser is not finite, is recomputed by the log-domain oracle
 //! [`crate::bp::marginals`]; rows of impossible evidence are NaN. `tests/bp_marginals.rs`
 //! checks agreement to 1e-12.
+//!
+//! Longer than 600 lines because the upward pass, the downward pass and the block plan share
+//! one worker's private buffers (`Scratch`'s vectors and node kinds), which a split would have
+//! to expose; the lane kernels they share with [`super::fast`] are in `bp/lanes.rs`.
 
 use rayon::prelude::*;
 
@@ -833,7 +837,7 @@ impl<'m> MarginalWorkspace<'m> {
     }
 
     /// Every node's marginal `p(z_u | evidence)`, flat (`tree.span(u)` per node): by
-    /// [`MarginalWorkspace::marginals_into`], or by the log-domain [`bp::marginals`] where that
+    /// [`MarginalWorkspace::marginals_into`], or by the log-domain [`bp::marginals`](fn@crate::bp::marginals) where that
     /// leaves the safe range. An error when the evidence has probability zero.
     pub fn marginals(&mut self, obs: &impl Observation) -> Result<Vec<f64>, bp::BpError> {
         let mut flat = vec![0.0; self.batch.model.tree().total_states];

@@ -21,7 +21,7 @@
 //! observation; [`brute_force`] is the independent oracle the tests compare against.
 //!
 //! Four engines compute these quantities, each checked against this one: [`fast`] (batched
-//! `log p` and root posteriors), [`marginals`] (batched node marginals), [`incremental`] (every
+//! `log p` and root posteriors), [`marginals`](mod@marginals) (batched node marginals), [`incremental`] (every
 //! next-token conditional of a text in one pass), all in the probability domain and handing
 //! what leaves their range back to the log-domain [`Workspace`].
 

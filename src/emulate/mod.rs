@@ -42,6 +42,10 @@
 //! replaced by the function itself, which isolates the attention part: it reproduces BP to
 //! round-off. The error and size as functions of `L`, the alphabets and the width are derived in
 //! `proofs/T11-transformer-bp.md`.
+//!
+//! Longer than 600 lines because the construction is one proof: the interpolants, the layers
+//! that carry the messages and the score they add up to are read together with T11's steps.
+//! Its width sweep lives in [`sweep`].
 
 use std::ops::Range;
 

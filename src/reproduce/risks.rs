@@ -27,6 +27,9 @@
 //! # Reproducibility
 //! Samples come in fixed chunks, chunk `c` drawn from `rng::stream(seed, c)`, run in parallel
 //! and combined in order: the numbers do not depend on the thread count.
+//!
+//! Slightly over 600 lines: the four estimators share their chunking, their paired summary
+//! and their error type, and are compared side by side with the table above.
 
 use rayon::prelude::*;
 use serde::Serialize;
