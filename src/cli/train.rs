@@ -15,6 +15,7 @@ use crate::learn::data::Data;
 use crate::learn::train::{train, Run, SaveError, StepReport};
 use crate::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TrainConfig, WithEncoders};
 use crate::model::{Jghm, Part};
+use crate::runs::{overlay_json, NewFields};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -64,7 +65,8 @@ fn configure(a: &TrainArgs) -> Result<TrainConfig> {
                 .or_else(|| value.get("class").and_then(|c| serde_json::from_value(c.clone()).ok()))
                 .unwrap_or(Class::Transformer);
             let mut base = serde_json::to_value(TrainConfig::for_class(class)).expect("config serialises");
-            merge(&mut base, value.take());
+            // Unknown fields are left to the configuration's own deserialiser, which names them.
+            overlay_json(&mut base, value.take(), NewFields::Insert).expect("Insert refuses no field");
             serde_json::from_value(base).with_context(|| format!("invalid config '{}'", path.display()))?
         }
         None => TrainConfig::for_class(a.class.unwrap_or(Class::Transformer)),
@@ -79,23 +81,6 @@ fn configure(a: &TrainArgs) -> Result<TrainConfig> {
         cfg.n = Some(n as usize);
     }
     Ok(cfg)
-}
-
-/// `base ← base ∪ over`, recursively for objects.
-fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
 }
 
 pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
