@@ -8,11 +8,11 @@ mod common;
 
 use jghm::bp::{self, brute_force};
 use jghm::contrastive::{Batch, Direction, Exact};
+use jghm::downstream::bayes::first_token_prior;
 use jghm::downstream::noise::DENOISING;
 use jghm::evidence::SoftImage;
 use jghm::info::{decode_sequence, Enumeration};
 use jghm::model::{Jghm, Part};
-use jghm::reproduce::bayes::first_token_prior;
 use jghm::reproduce::{
     clip_risk, clip_risks, denoise_risk, denoise_risks, vlm_risk, vlm_risks, zero_shot_risks, BayesDenoiser,
     BayesNextToken, Classifier, Denoiser, NextToken,

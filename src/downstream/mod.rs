@@ -12,15 +12,19 @@
 //! | [`generation`] | samplers of `y` given `x`: exact, `Q^S`, through a statistic `f(x)` | `p(y | x)` by BP | T9 |
 //! | [`diffusion`] | the Bayes denoiser `E[e_X | X_t, y]`, DDPM ancestral sampling | `p(x | y)` by BP | T10 |
 //! | [`noise`] | the Gaussian noise models of the denoising tasks, as soft leaf evidence | | T1, T10 |
+//! | [`predictors`] | the traits of a denoiser and a next-token model, learned or Bayes | | §8 |
+//! | [`bayes`] | the Bayes predictors of the paper's four tasks, by exact BP on a given model | themselves | §8 |
 //!
 //! Exact quantities need the sides they sum over to be enumerable (limits in [`crate::info`]);
 //! elsewhere each figure is Monte Carlo with a standard error and the method stated.
 
+pub mod bayes;
 pub mod diffusion;
 pub mod generation;
 pub mod labels;
 pub mod laws;
 pub mod noise;
+pub mod predictors;
 pub mod zero_shot;
 
 use crate::bp::BpError;

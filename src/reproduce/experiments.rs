@@ -10,9 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::bayes::{BayesDenoiser, BayesNextToken};
 use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk};
 use super::{Denoiser, NextToken};
+use crate::downstream::bayes::{BayesDenoiser, BayesNextToken};
 use crate::downstream::noise::DENOISING;
 use crate::model::{Jghm, ModelError};
 use crate::random_family::RandomSpec;

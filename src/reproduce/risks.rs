@@ -34,11 +34,11 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::bayes::{first_token_law, value_moments, value_moments_batch};
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
 use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace};
 use crate::contrastive::{self, Batch};
+use crate::downstream::bayes::{first_token_law, value_moments, value_moments_batch};
 use crate::downstream::labels::Label;
 use crate::downstream::noise::ValueNoise;
 use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
@@ -348,7 +348,7 @@ pub fn denoise_pilot_size(samples: usize) -> usize {
 /// How [`denoise_risks_with`] computes the data model's posterior moments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Moments {
-    /// All pairs of a chunk together ([`super::bayes::value_moments_batch`]; predictors via
+    /// All pairs of a chunk together ([`crate::downstream::bayes::value_moments_batch`]; predictors via
     /// [`Denoiser::denoise_batch`]).
     Batched,
     /// One pair at a time ([`value_moments`]; predictors via [`Denoiser::denoise`]): the oracle.

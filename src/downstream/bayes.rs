@@ -15,7 +15,7 @@ use crate::downstream::noise::ValueNoise;
 use crate::evidence::{SoftImage, Tokens};
 use crate::model::Jghm;
 
-use super::{Denoiser, NextToken};
+use super::predictors::{Denoiser, NextToken};
 
 /// `(E[v_i | ·], Var[v_i | ·])` of each image leaf from its marginal `p(v_i = · | ·)`:
 /// `E[v] = Σ_v v p(v)`, `Var[v] = Σ_v v² p(v) − E[v]²` (clamped at 0 against round-off).
