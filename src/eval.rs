@@ -34,9 +34,10 @@ use crate::downstream::labels::Label;
 use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
 use crate::downstream::{argmax, DownstreamError};
 use crate::info::{Estimate, InfoError};
+use crate::learn::checkpoint::{CheckpointError, CheckpointFile};
 use crate::learn::encoder::{Encoder, CHUNK};
 use crate::learn::score_head::{Head, HeadCache};
-use crate::learn::{Params, Real};
+use crate::learn::{with_encoders, Params, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::rng::Purpose;
 use crate::sample::sample_pairs;
@@ -93,6 +94,32 @@ impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
         self.head.forward(&self.params.head, &u, &v, p, &pairs, &mut scores, &mut HeadCache::default());
         scores.into_iter().map(|s| s.f64()).collect()
     }
+}
+
+/// The learned pair of a checkpoint as a [`Score`], and the step it was saved at.
+pub struct CheckpointScore<'m> {
+    pub score: Box<dyn Score + Send + 'm>,
+    pub step: usize,
+}
+
+/// Builds the learned score of a checked checkpoint: its class's encoders in its float type
+/// ([`with_encoders`]), its parameters and its head. The one place a checkpoint becomes a score
+/// (`jghm eval`, and `ckpt:PATH` scores of the downstream commands).
+pub fn checkpoint_score<'m>(model: &'m Jghm, file: &CheckpointFile) -> Result<CheckpointScore<'m>, CheckpointError> {
+    struct Build<'a, 'm> {
+        model: &'m Jghm,
+        file: &'a CheckpointFile,
+    }
+    impl<'m> WithEncoders for Build<'_, 'm> {
+        type Output = Result<CheckpointScore<'m>, CheckpointError>;
+        fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
+            let ck = self.file.checkpoint::<R>()?;
+            let head = self.file.config.head(self.model);
+            let score = LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head);
+            Ok(CheckpointScore { score: Box::new(score), step: ck.step })
+        }
+    }
+    with_encoders(&file.config, model, Build { model, file })
 }
 
 /// Sizes of the Monte Carlo evaluation.

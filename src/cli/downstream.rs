@@ -10,12 +10,11 @@ use crate::downstream::diffusion::{self, Condition, Schedule};
 use crate::downstream::generation::{self, Generator, KlSpec, T9Check, ThroughStatistic};
 use crate::downstream::labels::Label;
 use crate::downstream::zero_shot::{self, Prompts, Spec};
-use crate::eval::LearnedScore;
+use crate::eval::checkpoint_score;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::load_model;
 use crate::info::{self, Estimate};
 use crate::learn::checkpoint::{CheckpointFile, ModelFile};
-use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::score::{LogWeighted, Pmi, Score};
 use crate::sufficiency::Statistic;
@@ -116,24 +115,9 @@ pub fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score +
         None if spec == "t7" => Ok(Box::new(LogWeighted::new(model)?)),
         Some(("ckpt", path)) => {
             let ck = CheckpointFile::open(file, Path::new(path), crate::learn::memory::machine_bytes())?;
-            with_encoders(&ck.config, model, Learned { model, file: &ck })
+            Ok(checkpoint_score(model, &ck)?.score)
         }
         _ => bail!("unknown score '{spec}': use pmi, t7 or ckpt:PATH"),
-    }
-}
-
-/// A checkpoint's learned score, in its class's float type.
-struct Learned<'a, 'm> {
-    model: &'m Jghm,
-    file: &'a CheckpointFile,
-}
-
-impl<'m> WithEncoders for Learned<'_, 'm> {
-    type Output = Result<Box<dyn Score + Send + 'm>>;
-    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
-        let ck = self.file.checkpoint::<R>()?;
-        let head = self.file.config.head(self.model);
-        Ok(Box::new(LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head)))
     }
 }
 

@@ -5,11 +5,9 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-use crate::eval::{evaluate, finite_k_losses, EvalReport, EvalSpec, FiniteK, LearnedScore};
+use crate::eval::{checkpoint_score, evaluate, finite_k_losses, EvalSpec};
 use crate::learn::checkpoint::CheckpointFile;
 use crate::learn::clip_loss::Scheme;
-use crate::learn::{with_encoders, Encoder, Real, WithEncoders};
-use crate::model::{Jghm, Part};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -57,7 +55,10 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         Scheme::KWay { k } => k,
     };
     let fk = Fk { k, batches: a.batches as usize, seed: a.seed };
-    let (r, finite, step) = with_encoders(&cfg, model, Measure { model, file: &file, spec: &spec, fk: &fk })?;
+    let learned = checkpoint_score(model, &file)?;
+    let (score, step) = (&*learned.score, learned.step);
+    let finite = finite_k_losses(model, score, fk.k, fk.batches, crate::rng::Purpose::EvalFiniteK.seed(fk.seed))?;
+    let r = evaluate(model, score, &spec)?;
     for (name, v) in [
         ("excess_risk", r.excess_risk),
         ("pmi_correlation", r.pmi_correlation),
@@ -116,27 +117,6 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
 }
 
 /// The measurement of a checkpoint, in its class's float type.
-struct Measure<'a> {
-    model: &'a Jghm,
-    file: &'a CheckpointFile,
-    spec: &'a EvalSpec,
-    fk: &'a Fk,
-}
-
-impl WithEncoders for Measure<'_> {
-    type Output = Result<(EvalReport, FiniteK, usize)>;
-    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> Self::Output {
-        let ck = self.file.checkpoint::<R>()?;
-        let head = self.file.config.head(self.model);
-        let score = LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, head);
-        let fk = self.fk;
-        let finite =
-            finite_k_losses(self.model, &score, fk.k, fk.batches, crate::rng::Purpose::EvalFiniteK.seed(fk.seed))?;
-        Ok((evaluate(self.model, &score, self.spec)?, finite, ck.step))
-    }
-}
-
-/// The finite-K loss's settings.
 struct Fk {
     k: usize,
     batches: usize,
