@@ -1,29 +1,33 @@
 //! # jghm: the statistical theory of contrastive pre-training, made checkable
 //!
 //! On a Joint Generative Hierarchical Model (JGHM) every quantity of the theory has an exact
-//! value, computed by belief propagation. The modules follow the concepts of
-//! `../shared/THEORY.md`, in the order of its sections:
+//! value, computed by belief propagation. One module per concept, and data flows one way, from
+//! the model up to the command line: each module uses only the modules above it in this table
+//! (`tests/layering.rs` checks it).
 //!
 //! | module | holds | theorem |
 //! |---|---|---|
+//! | [`logspace`], [`tolerance`], [`rng`] | log-sum-exp and the MAP rule; tolerances; the seeded RNG, its streams and named seed purposes | |
 //! | [`model`] | JGHM types, JSON format and validation | §1 |
 //! | [`random_family`] | the standard random family | §1 |
-//! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`files`] | reading a model, writing a result atomically | |
 //! | [`runs`] | run folders: settings checked on resume, result rows as CSV rewritten atomically | |
-//! | [`evidence`] | observed / missing / soft leaf evidence | §2 |
-//! | [`bp`] | upward and downward passes, brute-force oracle | T1 |
-//! | [`emulate`] | a transformer with explicit weights that computes BP | T11 |
+//! | [`evidence`] | observed / missing / soft leaf evidence, the observation trait BP reads | §2 |
+//! | [`bp`] | upward and downward passes, batched fast paths, the incremental next-token pass, brute-force oracle | T1 |
+//! | [`sample`] | seeded ancestral sampling | §1 |
 //! | [`info`] | entropies and mutual informations, exact or Monte Carlo | §2 |
 //! | [`score`] | the Score trait, PMI, the T7 representation, bilinear scores | T7 |
 //! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
 //! | [`sufficiency`] | sufficiency gap in three forms, built-in statistics, T5 bound | T5-T6 |
+//! | [`learn`] | CLIP-trained encoders: explicit forward/backward, training, the class registry, checked configurations, checkpoints | §3, §7 |
+//! | [`downstream`] | task semantics: labels, the zero-shot classifier, generation, noise models, diffusion, the Bayes predictors | T8-T10 |
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
-//! | [`downstream`] | zero-shot classification, text from an image, conditional diffusion, with exact references | T8-T10 |
-//! | [`learn`] | CLIP-trained encoders (transformer, BP class, MLP): explicit forward/backward, training | §3, §7 |
+//! | [`emulate`] | a transformer with explicit weights that computes BP, and its width sweep | T11 |
 //! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals | T12, T3 |
 //! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | §8 |
+//! | [`bench`] | exact-inference throughput | |
 //! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
+//! | [`cli`] | the command line: parses, calls one library function, prints | |
 //!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].

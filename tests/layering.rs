@@ -8,8 +8,9 @@
 //!
 //! A module may use any module at or below its own rank and none above it. This test reads every
 //! file under `src/`, finds each path that starts with `crate::` (in `use` lines, grouped
-//! imports and inline paths, but not in comments) and fails on the first upward one, naming the
-//! file, the line and the two modules. A new top-level module must be given a rank here.
+//! imports and inline paths, but not in comments) and fails on an upward one, naming the
+//! file, the line and the two modules of every upward one. A new top-level module must be given a
+//! rank here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
