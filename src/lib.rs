@@ -25,7 +25,7 @@
 //! | [`emulate`] | a transformer with explicit weights that computes BP, and its width sweep | T11 |
 //! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals | T12, T3 |
 //! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | §8 |
-//! | [`bench`] | exact-inference throughput | |
+//! | [`bench`](mod@bench) | exact-inference throughput | |
 //! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
 //! | [`cli`] | the command line: parses, calls one library function, prints | |
 //!
