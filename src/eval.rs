@@ -33,15 +33,18 @@ use crate::contrastive::{self, Batch};
 use crate::downstream::labels::Label;
 use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
 use crate::downstream::{argmax, DownstreamError};
+use crate::info::Enumeration;
 use crate::info::{Estimate, InfoError};
-use crate::learn::checkpoint::{CheckpointError, CheckpointFile};
+use crate::learn::checkpoint::{CheckpointError, CheckpointFile, LoadError, ModelFile};
 use crate::learn::encoder::{Encoder, CHUNK};
 use crate::learn::score_head::{Head, HeadCache};
 use crate::learn::{with_encoders, Params, Real, WithEncoders};
 use crate::model::{Jghm, Part};
 use crate::rng::Purpose;
 use crate::sample::sample_pairs;
+use crate::score::{LogWeighted, Perturbed, Table};
 use crate::score::{Pmi, Score};
+use crate::sufficiency::{Evaluator, Gap, Statistic, SufficiencyError};
 
 /// A trained pair `(f, g)` and its head, as a [`Score`]: `S(x, y) = head(f(x), g(y))`.
 /// Encodes in chunks of [`CHUNK`], in parallel, each chunk with a cache from a pool.
@@ -267,4 +270,122 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let va: f64 = pairs.iter().map(|(x, _)| (x - ma).powi(2)).sum();
     let vb: f64 = pairs.iter().map(|(_, y)| (y - mb).powi(2)).sum();
     cov / (va * vb).sqrt()
+}
+
+/// A score named on the command line (`--score`, `--from`): `pmi`, `t7` (the T7 representation,
+/// log-weighted inner product of the posteriors), `perturbed:AMP[:SEED]` (the PMI plus a fixed
+/// pseudo-random perturbation of amplitude `AMP`), `through:STATISTIC` (the PMI of a statistic
+/// of the image, on an enumerable model) or `ckpt:PATH` (a checkpoint of `jghm train` on the
+/// same model, [`checkpoint_score`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScoreSpec {
+    Pmi,
+    T7,
+    Perturbed { amplitude: f64, seed: u64 },
+    Through(Statistic),
+    Checkpoint(std::path::PathBuf),
+}
+
+/// Why a named score cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreSpecError {
+    #[error("unknown score '{0}': use pmi, t7, perturbed:AMP[:SEED], through:STATISTIC or ckpt:PATH")]
+    Unknown(String),
+    #[error("perturbed:AMP needs a finite number AMP, got '{0}'")]
+    Amplitude(String),
+    #[error("perturbed:AMP:SEED needs an integer SEED, got '{0}'")]
+    Seed(String),
+    #[error("--score through:{0} needs exact enumeration of the model (it is too large); use pmi, t7, perturbed:AMP or ckpt:PATH")]
+    ThroughTooLarge(String),
+    #[error(transparent)]
+    Statistic(#[from] SufficiencyError),
+    #[error(transparent)]
+    Info(#[from] InfoError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl std::str::FromStr for ScoreSpec {
+    type Err = ScoreSpecError;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let (head, arg) = name.split_once(':').map_or((name, None), |(h, a)| (h, Some(a)));
+        Ok(match (head, arg) {
+            ("pmi", None) => ScoreSpec::Pmi,
+            ("t7", None) => ScoreSpec::T7,
+            ("perturbed", Some(arg)) => {
+                let mut parts = arg.split(':');
+                let amplitude = parts
+                    .next()
+                    .and_then(|a| a.parse::<f64>().ok())
+                    .filter(|a| a.is_finite())
+                    .ok_or_else(|| ScoreSpecError::Amplitude(arg.into()))?;
+                let seed = match parts.next() {
+                    None => 0,
+                    Some(s) => s.parse().map_err(|_| ScoreSpecError::Seed(s.into()))?,
+                };
+                ScoreSpec::Perturbed { amplitude, seed }
+            }
+            ("through", Some(statistic)) => ScoreSpec::Through(statistic.parse()?),
+            ("ckpt", Some(path)) => ScoreSpec::Checkpoint(path.into()),
+            _ => return Err(ScoreSpecError::Unknown(name.into())),
+        })
+    }
+}
+
+impl ScoreSpec {
+    /// The score on the model of `file`. `through:` enumerates the model (an error when it is
+    /// too large); `ckpt:` reads and checks the checkpoint against the model (its hash) and
+    /// `max_bytes` of memory.
+    pub fn build<'m>(
+        &self,
+        file: &'m ModelFile,
+        max_bytes: Option<u64>,
+    ) -> Result<Box<dyn Score + Send + 'm>, ScoreSpecError> {
+        let model = &file.model;
+        Ok(match self {
+            ScoreSpec::Pmi => Box::new(Pmi { model }),
+            ScoreSpec::T7 => Box::new(LogWeighted::new(model)?),
+            ScoreSpec::Perturbed { amplitude, seed } => {
+                Box::new(Perturbed { base: Pmi { model }, amplitude: *amplitude, seed: *seed })
+            }
+            ScoreSpec::Through(statistic) => {
+                let en = Enumeration::new(model).map_err(|_| ScoreSpecError::ThroughTooLarge(statistic.to_string()))?;
+                let classes = Evaluator::new(model, Part::Image, *statistic)?.classes(&en.image);
+                let gap = Gap::new(&en, Part::Image, classes);
+                Box::new(Table::new(
+                    &format!("through:{statistic}"),
+                    &en.image.tokens,
+                    &en.text.tokens,
+                    gap.statistic_pmi_grid(),
+                ))
+            }
+            ScoreSpec::Checkpoint(path) => {
+                checkpoint_score(model, &CheckpointFile::open(file, path, max_bytes)?)?.score
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form of a score's name parses to its variant; malformed ones name the part at fault.
+    #[test]
+    fn score_names_parse_to_their_variants() {
+        let parse = |s: &str| s.parse::<ScoreSpec>();
+        assert_eq!(parse("pmi").unwrap(), ScoreSpec::Pmi);
+        assert_eq!(parse("t7").unwrap(), ScoreSpec::T7);
+        assert_eq!(parse("perturbed:0.5").unwrap(), ScoreSpec::Perturbed { amplitude: 0.5, seed: 0 });
+        assert_eq!(parse("perturbed:0.5:7").unwrap(), ScoreSpec::Perturbed { amplitude: 0.5, seed: 7 });
+        assert_eq!(parse("through:map-root").unwrap(), ScoreSpec::Through(Statistic::MapRoot));
+        assert_eq!(parse("ckpt:a/b.safetensors").unwrap(), ScoreSpec::Checkpoint("a/b.safetensors".into()));
+        assert!(matches!(parse("pmi:3"), Err(ScoreSpecError::Unknown(_))));
+        assert!(matches!(parse("cosine"), Err(ScoreSpecError::Unknown(_))));
+        assert!(matches!(parse("perturbed:inf"), Err(ScoreSpecError::Amplitude(_))));
+        assert!(matches!(parse("perturbed:0.1:x"), Err(ScoreSpecError::Seed(_))));
+        assert!(matches!(parse("through:nonsense"), Err(ScoreSpecError::Statistic(_))));
+    }
 }

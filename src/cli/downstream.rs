@@ -4,19 +4,19 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::downstream::diffusion::{self, Condition, Schedule};
 use crate::downstream::generation::{self, Generator, KlSpec, T9Check, ThroughStatistic};
 use crate::downstream::labels::Label;
 use crate::downstream::zero_shot::{self, Prompts, Spec};
-use crate::eval::checkpoint_score;
+use crate::eval::ScoreSpec;
 use crate::evidence::{parse_tokens, Evidence};
 use crate::files::load_model;
 use crate::info::{self, Estimate};
-use crate::learn::checkpoint::{CheckpointFile, ModelFile};
+use crate::learn::checkpoint::ModelFile;
 use crate::model::{Jghm, Part};
-use crate::score::{LogWeighted, Pmi, Score};
+use crate::score::Score;
 use crate::sufficiency::Statistic;
 
 #[derive(Args, Debug)]
@@ -107,18 +107,9 @@ pub struct DiffuseArgs {
     pub t10: Option<u64>,
 }
 
-/// A score by name: pmi | t7 | ckpt:PATH.
-pub fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
-    let model = &file.model;
-    match spec.split_once(':') {
-        None if spec == "pmi" => Ok(Box::new(Pmi { model })),
-        None if spec == "t7" => Ok(Box::new(LogWeighted::new(model)?)),
-        Some(("ckpt", path)) => {
-            let ck = CheckpointFile::open(file, Path::new(path), crate::learn::memory::machine_bytes())?;
-            Ok(checkpoint_score(model, &ck)?.score)
-        }
-        _ => bail!("unknown score '{spec}': use pmi, t7 or ckpt:PATH"),
-    }
+/// A score by name ([`ScoreSpec`]).
+fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Send + 'm>> {
+    Ok(spec.parse::<ScoreSpec>()?.build(file, crate::learn::memory::machine_bytes())?)
 }
 
 fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {

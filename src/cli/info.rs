@@ -9,10 +9,13 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::contrastive::{Batch, ClipLossReport};
+use crate::eval::ScoreSpec;
 use crate::files::load_model;
 use crate::info::{self, Enumeration};
+use crate::learn::checkpoint::ModelFile;
+use crate::learn::memory::machine_bytes;
 use crate::model::{Jghm, Part};
-use crate::score::{LogWeighted, Perturbed, Pmi, Score, Table};
+use crate::score::Score;
 use crate::sufficiency::{self, Evaluator, Gap, Statistic};
 
 /// Monte Carlo sample size when enumeration is too large and `--samples` is not given.
@@ -157,52 +160,13 @@ fn parse_batch(s: &str) -> Result<Batch> {
     }
 }
 
-/// The score named on the command line (`through:` needs the enumeration).
-fn parse_score<'m>(model: &'m Jghm, name: &str, en: Option<&Enumeration<'m>>) -> Result<Box<dyn Score + Send + 'm>> {
-    let (head, arg) = name.split_once(':').map_or((name, None), |(h, a)| (h, Some(a)));
-    Ok(match (head, arg) {
-        ("pmi", None) => Box::new(Pmi { model }),
-        ("t7", None) => Box::new(LogWeighted::new(model)?),
-        ("perturbed", Some(arg)) => {
-            let mut parts = arg.split(':');
-            let amp: f64 = parts
-                .next()
-                .unwrap_or("")
-                .parse()
-                .ok()
-                .filter(|a: &f64| a.is_finite())
-                .ok_or_else(|| anyhow::anyhow!("perturbed:AMP needs a finite number AMP, got '{arg}'"))?;
-            let seed: u64 = match parts.next() {
-                None => 0,
-                Some(s) => {
-                    s.parse().map_err(|_| anyhow::anyhow!("perturbed:AMP:SEED needs an integer SEED, got '{s}'"))?
-                }
-            };
-            Box::new(Perturbed { base: Pmi { model }, amplitude: amp, seed })
-        }
-        ("through", Some(stat)) => {
-            let Some(en) = en else {
-                bail!("--score through:{stat} needs exact enumeration of the model (it is too large); use pmi, t7 or perturbed:AMP")
-            };
-            let statistic: Statistic = stat.parse()?;
-            let gap = Gap::new(en, Part::Image, Evaluator::new(model, Part::Image, statistic)?.classes(&en.image));
-            Box::new(Table::new(
-                &format!("through:{statistic}"),
-                &en.image.tokens,
-                &en.text.tokens,
-                gap.statistic_pmi_grid(),
-            ))
-        }
-        _ => bail!("unknown score '{name}': use pmi, t7, perturbed:AMP[:SEED] or through:STATISTIC"),
-    })
-}
-
 pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let file = ModelFile::read(&a.model)?;
+    let model = &file.model;
     let batch = parse_batch(&a.batch)?;
-    let exact = use_exact(&model, &a.method)?;
-    let en = if exact { Some(Enumeration::new(&model)?) } else { None };
-    let score = parse_score(&model, &a.score, en.as_ref())?;
+    let exact = use_exact(model, &a.method)?;
+    let en = if exact { Some(Enumeration::new(model)?) } else { None };
+    let score = a.score.parse::<ScoreSpec>()?.build(&file, machine_bytes())?;
     let mut result = None;
     if let Some(en) = &en {
         match ClipLossReport::exact(en, score.as_ref(), batch) {
@@ -213,7 +177,7 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     }
     let r = match result {
         Some(r) => r,
-        None => ClipLossReport::monte_carlo(&model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
+        None => ClipLossReport::monte_carlo(model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
     };
     finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
     let batch_text = match batch {
