@@ -24,7 +24,8 @@ pub struct ZeroShotArgs {
     /// Model file (JSON).
     #[arg(long)]
     pub model: PathBuf,
-    /// Score: pmi | t7 (the T7 representation) | ckpt:PATH (a checkpoint of `jghm train` on this model).
+    /// Score: pmi | t7 (the T7 representation) | perturbed:AMP[:SEED] | through:STATISTIC |
+    /// ckpt:PATH (a checkpoint of `jghm train` on this model); see `jghm clip-loss --help`.
     #[arg(long, default_value = "pmi")]
     pub score: String,
     /// Label: text-token:J | text-map-root | root | channel:FILE (JSON {"channel": [[p(c|y)..], ..]},
@@ -57,7 +58,8 @@ pub struct GenerateArgs {
     /// The image x, comma-separated tokens.
     #[arg(long)]
     pub image: String,
-    /// Generator: exact (p(y|x) by BP) | pmi | t7 | ckpt:PATH (Q^S by resampling) | statistic:NAME
+    /// Generator: exact (p(y|x) by BP) | a score as in `--score` of `jghm zero-shot` (Q^S by
+    /// resampling) | statistic:NAME
     /// (P(y | f(x)), NAME a statistic of `jghm sufficiency`, image side enumerable).
     #[arg(long, default_value = "exact")]
     pub from: String,

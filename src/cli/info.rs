@@ -53,7 +53,8 @@ pub struct ClipLossArgs {
     #[arg(long)]
     pub batch: String,
     /// Score: pmi | t7 (log-weighted inner product of posteriors) | perturbed:AMP[:SEED] (PMI plus
-    /// a pseudo-random AMP·u(x,y)) | through:STATISTIC (the best score through an image statistic).
+    /// a pseudo-random AMP·u(x,y)) | through:STATISTIC (the best score through an image statistic)
+    /// | ckpt:PATH (a checkpoint of `jghm train` on this model).
     #[arg(long, default_value = "pmi")]
     pub score: String,
     #[command(flatten)]
