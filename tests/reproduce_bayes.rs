@@ -8,7 +8,6 @@ mod common;
 
 use jghm::bp::{self, brute_force};
 use jghm::contrastive::{Batch, Direction, Exact};
-use jghm::downstream::bayes::first_token_prior;
 use jghm::downstream::noise::DENOISING;
 use jghm::evidence::SoftImage;
 use jghm::info::{decode_sequence, Enumeration};
@@ -134,7 +133,8 @@ fn zero_shot_bayes_risk_matches_exact_enumeration() {
 #[test]
 fn zero_shot_of_a_constant_score_is_the_first_token_entropy() {
     let model = shrunken(0.3);
-    let prior = first_token_prior(&model);
+    let none = bp::marginals(&model, &jghm::Evidence::none(&model)).unwrap();
+    let prior = &none[model.tree().text_leaves[0]];
     let h1: f64 = prior.iter().map(|p| -p * p.ln()).sum();
     let r = zero_shot_risks(&model, &[Classifier::Prompts(&Constant)], &[1, 8], 20_000, 5).unwrap();
     for p in &r.predictors {
@@ -147,8 +147,7 @@ fn zero_shot_of_a_constant_score_is_the_first_token_entropy() {
         );
     }
     // Another position's entropy is not it (so the test tells the positions apart).
-    let e = bp::marginals(&model, &jghm::Evidence::none(&model)).unwrap();
-    let h2: f64 = e[model.tree().text_leaves[1]].iter().map(|p| -p * p.ln()).sum();
+    let h2: f64 = none[model.tree().text_leaves[1]].iter().map(|p| -p * p.ln()).sum();
     assert!((h2 - h1).abs() > 10.0 * r.predictors[0].risk.stderr, "H(Y_1) = {h1}, H(Y_2) = {h2}");
 }
 

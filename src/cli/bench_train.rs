@@ -1,5 +1,6 @@
 //! `jghm bench train`: CLIP training throughput of the standard configuration, to compare side
-//! by side with `shared/bench-ref/clip_train_torch.py` (same architecture, same defaults).
+//! by side with the PyTorch reference script `clip_train_torch.py` (same architecture, same
+//! defaults).
 //!
 //! The model is the standard random JGHM (10 states, 3 children, image depth 4 = 81 tokens,
 //! text depth 3 = 27 tokens, flip 0.3, seed 1); encoders d = 64, 2 layers, 4 heads, p = 32;

@@ -119,14 +119,6 @@ pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) ->
     Some(flat[tree.span(leaf)].to_vec())
 }
 
-/// The prior law of the label, `p(y_1 = ·)` (no evidence), by BP.
-pub fn first_token_prior(model: &Jghm) -> Vec<f64> {
-    let none = crate::evidence::Evidence::none(model);
-    bp::marginals(model, &none)
-        .expect("a model gives its empty evidence probability one")
-        .swap_remove(model.tree().text_leaves[0])
-}
-
 /// The Bayes next-token model of one model: `p(y_t | y_{<t}, x)` by BP, all positions of one
 /// text in one incremental pass ([`bp::incremental`]: after the image's upward pass, each position
 /// costs one walk down and one walk up its leaf's path), with the log-domain
