@@ -23,6 +23,8 @@
 //!   standard error of the per-batch difference.
 //! * **PMI correlation**: Pearson correlation of `Ŝ(x_i, y_j)` and `PMI(x_i, y_j)` over the
 //!   grid of `G × G` sampled images and texts (positive and independent pairs alike).
+//!
+//! On a model small enough to enumerate, [`exact`] evaluates the same pair exactly instead.
 
 use rayon::prelude::*;
 use serde::Serialize;

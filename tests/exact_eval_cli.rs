@@ -66,11 +66,30 @@ fn eval_exact_agrees_with_a_recomputation_from_the_score_file() {
     let d = dir();
     let path = |n: &str| d.join(n).to_str().unwrap().to_string();
     let (model, ck, scores) = (path("m.json"), path("c.safetensors"), path("s.json"));
-    ok(&["model", "random", "--states", "3", "--children", "2", "--depth", "1", "--text-depth", "2",
-        "--text-children", "1", "--flip", "0.2", "--seed", "4", "--out", &model]);
+    ok(&[
+        "model",
+        "random",
+        "--states",
+        "3",
+        "--children",
+        "2",
+        "--depth",
+        "1",
+        "--text-depth",
+        "2",
+        "--text-children",
+        "1",
+        "--flip",
+        "0.2",
+        "--seed",
+        "4",
+        "--out",
+        &model,
+    ]);
     ok(&["train", "--model", &model, "--class", "mlp", "--steps", "40", "--seed", "2", "--out", &ck]);
     ok(&["scores", "--model", &model, "--checkpoint", &ck, "--out", &scores]);
-    let report: Value = serde_json::from_str(&ok(&["eval", "--model", &model, "--checkpoint", &ck, "--exact", "--json"])).unwrap();
+    let report: Value =
+        serde_json::from_str(&ok(&["eval", "--model", &model, "--checkpoint", &ck, "--exact", "--json"])).unwrap();
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&scores).unwrap()).unwrap();
 
     // The joint law by brute force, re-indexed to the file's rows and columns.
@@ -89,12 +108,18 @@ fn eval_exact_agrees_with_a_recomputation_from_the_score_file() {
     let pmi: Vec<Vec<f64>> = {
         let px: Vec<f64> = joint.iter().map(|r| r.iter().sum()).collect();
         let py: Vec<f64> = (0..texts.len()).map(|j| joint.iter().map(|r| r[j]).sum()).collect();
-        joint.iter().enumerate().map(|(i, r)| r.iter().enumerate().map(|(j, q)| (q / (px[i] * py[j])).ln()).collect()).collect()
+        joint
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.iter().enumerate().map(|(j, q)| (q / (px[i] * py[j])).ln()).collect())
+            .collect()
     };
     let xy = loss_infinite(&joint, &s) - loss_infinite(&joint, &pmi);
     let yx = loss_infinite(&transpose(&joint), &transpose(&s)) - loss_infinite(&transpose(&joint), &transpose(&pmi));
     let got = |k: &str| report[k].as_f64().unwrap_or_else(|| panic!("{k} in {report}"));
-    for (name, want) in [("excess_risk_image_to_text", xy), ("excess_risk_text_to_image", yx), ("excess_risk", (xy + yx) / 2.0)] {
+    for (name, want) in
+        [("excess_risk_image_to_text", xy), ("excess_risk_text_to_image", yx), ("excess_risk", (xy + yx) / 2.0)]
+    {
         assert!((got(name) - want).abs() < 1e-9, "{name}: eval --exact {} vs recomputed {want}", got(name));
     }
     assert_eq!(got("excess_risk_stderr"), 0.0);
@@ -115,6 +140,9 @@ fn exact_evaluation_refuses_bad_input_in_one_line() {
     refused(&["scores", "--model", &big, "--checkpoint", &ck, "--out", &path("x.json")], "too large");
     refused(&["scores", "--model", &big, "--checkpoint", &ck], "required arguments");
     refused(&["scores", "--model", &big, "--out", &path("x.json")], "required arguments");
-    refused(&["scores", "--model", &path("missing.json"), "--checkpoint", &ck, "--out", &path("x.json")], "missing.json");
+    refused(
+        &["scores", "--model", &path("missing.json"), "--checkpoint", &ck, "--out", &path("x.json")],
+        "missing.json",
+    );
     assert!(!d.join("x.json").exists(), "nothing written on refusal");
 }

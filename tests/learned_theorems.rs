@@ -113,7 +113,8 @@ fn train_case(case: &Case) -> Box<dyn Learned + Send> {
             let (case, cfg) = (self.0, self.1);
             let mut pair = ClipPair::new(make(Part::Image), make(Part::Text), cfg.head(&case.model), cfg.scheme);
             let mut data = Data::Fresh { model: &case.model, seed: case.seed };
-            let run = Run { config: cfg, seed: case.seed, model_sha256: "test".into(), steps: case.steps, max_seconds: None };
+            let run =
+                Run { config: cfg, seed: case.seed, model_sha256: "test".into(), steps: case.steps, max_seconds: None };
             let ck = train(&mut pair, &mut data, &run, None, &mut |_| {}, &mut |_| Ok(())).expect("training runs");
             Box::new(LearnedScore::new(make(Part::Image), make(Part::Text), ck.params, cfg.head(&case.model)))
         }
@@ -280,12 +281,16 @@ proptest! {
 /// pair (`bp::pmi`) and `p(c)` from BP, over every sequence of both sides.
 fn kl_by_pairwise_bp(model: &Jghm, score: &dyn Learned, dir: Direction) -> f64 {
     let seqs = |p: Part| -> Vec<Vec<usize>> {
-        (0..side_size(model, p) as usize).map(|i| info::decode_sequence(i, model.len_of(p), model.vocab_of(p))).collect()
+        (0..side_size(model, p) as usize)
+            .map(|i| info::decode_sequence(i, model.len_of(p), model.vocab_of(p)))
+            .collect()
     };
     let (xs, ys) = (seqs(Part::Image), seqs(Part::Text));
     let grid = score.grid(&xs, &ys);
-    let (lpx, lpy): (Vec<f64>, Vec<f64>) =
-        (xs.iter().map(|x| jghm::bp::log_px(model, x)).collect(), ys.iter().map(|y| jghm::bp::log_py(model, y)).collect());
+    let (lpx, lpy): (Vec<f64>, Vec<f64>) = (
+        xs.iter().map(|x| jghm::bp::log_px(model, x)).collect(),
+        ys.iter().map(|y| jghm::bp::log_py(model, y)).collect(),
+    );
     let pmi = |i: usize, j: usize| jghm::bp::pmi(model, &xs[i], &ys[j]).map_or(f64::NEG_INFINITY, |p| p.pmi);
     let (na, nc, lpa, lpc) = match dir {
         Direction::ImageToText => (xs.len(), ys.len(), &lpx, &lpy),

@@ -9,10 +9,10 @@ use crate::downstream::labels::Label;
 use crate::eval::exact::{evaluate_exact, feasible_ks, ExactSpec};
 use crate::eval::{checkpoint_score, evaluate, finite_k_losses, EvalSpec, Learned};
 use crate::info::Enumeration;
-use crate::learn::TrainConfig;
-use crate::model::Jghm;
 use crate::learn::checkpoint::CheckpointFile;
 use crate::learn::clip_loss::Scheme;
+use crate::learn::TrainConfig;
+use crate::model::Jghm;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -139,7 +139,14 @@ struct Fk {
 /// `eval --exact`: the exact report ([`crate::eval::exact`]); the finite-K figures at the
 /// training `K` are exact when its composition sum is within the work limit, else omitted
 /// (named in `finite_k_method`).
-fn run_exact(model: &Jghm, learned: &dyn Learned, step: usize, cfg: &TrainConfig, k: usize, json_out: bool) -> Result<()> {
+fn run_exact(
+    model: &Jghm,
+    learned: &dyn Learned,
+    step: usize,
+    cfg: &TrainConfig,
+    k: usize,
+    json_out: bool,
+) -> Result<()> {
     let en = Enumeration::new(model)?;
     let ks = feasible_ks(&en, &[2, 3, 4, k]);
     let mut ks_unique = ks.clone();
@@ -160,7 +167,10 @@ fn run_exact(model: &Jghm, learned: &dyn Learned, step: usize, cfg: &TrainConfig
             );
         }
         for z in &r.zero_shot {
-            println!("  zero-shot {}: accuracy {:.4} (Bayes {:.4}), excess log-loss {:.6}", z.label, z.accuracy.value, z.bayes_accuracy.value, z.excess_log_loss.value);
+            println!(
+                "  zero-shot {}: accuracy {:.4} (Bayes {:.4}), excess log-loss {:.6}",
+                z.label, z.accuracy.value, z.bayes_accuracy.value, z.excess_log_loss.value
+            );
         }
         println!("  pure-noise denoising gap {:.6} <= {:.6} (T10)", r.denoising.pure_noise_gap, r.denoising.bound);
         println!("  method: {}", r.method);

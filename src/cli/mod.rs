@@ -91,7 +91,9 @@ pub enum Command {
     )]
     Eval(eval::EvalArgs),
     /// Write the learned score matrix S(x, y) of an enumerable model over every image and text (JSON).
-    #[command(after_help = "Example:\n  jghm scores --model model.json --checkpoint clip.safetensors --out scores.json")]
+    #[command(
+        after_help = "Example:\n  jghm scores --model model.json --checkpoint clip.safetensors --out scores.json"
+    )]
     Scores(scores::ScoresArgs),
     /// Exact I(X;Y), H(X), H(Y), H(Z), I(Z;X), I(Z;Y) by enumeration (else Monte Carlo with stderr).
     #[command(
