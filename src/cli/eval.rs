@@ -148,10 +148,10 @@ fn run_exact(
     json_out: bool,
 ) -> Result<()> {
     let en = Enumeration::new(model)?;
-    let ks = feasible_ks(&en, &[2, 3, 4, k]);
-    let mut ks_unique = ks.clone();
-    ks_unique.dedup();
-    let spec = ExactSpec { ks: ks_unique, labels: vec![Label::Root, Label::TextToken(0)] };
+    let mut ks = feasible_ks(&en, &[2, 3, 4, k]);
+    ks.sort_unstable();
+    ks.dedup();
+    let spec = ExactSpec { ks, labels: vec![Label::Root, Label::TextToken(0)] };
     let r = evaluate_exact(model, learned, &spec)?;
     let at_k = |d: &crate::eval::exact::DirectionReport| d.finite.iter().find(|f| f.k == k).copied();
     let finite = at_k(&r.image_to_text).zip(at_k(&r.text_to_image));
