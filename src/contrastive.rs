@@ -176,6 +176,59 @@ impl View {
             .sum()
     }
 
+    /// T4's finite-`K` form: `ℓ_K(S) - ℓ_K(PMI) = E KL(Π(· | A, C_{1..K}) ‖ softmax_j S(A, C_j))`.
+    /// Put the positive at a uniform index `J` among the `K` candidates; given the anchor and
+    /// the candidates, `J`'s posterior is `Π(i) ∝ exp PMI(A, C_i)` (the candidates' law is
+    /// `Π_j p(c_j) · (1/K) Σ_i exp PMI(a, c_i)`). `ℓ_K(S)` is the cross-entropy of `softmax S`
+    /// against `Π`, so `ℓ_K(S) = E[H(Π) + KL(Π ‖ softmax S)]` and the PMI attains `E H(Π)` (T2).
+    /// Summed over the ordered `K`-tuples of candidates (`|A|·|C|^K·K` terms, refused beyond
+    /// [`WORK_LIMIT`]): a route independent of the composition sum of [`View::loss_finite`].
+    pub fn positive_posterior_kl(&self, k: usize) -> Result<f64, InfoError> {
+        assert!(k >= 1, "a batch has at least one pair");
+        let (na, nc) = (self.anchors(), self.candidates());
+        let work = na as f64 * (nc as f64).powi(k as i32) * k as f64;
+        if work > WORK_LIMIT {
+            return Err(InfoError::TooLarge {
+                what: format!("the sum over ordered batch-{k} candidate tuples ({na} anchors, {nc} candidates)"),
+                size: work,
+                limit: WORK_LIMIT,
+                instead: "use a smaller batch".into(),
+            });
+        }
+        let per_anchor: Vec<f64> = (0..na).into_par_iter().map(|a| self.pa[a] * self.tuple_kl(a, k)).collect();
+        Ok(per_anchor.iter().sum())
+    }
+
+    /// `Σ_{c_1..c_K} Π_j p(c_j) · mean_i r_i · KL(Π ‖ softmax S)` for one anchor, `r_i = exp PMI(a, c_i)`.
+    fn tuple_kl(&self, a: usize, k: usize) -> f64 {
+        let (nc, s, cond) = (self.candidates(), self.row(&self.s, a), self.row(&self.cond, a));
+        let ratio: Vec<f64> = cond.iter().zip(&self.pc).map(|(c, p)| c / p).collect();
+        let mut tuple = vec![0usize; k];
+        let mut total = 0.0;
+        loop {
+            let weight: f64 = tuple.iter().map(|&c| self.pc[c]).product();
+            let r_sum: f64 = tuple.iter().map(|&c| ratio[c]).sum();
+            if weight > 0.0 && r_sum > 0.0 {
+                let scores: Vec<f64> = tuple.iter().map(|&c| s[c]).collect();
+                let log_z = log_sum_exp(&scores);
+                let kl: f64 = tuple
+                    .iter()
+                    .filter(|&&c| ratio[c] > 0.0)
+                    .map(|&c| {
+                        let post = ratio[c] / r_sum;
+                        post * (post.ln() - (s[c] - log_z))
+                    })
+                    .sum();
+                total += weight * r_sum / k as f64 * kl;
+            }
+            // The next tuple in mixed-radix order; done after the last.
+            let Some(j) = tuple.iter().position(|&c| c + 1 < nc) else { break };
+            tuple[..j].iter_mut().for_each(|c| *c = 0);
+            tuple[j] += 1;
+        }
+        total
+    }
+
     /// The first-order rate of T3: `ℓ_K - log K - ℓ_∞ = c_1 / K + O(K^{-2})` with
     /// `c_1 = E_A[ E_{C|A} e^S / m(A) - 1 - v(A) / (2 m(A)²) ]`, `m = E_{p_C} e^S`, `v = Var_{p_C} e^S`.
     pub fn rate_constant(&self) -> f64 {

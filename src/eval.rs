@@ -23,6 +23,8 @@
 //!   standard error of the per-batch difference.
 //! * **PMI correlation**: Pearson correlation of `Ŝ(x_i, y_j)` and `PMI(x_i, y_j)` over the
 //!   grid of `G × G` sampled images and texts (positive and independent pairs alike).
+//!
+//! On a model small enough to enumerate, [`exact`] evaluates the same pair exactly instead.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -45,6 +47,8 @@ use crate::sample::sample_pairs;
 use crate::score::{LogWeighted, Perturbed, Table};
 use crate::score::{Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic, SufficiencyError};
+
+pub mod exact;
 
 /// A trained pair `(f, g)` and its head, as a [`Score`]: `S(x, y) = head(f(x), g(y))`.
 /// Encodes in chunks of [`CHUNK`], in parallel, each chunk with a cache from a pool.
@@ -99,9 +103,25 @@ impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
     }
 }
 
-/// The learned pair of a checkpoint as a [`Score`], and the step it was saved at.
+/// A learned pair seen as a score whose embeddings can be read: `f(x)` of the image tower and
+/// `g(y)` of the text tower. The exact evaluation ([`exact`]) partitions each side into the
+/// level sets of its embedding (T5, T9).
+pub trait Learned: Score + Send {
+    /// `f(x)` (`Part::Image`) or `g(y)` (`Part::Text`) of every sequence, in `f64`.
+    fn embeddings(&self, part: Part, seqs: &[Vec<usize>]) -> Vec<Vec<f64>>;
+}
+
+impl<R: Real, E: Encoder<R>> Learned for LearnedScore<R, E> {
+    fn embeddings(&self, part: Part, seqs: &[Vec<usize>]) -> Vec<Vec<f64>> {
+        let p = if part == Part::Image { self.image.out_dim() } else { self.text.out_dim() };
+        let flat = self.encode(part == Part::Image, seqs);
+        flat.chunks(p.max(1)).map(|row| row.iter().map(|v| v.f64()).collect()).collect()
+    }
+}
+
+/// The learned pair of a checkpoint as a [`Learned`] score, and the step it was saved at.
 pub struct CheckpointScore<'m> {
-    pub score: Box<dyn Score + Send + 'm>,
+    pub score: Box<dyn Learned + Send + 'm>,
     pub step: usize,
 }
 
@@ -261,7 +281,7 @@ fn zero_shot(model: &Jghm, score: &dyn Score, pmi: &Pmi, spec: &EvalSpec) -> Res
 }
 
 /// Pearson correlation of finite pairs (`NaN` when either side is constant).
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let pairs: Vec<(f64, f64)> =
         a.iter().zip(b).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(&x, &y)| (x, y)).collect();
     let n = pairs.len() as f64;

@@ -212,6 +212,13 @@ pub struct Classes {
 }
 
 impl Classes {
+    /// The level sets of a real-valued statistic: two values are one class when they agree
+    /// after rounding every coordinate to a multiple of `2^-40` (module doc). Used for the
+    /// built-in statistics and for a learned embedding `f(x)` alike.
+    pub fn of_values(values: &[Vec<f64>]) -> Self {
+        Classes::from_keys(&values.iter().map(|v| quantise(v)).collect::<Vec<_>>())
+    }
+
     pub fn from_keys<K: std::hash::Hash + Eq + Clone>(keys: &[K]) -> Self {
         let mut ids: HashMap<K, usize> = HashMap::new();
         let of = keys.iter().map(|k| {

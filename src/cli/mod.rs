@@ -12,6 +12,7 @@ pub mod eval;
 pub mod info;
 pub mod rates;
 pub mod reproduce;
+pub mod scores;
 pub mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -89,6 +90,11 @@ pub enum Command {
         prints {\"excess_risk\": .., \"excess_risk_stderr\": .., \"sufficiency_bound_image\": .., \"sufficiency_bound_text\": .., \"zero_shot_accuracy\": .., \"oracle_zero_shot_accuracy\": .., \"bayes_accuracy\": .., \"pmi_correlation\": .., ..}"
     )]
     Eval(eval::EvalArgs),
+    /// Write the learned score matrix S(x, y) of an enumerable model over every image and text (JSON).
+    #[command(
+        after_help = "Example:\n  jghm scores --model model.json --checkpoint clip.safetensors --out scores.json"
+    )]
+    Scores(scores::ScoresArgs),
     /// Exact I(X;Y), H(X), H(Y), H(Z), I(Z;X), I(Z;Y) by enumeration (else Monte Carlo with stderr).
     #[command(
         allow_negative_numbers = true,

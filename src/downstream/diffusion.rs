@@ -34,6 +34,11 @@
 //! Per sample, `‖D - D_g‖² ≤ Σ_i 2 TV_i² ≤ N_X KL(p(x | x_t, y) ‖ p(x | x_t, g))`, and in
 //! expectation `E‖D - D_g‖² ≤ N_X I(X; Y | X_t, G) ≤ 2 N_X I(X;Y|X_t,G) ≤ 2 N_X Suff_X(g)`
 //! ([`t10_sample`], [`t10_level`]).
+//!
+//! For a learned score `S`, the denoiser [`guided_denoise`] under the prior
+//! `P^S(x | y) ∝ p(x) exp S(x, y)` satisfies, by the same per-leaf Pinsker step and the chain
+//! rule of KL through the shared channel, `E‖D - D^S‖² ≤ N_X (ℓ_∞^{Y→X}(S) - ℓ_∞^{Y→X}(PMI))`
+//! (the stated `2 N_X` holds a fortiori).
 
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -308,17 +313,49 @@ pub fn image_posterior(
     x_t: &[f64],
     level: NoiseLevel,
 ) -> Result<Vec<f64>, DownstreamError> {
+    Ok(posterior_under_prior(model, images, &cond.law(model, images)?, x_t, level))
+}
+
+/// `p(x | x_t) ∝ prior(x) Π_i λ_i(x_i)` over the enumerated images, for any prior law over them
+/// (the same noise channel whatever the prior).
+pub fn posterior_under_prior(
+    model: &Jghm,
+    images: &SideLaw,
+    prior: &[f64],
+    x_t: &[f64],
+    level: NoiseLevel,
+) -> Vec<f64> {
     let v = model.image_vocab();
     let le = level.log_evidence(x_t);
-    let prior = cond.law(model, images)?;
     let logs: Vec<f64> = images
         .table
         .tokens
         .iter()
-        .zip(&prior)
+        .zip(prior)
         .map(|(x, p)| p.ln() + x.iter().enumerate().map(|(i, &xi)| le[i * v + xi]).sum::<f64>())
         .collect();
-    Ok(normalise_log(&logs).expect("some image has positive weight"))
+    normalise_log(&logs).expect("some image has positive weight")
+}
+
+/// `E[e_X]` under a law over the enumerated images, row-major `N_X × V`.
+pub fn embedding_mean(model: &Jghm, images: &SideLaw, law: &[f64]) -> Vec<f64> {
+    let v = model.image_vocab();
+    let mut mean = vec![0.0; model.image_len() * v];
+    for (x, w) in images.table.tokens.iter().zip(law) {
+        for (i, &xi) in x.iter().enumerate() {
+            mean[i * v + xi] += w;
+        }
+    }
+    mean
+}
+
+/// The denoiser guided by a score (THEORY §5, "On learned scores"): the Bayes denoiser under
+/// the prior `P^S(x | y) ∝ p(x) exp S(x, y)` and the true noise channel,
+/// `D^S(x_t, y) = E_{P^S}[e_X | X_t = x_t, y]`, by enumeration of the images. `guided` is
+/// `P^S(· | y)` over the enumerated images
+/// ([`super::generation::induced_from_scores`] of `log p(x)` and `S(·, y)`).
+pub fn guided_denoise(model: &Jghm, images: &SideLaw, guided: &[f64], x_t: &[f64], level: NoiseLevel) -> Vec<f64> {
+    embedding_mean(model, images, &posterior_under_prior(model, images, guided, x_t, level))
 }
 
 /// T10 at one `(x_t, y)`: the denoisers by BP, the KL by enumeration of the images.

@@ -179,7 +179,15 @@ pub fn law(model: &Jghm, generator: &Generator, texts: &SideLaw, x: &[usize]) ->
 /// `Q^S(y | x) = p(y) exp S(x, y) / Σ_{y'} p(y') exp S(x, y')` over the enumerated texts.
 pub fn induced_law(score: &dyn Score, texts: &SideLaw, x: &[usize]) -> Vec<f64> {
     let s = score.grid(std::slice::from_ref(&x.to_vec()), &texts.table.tokens);
-    let logits: Vec<f64> = texts.table.log_p.iter().zip(&s).map(|(lp, s)| lp + s).collect();
+    induced_from_scores(&texts.table.log_p, &s)
+}
+
+/// `Q^S(c | a) = p(c) exp S(a, c) / Σ_{c'} p(c') exp S(a, c')` from `log p(c)` and one anchor's
+/// scores `S(a, ·)` over the enumerated candidates (either direction: for `Y→X` the candidates
+/// are images and `Q^S(x | y) = P^S(x | y)`, the prior the guided denoiser uses). `NaN` when
+/// every weight is zero.
+pub fn induced_from_scores(log_p: &[f64], s: &[f64]) -> Vec<f64> {
+    let logits: Vec<f64> = log_p.iter().zip(s).map(|(lp, s)| lp + s).collect();
     normalise_log(&logits).unwrap_or_else(|| vec![f64::NAN; logits.len()])
 }
 
