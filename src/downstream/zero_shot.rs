@@ -29,7 +29,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::contrastive::{self, Batch, Direction, Exact};
+use crate::contrastive::{self, Batch, Direction, Exact, View};
 use crate::info::{self, kl, Enumeration, Estimate};
 use crate::logspace::{log_sum_exp, normalise_log};
 use crate::model::{Jghm, Part};
@@ -120,6 +120,53 @@ pub fn classify_exact(
             }
         })
         .collect())
+}
+
+/// `P̂^S(c | x_i) = Σ_y p(z = c | y) Q^S(y | x_i)` of the root label for every enumerated image,
+/// with `Q^S(· | x_i)` the induced conditional of `view` (direction image → text) and the
+/// texts' root posteriors as the rows: [`classify_exact`]'s classifier on the enumeration's
+/// own tables, for a score already evaluated on every pair.
+pub fn classify_root_exact(exact: &Exact, view: &View) -> Vec<Vec<f64>> {
+    let text = &exact.en.text;
+    (0..view.anchors())
+        .map(|i| {
+            let q: Vec<f64> = view.log_induced_conditional(i).iter().map(|lq| lq.exp()).collect();
+            mix(&q, &text.root, text.root_size)
+        })
+        .collect()
+}
+
+/// The exact zero-shot figures of one score on the root label `z` of an enumerated model, with
+/// exact prompt ensembles (`M = ∞`) and every image weighted by `p(x)` (the sample-complexity
+/// sweep's, T8). The protocol with the exact score is not Bayes for the root label
+/// (`Σ_y p(z | y) p(y | x) ≠ p(z | x)`); it *is* Bayes for the label read off the text,
+/// `C ~ p(z | y)`, which is the task of T8's data-processing bound: `excess_risk` is the
+/// cross-entropy excess of `P̂^S` over Bayes on that task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RootFigures {
+    /// `Σ_x p(x) p(z = ĉ_S(x) | x)`, `ĉ_S = argmax_c P̂^S(c | x)`.
+    pub accuracy: f64,
+    /// The same protocol with the exact score `S = PMI`.
+    pub exact_score_accuracy: f64,
+    /// `Σ_x p(x) max_z p(z | x)`: Bayes on the root label.
+    pub bayes_accuracy: f64,
+    /// `E_X KL(P̂^PMI_{C|X} ‖ P̂^S_{C|X})`, nats (T8: at most the score's excess `ε^{X→Y}`).
+    pub excess_risk: f64,
+}
+
+/// [`RootFigures`] of the score whose image → text view is `learned` ([`Exact::view`]).
+pub fn root_figures(exact: &Exact, learned: &View) -> RootFigures {
+    let learned = classify_root_exact(exact, learned);
+    let oracle = classify_root_exact(exact, &exact.view(&exact.pmi, Direction::ImageToText));
+    let image = &exact.en.image;
+    let weighted = |f: &dyn Fn(usize) -> f64| (0..image.len()).map(|i| image.p(i) * f(i)).sum::<f64>();
+    let accuracy = |rows: &[Vec<f64>]| weighted(&|i| image.root_row(i)[argmax(&rows[i])]);
+    RootFigures {
+        accuracy: accuracy(&learned),
+        exact_score_accuracy: accuracy(&oracle),
+        bayes_accuracy: weighted(&|i| image.root_row(i).iter().copied().fold(0.0, f64::max)),
+        excess_risk: weighted(&|i| kl(&oracle[i], &learned[i])),
+    }
 }
 
 /// Where the prompts' randomness comes from.

@@ -207,7 +207,8 @@ pub enum LoadError {
 }
 
 /// A checkpoint read once and checked against its model before anything is built: header,
-/// format version, model hash, configuration (ranges and memory, [`TrainConfig::check`]) and
+/// format version, model hash, configuration (ranges, and the memory of evaluating it:
+/// [`TrainConfig::check_for_evaluation`]) and
 /// every tensor's name, dtype and shape. Its tensors are decoded in the class's float type by
 /// [`CheckpointFile::checkpoint`], inside [`with_encoders`].
 pub struct CheckpointFile {
@@ -242,7 +243,7 @@ impl CheckpointFile {
         if *recorded != model.sha256 {
             return Err(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model.sha256.clone() });
         }
-        let config = config.check_within(&model.model, max_bytes)?;
+        let config = config.check_for_evaluation(&model.model, max_bytes)?;
         check_tensors(&bytes, &config, &model.model)?;
         Ok(CheckpointFile { config, bytes })
     }

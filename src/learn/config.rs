@@ -122,6 +122,22 @@ impl TrainConfig {
         Ok(checked)
     }
 
+    /// The checks of [`TrainConfig::check_within`] for a pair that is only *evaluated* (a
+    /// checkpoint read by `jghm eval` or a `ckpt:PATH` score): the ranges, then the memory of
+    /// evaluating it ([`super::memory::evaluation_estimate`], with this process's worker
+    /// threads) against `max_bytes`, not that of training it.
+    pub fn check_for_evaluation(&self, model: &Jghm, max_bytes: Option<u64>) -> Result<CheckedConfig, ConfigError> {
+        self.check_ranges(model)?;
+        let checked = CheckedConfig { config: self.clone() };
+        if let Some(limit) = max_bytes {
+            let estimate = super::memory::evaluation_estimate(&checked, model, rayon::current_num_threads()).total();
+            if estimate > limit as f64 {
+                return Err(ConfigError::EvaluationMemory { estimate, limit });
+            }
+        }
+        Ok(checked)
+    }
+
     fn check_ranges(&self, model: &Jghm) -> Result<(), ConfigError> {
         for limit in LIMITS {
             let value = (limit.get)(self);
@@ -265,6 +281,12 @@ pub enum ConfigError {
         super::memory::human(*limit as f64)
     )]
     Memory { estimate: f64, limit: u64, largest: &'static str },
+    #[error(
+        "config: evaluating the pair needs about {} of memory, more than the {} available",
+        super::memory::human(*estimate),
+        super::memory::human(*limit as f64)
+    )]
+    EvaluationMemory { estimate: f64, limit: u64 },
 }
 
 /// A configuration that passed [`TrainConfig::check`] on a model: every size within its range,
