@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::*;
 use crate::bp::{self, BpError};
-use crate::evidence::{parse_tokens, Evidence};
+use crate::evidence::{parse_checked_tokens, parse_tokens};
 use crate::files::{load_model, write_atomic};
 use crate::logspace::argmax;
-use crate::model::{Jghm, Part};
+use crate::model::Part;
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
 
@@ -120,17 +120,6 @@ fn sample(a: &SampleArgs) -> Result<()> {
     }
 }
 
-/// Parses and checks one side's tokens against the model.
-fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
-    let tokens = parse_tokens(part, text)?;
-    let _ = Evidence::tokens(
-        model,
-        (part == Part::Image).then_some(&tokens[..]),
-        (part == Part::Text).then_some(&tokens[..]),
-    )?;
-    Ok(tokens)
-}
-
 fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
     let (part, given) = match (&a.image, &a.text) {
@@ -138,7 +127,7 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
         (None, Some(y)) => (Part::Text, y),
         (None, None) => bail!("give --image or --text"),
     };
-    let t = tokens(&model, part, given)?;
+    let t = parse_checked_tokens(&model, part, given)?;
     let obs = if part == Part::Image {
         bp::Tokens { image: Some(&t), text: None }
     } else {
@@ -169,8 +158,8 @@ fn zero_probability(e: BpError, part: Part) -> anyhow::Error {
 
 fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = tokens(&model, Part::Image, &a.image)?;
-    let y = tokens(&model, Part::Text, &a.text)?;
+    let x = parse_checked_tokens(&model, Part::Image, &a.image)?;
+    let y = parse_checked_tokens(&model, Part::Text, &a.text)?;
     let p = bp::pmi(&model, &x, &y).map_err(|e| match e {
         BpError::ZeroProbability { .. } => {
             let which = if bp::log_px(&model, &x) == f64::NEG_INFINITY {
@@ -200,7 +189,7 @@ fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
 
 fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = a.image.as_deref().map(|s| tokens(&model, Part::Image, s)).transpose()?;
+    let x = a.image.as_deref().map(|s| parse_checked_tokens(&model, Part::Image, s)).transpose()?;
     let prefix = if a.prefix.trim().is_empty() { vec![] } else { parse_tokens(Part::Text, &a.prefix)? };
     if prefix.len() >= model.text_len() {
         bail!(

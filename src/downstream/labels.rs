@@ -63,6 +63,24 @@ impl std::fmt::Display for Label {
 }
 
 impl Label {
+    /// A label by name ([`Label::from_str`]), or `channel:FILE`: the channel `p(c | y)` read from
+    /// the JSON file `{"channel": [[p(c | y), ..], ..]}`, one row per text in mixed-radix order
+    /// (first token most significant). Not yet checked against a model ([`Label::check`]).
+    pub fn from_spec(spec: &str) -> Result<Label, DownstreamError> {
+        let Some(path) = spec.strip_prefix("channel:") else {
+            return spec.parse();
+        };
+        #[derive(serde::Deserialize)]
+        struct File {
+            channel: Vec<Vec<f64>>,
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| DownstreamError::ChannelRead { path: path.into(), source })?;
+        let file: File = serde_json::from_str(&text)
+            .map_err(|source| DownstreamError::ChannelFormat { path: path.into(), source })?;
+        Ok(Label::Channel(file.channel))
+    }
+
     /// Checks the label against the model (position in range, channel of the right shape,
     /// rows probability vectors within [`crate::tolerance::ROW_SUM`]).
     pub fn check(&self, model: &Jghm) -> Result<(), DownstreamError> {

@@ -326,6 +326,34 @@ pub struct Spec {
     pub bound_samples: usize,
 }
 
+impl Spec {
+    /// The defaults of `jghm zero-shot` where a size is not given: exact prompts when the texts
+    /// are enumerable (else 64 per class), every image weighted by `p(x)` when the images are
+    /// enumerable (else 2,000 sampled); `exact` forces exact prompts.
+    pub fn with_defaults(
+        model: &Jghm,
+        exact: bool,
+        prompts: Option<usize>,
+        images: Option<usize>,
+        seed: u64,
+        bound_samples: usize,
+    ) -> Spec {
+        let enumerable = |part| info::side_size(model, part) <= info::SIDE_LIMIT;
+        let prompts = match (exact, prompts) {
+            (true, _) => Prompts::Exact,
+            (false, Some(size)) => Prompts::Ensemble { size, seed },
+            (false, None) if enumerable(Part::Text) => Prompts::Exact,
+            (false, None) => Prompts::Ensemble { size: 64, seed },
+        };
+        let images = match images {
+            Some(n) => Some((n, seed)),
+            None if enumerable(Part::Image) => None,
+            None => Some((2000, seed)),
+        };
+        Spec { prompts, images, bound_samples }
+    }
+}
+
 /// Per image `(accuracy, bayes accuracy, log-loss, bayes log-loss, KL, 0-1 excess)` terms.
 fn terms(bayes: &[f64], hat: &[f64]) -> [f64; 6] {
     let c = argmax(hat);
