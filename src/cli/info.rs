@@ -168,18 +168,8 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     let exact = use_exact(model, &a.method)?;
     let en = if exact { Some(Enumeration::new(model)?) } else { None };
     let score = a.score.parse::<ScoreSpec>()?.build(&file, machine_bytes())?;
-    let mut result = None;
-    if let Some(en) = &en {
-        match ClipLossReport::exact(en, score.as_ref(), batch) {
-            Ok(r) => result = Some(r),
-            Err(e) if a.method.exact => return Err(e.into()),
-            Err(_) => {} // enumerable model, but this batch is too large: Monte Carlo below.
-        }
-    }
-    let r = match result {
-        Some(r) => r,
-        None => ClipLossReport::monte_carlo(model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
-    };
+    let (n, seed) = (samples(&a.method), a.method.seed);
+    let r = ClipLossReport::exact_or_monte_carlo(model, en.as_ref(), a.method.exact, score.as_ref(), batch, n, seed)?;
     finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
     let batch_text = match batch {
         Batch::Finite(k) => json!(k),

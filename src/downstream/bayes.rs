@@ -73,12 +73,7 @@ pub struct BayesDenoiser<'m> {
 
 impl<'m> BayesDenoiser<'m> {
     pub fn new(model: &'m Jghm, noise: ValueNoise) -> Self {
-        BayesDenoiser {
-            model,
-            noise,
-            pool: WorkspacePool::new(),
-            batch: BatchMarginals::new(model),
-        }
+        BayesDenoiser { model, noise, pool: WorkspacePool::new(), batch: BatchMarginals::new(model) }
     }
 }
 

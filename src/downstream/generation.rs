@@ -359,7 +359,8 @@ pub fn generate(
     kl: Option<&KlSpec>,
 ) -> Result<GenerateReport, DownstreamError> {
     let samples = sample(model, generator, x, n, seed)?;
-    let mut report = GenerateReport { generator: generator.name(), samples, kl: None, expected_kl: None, t9_reference: None };
+    let mut report =
+        GenerateReport { generator: generator.name(), samples, kl: None, expected_kl: None, t9_reference: None };
     if let Some(spec) = kl {
         let d = divergence(model, generator, x, spec)?;
         report.kl = Some(KlReport { value: d.kl.value, stderr: d.kl.stderr, method: d.method });

@@ -141,9 +141,12 @@ impl Settings {
                 return Err(SettingsError::Empty { field });
             }
         }
-        for (field, value) in
-            [("steps", self.steps), ("bp_steps", self.bp_steps), ("eval_every", self.eval_every), ("patience", self.patience)]
-        {
+        for (field, value) in [
+            ("steps", self.steps),
+            ("bp_steps", self.bp_steps),
+            ("eval_every", self.eval_every),
+            ("patience", self.patience),
+        ] {
             if value == 0 {
                 return Err(SettingsError::Zero { field });
             }

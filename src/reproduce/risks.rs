@@ -451,13 +451,7 @@ fn fit_control_variate(
         noisy.extend(d.noisy);
         values.extend(v);
     }
-    Ok(ControlVariate::fit(
-        StateCounts::new(data),
-        LocalVariance::new(data, noise),
-        &states,
-        &noisy,
-        &values,
-    ))
+    Ok(ControlVariate::fit(StateCounts::new(data), LocalVariance::new(data, noise), &states, &noisy, &values))
 }
 
 /// Denoising risks `E Σ_i (D(X̃, Y)_i − v_i)²` under noise model (a), `X̃_i = v_i + σ ε_i`, for
@@ -579,7 +573,10 @@ pub fn vlm_risks(data: &Jghm, models: &[&dyn NextToken], samples: usize, seed: u
             let pair = sampler.pair(rng, false);
             let p = inc.conditionals_or_log_domain(&pair.image, &pair.text);
             if p.iter().any(|q| q.is_nan()) {
-                return Err(RiskError::Invalid { task: "vlm", what: "a pair has probability zero under the data model".into() });
+                return Err(RiskError::Invalid {
+                    task: "vlm",
+                    what: "a pair has probability zero under the data model".into(),
+                });
             }
             let log_p: Vec<f64> = p.iter().map(|q| q.ln()).collect();
             // (1/(N_Y-1)) Σ_{t=1}^{N_Y-1} Σ_v p_t(v) (-log q_t(v))   (0-based rows)
