@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 
 use crate::downstream::diffusion::{self, DiffuseSpec};
@@ -118,10 +118,6 @@ fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Sen
     Ok(spec.parse::<ScoreSpec>()?.build(file, crate::learn::memory::machine_bytes())?)
 }
 
-fn estimate(e: &Estimate) -> Value {
-    json!({ "value": e.value, "stderr": e.stderr })
-}
-
 fn finite(fields: &[(&str, f64)]) -> Result<()> {
     for (name, v) in fields {
         if !v.is_finite() {
@@ -147,18 +143,7 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
         ("the contrastive excess", r.bound.contrastive_excess.value),
     ])?;
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "accuracy": r.accuracy.value, "accuracy_stderr": r.accuracy.stderr,
-                "bayes_accuracy": r.bayes_accuracy.value, "bayes_accuracy_stderr": r.bayes_accuracy.stderr,
-                "log_loss": r.log_loss.value, "log_loss_stderr": r.log_loss.stderr,
-                "bayes_log_loss": r.bayes_log_loss.value, "bayes_log_loss_stderr": r.bayes_log_loss.stderr,
-                "excess_log_loss": r.excess_log_loss.value, "excess_log_loss_stderr": r.excess_log_loss.stderr,
-                "zero_one_excess": estimate(&r.zero_one_excess),
-                "bound": r.bound, "label": r.label, "score": r.score, "classes": r.classes, "method": r.method,
-            })
-        );
+        println!("{}", r.flat_json());
         return Ok(());
     }
     let pm = |e: &Estimate| {

@@ -316,6 +316,29 @@ pub struct Report {
     pub method: String,
 }
 
+impl Report {
+    /// The flat JSON of `jghm zero-shot --json`: each figure as `name` and `name_stderr`, the
+    /// 0-1 excess as `{value, stderr}`, then the bound, label, score, classes and method.
+    pub fn flat_json(&self) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "zero_one_excess": { "value": self.zero_one_excess.value, "stderr": self.zero_one_excess.stderr },
+            "bound": self.bound, "label": self.label, "score": self.score, "classes": self.classes, "method": self.method,
+        });
+        let figures = [
+            ("accuracy", &self.accuracy),
+            ("bayes_accuracy", &self.bayes_accuracy),
+            ("log_loss", &self.log_loss),
+            ("bayes_log_loss", &self.bayes_log_loss),
+            ("excess_log_loss", &self.excess_log_loss),
+        ];
+        for (name, e) in figures {
+            out[name] = e.value.into();
+            out[format!("{name}_stderr")] = e.stderr.into();
+        }
+        out
+    }
+}
+
 /// How to run the task.
 #[derive(Clone, Debug)]
 pub struct Spec {
