@@ -487,6 +487,28 @@ impl ClipLossReport {
         })
     }
 
+    /// Exact when `exact` holds the enumeration of `model` and this batch can be summed over, else
+    /// Monte Carlo with `n` batches of seed `seed`: a batch too large to sum over falls back to Monte Carlo unless `required`
+    /// (`--exact`), when its error is returned.
+    pub fn exact_or_monte_carlo(
+        model: &Jghm,
+        exact: Option<&Enumeration>,
+        required: bool,
+        score: &dyn Score,
+        batch: Batch,
+        n: usize,
+        seed: u64,
+    ) -> Result<Self, InfoError> {
+        if let Some(en) = exact {
+            match ClipLossReport::exact(en, score, batch) {
+                Ok(r) => return Ok(r),
+                Err(e) if required => return Err(e),
+                Err(_) => {} // enumerable model, but this batch is too large: Monte Carlo below.
+            }
+        }
+        ClipLossReport::monte_carlo(model, score, batch, n, seed)
+    }
+
     /// Monte Carlo over `n` batches ([`monte_carlo`]), the score and the PMI on the same batches:
     /// the excess is the mean of the per-batch differences, with their standard error.
     pub fn monte_carlo(model: &Jghm, score: &dyn Score, batch: Batch, n: usize, seed: u64) -> Result<Self, InfoError> {

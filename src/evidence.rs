@@ -214,6 +214,13 @@ fn check_tokens(model: &Jghm, part: Part, tokens: &[usize]) -> Result<(), Eviden
     }
 }
 
+/// [`parse_tokens`], then checked against one side of `model` (count and vocabulary).
+pub fn parse_checked_tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>, EvidenceError> {
+    let tokens = parse_tokens(part, text)?;
+    check_tokens(model, part, &tokens)?;
+    Ok(tokens)
+}
+
 /// Parses comma-separated tokens (`"0,1,2"`), naming the first bad one. Whitespace around a
 /// token is allowed; an empty list, an empty field, a sign or a non-digit is not.
 pub fn parse_tokens(part: Part, text: &str) -> Result<Vec<usize>, EvidenceError> {

@@ -14,18 +14,19 @@
 //! | [`runs`] | run folders: settings checked on resume, result rows as CSV rewritten atomically | |
 //! | [`evidence`] | observed / missing / soft leaf evidence, the observation trait BP reads | §2 |
 //! | [`bp`] | upward and downward passes, batched fast paths, the incremental next-token pass, brute-force oracle | T1 |
-//! | [`sample`] | seeded ancestral sampling | §1 |
+//! | [`sample`] | seeded ancestral sampling, also below a fixed root state | §1 |
+//! | [`demo`](mod@demo) | the main job: the default model, sampled pairs and their exact quantities | T1 |
 //! | [`info`] | entropies and mutual informations, exact or Monte Carlo | §2 |
 //! | [`score`] | the Score trait, PMI, the T7 representation, bilinear scores | T7 |
 //! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
 //! | [`sufficiency`] | sufficiency gap in three forms, built-in statistics, T5 bound | T5-T6 |
 //! | [`learn`] | CLIP-trained encoders: explicit forward/backward, training, the class registry, checked configurations, checkpoints | §3, §7 |
-//! | [`downstream`] | task semantics: labels, the zero-shot classifier, generation, noise models, diffusion, the Bayes predictors | T8-T10 |
+//! | [`downstream`] | task semantics: labels, the zero-shot classifiers, generation, noise models, diffusion, the Bayes predictors, the tasks' reports | T8-T10 |
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
 //! | [`emulate`] | a transformer with explicit weights that computes BP, and its width sweep | T11 |
 //! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals | T12, T3 |
 //! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | §8 |
-//! | [`bench`](mod@bench) | exact-inference throughput | |
+//! | [`bench`](mod@bench) | exact-inference and CLIP-training throughput | |
 //! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
 //! | [`cli`] | the command line: parses, calls one library function, prints | |
 //!
@@ -36,6 +37,7 @@ pub mod bench;
 pub mod bp;
 pub mod cli;
 pub mod contrastive;
+pub mod demo;
 pub mod downstream;
 pub mod emulate;
 pub mod eval;

@@ -53,10 +53,19 @@ impl<'m> Sampler<'m> {
         Sampler { model, tables, table_of }
     }
 
-    /// Draws the state of every node, in node order, into `states`.
+    /// Draws the state of every node, in node order, into `states`: `z ~ π`, then
+    /// [`Sampler::below_root_into`].
     pub fn joint_into(&self, rng: &mut Rng, states: &mut [usize]) {
+        let root = rng::categorical(rng, self.model.prior());
+        self.below_root_into(rng, root, states);
+    }
+
+    /// Draws every node below a *fixed* root state `z = root`, from the root's children down:
+    /// an exact draw of `p(hidden states, x, y | z = root)`, whatever `π(root)` (no rejection,
+    /// so a root state of tiny prior costs no more than any other). `states[0] = root`.
+    pub fn below_root_into(&self, rng: &mut Rng, root: usize, states: &mut [usize]) {
         let tree = self.model.tree();
-        states[0] = rng::categorical(rng, self.model.prior());
+        states[0] = root;
         for (u, node) in tree.nodes.iter().enumerate().skip(1) {
             let s = node.states;
             let a = states[node.parent.expect("non-root")];
@@ -68,6 +77,18 @@ impl<'m> Sampler<'m> {
     pub fn pair(&self, rng: &mut Rng, with_hidden: bool) -> Pair {
         let mut states = vec![0; self.model.tree().nodes.len()];
         self.joint_into(rng, &mut states);
+        self.pair_of(states, with_hidden)
+    }
+
+    /// One pair `(x, y) ~ p(x, y | z = root)` ([`Sampler::below_root_into`]), with the hidden
+    /// states when asked.
+    pub fn pair_given_root(&self, rng: &mut Rng, root: usize, with_hidden: bool) -> Pair {
+        let mut states = vec![0; self.model.tree().nodes.len()];
+        self.below_root_into(rng, root, &mut states);
+        self.pair_of(states, with_hidden)
+    }
+
+    fn pair_of(&self, states: Vec<usize>, with_hidden: bool) -> Pair {
         let tree = self.model.tree();
         Pair {
             image: tree.image_leaves.iter().map(|&u| states[u]).collect(),

@@ -486,3 +486,75 @@ pub fn monte_carlo(
         statistic_information: col(&|t| t[1]),
     })
 }
+
+/// What `jghm sufficiency` reports, in its JSON keys: the gap of a statistic of one side, with
+/// `I(X; Y)` and `I(T; C)`; exact ([`Report::exact`]: the three forms and the number of classes
+/// too) or Monte Carlo ([`Report::monte_carlo`]: standard errors and an interval).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub sufficiency: f64,
+    pub stderr: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
+    pub mutual_information: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutual_information_stderr: Option<f64>,
+    pub statistic_information: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistic_information_stderr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub information_form: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variational_form: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+    pub method: String,
+}
+
+impl Report {
+    /// The gap by enumeration of the whole model ([`Gap::all`]).
+    pub fn exact(model: &Jghm, side: Part, statistic: Statistic) -> Result<Report, SufficiencyError> {
+        let evaluator = Evaluator::new(model, side, statistic)?;
+        let en = Enumeration::new(model)?;
+        let s = Gap::new(&en, side, evaluator.classes(en.side(side))).all();
+        Ok(Report {
+            sufficiency: s.kl_form,
+            stderr: 0.0,
+            ci95: None,
+            mutual_information: s.mutual_information,
+            mutual_information_stderr: None,
+            statistic_information: s.statistic_information,
+            statistic_information_stderr: None,
+            information_form: Some(s.information_form),
+            variational_form: Some(s.variational_form),
+            classes: Some(s.classes),
+            method: "exact enumeration".into(),
+        })
+    }
+
+    /// The gap by Monte Carlo over `samples` pairs ([`monte_carlo`]).
+    pub fn monte_carlo(
+        model: &Jghm,
+        side: Part,
+        statistic: Statistic,
+        samples: usize,
+        seed: u64,
+    ) -> Result<Report, SufficiencyError> {
+        let s = monte_carlo(model, side, statistic, samples, seed)?;
+        Ok(Report {
+            sufficiency: s.sufficiency.value,
+            stderr: s.sufficiency.stderr,
+            ci95: Some(s.sufficiency.ci95),
+            mutual_information: s.mutual_information.value,
+            mutual_information_stderr: Some(s.mutual_information.stderr),
+            statistic_information: s.statistic_information.value,
+            statistic_information_stderr: Some(s.statistic_information.stderr),
+            information_form: None,
+            variational_form: None,
+            classes: None,
+            method: format!(
+                "Monte Carlo ({samples} pairs, seed {seed}): E[PMI(A,C) - PMI_T(T(A),C)], the statistic's side enumerated"
+            ),
+        })
+    }
+}

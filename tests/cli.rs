@@ -212,3 +212,25 @@ fn token_errors_stay_on_one_line() {
         assert!(!message.contains('\n') && !message.contains('\r') && !message.contains('\0'), "{message:?}");
     }
 }
+
+/// A model with a root state of prior 1e-9: `eval` and `zero-shot --label root` run (the root
+/// label's prompts are drawn below the fixed root state, not by rejection); `zero-shot` takes
+/// `--max-memory` for a `ckpt:` score with eval's semantics (one clean line when it is too small).
+#[test]
+fn cli_eval_and_zero_shot_run_with_a_root_state_of_prior_1e_minus_9() {
+    let (path, model) = random_model("rare.json", &["--states", "3", "--children", "2", "--depth", "2", "--seed", "4"]);
+    let mut file = model.to_file();
+    file.prior = vec![1e-9, 0.5, 0.5 - 1e-9];
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let (m, ck) = (path.to_str().unwrap(), temp("rare.safetensors"));
+    let ck = ck.to_str().unwrap();
+    ok_json(&["train", "--model", m, "--class", "bp", "--steps", "3", "--seed", "1", "--out", ck, "--json"]);
+    let eval = ["eval", "--model", m, "--checkpoint", ck, "--samples", "10", "--images", "50", "--prompts", "4"];
+    let r = ok_json(&[&eval[..], &["--batches", "2", "--json"]].concat());
+    assert!(r["zero_shot_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{r}");
+    let score = format!("ckpt:{ck}");
+    let zs = ["zero-shot", "--model", m, "--score", &score, "--label", "root", "--prompts", "4", "--samples", "50"];
+    let r = ok_json(&[&zs[..], &["--max-memory", "100000000", "--json"]].concat());
+    assert!(r["accuracy"].as_f64().is_some(), "{r}");
+    fails_with(&[&zs[..], &["--max-memory", "1000"]].concat(), "evaluating the pair needs about");
+}

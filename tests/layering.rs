@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ground floor (logspace, tolerance, rng) → model → random_family → files → runs → evidence → bp
-//!   → sample → info → score → contrastive → sufficiency → learn → downstream
+//!   → sample → demo → info → score → contrastive → sufficiency → learn → downstream
 //!   → eval → emulate → rates → reproduce → bench → plot → cli
 //! ```
 //!
@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["evidence"],
     &["bp"],
     &["sample"],
+    &["demo"],
     &["info"],
     &["score"],
     &["contrastive"],

@@ -69,3 +69,18 @@ fn t2_eval_finite_k_losses_match_the_exact_ones() {
     assert!(close(&fk.excess, exact_off - exact_opt), "excess {:?} vs exact {}", fk.excess, exact_off - exact_opt);
     assert!(fk.excess.value > 3.0 * fk.excess.stderr, "excess {:?}", fk.excess);
 }
+
+/// A root state of prior 1e-9 does not stop the evaluation: the zero-shot prompts of the root
+/// label are drawn below the fixed root state (no rejection), so every class gets its prompts
+/// at once, and the BP class at the truth still matches the oracle's protocol.
+#[test]
+fn eval_runs_with_a_root_state_of_prior_1e_minus_9() {
+    let base = RandomSpec::symmetric(3, 2, 2, 5).build().unwrap();
+    let prior = vec![1e-9, 0.4, 0.6 - 1e-9];
+    let model = jghm::Jghm::from_file(jghm::model::ModelFile { prior, ..base.to_file() }).unwrap();
+    let es = EvalSpec { samples: 20, zero_shot_images: 200, prompts: 8, grid: 8, seed: 1 };
+    let r = evaluate(&model, &learned(&model, 0.0), &es).unwrap();
+    assert!(r.excess_risk.abs() < 1e-9, "excess risk at the truth: {}", r.excess_risk);
+    assert_eq!(r.zero_shot_accuracy, r.oracle_zero_shot_accuracy);
+    assert!(r.zero_shot_accuracy > 0.0 && r.zero_shot_accuracy <= 1.0);
+}

@@ -8,7 +8,7 @@ mod common;
 
 use jghm::bp::{self, brute_force};
 use jghm::contrastive::{Batch, Direction, Exact};
-use jghm::downstream::noise::DENOISING;
+use jghm::downstream::noise::{ValueNoise, DENOISING};
 use jghm::evidence::SoftImage;
 use jghm::info::{decode_sequence, Enumeration};
 use jghm::model::{Jghm, Part};
@@ -265,7 +265,7 @@ fn vlm_counts_positions_two_to_n_averaged() {
 #[test]
 fn bayes_denoiser_is_the_brute_force_posterior_mean() {
     let model = shrunken(0.2);
-    let d = BayesDenoiser::new(&model, DENOISING.sigma);
+    let d = BayesDenoiser::new(&model, DENOISING);
     let pairs = jghm::sample::sample_pairs(&model, 20, 9, false);
     for (i, pair) in pairs.iter().enumerate() {
         let noisy: Vec<f64> =
@@ -326,7 +326,7 @@ fn denoise_risk_sums_squared_errors_over_leaves() {
         .iter()
         .map(|&u| m[u].iter().enumerate().map(|(v, p)| p * (v as f64 - c).powi(2)).sum::<f64>())
         .sum();
-    let r = denoise_risk(&model, &ConstantDenoiser(c), 1.0, 20_000, 10).unwrap();
+    let r = denoise_risk(&model, &ConstantDenoiser(c), DENOISING, 20_000, 10).unwrap();
     let p = &r.predictors[0].risk;
     assert!(within(p.value, p.stderr, exact, 4.0), "{} ± {} vs exact {exact}", p.value, p.stderr);
 }
@@ -337,8 +337,8 @@ fn denoise_risk_sums_squared_errors_over_leaves() {
 #[test]
 fn denoise_bayes_risk_two_ways() {
     let model = shrunken(0.2);
-    let d = BayesDenoiser::new(&model, DENOISING.sigma);
-    let r = denoise_risks(&model, &[&d], 1.0, 20_000, 11).unwrap();
+    let d = BayesDenoiser::new(&model, DENOISING);
+    let r = denoise_risks(&model, &[&d], DENOISING, 20_000, 11).unwrap();
     let (plain, plain_se) = plain_denoise(&model, &d, 20_000, 12);
     let se = (r.bayes.stderr.powi(2) + plain_se.powi(2)).sqrt();
     assert!(
@@ -400,12 +400,12 @@ fn risks_do_not_depend_on_the_thread_count() {
     let model = shrunken(0.2);
     let run = || {
         let pmi = Pmi { model: &model };
-        let d = BayesDenoiser::new(&model, DENOISING.sigma);
+        let d = BayesDenoiser::new(&model, DENOISING);
         let b = BayesNextToken::new(&model);
         [
             clip_risk(&model, &pmi, 4, 300, 1).unwrap().bayes.value,
             zero_shot_risks(&model, &[Classifier::Prompts(&pmi)], &[3], 300, 2).unwrap().predictors[0].risk.value,
-            denoise_risk(&model, &d, 1.0, 300, 3).unwrap().bayes.value,
+            denoise_risk(&model, &d, DENOISING, 300, 3).unwrap().bayes.value,
             vlm_risk(&model, &b, 300, 4).unwrap().bayes.value,
         ]
     };
@@ -422,6 +422,6 @@ fn bad_arguments_are_errors() {
     assert!(clip_risk(&model, &Constant, 1, 100, 1).is_err());
     assert!(clip_risk(&model, &Constant, 4, 1, 1).is_err());
     assert!(zero_shot_risks(&model, &[Classifier::Prompts(&Constant)], &[0], 100, 1).is_err());
-    assert!(denoise_risk(&model, &ConstantDenoiser(0.0), 0.0, 100, 1).is_err());
+    assert!(denoise_risk(&model, &ConstantDenoiser(0.0), ValueNoise { sigma: 0.0 }, 100, 1).is_err());
     let _ = Part::Image;
 }

@@ -2,7 +2,7 @@
 //! posterior moments against the one-at-a-time oracle on the same draws, and the control
 //! variate of the hidden-state counts — its exact means, and an estimate that stays unbiased.
 
-use jghm::downstream::noise::ValueNoise;
+use jghm::downstream::noise::{ValueNoise, DENOISING};
 use jghm::model::Jghm;
 use jghm::reproduce::control_variate::{LocalVariance, StateCounts};
 use jghm::reproduce::{denoise_risks_with, BayesDenoiser, DenoiseOptions, Denoiser, Moments, TaskRisk};
@@ -39,13 +39,13 @@ fn numbers(r: &TaskRisk) -> Vec<f64> {
 fn denoise_batched_equals_per_sample() {
     let data = RandomSpec { flip: 0.1, ..RandomSpec::symmetric(4, 2, 3, 7) }.build().unwrap();
     let other = RandomSpec { flip: 0.3, ..RandomSpec::symmetric(4, 2, 3, 7) }.build().unwrap();
-    let wrong = BayesDenoiser::new(&other, 1.0);
+    let wrong = BayesDenoiser::new(&other, DENOISING);
     let denoisers: [&dyn Denoiser; 2] = [&wrong, &Identity];
     for control_variate in [false, true] {
         // 2,500 pairs: two full chunks and a partial one, whose last SIMD block is partial too.
         let run = |moments| {
             let options = DenoiseOptions { moments, control_variate };
-            denoise_risks_with(&data, &denoisers, 1.0, 2_500, 21, options).unwrap()
+            denoise_risks_with(&data, &denoisers, DENOISING, 2_500, 21, options).unwrap()
         };
         let (batched, one_by_one) = (run(Moments::Batched), run(Moments::PerSample));
         for (a, b) in numbers(&batched).iter().zip(numbers(&one_by_one)) {
@@ -145,7 +145,7 @@ fn denoise_control_variate_is_unbiased() {
     let data = RandomSpec { flip: 0.2, ..RandomSpec::symmetric(4, 2, 3, 11) }.build().unwrap();
     let run = |control_variate, seed| {
         let options = DenoiseOptions { moments: Moments::Batched, control_variate };
-        denoise_risks_with(&data, &[], 1.0, 40_000, seed, options).unwrap().bayes
+        denoise_risks_with(&data, &[], DENOISING, 40_000, seed, options).unwrap().bayes
     };
     let (plain, adjusted) = (run(false, 31), run(true, 32));
     let se = (plain.stderr.powi(2) + adjusted.stderr.powi(2)).sqrt();
@@ -171,7 +171,7 @@ fn denoise_control_variate_on_the_standard_model() {
         for control_variate in [false, true] {
             let t0 = std::time::Instant::now();
             let options = DenoiseOptions { moments: Moments::Batched, control_variate };
-            let r = denoise_risks_with(&data, &[], 1.0, 40_000, 1, options).unwrap();
+            let r = denoise_risks_with(&data, &[], DENOISING, 40_000, 1, options).unwrap();
             println!(
                 "ε = {flip}, control variate {control_variate}: {:.4} ± {:.4} (sd per pair {:.3}) in {:.1} s",
                 r.bayes.value,

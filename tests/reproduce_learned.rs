@@ -360,7 +360,10 @@ fn measure_classes_on_the_standard_model() {
         };
         show("clip", risks::clip_risk(&model, m.score(), 4, samples, 11).unwrap());
         show("zero-shot (M = 10)", risks::zero_shot_risk(&model, m.score(), 10, samples, 12).unwrap());
-        show("denoise", risks::denoise_risk(&model, m.denoiser(), 1.0, samples, 13).unwrap());
+        show(
+            "denoise",
+            risks::denoise_risk(&model, m.denoiser(), jghm::downstream::noise::DENOISING, samples, 13).unwrap(),
+        );
         show("vlm", risks::vlm_risk(&model, m.next_token(), samples, 14).unwrap());
         eprintln!("  (risk estimation {:.1} s)", t1.elapsed().as_secs_f64());
     }

@@ -593,7 +593,7 @@ fn newest_commands_refuse_held_out_bad_inputs() {
         (vec!["rates", "--model", &m, "--settings", &holdout, "--out", s], "holdout"),
         (vec!["rates", "--model", &m, "--settings", &negative, "--out", s], "invalid settings"),
         (vec!["rates", "--model", &m, "--settings", &batch0, "--out", s], "batch must be at least 1"),
-        (vec!["rates", "--model", &m, "--settings", &no_n, "--out", s], "at least one class, one n"),
+        (vec!["rates", "--model", &m, "--settings", &no_n, "--out", s], "a sweep needs at least one class, one n"),
         (vec!["rates", "--model", &m, "--out", s, "--resume"], "no sweep to resume"),
         (vec!["diffuse", "--model", &m, "--text", "0,5", "--samples", "10"], "out of the vocabulary"),
         (vec!["diffuse", "--model", &m, "--text", "0,1", "--condition", "statistic:bogus"], "unknown statistic"),

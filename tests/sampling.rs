@@ -174,3 +174,37 @@ fn conditional_samples_given_a_long_image_follow_the_exact_marginals() {
         }
     }
 }
+
+/// `model` with its root prior replaced by `prior`.
+fn with_prior(model: &Jghm, prior: Vec<f64>) -> Jghm {
+    Jghm::from_file(jghm::model::ModelFile { prior, ..model.to_file() }).unwrap()
+}
+
+/// Draws below a fixed root state follow `p(x, y | z = c)`: the exact law is the joint of the
+/// same model with the prior put all on `c`. Checked for a root state of prior 1e-9, which a
+/// rejection sampler (keep joint draws whose root is `c`) would need 10^9 draws per sample to
+/// reach.
+#[test]
+fn samples_below_a_fixed_root_follow_the_conditional_joint() {
+    let base = small_model();
+    let c = 1;
+    let model = with_prior(&base, vec![0.5, 1e-9, 0.5 - 1e-9]);
+    let given_c = with_prior(&base, vec![0.0, 1.0, 0.0]);
+    let sampler = Sampler::new(&model);
+    let mut rng = rng::stream(43, 0);
+    let n = 100_000;
+    let mut counts: HashMap<Vec<usize>, usize> = HashMap::new();
+    for _ in 0..n {
+        let pair = sampler.pair_given_root(&mut rng, c, true);
+        assert_eq!(pair.hidden.as_ref().unwrap()[0], c);
+        *counts.entry([pair.image, pair.text].concat()).or_default() += 1;
+    }
+    let mut expected = vec![];
+    for x in all_sequences(model.image_len(), model.image_vocab()) {
+        for y in all_sequences(model.text_len(), model.text_vocab()) {
+            expected.push(([x.clone(), y.clone()].concat(), bp::log_pxy(&given_c, &x, &y).exp()));
+        }
+    }
+    let (stat, critical) = chi_square(&counts, &expected, n);
+    assert!(stat < critical, "chi-square {stat} exceeds the {LEVEL} critical value {critical}");
+}

@@ -145,7 +145,7 @@ fn t8_prompt_ensembles_converge_to_exact() {
 /// The one prompt-ensemble classifier read nested: with `M` prompts it uses the first `M` of
 /// each class's set and nothing else, its log form normalises to the probabilities of
 /// [`PromptEnsemble::classify`], and [`PromptEnsemble::predict`] is their argmax. Checked on the
-/// root label (rejection draws) and a text token (BP draws), with a shared generator and with
+/// root label (draws below the fixed root) and a text token (BP draws), with a shared generator and with
 /// one stream per class.
 #[test]
 fn t8_prompt_ensemble_is_nested_and_normalised() {

@@ -174,6 +174,33 @@ fn a_run_above_the_memory_budget_is_refused_naming_a_field() {
     assert!(small_config().check_within(&model.model, Some(1 << 34)).is_ok());
 }
 
+/// A checkpoint is checked against the memory of *evaluating* it: parameters (the file's three
+/// blocks, decoded once) and one forward cache per tower and worker, well below the training
+/// estimate (gradients, optimiser state, a training batch's loss and data). A budget between
+/// the two loads the checkpoint for evaluation although it refuses the training run; a budget
+/// below the evaluation estimate refuses it, naming evaluation.
+#[test]
+fn a_checkpoint_is_checked_against_the_memory_of_evaluating_it() {
+    use jghm::learn::memory::{estimate, evaluation_estimate};
+    let (_, model) = model_file();
+    let cfg = small_config().check_within(&model.model, None).unwrap();
+    let threads = rayon::current_num_threads();
+    let eval = evaluation_estimate(&cfg, &model.model, threads);
+    let train = estimate(&cfg, &model.model).total();
+    // The parameters' part is the checkpoint's three blocks twice: about twice the file's size.
+    let file_bytes = checkpoint(&model).len() as f64;
+    assert!(eval.parameters > 1.5 * file_bytes && eval.parameters < 2.5 * file_bytes, "{eval:?} vs file {file_bytes}");
+    assert!(eval.activations > 0.0 && eval.total() < train, "evaluation {} vs training {train}", eval.total());
+    let between = ((eval.total() + train) / 2.0) as u64;
+    assert!(small_config().check_within(&model.model, Some(between)).is_err());
+    assert!(CheckpointFile::from_bytes(&model, checkpoint(&model), Some(between)).is_ok());
+    let below = (eval.total() / 2.0) as u64;
+    match CheckpointFile::from_bytes(&model, checkpoint(&model), Some(below)) {
+        Err(CheckpointError::Config(ConfigError::EvaluationMemory { .. })) => {}
+        other => panic!("expected the evaluation memory error, got {:?}", other.err()),
+    }
+}
+
 /// Runs the binary; returns (exit code, stderr).
 fn jghm(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jghm")).args(args).output().expect("the binary runs");

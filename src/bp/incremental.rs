@@ -205,6 +205,21 @@ impl<'m> Incremental<'m> {
         }
         Some(out)
     }
+
+    /// The same rows, exact whatever the range: [`Incremental::conditionals`], or, when that pass
+    /// reports `None`, the log-domain [`super::next_token_conditional`] position by position.
+    /// The one fallback of the next-token conditionals; rows of an impossible prefix are NaN.
+    pub fn conditionals_or_log_domain(&mut self, x: &[usize], y: &[usize]) -> Vec<f64> {
+        if let Some(fast) = self.conditionals(x, y) {
+            return fast;
+        }
+        let vocab = self.model.text_vocab();
+        (0..y.len())
+            .flat_map(|t| {
+                super::next_token_conditional(self.model, Some(x), &y[..t]).unwrap_or_else(|_| vec![f64::NAN; vocab])
+            })
+            .collect()
+    }
 }
 
 /// Divides by the maximum; `false` if the vector is all zeros or not finite.

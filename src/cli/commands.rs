@@ -1,14 +1,13 @@
 //! One function per command.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::*;
 use crate::bp::{self, BpError};
-use crate::evidence::{parse_tokens, Evidence};
+use crate::evidence::{parse_checked_tokens, parse_tokens};
 use crate::files::{load_model, write_atomic};
-use crate::logspace::argmax;
-use crate::model::{Jghm, Part};
+use crate::model::Part;
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
 
@@ -121,17 +120,6 @@ fn sample(a: &SampleArgs) -> Result<()> {
     }
 }
 
-/// Parses and checks one side's tokens against the model.
-fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
-    let tokens = parse_tokens(part, text)?;
-    let _ = Evidence::tokens(
-        model,
-        (part == Part::Image).then_some(&tokens[..]),
-        (part == Part::Text).then_some(&tokens[..]),
-    )?;
-    Ok(tokens)
-}
-
 fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
     let (part, given) = match (&a.image, &a.text) {
@@ -139,7 +127,7 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
         (None, Some(y)) => (Part::Text, y),
         (None, None) => bail!("give --image or --text"),
     };
-    let t = tokens(&model, part, given)?;
+    let t = parse_checked_tokens(&model, part, given)?;
     let obs = if part == Part::Image {
         bp::Tokens { image: Some(&t), text: None }
     } else {
@@ -170,8 +158,8 @@ fn zero_probability(e: BpError, part: Part) -> anyhow::Error {
 
 fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = tokens(&model, Part::Image, &a.image)?;
-    let y = tokens(&model, Part::Text, &a.text)?;
+    let x = parse_checked_tokens(&model, Part::Image, &a.image)?;
+    let y = parse_checked_tokens(&model, Part::Text, &a.text)?;
     let p = bp::pmi(&model, &x, &y).map_err(|e| match e {
         BpError::ZeroProbability { .. } => {
             let which = if bp::log_px(&model, &x) == f64::NEG_INFINITY {
@@ -201,7 +189,7 @@ fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
 
 fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = a.image.as_deref().map(|s| tokens(&model, Part::Image, s)).transpose()?;
+    let x = a.image.as_deref().map(|s| parse_checked_tokens(&model, Part::Image, s)).transpose()?;
     let prefix = if a.prefix.trim().is_empty() { vec![] } else { parse_tokens(Part::Text, &a.prefix)? };
     if prefix.len() >= model.text_len() {
         bail!(
@@ -235,48 +223,25 @@ fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
 }
 
 fn demo(a: &DemoArgs, json: bool) -> Result<()> {
-    let spec = RandomSpec { text_depth: 3, ..RandomSpec::symmetric(10, 3, 4, a.seed) };
-    let model = spec.build().context("building the default model")?;
-    let pairs = sample_pairs(&model, a.n as usize, a.seed, true);
-    let mut rows = vec![];
-    for pair in &pairs {
-        let p = bp::pmi(&model, &pair.image, &pair.text)?;
-        let post = bp::root_posterior(&model, &bp::Tokens { image: Some(&pair.image), text: None })?;
-        let map = argmax(&post.root);
-        let true_root = pair.hidden.as_ref().map(|h| h[0]).unwrap_or(0);
-        rows.push(json!({
-            "image": pair.image, "text": pair.text, "root": true_root,
-            "pmi": p.pmi, "log_pxy": p.log_pxy, "log_px": p.log_px, "log_py": p.log_py,
-            "map_root_from_image": map, "posterior_of_true_root": post.root[true_root],
-        }));
-    }
+    let d = crate::demo::demo(a.seed, a.n as usize)?;
     if json {
-        print_json(
-            &json!({ "model": { "states": 10, "children": 3, "image_depth": 4, "text_depth": 3, "flip": 0.3, "seed": a.seed }, "pairs": rows }),
-        );
+        print_json(&serde_json::to_value(&d)?);
         return Ok(());
     }
     println!("Default model: standard random family, 10 states, 3 children, image depth 4 (81 tokens),");
     println!("text depth 3 (27 tokens), flip 0.3, seed {} (`jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --seed {}`).", a.seed, a.seed);
     println!("{} sampled pairs, with exact quantities by belief propagation:\n", a.n);
-    for (i, r) in rows.iter().enumerate() {
-        let tok = |v: &serde_json::Value| {
-            v.as_array().map(|t| t.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("")).unwrap_or_default()
-        };
-        println!("pair {i}: image {}", tok(&r["image"]));
-        println!("        text  {}", tok(&r["text"]));
+    let tok = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<String>();
+    for (i, r) in d.pairs.iter().enumerate() {
+        println!("pair {i}: image {}", tok(&r.image));
+        println!("        text  {}", tok(&r.text));
         println!(
             "  log p(x) = {:.4}  log p(y) = {:.4}  log p(x,y) = {:.4}  PMI = {:.4} nats",
-            r["log_px"].as_f64().unwrap_or(0.0),
-            r["log_py"].as_f64().unwrap_or(0.0),
-            r["log_pxy"].as_f64().unwrap_or(0.0),
-            r["pmi"].as_f64().unwrap_or(0.0)
+            r.log_px, r.log_py, r.log_pxy, r.pmi
         );
         println!(
             "  true root z = {}; BP from the image alone: MAP root {}, p(true root | x) = {:.4}\n",
-            r["root"],
-            r["map_root_from_image"],
-            r["posterior_of_true_root"].as_f64().unwrap_or(0.0)
+            r.root, r.map_root_from_image, r.posterior_of_true_root
         );
     }
     Ok(())

@@ -1,21 +1,21 @@
 //! `jghm zero-shot`, `jghm generate`, `jghm diffuse`: the downstream tasks of THEORY §5 with
 //! their exact references ([`crate::downstream`]).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 
-use crate::downstream::diffusion::{self, Condition, Schedule};
-use crate::downstream::generation::{self, Generator, KlSpec, T9Check, ThroughStatistic};
+use crate::downstream::diffusion::{self, DiffuseSpec};
+use crate::downstream::generation::{self, Generator, KlSpec, ThroughStatistic};
 use crate::downstream::labels::Label;
-use crate::downstream::zero_shot::{self, Prompts, Spec};
+use crate::downstream::zero_shot::{self, Spec};
 use crate::eval::ScoreSpec;
-use crate::evidence::{parse_tokens, Evidence};
+use crate::evidence::parse_checked_tokens;
 use crate::files::load_model;
-use crate::info::{self, Estimate};
+use crate::info::Estimate;
 use crate::learn::checkpoint::ModelFile;
-use crate::model::{Jghm, Part};
+use crate::model::Part;
 use crate::score::Score;
 use crate::sufficiency::Statistic;
 
@@ -48,6 +48,10 @@ pub struct ZeroShotArgs {
     /// Outer pairs of the Monte Carlo contrastive excess (only when the model is not enumerable).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
     pub bound_samples: u64,
+    /// Refuse a --score ckpt:PATH whose evaluation would need more than this many bytes
+    /// [default: the machine's memory].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -114,34 +118,6 @@ fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Sen
     Ok(spec.parse::<ScoreSpec>()?.build(file, crate::learn::memory::machine_bytes())?)
 }
 
-fn tokens(model: &Jghm, part: Part, text: &str) -> Result<Vec<usize>> {
-    let t = parse_tokens(part, text)?;
-    let (x, y) = if part == Part::Image { (Some(&t[..]), None) } else { (None, Some(&t[..])) };
-    Evidence::tokens(model, x, y)?;
-    Ok(t)
-}
-
-fn label(model: &Jghm, spec: &str) -> Result<Label> {
-    if let Some(path) = spec.strip_prefix("channel:") {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read channel file '{path}'"))?;
-        #[derive(serde::Deserialize)]
-        struct File {
-            channel: Vec<Vec<f64>>,
-        }
-        let file: File = serde_json::from_str(&text).with_context(|| format!("channel file '{path}'"))?;
-        let l = Label::Channel(file.channel);
-        l.check(model)?;
-        return Ok(l);
-    }
-    let l: Label = spec.parse()?;
-    l.check(model)?;
-    Ok(l)
-}
-
-fn estimate(e: &Estimate) -> Value {
-    json!({ "value": e.value, "stderr": e.stderr })
-}
-
 fn finite(fields: &[(&str, f64)]) -> Result<()> {
     for (name, v) in fields {
         if !v.is_finite() {
@@ -153,23 +129,12 @@ fn finite(fields: &[(&str, f64)]) -> Result<()> {
 
 pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
-    let score = load_score(&file, &a.score)?;
+    let budget = a.max_memory.or_else(crate::learn::memory::machine_bytes);
+    let score = a.score.parse::<ScoreSpec>()?.build(&file, budget)?;
     let model = &file.model;
-    let label = label(model, &a.label)?;
-    let texts_enumerable = info::side_size(model, Part::Text) <= info::SIDE_LIMIT;
-    let prompts = match (a.exact, a.prompts) {
-        (true, _) => Prompts::Exact,
-        (false, Some(m)) => Prompts::Ensemble { size: m as usize, seed: a.seed },
-        (false, None) if texts_enumerable => Prompts::Exact,
-        (false, None) => Prompts::Ensemble { size: 64, seed: a.seed },
-    };
-    let images_enumerable = info::side_size(model, Part::Image) <= info::SIDE_LIMIT;
-    let images = match a.samples {
-        Some(n) => Some((n as usize, a.seed)),
-        None if images_enumerable => None,
-        None => Some((2000, a.seed)),
-    };
-    let spec = Spec { prompts, images, bound_samples: a.bound_samples as usize };
+    let label = Label::from_spec(&a.label)?;
+    let (prompts, images) = (a.prompts.map(|m| m as usize), a.samples.map(|n| n as usize));
+    let spec = Spec::with_defaults(model, a.exact, prompts, images, a.seed, a.bound_samples as usize);
     let r = zero_shot::evaluate(model, &*score, &label, &spec)?;
     finite(&[
         ("the accuracy", r.accuracy.value),
@@ -178,18 +143,7 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
         ("the contrastive excess", r.bound.contrastive_excess.value),
     ])?;
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "accuracy": r.accuracy.value, "accuracy_stderr": r.accuracy.stderr,
-                "bayes_accuracy": r.bayes_accuracy.value, "bayes_accuracy_stderr": r.bayes_accuracy.stderr,
-                "log_loss": r.log_loss.value, "log_loss_stderr": r.log_loss.stderr,
-                "bayes_log_loss": r.bayes_log_loss.value, "bayes_log_loss_stderr": r.bayes_log_loss.stderr,
-                "excess_log_loss": r.excess_log_loss.value, "excess_log_loss_stderr": r.excess_log_loss.stderr,
-                "zero_one_excess": estimate(&r.zero_one_excess),
-                "bound": r.bound, "label": r.label, "score": r.score, "classes": r.classes, "method": r.method,
-            })
-        );
+        println!("{}", r.flat_json());
         return Ok(());
     }
     let pm = |e: &Estimate| {
@@ -222,7 +176,7 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
 pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
     let model = &file.model;
-    let x = tokens(model, Part::Image, &a.image)?;
+    let x = parse_checked_tokens(model, Part::Image, &a.image)?;
     let mut score = None;
     let mut through = None;
     if let Some(name) = a.from.strip_prefix("statistic:") {
@@ -236,35 +190,23 @@ pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
         (_, Some(t)) => Generator::Statistic(t),
         _ => Generator::Exact,
     };
-    let samples = generation::sample(model, &generator, &x, a.n as usize, a.seed)?;
-    let mut out = json!({ "generator": generator.name(), "samples": samples });
-    if a.kl {
-        let spec = KlSpec { samples: a.kl_samples as usize, pool: a.pool as usize, seed: a.seed };
-        let d = generation::divergence(model, &generator, &x, &spec)?;
-        finite(&[("the divergence", d.kl.value)])?;
-        out["kl"] = json!({ "value": d.kl.value, "stderr": d.kl.stderr, "method": d.method });
-        if let Some(t9) = T9Check::of(model, &generator)? {
-            out["expected_kl"] = json!(t9.expected_kl);
-            out["t9_reference"] = json!(t9.t9_reference);
-        }
+    let kl = a.kl.then_some(KlSpec { samples: a.kl_samples as usize, pool: a.pool as usize, seed: a.seed });
+    let r = generation::generate(model, &generator, &x, a.n as usize, a.seed, kl.as_ref())?;
+    if let Some(kl) = &r.kl {
+        finite(&[("the divergence", kl.value)])?;
     }
     if json_out {
-        println!("{out}");
+        println!("{}", serde_json::to_value(&r)?);
         return Ok(());
     }
-    for y in &samples {
+    for y in &r.samples {
         println!("{}", y.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","));
     }
-    if let Some(kl) = out.get("kl") {
-        eprintln!(
-            "KL(p(y|x) ‖ {}) = {} ± {} ({})",
-            generator.name(),
-            kl["value"],
-            kl["stderr"],
-            kl["method"].as_str().unwrap_or("")
-        );
-        if let (Some(e), Some(r)) = (out.get("expected_kl"), out.get("t9_reference")) {
-            eprintln!("T9: E_X KL = {e}, closed form (T4 excess risk, or Suff_Y(f)) = {r}");
+    let number = |v: f64| Value::from(v);
+    if let Some(kl) = &r.kl {
+        eprintln!("KL(p(y|x) ‖ {}) = {} ± {} ({})", r.generator, number(kl.value), number(kl.stderr), kl.method);
+        if let (Some(e), Some(t9)) = (r.expected_kl, r.t9_reference) {
+            eprintln!("T9: E_X KL = {}, closed form (T4 excess risk, or Suff_Y(f)) = {}", number(e), number(t9));
         }
     }
     Ok(())
@@ -272,83 +214,39 @@ pub fn run_generate(a: &GenerateArgs, json_out: bool) -> Result<()> {
 
 pub fn run_diffuse(a: &DiffuseArgs, json_out: bool) -> Result<()> {
     let model = load_model(&a.model)?;
-    let y = tokens(&model, Part::Text, &a.text)?;
-    if crate::bp::log_py(&model, &y) == f64::NEG_INFINITY {
-        bail!("the text has probability zero under the model, so p(x | y) is undefined");
-    }
-    let statistic = match a.condition.strip_prefix("statistic:") {
-        Some(name) => Some(name.parse::<Statistic>()?),
-        None if a.condition == "text" || a.condition == "none" => None,
-        None => bail!("unknown condition '{}': use text, statistic:NAME or none", a.condition),
+    let spec = DiffuseSpec {
+        text: parse_checked_tokens(&model, Part::Text, &a.text)?,
+        condition: a.condition.parse()?,
+        condition_name: a.condition.clone(),
+        steps: a.steps as usize,
+        samples: a.samples as usize,
+        seed: a.seed,
+        keep_images: a.print_samples,
+        t10: a.t10.map(|m| m as usize),
     };
-    let cond = match (statistic, a.condition.as_str()) {
-        (Some(st), _) => Condition::through(&model, st, &y)?,
-        (None, "none") => Condition::None,
-        _ => Condition::Text(y.clone()),
-    };
-    let schedule = Schedule::cosine(a.steps as usize);
-    let n = a.samples as usize;
-    let generated = diffusion::ddpm(&model, &cond, &schedule, n, a.seed)?;
-    let tv_check = diffusion::total_variation_check(&model, &cond, &generated, a.seed)?;
-    let enumerable = tv_check.is_some();
-    let (tv, tv_ref) = (tv_check.map(|t| t[0]), tv_check.map(|t| t[1]));
-    let mut out = json!({
-        "tv_to_exact": tv, "tv_reference": tv_ref, "steps": a.steps, "samples": n,
-        "condition": a.condition, "schedule": "cosine (Nichol & Dhariwal 2021, s = 0.008), variance preserving",
-        "method": if enumerable {
-            "TV between the empirical law of the N generated images and the exact p(x | condition) by BP; tv_reference: the same for N exact BP draws"
-        } else {
-            "the image side is too large to enumerate: no exact TV (tv_to_exact and tv_reference are null)"
-        },
-    });
-    if a.print_samples {
-        out["images"] = json!(generated);
-    }
-    if let Some(m) = a.t10 {
-        let st = statistic.context("--t10 needs --condition statistic:NAME")?;
-        let rows: Vec<Value> = diffusion::t10_grid(&model, st, &schedule, m as usize, a.seed)?
-            .iter()
-            .map(|b| {
-                let r = &b.level;
-                json!({
-                    "t": b.step, "alpha": r.level.alpha, "sigma": r.level.sigma,
-                    "squared_distance": estimate(&r.squared_distance),
-                    "conditional_information": estimate(&r.conditional_information),
-                    "bound_information": b.bound_information,
-                    "bound_sufficiency": b.bound_sufficiency,
-                    "sufficiency": r.sufficiency,
-                })
-            })
-            .collect();
-        out["t10"] = json!(rows);
-    }
+    let r = diffusion::diffuse(&model, &spec)?;
     if json_out {
-        println!("{out}");
+        println!("{}", serde_json::to_value(&r)?);
         return Ok(());
     }
-    if a.print_samples {
-        for x in &generated {
-            println!("{}", x.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","));
-        }
+    for x in r.images.iter().flatten() {
+        println!("{}", x.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","));
     }
-    match (tv, tv_ref) {
-        (Some(tv), Some(r)) => println!(
-            "DDPM ({} steps, cosine schedule, exact Bayes denoiser by BP), {n} images, condition {}:\n  TV to exact p(x | condition) = {tv:.4}; TV of {n} exact BP draws (noise floor) = {r:.4}",
+    let n = r.samples;
+    match (r.tv_to_exact, r.tv_reference) {
+        (Some(tv), Some(floor)) => println!(
+            "DDPM ({} steps, cosine schedule, exact Bayes denoiser by BP), {n} images, condition {}:\n  TV to exact p(x | condition) = {tv:.4}; TV of {n} exact BP draws (noise floor) = {floor:.4}",
             a.steps, a.condition
         ),
         _ => println!("{n} images generated ({} steps); the image side is too large for an exact TV", a.steps),
     }
-    if let Some(rows) = out.get("t10").and_then(|v| v.as_array()) {
+    if let Some(rows) = &r.t10 {
         println!("  T10: E||D - D_g||^2 <= 2 N_X I(X;Y|X_t,G) <= 2 N_X Suff_X(g):");
-        for r in rows {
+        for row in rows {
+            let d = &row.squared_distance;
             println!(
-                "    t = {:>5}  sigma = {:.4}  {:.6} ± {:.6} <= {:.6} <= {:.6}",
-                r["t"],
-                r["sigma"].as_f64().unwrap_or(f64::NAN),
-                r["squared_distance"]["value"].as_f64().unwrap_or(f64::NAN),
-                r["squared_distance"]["stderr"].as_f64().unwrap_or(f64::NAN),
-                r["bound_information"].as_f64().unwrap_or(f64::NAN),
-                r["bound_sufficiency"].as_f64().unwrap_or(f64::NAN)
+                "    t = {}  sigma = {:.4}  {:.6} ± {:.6} <= {:.6} <= {:.6}",
+                row.t, row.sigma, d.value, d.stderr, row.bound_information, row.bound_sufficiency
             );
         }
     }

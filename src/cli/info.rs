@@ -16,7 +16,7 @@ use crate::learn::checkpoint::ModelFile;
 use crate::learn::memory::machine_bytes;
 use crate::model::{Jghm, Part};
 use crate::score::Score;
-use crate::sufficiency::{self, Evaluator, Gap, Statistic};
+use crate::sufficiency::{Evaluator, Report, Statistic};
 
 /// Monte Carlo sample size when enumeration is too large and `--samples` is not given.
 pub const DEFAULT_SAMPLES: usize = 10_000;
@@ -168,18 +168,8 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     let exact = use_exact(model, &a.method)?;
     let en = if exact { Some(Enumeration::new(model)?) } else { None };
     let score = a.score.parse::<ScoreSpec>()?.build(&file, machine_bytes())?;
-    let mut result = None;
-    if let Some(en) = &en {
-        match ClipLossReport::exact(en, score.as_ref(), batch) {
-            Ok(r) => result = Some(r),
-            Err(e) if a.method.exact => return Err(e.into()),
-            Err(_) => {} // enumerable model, but this batch is too large: Monte Carlo below.
-        }
-    }
-    let r = match result {
-        Some(r) => r,
-        None => ClipLossReport::monte_carlo(model, score.as_ref(), batch, samples(&a.method), a.method.seed)?,
-    };
+    let (n, seed) = (samples(&a.method), a.method.seed);
+    let r = ClipLossReport::exact_or_monte_carlo(model, en.as_ref(), a.method.exact, score.as_ref(), batch, n, seed)?;
     finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
     let batch_text = match batch {
         Batch::Finite(k) => json!(k),
@@ -207,54 +197,28 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
 pub fn run_sufficiency(a: &SufficiencyArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model)?;
     let statistic: Statistic = a.statistic.parse()?;
-    let side = match a.side {
-        Side::Image => Part::Image,
-        Side::Text => Part::Text,
+    let (side, side_name) = match a.side {
+        Side::Image => (Part::Image, "image"),
+        Side::Text => (Part::Text, "text"),
     };
     Evaluator::new(&model, side, statistic)?;
-    let out = if use_exact(&model, &a.method)? {
-        let en = Enumeration::new(&model)?;
-        let gap = Gap::new(&en, side, Evaluator::new(&model, side, statistic)?.classes(en.side(side)));
-        let s = gap.all();
-        finite(&[("the sufficiency gap", s.kl_form), ("I(X; Y)", s.mutual_information)])?;
-        json!({
-            "sufficiency": s.kl_form, "stderr": 0.0,
-            "mutual_information": s.mutual_information, "statistic_information": s.statistic_information,
-            "information_form": s.information_form, "variational_form": s.variational_form,
-            "classes": s.classes, "method": "exact enumeration",
-        })
-    } else {
-        let n = samples(&a.method);
-        let s = sufficiency::monte_carlo(&model, side, statistic, n, a.method.seed)?;
-        finite(&[("the sufficiency gap", s.sufficiency.value)])?;
-        json!({
-            "sufficiency": s.sufficiency.value, "stderr": s.sufficiency.stderr, "ci95": s.sufficiency.ci95,
-            "mutual_information": s.mutual_information.value, "mutual_information_stderr": s.mutual_information.stderr,
-            "statistic_information": s.statistic_information.value,
-            "statistic_information_stderr": s.statistic_information.stderr,
-            "method": format!("Monte Carlo ({n} pairs, seed {}): E[PMI(A,C) - PMI_T(T(A),C)], the statistic's side enumerated", a.method.seed),
-        })
+    let r = match use_exact(&model, &a.method)? {
+        true => Report::exact(&model, side, statistic)?,
+        false => Report::monte_carlo(&model, side, statistic, samples(&a.method), a.method.seed)?,
     };
-    let side_name = if side == Part::Image { "image" } else { "text" };
-    out_or_print(json, &out, statistic, side_name);
-    Ok(())
-}
-
-fn out_or_print(json: bool, out: &Value, statistic: Statistic, side: &str) {
-    print(json, out, || {
-        println!("method: {}", out["method"].as_str().unwrap_or(""));
-        println!("statistic {statistic} of the {side}");
-        for key in [
-            "sufficiency",
-            "stderr",
-            "mutual_information",
-            "statistic_information",
-            "information_form",
-            "variational_form",
-        ] {
-            if let Some(v) = out[key].as_f64() {
+    finite(&[("the sufficiency gap", r.sufficiency), ("I(X; Y)", r.mutual_information)])?;
+    let out = serde_json::to_value(&r)?;
+    print(json, &out, || {
+        println!("method: {}", r.method);
+        println!("statistic {statistic} of the {side_name}");
+        for key in ["sufficiency", "stderr", "mutual_information", "statistic_information"] {
+            println!("{key:<22} {:.12}", out[key].as_f64().unwrap_or(f64::NAN));
+        }
+        for (key, v) in [("information_form", r.information_form), ("variational_form", r.variational_form)] {
+            if let Some(v) = v {
                 println!("{key:<22} {v:.12}");
             }
         }
     });
+    Ok(())
 }

@@ -10,12 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::files::write_atomic;
-use crate::learn::checkpoint::{check_tensors, read_header, Checkpoint, CheckpointError, ModelFile};
+use crate::learn::checkpoint::{check_tensors, resume_config, Checkpoint, CheckpointError, ModelFile};
 use crate::learn::data::Data;
 use crate::learn::train::{train, Run, SaveError, StepReport};
 use crate::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TrainConfig, WithEncoders};
 use crate::model::{Jghm, Part};
-use crate::runs::{overlay_json, NewFields};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -54,21 +53,7 @@ pub struct TrainArgs {
 /// The configuration of a run: the class's defaults, overridden by the file, then the flags.
 fn configure(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = match &a.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read config '{}'", path.display()))?;
-            let mut value: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("config '{}' is not valid JSON", path.display()))?;
-            // Start from the defaults of the class named by the flag or the file.
-            let class = a
-                .class
-                .or_else(|| value.get("class").and_then(|c| serde_json::from_value(c.clone()).ok()))
-                .unwrap_or(Class::Transformer);
-            let mut base = serde_json::to_value(TrainConfig::for_class(class)).expect("config serialises");
-            // Unknown fields are left to the configuration's own deserialiser, which names them.
-            overlay_json(&mut base, value.take(), NewFields::Insert).expect("Insert refuses no field");
-            serde_json::from_value(base).with_context(|| format!("invalid config '{}'", path.display()))?
-        }
+        Some(path) => TrainConfig::from_file(path, a.class)?,
         None => TrainConfig::for_class(a.class.unwrap_or(Class::Transformer)),
     };
     if let Some(class) = a.class {
@@ -95,16 +80,11 @@ pub fn run(a: &TrainArgs, json_out: bool) -> Result<()> {
     let resume_bytes = if a.resume {
         let b =
             std::fs::read(&a.out).with_context(|| format!("--resume: cannot read checkpoint '{}'", a.out.display()))?;
-        let (saved, meta) = read_header(&b).with_context(|| format!("--resume: '{}'", a.out.display()))?;
-        if let Some(recorded) = meta.get("model_sha256").filter(|h| **h != model.sha256) {
-            bail!(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model.sha256.clone() });
-        }
-        if a.config.is_none() && a.class.is_none_or(|c| c == saved.class) && a.steps.is_none() && a.n.is_none() {
-            cfg = saved.clone();
-        }
-        if saved != cfg {
-            bail!("--resume: the configuration differs from the checkpoint's (resume with the same --config/--class/--steps/--n, or none of them)");
-        }
+        let flags = a.config.is_some() || a.steps.is_some() || a.n.is_some();
+        cfg = resume_config(&b, &model.sha256, cfg, flags, a.class).map_err(|e| match e {
+            CheckpointError::ModelMismatch { .. } | CheckpointError::ResumeConfig => anyhow::Error::from(e),
+            e => anyhow::Error::from(e).context(format!("--resume: '{}'", a.out.display())),
+        })?;
         Some(b)
     } else {
         None

@@ -10,7 +10,7 @@
 //! Built on a model given separately from the data, so the same types serve mis-specified BP
 //! (the predictor of the ε = 0.2 model on data of another ε).
 
-use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
+use crate::bp::{BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
 use crate::downstream::noise::ValueNoise;
 use crate::evidence::{SoftImage, Tokens};
 use crate::model::Jghm;
@@ -72,13 +72,8 @@ pub struct BayesDenoiser<'m> {
 }
 
 impl<'m> BayesDenoiser<'m> {
-    pub fn new(model: &'m Jghm, sigma: f64) -> Self {
-        BayesDenoiser {
-            model,
-            noise: ValueNoise { sigma },
-            pool: WorkspacePool::new(),
-            batch: BatchMarginals::new(model),
-        }
+    pub fn new(model: &'m Jghm, noise: ValueNoise) -> Self {
+        BayesDenoiser { model, noise, pool: WorkspacePool::new(), batch: BatchMarginals::new(model) }
     }
 }
 
@@ -122,7 +117,7 @@ pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) ->
 /// The Bayes next-token model of one model: `p(y_t | y_{<t}, x)` by BP, all positions of one
 /// text in one incremental pass ([`bp::incremental`]: after the image's upward pass, each position
 /// costs one walk down and one walk up its leaf's path), with the log-domain
-/// [`bp::next_token_conditional`] as the fallback. Minimises the next-token cross-entropy.
+/// [`bp::next_token_conditional`] as the fallback ([`Incremental::conditionals_or_log_domain`]). Minimises the next-token cross-entropy.
 pub struct BayesNextToken<'m> {
     pub model: &'m Jghm,
     pool: WorkspacePool<Incremental<'m>>,
@@ -136,15 +131,7 @@ impl<'m> BayesNextToken<'m> {
     /// Row-major `N_Y × V_Y` probabilities `p(y_t = · | y_{<t}, x)`; rows of an impossible
     /// prefix are NaN.
     pub fn conditionals(&self, x: &[usize], y: &[usize]) -> Vec<f64> {
-        let fast = self.pool.with(|| Incremental::new(self.model), |inc| inc.conditionals(x, y));
-        fast.unwrap_or_else(|| {
-            (0..y.len())
-                .flat_map(|t| {
-                    bp::next_token_conditional(self.model, Some(x), &y[..t])
-                        .unwrap_or_else(|_| vec![f64::NAN; self.model.text_vocab()])
-                })
-                .collect()
-        })
+        self.pool.with(|| Incremental::new(self.model), |inc| inc.conditionals_or_log_domain(x, y))
     }
 }
 

@@ -334,3 +334,47 @@ impl T9Check {
         Ok(Some(T9Check { expected_kl, t9_reference }))
     }
 }
+
+/// The divergence as `jghm generate --kl` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KlReport {
+    pub value: f64,
+    pub stderr: f64,
+    pub method: String,
+}
+
+/// Everything `jghm generate` reports: `n` texts drawn from the generator given the image and,
+/// when asked, `KL(p(y|x) ‖ generator)` with both sides of T9 (the latter on enumerable models).
+#[derive(Clone, Debug, Serialize)]
+pub struct GenerateReport {
+    pub generator: String,
+    pub samples: Vec<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<KlReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_kl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t9_reference: Option<f64>,
+}
+
+/// Runs `jghm generate`: [`sample`], then [`divergence`] and [`T9Check`] when `kl` is given.
+pub fn generate(
+    model: &Jghm,
+    generator: &Generator,
+    x: &[usize],
+    n: usize,
+    seed: u64,
+    kl: Option<&KlSpec>,
+) -> Result<GenerateReport, DownstreamError> {
+    let samples = sample(model, generator, x, n, seed)?;
+    let mut report =
+        GenerateReport { generator: generator.name(), samples, kl: None, expected_kl: None, t9_reference: None };
+    if let Some(spec) = kl {
+        let d = divergence(model, generator, x, spec)?;
+        report.kl = Some(KlReport { value: d.kl.value, stderr: d.kl.stderr, method: d.method });
+        if let Some(t9) = T9Check::of(model, generator)? {
+            (report.expected_kl, report.t9_reference) = (Some(t9.expected_kl), Some(t9.t9_reference));
+        }
+    }
+    Ok(report)
+}

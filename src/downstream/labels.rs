@@ -63,6 +63,24 @@ impl std::fmt::Display for Label {
 }
 
 impl Label {
+    /// A label by name ([`Label::from_str`]), or `channel:FILE`: the channel `p(c | y)` read from
+    /// the JSON file `{"channel": [[p(c | y), ..], ..]}`, one row per text in mixed-radix order
+    /// (first token most significant). Not yet checked against a model ([`Label::check`]).
+    pub fn from_spec(spec: &str) -> Result<Label, DownstreamError> {
+        let Some(path) = spec.strip_prefix("channel:") else {
+            return spec.parse();
+        };
+        #[derive(serde::Deserialize)]
+        struct File {
+            channel: Vec<Vec<f64>>,
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| DownstreamError::ChannelRead { path: path.into(), source })?;
+        let file: File = serde_json::from_str(&text)
+            .map_err(|source| DownstreamError::ChannelFormat { path: path.into(), source })?;
+        Ok(Label::Channel(file.channel))
+    }
+
     /// Checks the label against the model (position in range, channel of the right shape,
     /// rows probability vectors within [`crate::tolerance::ROW_SUM`]).
     pub fn check(&self, model: &Jghm) -> Result<(), DownstreamError> {
@@ -206,8 +224,9 @@ impl<'a> LabelLaw<'a> {
     }
 
     /// `m` exact draws from `P_{Y | C = c}` with `rng`: BP conditional samples given `y_j = c`;
-    /// ancestral samples kept when the root is `c` (rejection); else categorical draws from the
-    /// enumerated texts with weights `p(y) p(c | y)`. An error when `p(c) = 0`.
+    /// ancestral samples below the fixed root `z = c` ([`Sampler::pair_given_root`]: exact
+    /// whatever `π(c) > 0`); else categorical draws from the enumerated texts with weights
+    /// `p(y) p(c | y)`. An error when `p(c) = 0`.
     pub fn prompts(&self, model: &Jghm, c: usize, m: usize, rng: &mut Rng) -> Result<Vec<Vec<usize>>, DownstreamError> {
         let tree = model.tree();
         match self.label {
@@ -227,20 +246,11 @@ impl<'a> LabelLaw<'a> {
                     .collect())
             }
             Label::Root => {
-                // Rejection: the expected number of draws is m / π(c).
-                if model.prior()[c] < 1e-6 {
+                if model.prior()[c] <= 0.0 {
                     return Err(zero_class(self.label, c));
                 }
                 let sampler = Sampler::new(model);
-                let mut out = Vec::with_capacity(m);
-                let mut states = vec![0; tree.nodes.len()];
-                while out.len() < m {
-                    sampler.joint_into(rng, &mut states);
-                    if states[0] == c {
-                        out.push(tree.text_leaves.iter().map(|&u| states[u]).collect());
-                    }
-                }
-                Ok(out)
+                Ok((0..m).map(|_| sampler.pair_given_root(rng, c, false).text).collect())
             }
             _ => {
                 let (texts, rows) = self.enumerated()?;
@@ -281,5 +291,5 @@ fn need_texts<'a>(label: &Label, texts: Option<&'a SideLaw>) -> Result<&'a SideL
 }
 
 fn zero_class(label: &Label, c: usize) -> DownstreamError {
-    DownstreamError::Label { label: label.to_string(), what: format!("class {c} has (nearly) zero probability") }
+    DownstreamError::Label { label: label.to_string(), what: format!("class {c} has zero probability") }
 }

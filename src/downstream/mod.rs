@@ -50,6 +50,10 @@ pub enum DownstreamError {
     NotEnumerable { what: String, part: Part, size: f64, limit: f64, instead: String },
     #[error("{0}")]
     Input(String),
+    #[error("cannot read channel file '{path}'")]
+    ChannelRead { path: String, source: std::io::Error },
+    #[error("channel file '{path}'")]
+    ChannelFormat { path: String, source: serde_json::Error },
 }
 
 pub use crate::logspace::argmax;

@@ -29,7 +29,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::contrastive::{self, Batch, Direction, Exact};
+use crate::contrastive::{self, Batch, Direction, Exact, View};
 use crate::info::{self, kl, Enumeration, Estimate};
 use crate::logspace::{log_sum_exp, normalise_log};
 use crate::model::{Jghm, Part};
@@ -120,6 +120,53 @@ pub fn classify_exact(
             }
         })
         .collect())
+}
+
+/// `P̂^S(c | x_i) = Σ_y p(z = c | y) Q^S(y | x_i)` of the root label for every enumerated image,
+/// with `Q^S(· | x_i)` the induced conditional of `view` (direction image → text) and the
+/// texts' root posteriors as the rows: [`classify_exact`]'s classifier on the enumeration's
+/// own tables, for a score already evaluated on every pair.
+pub fn classify_root_exact(exact: &Exact, view: &View) -> Vec<Vec<f64>> {
+    let text = &exact.en.text;
+    (0..view.anchors())
+        .map(|i| {
+            let q: Vec<f64> = view.log_induced_conditional(i).iter().map(|lq| lq.exp()).collect();
+            mix(&q, &text.root, text.root_size)
+        })
+        .collect()
+}
+
+/// The exact zero-shot figures of one score on the root label `z` of an enumerated model, with
+/// exact prompt ensembles (`M = ∞`) and every image weighted by `p(x)` (the sample-complexity
+/// sweep's, T8). The protocol with the exact score is not Bayes for the root label
+/// (`Σ_y p(z | y) p(y | x) ≠ p(z | x)`); it *is* Bayes for the label read off the text,
+/// `C ~ p(z | y)`, which is the task of T8's data-processing bound: `excess_risk` is the
+/// cross-entropy excess of `P̂^S` over Bayes on that task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RootFigures {
+    /// `Σ_x p(x) p(z = ĉ_S(x) | x)`, `ĉ_S = argmax_c P̂^S(c | x)`.
+    pub accuracy: f64,
+    /// The same protocol with the exact score `S = PMI`.
+    pub exact_score_accuracy: f64,
+    /// `Σ_x p(x) max_z p(z | x)`: Bayes on the root label.
+    pub bayes_accuracy: f64,
+    /// `E_X KL(P̂^PMI_{C|X} ‖ P̂^S_{C|X})`, nats (T8: at most the score's excess `ε^{X→Y}`).
+    pub excess_risk: f64,
+}
+
+/// [`RootFigures`] of the score whose image → text view is `learned` ([`Exact::view`]).
+pub fn root_figures(exact: &Exact, learned: &View) -> RootFigures {
+    let learned = classify_root_exact(exact, learned);
+    let oracle = classify_root_exact(exact, &exact.view(&exact.pmi, Direction::ImageToText));
+    let image = &exact.en.image;
+    let weighted = |f: &dyn Fn(usize) -> f64| (0..image.len()).map(|i| image.p(i) * f(i)).sum::<f64>();
+    let accuracy = |rows: &[Vec<f64>]| weighted(&|i| image.root_row(i)[argmax(&rows[i])]);
+    RootFigures {
+        accuracy: accuracy(&learned),
+        exact_score_accuracy: accuracy(&oracle),
+        bayes_accuracy: weighted(&|i| image.root_row(i).iter().copied().fold(0.0, f64::max)),
+        excess_risk: weighted(&|i| kl(&oracle[i], &learned[i])),
+    }
 }
 
 /// Where the prompts' randomness comes from.
@@ -269,6 +316,29 @@ pub struct Report {
     pub method: String,
 }
 
+impl Report {
+    /// The flat JSON of `jghm zero-shot --json`: each figure as `name` and `name_stderr`, the
+    /// 0-1 excess as `{value, stderr}`, then the bound, label, score, classes and method.
+    pub fn flat_json(&self) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "zero_one_excess": { "value": self.zero_one_excess.value, "stderr": self.zero_one_excess.stderr },
+            "bound": self.bound, "label": self.label, "score": self.score, "classes": self.classes, "method": self.method,
+        });
+        let figures = [
+            ("accuracy", &self.accuracy),
+            ("bayes_accuracy", &self.bayes_accuracy),
+            ("log_loss", &self.log_loss),
+            ("bayes_log_loss", &self.bayes_log_loss),
+            ("excess_log_loss", &self.excess_log_loss),
+        ];
+        for (name, e) in figures {
+            out[name] = e.value.into();
+            out[format!("{name}_stderr")] = e.stderr.into();
+        }
+        out
+    }
+}
+
 /// How to run the task.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -277,6 +347,34 @@ pub struct Spec {
     pub images: Option<(usize, u64)>,
     /// Outer pairs of the Monte Carlo `ε` when the model is not enumerable.
     pub bound_samples: usize,
+}
+
+impl Spec {
+    /// The defaults of `jghm zero-shot` where a size is not given: exact prompts when the texts
+    /// are enumerable (else 64 per class), every image weighted by `p(x)` when the images are
+    /// enumerable (else 2,000 sampled); `exact` forces exact prompts.
+    pub fn with_defaults(
+        model: &Jghm,
+        exact: bool,
+        prompts: Option<usize>,
+        images: Option<usize>,
+        seed: u64,
+        bound_samples: usize,
+    ) -> Spec {
+        let enumerable = |part| info::side_size(model, part) <= info::SIDE_LIMIT;
+        let prompts = match (exact, prompts) {
+            (true, _) => Prompts::Exact,
+            (false, Some(size)) => Prompts::Ensemble { size, seed },
+            (false, None) if enumerable(Part::Text) => Prompts::Exact,
+            (false, None) => Prompts::Ensemble { size: 64, seed },
+        };
+        let images = match images {
+            Some(n) => Some((n, seed)),
+            None if enumerable(Part::Image) => None,
+            None => Some((2000, seed)),
+        };
+        Spec { prompts, images, bound_samples }
+    }
 }
 
 /// Per image `(accuracy, bayes accuracy, log-loss, bayes log-loss, KL, 0-1 excess)` terms.

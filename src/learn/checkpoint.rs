@@ -11,7 +11,7 @@ use super::clip::Params;
 use super::config::{CheckedConfig, ConfigError, TrainConfig};
 use super::encoder::Encoder;
 use super::real::Real;
-use super::registry::{with_encoders, WithEncoders};
+use super::registry::{with_encoders, Class, WithEncoders};
 use crate::files::FileError;
 use crate::model::{Jghm, Part};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -55,6 +55,28 @@ pub enum CheckpointError {
     Unexpected(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("--resume: the configuration differs from the checkpoint's (resume with the same --config/--class/--steps/--n, or none of them)")]
+    ResumeConfig,
+}
+
+/// The configuration to resume the run saved in `bytes` with: the checkpoint's own when nothing
+/// was asked for (no configuration flags, and no class or the checkpoint's), else `requested`,
+/// which must equal it. Refuses a checkpoint of another model (`model_sha256`).
+pub fn resume_config(
+    bytes: &[u8],
+    model_sha256: &str,
+    requested: TrainConfig,
+    flags_given: bool,
+    class: Option<Class>,
+) -> Result<TrainConfig, CheckpointError> {
+    let (saved, meta) = read_header(bytes)?;
+    if let Some(recorded) = meta.get("model_sha256").filter(|h| *h != model_sha256) {
+        return Err(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model_sha256.into() });
+    }
+    if (!flags_given && class.is_none_or(|c| c == saved.class)) || requested == saved {
+        return Ok(saved);
+    }
+    Err(CheckpointError::ResumeConfig)
 }
 
 /// SHA-256 of a model file's bytes, in hex.
@@ -207,7 +229,8 @@ pub enum LoadError {
 }
 
 /// A checkpoint read once and checked against its model before anything is built: header,
-/// format version, model hash, configuration (ranges and memory, [`TrainConfig::check`]) and
+/// format version, model hash, configuration (ranges, and the memory of evaluating it:
+/// [`TrainConfig::check_for_evaluation`]) and
 /// every tensor's name, dtype and shape. Its tensors are decoded in the class's float type by
 /// [`CheckpointFile::checkpoint`], inside [`with_encoders`].
 pub struct CheckpointFile {
@@ -242,7 +265,7 @@ impl CheckpointFile {
         if *recorded != model.sha256 {
             return Err(CheckpointError::ModelMismatch { expected: recorded.clone(), found: model.sha256.clone() });
         }
-        let config = config.check_within(&model.model, max_bytes)?;
+        let config = config.check_for_evaluation(&model.model, max_bytes)?;
         check_tensors(&bytes, &config, &model.model)?;
         Ok(CheckpointFile { config, bytes })
     }

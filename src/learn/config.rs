@@ -15,6 +15,18 @@ use super::registry::{Class, HeadKind};
 use super::score_head::Head;
 use super::transformer::TransformerShape;
 use crate::model::{Jghm, Part};
+use crate::runs::{overlay_json, NewFields};
+
+/// Why a configuration file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config '{}'", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("config '{}' is not valid JSON", path.display())]
+    Json { path: std::path::PathBuf, source: serde_json::Error },
+    #[error("invalid config '{}'", path.display())]
+    Invalid { path: std::path::PathBuf, source: serde_json::Error },
+}
 
 /// The largest `bp_states_factor` a configuration may ask for.
 pub const MAX_BP_STATES_FACTOR: usize = 16;
@@ -98,6 +110,23 @@ impl TrainConfig {
         }
     }
 
+    /// The configuration file at `path` (JSON, fields of [`TrainConfig`]) over the defaults of
+    /// its class: `class` if given, else the file's `class` field, else the transformer. Not yet
+    /// checked; an unknown field is refused by name.
+    pub fn from_file(path: &std::path::Path, class: Option<Class>) -> Result<TrainConfig, ConfigFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ConfigFileError::Json { path: path.to_path_buf(), source })?;
+        let class = class
+            .or_else(|| value.get("class").and_then(|c| serde_json::from_value(c.clone()).ok()))
+            .unwrap_or(Class::Transformer);
+        let mut base = serde_json::to_value(TrainConfig::for_class(class)).expect("config serialises");
+        // Unknown fields are left to the configuration's own deserialiser, which names them.
+        overlay_json(&mut base, value.take(), NewFields::Insert).expect("Insert refuses no field");
+        serde_json::from_value(base).map_err(|source| ConfigFileError::Invalid { path: path.to_path_buf(), source })
+    }
+
     /// Checks every field against its range and `model` (see [`Limit`] for the ranges), then
     /// the memory the run would take against the machine's ([`super::memory`]); the error names
     /// the field and its limit.
@@ -117,6 +146,22 @@ impl TrainConfig {
                     limit,
                     largest: estimate.largest_field(&checked),
                 });
+            }
+        }
+        Ok(checked)
+    }
+
+    /// The checks of [`TrainConfig::check_within`] for a pair that is only *evaluated* (a
+    /// checkpoint read by `jghm eval` or a `ckpt:PATH` score): the ranges, then the memory of
+    /// evaluating it ([`super::memory::evaluation_estimate`], with this process's worker
+    /// threads) against `max_bytes`, not that of training it.
+    pub fn check_for_evaluation(&self, model: &Jghm, max_bytes: Option<u64>) -> Result<CheckedConfig, ConfigError> {
+        self.check_ranges(model)?;
+        let checked = CheckedConfig { config: self.clone() };
+        if let Some(limit) = max_bytes {
+            let estimate = super::memory::evaluation_estimate(&checked, model, rayon::current_num_threads()).total();
+            if estimate > limit as f64 {
+                return Err(ConfigError::EvaluationMemory { estimate, limit });
             }
         }
         Ok(checked)
@@ -265,6 +310,12 @@ pub enum ConfigError {
         super::memory::human(*limit as f64)
     )]
     Memory { estimate: f64, limit: u64, largest: &'static str },
+    #[error(
+        "config: evaluating the pair needs about {} of memory, more than the {} available",
+        super::memory::human(*estimate),
+        super::memory::human(*limit as f64)
+    )]
+    EvaluationMemory { estimate: f64, limit: u64 },
 }
 
 /// A configuration that passed [`TrainConfig::check`] on a model: every size within its range,

@@ -101,6 +101,41 @@ impl WithEncoders for Estimate<'_> {
     }
 }
 
+/// The memory of *evaluating* a checkpoint of `cfg` on `model` (`jghm eval`, the `ckpt:PATH`
+/// scores), with `threads` workers encoding in parallel:
+/// ```text
+/// parameters   = 6 P F                  the checkpoint's bytes (parameters, AdamW's m and v), the same decoded
+/// activations  = W Σ_towers cache(CHUNK) F
+///                                       one forward cache per tower and worker (W workers)
+/// ```
+/// No gradients, optimiser update, loss over a training batch or data set: the training
+/// estimate's other parts do not apply. The embeddings and score grid of the evaluation's own
+/// draws scale with its sample sizes, not with the checkpoint, and are not counted.
+pub fn evaluation_estimate(cfg: &CheckedConfig, model: &Jghm, threads: usize) -> MemoryEstimate {
+    with_encoders(cfg, model, EvaluationEstimate { cfg, model, threads })
+}
+
+struct EvaluationEstimate<'a> {
+    cfg: &'a CheckedConfig,
+    model: &'a Jghm,
+    threads: usize,
+}
+
+impl WithEncoders for EvaluationEstimate<'_> {
+    type Output = MemoryEstimate;
+    fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) -> MemoryEstimate {
+        let float = std::mem::size_of::<R>() as f64;
+        let (image, text) = (make(Part::Image), make(Part::Text));
+        let params = (image.num_params() + text.num_params() + self.cfg.head(self.model).num_params()) as f64;
+        let caches = (image.cache_len(CHUNK) + text.cache_len(CHUNK)) as f64;
+        MemoryEstimate {
+            parameters: 6.0 * params * float,
+            activations: self.threads as f64 * caches * float,
+            ..MemoryEstimate::default()
+        }
+    }
+}
+
 /// The machine's memory (`MemTotal` of `/proc/meminfo`), `None` where it cannot be read.
 pub fn machine_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -51,7 +51,7 @@ pub use bp_class::BpEncoder;
 pub use checkpoint::Checkpoint;
 pub use clip::{ClipPair, Params};
 pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
-pub use config::{CheckedConfig, ConfigError, PositionInit, TrainConfig};
+pub use config::{CheckedConfig, ConfigError, ConfigFileError, PositionInit, TrainConfig};
 pub use encoder::{Encoder, Tower, CHUNK};
 pub use mlp::{Mlp, MlpShape};
 pub use real::Real;

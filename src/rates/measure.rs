@@ -10,18 +10,14 @@
 //! zero-shot excess risk = E_X KL(P̂^PMI_{C|X} ‖ P̂^Ŝ_{C|X}) ≤ excess^{X→Y}(Ŝ)         (T8)
 //! ```
 //!
-//! The zero-shot classifier uses exact prompt ensembles (`M = ∞`: the expectation over
-//! `p(y | z = c)` is a sum). Its label is the root `z`; two reference classifiers sit next to
-//! it: the same protocol with the exact score `S = PMI`, and Bayes `argmax_z p(z | x)` (BP).
-//! The protocol with the PMI is not Bayes for the root label (`Σ_y p(z|y) p(y|x) ≠ p(z|x)`);
-//! it *is* Bayes for the label read off the text, `C ~ p(z | y)`, which is the task T8's data
-//! processing bound is about: the zero-shot excess risk above is the cross-entropy excess of
-//! `P̂^Ŝ` over Bayes on that task.
+//! The zero-shot figures are those of the exact zero-shot classifier on the root label
+//! ([`crate::downstream::zero_shot::root_figures`]: exact prompt ensembles, `M = ∞`), next to
+//! the same protocol with the exact score `S = PMI` and Bayes `argmax_z p(z | x)`.
 
 use serde::Serialize;
 
 use crate::contrastive::{Direction, Exact};
-use crate::info::kl;
+use crate::downstream::zero_shot::root_figures;
 
 /// The exact figures of one learned score.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -48,60 +44,14 @@ pub fn figures(exact: &Exact, s: &[f64]) -> Figures {
     let yx = exact.view(s, Direction::TextToImage);
     // T4: the excess risk in its KL form (nonnegative term by term, so a log axis is safe).
     let (ex, ey) = (xy.excess_kl(), yx.excess_kl());
-    let learned = ZeroShot::new(exact, &xy);
-    let oracle = ZeroShot::new(exact, &exact.view(&exact.pmi, Direction::ImageToText));
-    let image = &exact.en.image;
-    let px = |i: usize| image.p(i);
-    let bayes: f64 = (0..image.len()).map(|i| px(i) * image.root_row(i).iter().copied().fold(0.0, f64::max)).sum();
-    let zero_shot_kl: f64 = (0..image.len()).map(|i| px(i) * kl(oracle.row(i), learned.row(i))).sum();
+    let zero_shot = root_figures(exact, &xy);
     Figures {
         excess_image_to_text: ex,
         excess_text_to_image: ey,
         excess_risk: 0.5 * (ex + ey),
-        zero_shot_accuracy: learned.root_accuracy(exact),
-        exact_score_accuracy: oracle.root_accuracy(exact),
-        bayes_accuracy: bayes,
-        zero_shot_excess_risk: zero_shot_kl,
-    }
-}
-
-/// `P̂^S(c | x_i)` for every enumerated image, row-major `|X| × S₀`.
-struct ZeroShot {
-    probs: Vec<f64>,
-    classes: usize,
-}
-
-impl ZeroShot {
-    fn new(exact: &Exact, view: &crate::contrastive::View) -> Self {
-        let text = &exact.en.text;
-        let classes = text.root_size;
-        let mut probs = vec![0.0; view.anchors() * classes];
-        for (i, row) in probs.chunks_mut(classes).enumerate() {
-            let log_q = view.log_induced_conditional(i);
-            // P̂^S(c | x) = Σ_y Q^S(y | x) p(z = c | y)
-            for (j, lq) in log_q.iter().enumerate() {
-                let q = lq.exp();
-                for (r, pz) in row.iter_mut().zip(text.root_row(j)) {
-                    *r += q * pz;
-                }
-            }
-        }
-        ZeroShot { probs, classes }
-    }
-
-    fn row(&self, i: usize) -> &[f64] {
-        &self.probs[i * self.classes..(i + 1) * self.classes]
-    }
-
-    /// `Σ_x p(x) p(z = argmax_c P̂(c | x) | x)` (ties to the smallest class).
-    fn root_accuracy(&self, exact: &Exact) -> f64 {
-        let image = &exact.en.image;
-        (0..image.len())
-            .map(|i| {
-                let row = self.row(i);
-                let c = (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best });
-                image.p(i) * image.root_row(i)[c]
-            })
-            .sum()
+        zero_shot_accuracy: zero_shot.accuracy,
+        exact_score_accuracy: zero_shot.exact_score_accuracy,
+        bayes_accuracy: zero_shot.bayes_accuracy,
+        zero_shot_excess_risk: zero_shot.excess_risk,
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::fit::{fit, Fit};
 use super::infonce;
 use super::results::{self, Row};
-use super::sweep::{RunError, Settings, Sweep};
+use super::sweep::{RunError, Settings, SettingsError, Sweep};
 use crate::contrastive::Exact;
 use crate::files::{write_atomic, FileError};
 use crate::info::{Enumeration, InfoError};
@@ -32,8 +32,8 @@ pub enum RatesError {
     File(#[from] FileError),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("{0}")]
-    Settings(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("the sweep measures every run exactly, so the model must be small enough to enumerate")]
     TooLarge(#[source] InfoError),
     #[error(transparent)]
@@ -160,7 +160,7 @@ pub fn plan(s: &Settings) -> Vec<(Class, usize, usize)> {
 pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<SweepOutcome> {
     let settings = o.settings()?;
     let (model, model_text) = o.model()?;
-    settings.validate(&model).map_err(RatesError::Settings)?;
+    settings.validate(&model)?;
     let en = Enumeration::new(&model).map_err(RatesError::TooLarge)?;
     let exact = Exact::new(&en);
     let hash = sha256_hex(model_text.as_bytes());

@@ -134,26 +134,32 @@ impl Settings {
         }
     }
 
-    /// Checks the sizes against `model`; the error names the problem.
-    pub fn validate(&self, model: &Jghm) -> Result<(), String> {
-        if self.classes.is_empty() || self.ns.is_empty() || self.seeds == 0 {
-            return Err("a sweep needs at least one class, one n and one seed".into());
+    /// Checks the sizes against `model`; the error names the field and its limit.
+    pub fn validate(&self, model: &Jghm) -> Result<(), SettingsError> {
+        for (field, len) in [("classes", self.classes.len()), ("ns", self.ns.len()), ("seeds", self.seeds)] {
+            if len == 0 {
+                return Err(SettingsError::Empty { field });
+            }
         }
-        if self.eval_every == 0 || self.patience == 0 || self.steps == 0 || self.bp_steps == 0 {
-            return Err("steps, eval-every and patience must be at least 1".into());
+        for (field, value) in [
+            ("steps", self.steps),
+            ("bp_steps", self.bp_steps),
+            ("eval_every", self.eval_every),
+            ("patience", self.patience),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Zero { field });
+            }
         }
         for &n in &self.ns {
             let held = (n as f64 * self.holdout).round() as usize;
             if held < self.batch {
-                return Err(format!(
-                    "n = {n} holds out {held} pairs, fewer than one held-out group of {} (early stopping needs one): use n ≥ {}",
-                    self.batch,
-                    (self.batch as f64 / self.holdout).ceil()
-                ));
+                let min_n = (self.batch as f64 / self.holdout).ceil();
+                return Err(SettingsError::HeldOut { n, held, batch: self.batch, min_n });
             }
         }
         for &class in &self.classes {
-            self.config(class, self.ns[0]).check(model).map_err(|e| e.to_string())?;
+            self.config(class, self.ns[0]).check(model).map_err(|source| SettingsError::Config { class, source })?;
         }
         Ok(())
     }
@@ -167,6 +173,19 @@ impl Settings {
     pub fn runs(&self) -> usize {
         self.classes.len() * self.ns.len() * self.seeds
     }
+}
+
+/// Why sweep settings are refused, naming the field and its limit.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings: {field} is empty; a sweep needs at least one class, one n and one seed")]
+    Empty { field: &'static str },
+    #[error("settings: {field} is 0; it must be at least 1")]
+    Zero { field: &'static str },
+    #[error("settings: n = {n} holds out {held} pairs, fewer than one held-out group of {batch} (batch; early stopping needs one): use n ≥ {min_n}")]
+    HeldOut { n: usize, held: usize, batch: usize, min_n: f64 },
+    #[error("settings of the {} class: {source}", class.meta().name)]
+    Config { class: Class, source: ConfigError },
 }
 
 /// The seed of run `(class, n, seed index)`: an independent stream of the sweep seed.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk};
 use super::{Denoiser, NextToken};
 use crate::downstream::bayes::{BayesDenoiser, BayesNextToken};
-use crate::downstream::noise::DENOISING;
+use crate::downstream::noise::{ValueNoise, DENOISING};
 use crate::model::{Jghm, ModelError};
 use crate::random_family::RandomSpec;
 use crate::runs::format::{display, display_opt};
@@ -42,7 +42,9 @@ pub struct Settings {
     /// Batches of `K` pairs for CLIP; images for zero-shot; pairs for denoising and VLM.
     pub samples: PerTask<usize>,
     pub k: usize,
-    pub sigma: f64,
+    /// The denoising task's noise (written as its `sigma` field in the settings file).
+    #[serde(flatten)]
+    pub noise: ValueNoise,
     /// The same for learned predictors (and mis-specified BP), evaluated with the data model's
     /// Bayes predictor on their own samples (the excess stays paired): a learned network costs
     /// far more per sample than BP, and the paired excess needs fewer samples.
@@ -71,7 +73,7 @@ impl Settings {
             false => PerTask { clip: 2_000, zero_shot: 1_024, denoise: 2_000, vlm: 1_000 },
         };
         let learned_samples = PerTask::from_fn(|task| learned.of(task).min(samples.of(task)));
-        Settings { samples, learned_samples, k: 4, sigma: DENOISING.sigma, risk_prompts: 32, seed }
+        Settings { samples, learned_samples, k: 4, noise: DENOISING, risk_prompts: 32, seed }
     }
     fn n(&self, task: Task) -> usize {
         self.samples.of(task)
@@ -420,7 +422,7 @@ fn one_task(data: &Jghm, task: Task, predictor: &Predictor, s: &Settings) -> Res
             let r = match task {
                 Task::Clip => risks::clip_risks(data, &[&Pmi { model: m }], s.k, n, seed),
                 Task::ZeroShot => risks::zero_shot_risks(data, &[Classifier::Bayes(m)], &[], n, seed),
-                Task::Denoise => risks::denoise_risks(data, &[&BayesDenoiser::new(m, s.sigma)], s.sigma, n, seed),
+                Task::Denoise => risks::denoise_risks(data, &[&BayesDenoiser::new(m, s.noise)], s.noise, n, seed),
                 Task::Vlm => risks::vlm_risks(data, &[&BayesNextToken::new(m)], n, seed),
             }?;
             (name, r)
@@ -432,7 +434,7 @@ fn one_task(data: &Jghm, task: Task, predictor: &Predictor, s: &Settings) -> Res
                 Task::ZeroShot => {
                     risks::zero_shot_risks(data, &[Classifier::Prompts(*score)], &[s.risk_prompts], n, seed)
                 }
-                Task::Denoise => risks::denoise_risks(data, &[*denoiser], s.sigma, n, seed),
+                Task::Denoise => risks::denoise_risks(data, &[*denoiser], s.noise, n, seed),
                 Task::Vlm => risks::vlm_risks(data, &[*next_token], n, seed),
             }?;
             (names, r)
@@ -446,7 +448,7 @@ fn bayes_only(data: &Jghm, task: Task, s: &Settings) -> Result<TaskRisk> {
     Ok(match task {
         Task::Clip => risks::clip_risks(data, &[], s.k, n, seed),
         Task::ZeroShot => risks::zero_shot_risks(data, &[], &[], n, seed),
-        Task::Denoise => risks::denoise_risks(data, &[], s.sigma, n, seed),
+        Task::Denoise => risks::denoise_risks(data, &[], s.noise, n, seed),
         Task::Vlm => risks::vlm_risks(data, &[], n, seed),
     }?)
 }

@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use super::control_variate::{ControlVariate, LocalVariance, StateCounts};
 use super::{Denoiser, NextToken};
-use crate::bp::{self, BatchMarginals, Incremental, MarginalWorkspace};
+use crate::bp::{BatchMarginals, Incremental, MarginalWorkspace};
 use crate::contrastive::{self, Batch};
 use crate::downstream::bayes::{first_token_law, value_moments, value_moments_batch};
 use crate::downstream::labels::Label;
@@ -380,12 +380,12 @@ struct NoisyDraws {
     noisy: Vec<Vec<f64>>,
 }
 
-fn draw_noisy(sampler: &Sampler, rng: &mut Rng, len: usize, sigma: f64) -> NoisyDraws {
+fn draw_noisy(sampler: &Sampler, rng: &mut Rng, len: usize, noise: ValueNoise) -> NoisyDraws {
     let mut d = NoisyDraws { states: vec![], images: vec![], texts: vec![], noisy: vec![] };
     for _ in 0..len {
         let pair = sampler.pair(rng, true);
         // x̃_i = v_i + σ ε_i
-        d.noisy.push(ValueNoise { sigma }.observe_image(&pair.image, rng));
+        d.noisy.push(noise.observe_image(&pair.image, rng));
         d.states.push(pair.hidden.expect("asked for"));
         d.images.push(pair.image);
         d.texts.push(pair.text);
@@ -399,11 +399,11 @@ fn posterior_moments(
     data: &Jghm,
     batch: &BatchMarginals,
     d: &NoisyDraws,
-    sigma: f64,
+    noise: ValueNoise,
     how: Moments,
 ) -> Result<(Vec<Vec<f64>>, Vec<f64>), RiskError> {
     let vocab = data.image_vocab();
-    let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| ValueNoise { sigma }.evidence(x, vocab)).collect();
+    let lambdas: Vec<Vec<f64>> = d.noisy.iter().map(|x| noise.evidence(x, vocab)).collect();
     let obs: Vec<SoftImage> =
         lambdas.iter().zip(&d.texts).map(|(lambda, text)| SoftImage { lambda, vocab, text }).collect();
     let moments: Vec<Option<(Vec<f64>, Vec<f64>)>> = match how {
@@ -430,7 +430,7 @@ fn fit_control_variate(
     data: &Jghm,
     sampler: &Sampler,
     batch: &BatchMarginals,
-    sigma: f64,
+    noise: ValueNoise,
     pilot: usize,
     seed: u64,
 ) -> Result<ControlVariate, RiskError> {
@@ -438,8 +438,8 @@ fn fit_control_variate(
         .into_par_iter()
         .map(|c| {
             let mut rng = rng::stream(seed, u64::MAX - c as u64);
-            let d = draw_noisy(sampler, &mut rng, DENOISE_CHUNK.min(pilot - c * DENOISE_CHUNK), sigma);
-            let (_, bayes) = posterior_moments(data, batch, &d, sigma, Moments::Batched)?;
+            let d = draw_noisy(sampler, &mut rng, DENOISE_CHUNK.min(pilot - c * DENOISE_CHUNK), noise);
+            let (_, bayes) = posterior_moments(data, batch, &d, noise, Moments::Batched)?;
             Ok((d, bayes))
         })
         .collect::<Result<_, RiskError>>()?;
@@ -451,13 +451,7 @@ fn fit_control_variate(
         noisy.extend(d.noisy);
         values.extend(v);
     }
-    Ok(ControlVariate::fit(
-        StateCounts::new(data),
-        LocalVariance::new(data, ValueNoise { sigma }),
-        &states,
-        &noisy,
-        &values,
-    ))
+    Ok(ControlVariate::fit(StateCounts::new(data), LocalVariance::new(data, noise), &states, &noisy, &values))
 }
 
 /// Denoising risks `E Σ_i (D(X̃, Y)_i − v_i)²` under noise model (a), `X̃_i = v_i + σ ε_i`, for
@@ -468,11 +462,11 @@ fn fit_control_variate(
 pub fn denoise_risks(
     data: &Jghm,
     denoisers: &[&dyn Denoiser],
-    sigma: f64,
+    noise: ValueNoise,
     samples: usize,
     seed: u64,
 ) -> Result<TaskRisk, RiskError> {
-    denoise_risks_with(data, denoisers, sigma, samples, seed, DenoiseOptions::default())
+    denoise_risks_with(data, denoisers, noise, samples, seed, DenoiseOptions::default())
 }
 
 /// [`denoise_risks`] with the moments computed batched or per sample (the same draws and the
@@ -483,12 +477,13 @@ pub fn denoise_risks(
 pub fn denoise_risks_with(
     data: &Jghm,
     denoisers: &[&dyn Denoiser],
-    sigma: f64,
+    noise: ValueNoise,
     samples: usize,
     seed: u64,
     options: DenoiseOptions,
 ) -> Result<TaskRisk, RiskError> {
     check_samples(Task::Denoise, samples)?;
+    let sigma = noise.sigma;
     if !(sigma > 0.0 && sigma.is_finite()) {
         return Err(RiskError::Invalid {
             task: "denoise",
@@ -499,15 +494,15 @@ pub fn denoise_risks_with(
     let batch = BatchMarginals::new(data);
     let cv = match options.control_variate {
         true => {
-            let cv = fit_control_variate(data, &sampler, &batch, sigma, denoise_pilot_size(samples), seed)?;
+            let cv = fit_control_variate(data, &sampler, &batch, noise, denoise_pilot_size(samples), seed)?;
             let mean = cv.mean();
             Some((cv, mean))
         }
         false => None,
     };
     let units = chunked(samples, DENOISE_CHUNK, seed, |rng, len| {
-        let d = draw_noisy(&sampler, rng, len, sigma);
-        let (means, bayes) = posterior_moments(data, &batch, &d, sigma, options.moments)?;
+        let d = draw_noisy(&sampler, rng, len, noise);
+        let (means, bayes) = posterior_moments(data, &batch, &d, noise, options.moments)?;
         let mut out = vec![bayes.clone(); denoisers.len() + 1];
         let texts: Vec<&[usize]> = d.texts.iter().map(Vec::as_slice).collect();
         for (o, den) in out[1..].iter_mut().zip(denoisers) {
@@ -548,26 +543,17 @@ pub fn denoise_risks_with(
 pub fn denoise_risk(
     data: &Jghm,
     denoiser: &dyn Denoiser,
-    sigma: f64,
+    noise: ValueNoise,
     samples: usize,
     seed: u64,
 ) -> Result<TaskRisk, RiskError> {
-    denoise_risks(data, &[denoiser], sigma, samples, seed)
+    denoise_risks(data, &[denoiser], noise, samples, seed)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Vision-language
 
 /// The data model's `p(y_t = · | y_{<t}, x)`, row-major, with the log-domain fallback.
-fn data_conditionals(inc: &mut Incremental, data: &Jghm, x: &[usize], y: &[usize]) -> Result<Vec<f64>, RiskError> {
-    if let Some(c) = inc.conditionals(x, y) {
-        return Ok(c);
-    }
-    let rows: Result<Vec<Vec<f64>>, _> =
-        (0..y.len()).map(|t| bp::next_token_conditional(data, Some(x), &y[..t])).collect();
-    rows.map(|r| r.concat()).map_err(|e| RiskError::Invalid { task: "vlm", what: e.to_string() })
-}
-
 /// Vision-language risks: the next-text-token cross-entropy given the earlier text tokens and
 /// the image, averaged over positions `t = 2..N_Y` (1-based; rows `1..N_Y` of
 /// [`NextToken::next_token_log_probs`]), Rao-Blackwellised over `y_t | y_{<t}, x` of the data
@@ -585,7 +571,13 @@ pub fn vlm_risks(data: &Jghm, models: &[&dyn NextToken], samples: usize, seed: u
         let mut out = vec![Vec::with_capacity(len); models.len() + 1];
         for _ in 0..len {
             let pair = sampler.pair(rng, false);
-            let p = data_conditionals(&mut inc, data, &pair.image, &pair.text)?;
+            let p = inc.conditionals_or_log_domain(&pair.image, &pair.text);
+            if p.iter().any(|q| q.is_nan()) {
+                return Err(RiskError::Invalid {
+                    task: "vlm",
+                    what: "a pair has probability zero under the data model".into(),
+                });
+            }
             let log_p: Vec<f64> = p.iter().map(|q| q.ln()).collect();
             // (1/(N_Y-1)) Σ_{t=1}^{N_Y-1} Σ_v p_t(v) (-log q_t(v))   (0-based rows)
             let risk = |log_q: &[f64]| {

@@ -1,4 +1,5 @@
-//! Throughput of exact inference, for the README's performance table and `jghm bench bp`.
+//! Throughput of exact inference, for the README's performance table and `jghm bench bp`; the
+//! CLIP training throughput of `jghm bench train` is in [`train`].
 //!
 //! Timings live here (and in `benches/`), never in tests. [`bench_bp`] draws a model of the
 //! standard random family and a batch of pairs (untimed), then times, over `reps` repeats: root
@@ -10,6 +11,8 @@
 //! (`BatchMarginals::selected`), and the simple log-domain [`Workspace`] / [`crate::bp::marginals()`]
 //! on a slice for comparison. The configuration matches the PyTorch reference script
 //! `bp_torch.py` of the benchmark references, so the two can be timed in one run.
+
+pub mod train;
 
 use std::time::Instant;
 
