@@ -32,8 +32,12 @@ fn sweep() -> Vec<Row> {
     let model = RandomSpec { flip: 0.2, ..RandomSpec::symmetric(4, 2, 2, 1) }.build().unwrap();
     let en = Enumeration::new(&model).unwrap();
     let exact = Exact::new(&en);
-    let settings =
-        Settings { classes: vec![Class::Bp, Class::Mlp], ns: NS.to_vec(), seeds: SEEDS, ..Settings::default_sweep(true) };
+    let settings = Settings {
+        classes: vec![Class::Bp, Class::Mlp],
+        ns: NS.to_vec(),
+        seeds: SEEDS,
+        ..Settings::default_sweep(true)
+    };
     settings.validate(&model).unwrap();
     let sweep = Sweep { model: &model, model_sha256: "test".into(), exact: &exact, settings: &settings };
     let mut rows = vec![];
@@ -75,7 +79,12 @@ fn assert_parametric_rate(what: &str, f: &Fit) {
 /// at least three sizes.
 fn assert_slow_rate(what: &str, f: &Fit) {
     assert!(f.fitted_n.len() >= 3, "T12: {what} is fitted on {:?} only", f.fitted_n);
-    assert!(f.slope_ci[1] <= -0.5, "T12: {what}'s slope interval [{:.3}, {:.3}] reaches above -1/2", f.slope_ci[0], f.slope_ci[1]);
+    assert!(
+        f.slope_ci[1] <= -0.5,
+        "T12: {what}'s slope interval [{:.3}, {:.3}] reaches above -1/2",
+        f.slope_ci[0],
+        f.slope_ci[1]
+    );
 }
 
 #[test]
