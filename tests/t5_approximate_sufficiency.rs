@@ -36,7 +36,7 @@ fn through(g: &Gap, amp: f64, seed: u64) -> Vec<f64> {
 }
 
 proptest! {
-    #![proptest_config(config(20))]
+    #![proptest_config(config(16))]
 
     /// Every built-in statistic, both sides: equality at `S = PMI_T`, the inequality for
     /// scores perturbed through `T`, and refusal for a score that is not through `T`.

@@ -17,7 +17,7 @@ fn gap<'e, 'm>(en: &'e Enumeration<'m>, side: Part, st: Statistic) -> Gap<'e, 'm
 }
 
 proptest! {
-    #![proptest_config(config(20))]
+    #![proptest_config(config(16))]
 
     #[test]
     fn t6_three_forms_agree_and_are_nonnegative(model in arb_shallow_or_deep_model(64.0)) {
