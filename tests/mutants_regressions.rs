@@ -1179,8 +1179,31 @@ fn learned_score_reuses_only_its_own_sides_caches() {
         for (i, x) in xs.iter().enumerate() {
             for (j, y) in ys.iter().enumerate() {
                 let want = pmi.score(x, y);
-                assert!((grid[i * ys.len() + j] - want).abs() < 1e-9, "pair ({i}, {j}): {} vs PMI {want}", grid[i * ys.len() + j]);
+                assert!(
+                    (grid[i * ys.len() + j] - want).abs() < 1e-9,
+                    "pair ({i}, {j}): {} vs PMI {want}",
+                    grid[i * ys.len() + j]
+                );
             }
         }
+    }
+}
+
+/// Every form of a score named on the command line parses to its own variant, and a bad
+/// argument or name is refused. Kills the deleted match arms of `ScoreSpec::from_str` (the
+/// command-line tests that parse them are not among the eval mutation runs' test files).
+#[test]
+fn score_spec_parses_every_form_it_names() {
+    use jghm::eval::{ScoreSpec, ScoreSpecError};
+    assert_eq!("pmi".parse::<ScoreSpec>().unwrap(), ScoreSpec::Pmi);
+    assert_eq!("t7".parse::<ScoreSpec>().unwrap(), ScoreSpec::T7);
+    assert_eq!("perturbed:0.5".parse::<ScoreSpec>().unwrap(), ScoreSpec::Perturbed { amplitude: 0.5, seed: 0 });
+    assert_eq!("perturbed:2:7".parse::<ScoreSpec>().unwrap(), ScoreSpec::Perturbed { amplitude: 2.0, seed: 7 });
+    assert_eq!("through:map-root".parse::<ScoreSpec>().unwrap(), ScoreSpec::Through(Statistic::MapRoot));
+    assert_eq!("ckpt:a/b.json".parse::<ScoreSpec>().unwrap(), ScoreSpec::Checkpoint("a/b.json".into()));
+    assert!(matches!("perturbed:inf".parse::<ScoreSpec>(), Err(ScoreSpecError::Amplitude(_))));
+    assert!(matches!("perturbed:1:x".parse::<ScoreSpec>(), Err(ScoreSpecError::Seed(_))));
+    for bad in ["pmi:1", "t7:2", "perturbed", "through", "bayes"] {
+        assert!(matches!(bad.parse::<ScoreSpec>(), Err(ScoreSpecError::Unknown(_))), "{bad}");
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 mod tiny;
 
+use common::Shape;
 use jghm::downstream::diffusion::{self, Condition, Schedule, TextClasses};
 use jghm::downstream::laws::SideLaw;
 use jghm::downstream::noise::NoiseLevel;
@@ -13,7 +14,6 @@ use jghm::info::{self, Enumeration};
 use jghm::model::{Jghm, Part};
 use jghm::rng;
 use jghm::sufficiency::{Evaluator, Gap};
-use common::Shape;
 use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use tiny::*;
@@ -169,13 +169,20 @@ fn t10_ddpm_approaches_the_exact_sampler() {
 
 /// `p(x' | x_t, y ∈ Ys) ∝ Σ_{y ∈ Ys} p(x', y) · exp(−‖x_t − α e_{x'}‖² / 2σ²)` over every image,
 /// straight from the brute-force joint table (no BP, no soft evidence).
-fn brute_posterior(brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>), v: usize, ys: &[usize], x_t: &[f64], l: NoiseLevel) -> Vec<f64> {
+fn brute_posterior(
+    brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>),
+    v: usize,
+    ys: &[usize],
+    x_t: &[f64],
+    l: NoiseLevel,
+) -> Vec<f64> {
     let (xs, texts, p) = brute;
     let logs: Vec<f64> = xs
         .iter()
         .enumerate()
         .map(|(i, x)| {
-            let d2: f64 = (0..x.len() * v).map(|k| (x_t[k] - l.alpha * f64::from(u8::from(x[k / v] == k % v))).powi(2)).sum();
+            let d2: f64 =
+                (0..x.len() * v).map(|k| (x_t[k] - l.alpha * f64::from(u8::from(x[k / v] == k % v))).powi(2)).sum();
             ys.iter().map(|&j| p[i * texts.len() + j]).sum::<f64>().ln() - d2 / (2.0 * l.sigma * l.sigma)
         })
         .collect();
@@ -196,7 +203,13 @@ fn one_hot_mean(xs: &[Vec<usize>], v: usize, law: &[f64]) -> Vec<f64> {
 /// For one noise draw `ε`, the exact sums over every pair `(x, y)`:
 /// `Σ p(x, y) ‖D(x_t, y) − D_g(x_t, g(y))‖²` and `Σ p(x, y) KL(p(·| x_t, y) ‖ p(·| x_t, g(y)))`
 /// with `x_t = α e_x + σ ε`; `class_of[j]` is `g` of text `j`.
-fn brute_t10_terms(brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>), v: usize, class_of: &[usize], l: NoiseLevel, eps: &[f64]) -> [f64; 2] {
+fn brute_t10_terms(
+    brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>),
+    v: usize,
+    class_of: &[usize],
+    l: NoiseLevel,
+    eps: &[f64],
+) -> [f64; 2] {
     let (xs, ys, p) = brute;
     let mut sums = [0.0; 2];
     for (i, x) in xs.iter().enumerate() {
@@ -211,7 +224,8 @@ fn brute_t10_terms(brute: &(Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>), v: usiz
             let (post, post_g) = (brute_posterior(brute, v, &[j], &x_t, l), brute_posterior(brute, v, &class, &x_t, l));
             let (d, dg) = (one_hot_mean(xs, v, &post), one_hot_mean(xs, v, &post_g));
             sums[0] += pxy * d.iter().zip(&dg).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
-            sums[1] += pxy * post.iter().zip(&post_g).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (a / b).ln()).sum::<f64>();
+            sums[1] +=
+                pxy * post.iter().zip(&post_g).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (a / b).ln()).sum::<f64>();
         }
     }
     sums
@@ -271,7 +285,10 @@ fn t10_denoiser_gap_equals_brute_force_enumeration() {
                     }
                 };
                 let lib = diffusion::t10_level(&en, name.parse().unwrap(), l, 8000, 100 + k as u64).unwrap();
-                let pairs = [(exact(0), &lib.squared_distance, "E|D - D_g|^2"), (exact(1), &lib.conditional_information, "I(X;Y|X_t,G)")];
+                let pairs = [
+                    (exact(0), &lib.squared_distance, "E|D - D_g|^2"),
+                    (exact(1), &lib.conditional_information, "I(X;Y|X_t,G)"),
+                ];
                 for (brute_value, estimate, what) in pairs {
                     let se = (brute_value.stderr.powi(2) + estimate.stderr.powi(2)).sqrt();
                     println!(
@@ -283,7 +300,11 @@ fn t10_denoiser_gap_equals_brute_force_enumeration() {
                         "model {m} {name} alpha {}: {what} brute {brute_value:?} vs t10_level {estimate:?}",
                         l.alpha
                     );
-                    assert!(brute_value.value > 10.0 * se, "model {m} {name} alpha {}: {what} too small to test", l.alpha);
+                    assert!(
+                        brute_value.value > 10.0 * se,
+                        "model {m} {name} alpha {}: {what} too small to test",
+                        l.alpha
+                    );
                 }
             }
         }

@@ -133,7 +133,8 @@ proptest! {
 /// children over 4 states, level 2 one child over 2 states, level 3 three children over a
 /// vocabulary of 3 (6 leaves, 729 images, every one checked).
 fn varied_model() -> Jghm {
-    let shape = Shape { root_states: 3, shared: vec![], image: vec![(2, 4), (1, 2), (3, 3)], text: vec![(3, 2), (2, 3)] };
+    let shape =
+        Shape { root_states: 3, shared: vec![], image: vec![(2, 4), (1, 2), (3, 3)], text: vec![(3, 2), (2, 3)] };
     let drawn = common::build(&shape, Regime::Generic, 21);
     let (image, text) = (drawn.levels(Part::Image).to_vec(), drawn.levels(Part::Text).to_vec());
     Jghm::new(vec![0.6, 0.3, 0.1], vec![], image, text).unwrap()

@@ -58,7 +58,10 @@ fn remainder_is_second_order(v: &jghm::contrastive::View, what: &str) -> Result<
     let earlier = [8, 16, 32].map(|k| k2r(k).abs()).into_iter().fold(0.0, f64::max);
     let last = k2r(64).abs();
     let all = [8, 16, 32, 64, 128].map(k2r);
-    prop_assert!(last <= 1.5 * earlier + 1e-9, "{what}: K²·R_K: {last} at K=64, at most {earlier} before (c1 = {c1}); K = 8..128: {all:?}");
+    prop_assert!(
+        last <= 1.5 * earlier + 1e-9,
+        "{what}: K²·R_K: {last} at K=64, at most {earlier} before (c1 = {c1}); K = 8..128: {all:?}"
+    );
     Ok(())
 }
 
@@ -66,7 +69,8 @@ fn remainder_is_second_order(v: &jghm::contrastive::View, what: &str) -> Result<
 fn rate_constant_is_half_the_chi_square(v: &jghm::contrastive::View) -> Result<(), TestCaseError> {
     let chi2: f64 = (0..v.anchors())
         .map(|a| {
-            v.pa[a] * (0..v.candidates()).map(|c| v.cond[a * v.candidates() + c].powi(2) / v.pc[c]).sum::<f64>() - v.pa[a]
+            v.pa[a] * (0..v.candidates()).map(|c| v.cond[a * v.candidates() + c].powi(2) / v.pc[c]).sum::<f64>()
+                - v.pa[a]
         })
         .sum();
     prop_assert!((v.rate_constant() - chi2 / 2.0).abs() < 1e-10, "c1 {} vs chi2/2 {}", v.rate_constant(), chi2 / 2.0);

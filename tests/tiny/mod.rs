@@ -40,7 +40,9 @@ pub fn arb_deep_tiny_model(max_side: f64) -> impl Strategy<Value = Jghm> {
         .prop_filter("few leaves", |t| t.iter().map(|l| l.0).product::<usize>() <= 4);
     let trunk = prop_oneof![Just(vec![]), Just(vec![(1usize, 2usize)]), Just(vec![(2, 2)])];
     (2usize..=3, trunk, tower.clone(), tower, arb_regime(), any::<u64>())
-        .prop_map(|(root_states, shared, image, text, regime, seed)| build(&Shape { root_states, shared, image, text }, regime, seed))
+        .prop_map(|(root_states, shared, image, text, regime, seed)| {
+            build(&Shape { root_states, shared, image, text }, regime, seed)
+        })
         .prop_filter("sides small enough to enumerate", move |m| {
             side_size(m, Part::Image) <= max_side && side_size(m, Part::Text) <= max_side
         })
