@@ -1070,3 +1070,140 @@ fn posterior_encoder_rows_of_impossible_sequences_are_all_nan() {
     assert!(one_by_one[1].iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-15), "{:?}", one_by_one[1]);
     assert_eq!(bits(&encoder.encode_all(&[vec![2], vec![0]])), bits(&one_by_one), "encode_all");
 }
+
+/// The PMI through an affine map, `a · PMI + b`, undefined (NaN) on the pairs whose image starts
+/// with token 0 when `holes` is set: a score whose correlation with the PMI is exactly `sign a`
+/// on the pairs where both are finite.
+struct AffinePmi<'m> {
+    pmi: Pmi<'m>,
+    a: f64,
+    b: f64,
+    holes: bool,
+}
+
+impl Score for AffinePmi<'_> {
+    fn name(&self) -> String {
+        "affine PMI".into()
+    }
+    fn score(&self, x: &[usize], y: &[usize]) -> f64 {
+        if self.holes && x[0] == 0 {
+            f64::NAN
+        } else {
+            self.a * self.pmi.score(x, y) + self.b
+        }
+    }
+}
+
+fn eval_spec() -> jghm::eval::EvalSpec {
+    jghm::eval::EvalSpec { samples: 60, zero_shot_images: 200, prompts: 8, grid: 12, seed: 4 }
+}
+
+/// `eval::evaluate`'s derived figures: the excess risk is the mean of the two directions'
+/// (per outer pair, so exactly the mean of the two estimates), the accuracy's standard error is
+/// `√(b (1 − b) / n)` at the Bayes accuracy `b`, and the Bayes accuracy is the fraction of the
+/// zero-shot images (drawn with `rng::Purpose::EvalZeroShotImages`) whose root-posterior argmax
+/// is their root, recomputed here. Kills `+ → *` in the mean of the directions, the mutants of
+/// the standard error's formula, and `/ → *`, `/ → %`, `== → !=` in `zero_shot`'s fraction.
+#[test]
+fn eval_excess_risk_accuracy_and_its_standard_error_are_their_formulas() {
+    let model = RandomSpec::symmetric(3, 2, 2, 8).build().unwrap();
+    let score = Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 3 };
+    let spec = eval_spec();
+    let r = jghm::eval::evaluate(&model, &score, &spec).unwrap();
+    let mean = 0.5 * (r.excess_risk_image_to_text.value + r.excess_risk_text_to_image.value);
+    assert!((r.excess_risk - mean).abs() < 1e-12, "{} vs the mean of the directions {mean}", r.excess_risk);
+    assert!(r.excess_risk > 0.0);
+    let test = jghm::sample::sample_pairs(&model, 200, jghm::rng::Purpose::EvalZeroShotImages.seed(spec.seed), true);
+    let xs: Vec<Vec<usize>> = test.iter().map(|p| p.image.clone()).collect();
+    let right = jghm::bp::root_posteriors(&model, Part::Image, &xs)
+        .iter()
+        .zip(&test)
+        .filter(|(post, p)| {
+            let best = (0..post.len()).max_by(|&a, &b| post[a].total_cmp(&post[b])).unwrap();
+            best == p.hidden.as_ref().unwrap()[0]
+        })
+        .count();
+    let bayes = right as f64 / 200.0;
+    assert_eq!(r.bayes_accuracy, bayes);
+    assert!(bayes > 0.4 && bayes < 1.0, "{bayes}");
+    assert!((r.accuracy_stderr - (bayes * (1.0 - bayes) / 200.0).sqrt()).abs() < 1e-15);
+    for acc in [r.zero_shot_accuracy, r.oracle_zero_shot_accuracy] {
+        assert!((0.0..=1.0).contains(&acc) && (acc * 200.0).fract() == 0.0, "{acc}: a fraction of 200 images");
+    }
+}
+
+/// `eval`'s correlation with the PMI is Pearson's on the pairs where both are finite: `+1` for
+/// `2 · PMI + 3`, `−1` for `−PMI`, still `+1` with NaN on a third of the images. Kills the sign
+/// mutants of the centring in `pearson` and `&& → ||` in its finiteness filter.
+#[test]
+fn eval_correlation_is_pearson_on_the_finite_pairs() {
+    let model = RandomSpec::symmetric(3, 2, 2, 8).build().unwrap();
+    let spec = eval_spec();
+    for (a, b, holes, want) in [(2.0, 3.0, false, 1.0), (-1.0, 0.0, false, -1.0), (2.0, 3.0, true, 1.0)] {
+        let score = AffinePmi { pmi: Pmi { model: &model }, a, b, holes };
+        let r = jghm::eval::evaluate(&model, &score, &jghm::eval::EvalSpec { samples: 2, zero_shot_images: 3, ..spec })
+            .unwrap();
+        assert!((r.pmi_correlation - want).abs() < 1e-9, "{a}·PMI + {b} (holes {holes}): {}", r.pmi_correlation);
+    }
+}
+
+/// `LearnedScore` keeps a pool of encoder caches per side; a cache is reused only by its own
+/// side. With towers of different lengths (8 image leaves, 4 text leaves), repeated grids equal
+/// a fresh score's pair by pair, and the score is named `learned`. Kills `== → !=` in the
+/// pool's side test of `LearnedScore::encode` and the `name` mutants.
+#[test]
+fn learned_score_reuses_only_its_own_sides_caches() {
+    use jghm::learn::{BpEncoder, Head, Params};
+    let mut spec = RandomSpec::symmetric(3, 2, 3, 6);
+    spec.text_depth = 2;
+    let model = spec.build().unwrap();
+    let make = || {
+        let head: Vec<f64> = model.prior().iter().map(|p| p.ln()).collect();
+        let params =
+            Params { image: BpEncoder::truth(&model, Part::Image), text: BpEncoder::truth(&model, Part::Text), head };
+        jghm::eval::LearnedScore::new(
+            BpEncoder::for_tower(&model, Part::Image).unwrap(),
+            BpEncoder::for_tower(&model, Part::Text).unwrap(),
+            params,
+            Head::T7 { states: model.root_states() },
+        )
+    };
+    let pairs = jghm::sample::sample_pairs(&model, 40, 2, false);
+    let xs: Vec<Vec<usize>> = pairs.iter().map(|p| p.image.clone()).collect();
+    let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
+    let pooled = make();
+    assert_eq!(pooled.name(), "learned");
+    let pmi = Pmi { model: &model };
+    for _ in 0..3 {
+        let grid = pooled.grid(&xs, &ys);
+        for (i, x) in xs.iter().enumerate() {
+            for (j, y) in ys.iter().enumerate() {
+                let want = pmi.score(x, y);
+                assert!(
+                    (grid[i * ys.len() + j] - want).abs() < 1e-9,
+                    "pair ({i}, {j}): {} vs PMI {want}",
+                    grid[i * ys.len() + j]
+                );
+            }
+        }
+    }
+}
+
+/// Every form of a score named on the command line parses to its own variant, and a bad
+/// argument or name is refused. Kills the deleted match arms of `ScoreSpec::from_str` (the
+/// command-line tests that parse them are not among the eval mutation runs' test files).
+#[test]
+fn score_spec_parses_every_form_it_names() {
+    use jghm::eval::{ScoreSpec, ScoreSpecError};
+    assert_eq!("pmi".parse::<ScoreSpec>().unwrap(), ScoreSpec::Pmi);
+    assert_eq!("t7".parse::<ScoreSpec>().unwrap(), ScoreSpec::T7);
+    assert_eq!("perturbed:0.5".parse::<ScoreSpec>().unwrap(), ScoreSpec::Perturbed { amplitude: 0.5, seed: 0 });
+    assert_eq!("perturbed:2:7".parse::<ScoreSpec>().unwrap(), ScoreSpec::Perturbed { amplitude: 2.0, seed: 7 });
+    assert_eq!("through:map-root".parse::<ScoreSpec>().unwrap(), ScoreSpec::Through(Statistic::MapRoot));
+    assert_eq!("ckpt:a/b.json".parse::<ScoreSpec>().unwrap(), ScoreSpec::Checkpoint("a/b.json".into()));
+    assert!(matches!("perturbed:inf".parse::<ScoreSpec>(), Err(ScoreSpecError::Amplitude(_))));
+    assert!(matches!("perturbed:1:x".parse::<ScoreSpec>(), Err(ScoreSpecError::Seed(_))));
+    for bad in ["pmi:1", "t7:2", "perturbed", "through", "bayes"] {
+        assert!(matches!(bad.parse::<ScoreSpec>(), Err(ScoreSpecError::Unknown(_))), "{bad}");
+    }
+}

@@ -26,8 +26,105 @@ fn arb_small_text_model() -> impl Strategy<Value = jghm::model::Jghm> {
         .prop_filter("image side enumerable", |m| jghm::info::side_size(m, jghm::Part::Image) <= 27.0)
 }
 
+/// Tiny models, with or without a one-child trunk, whose image and text sides both have at most
+/// 4 sequences, so that batches up to 64 are exact in both directions. With `near_deterministic`
+/// false, only the near-uniform and generic regimes: the expansion in `1/K` needs `K p(c)` large
+/// for every candidate, and a near-deterministic model with `p(c) ≈ 10⁻⁶` is still far from its
+/// limit at `K = 64` (its gap is `O(1/K²)` there only for `K ≫ 10⁶`).
+fn arb_small_sides_model(near_deterministic: bool) -> impl Strategy<Value = jghm::model::Jghm> {
+    use common::Regime;
+    let regime = if near_deterministic {
+        common::arb_regime().boxed()
+    } else {
+        prop_oneof![Just(Regime::NearUniform), Just(Regime::Generic)].boxed()
+    };
+    let side = || prop_oneof![Just(vec![(1, 2)]), Just(vec![(2, 2)]), Just(vec![(1, 3)]), Just(vec![(1, 2), (2, 2)])];
+    let trunk = prop_oneof![Just(vec![]), Just(vec![(1, 2)]), Just(vec![(1, 3)])];
+    (2usize..=3, trunk, side(), side(), regime, any::<u64>()).prop_map(
+        |(root_states, shared, image, text, regime, seed)| {
+            common::build(&common::Shape { root_states, shared, image, text }, regime, seed)
+        },
+    )
+}
+
+/// The remainder test of T3 (b) on one view: `K² R_K` at `K = 64` is at most 1.5 times its
+/// largest value at `K = 8, 16, 32`, with `R_K = ℓ_K − log K − ℓ_∞ − c_1/K`.
+fn remainder_is_second_order(v: &jghm::contrastive::View, what: &str) -> Result<(), TestCaseError> {
+    let (limit, c1) = (v.loss_infinite(), v.rate_constant());
+    let k2r = |k: usize| {
+        let kf = k as f64;
+        kf * kf * (v.loss_finite(k).unwrap() - kf.ln() - limit - c1 / kf)
+    };
+    let earlier = [8, 16, 32].map(|k| k2r(k).abs()).into_iter().fold(0.0, f64::max);
+    let last = k2r(64).abs();
+    let all = [8, 16, 32, 64, 128].map(k2r);
+    prop_assert!(
+        last <= 1.5 * earlier + 1e-9,
+        "{what}: K²·R_K: {last} at K=64, at most {earlier} before (c1 = {c1}); K = 8..128: {all:?}"
+    );
+    Ok(())
+}
+
+/// `c_1(PMI) = E_A χ²(P_{C|A} ‖ P_C) / 2` on one view.
+fn rate_constant_is_half_the_chi_square(v: &jghm::contrastive::View) -> Result<(), TestCaseError> {
+    let chi2: f64 = (0..v.anchors())
+        .map(|a| {
+            v.pa[a] * (0..v.candidates()).map(|c| v.cond[a * v.candidates() + c].powi(2) / v.pc[c]).sum::<f64>()
+                - v.pa[a]
+        })
+        .sum();
+    prop_assert!((v.rate_constant() - chi2 / 2.0).abs() < 1e-10, "c1 {} vs chi2/2 {}", v.rate_constant(), chi2 / 2.0);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(16))]
+
+    /// T3 (b) in both directions, with and without a trunk: the remainder after `c_1/K` is second
+    /// order for the PMI and a perturbed score, and `c_1(PMI) = E χ²/2`, for `ℓ^{X→Y}` and `ℓ^{Y→X}`.
+    #[test]
+    fn t3_rate_in_both_directions_with_and_without_trunk(model in arb_small_sides_model(false), seed in any::<u64>()) {
+        let en = Enumeration::new(&model).unwrap();
+        let ex = Exact::new(&en);
+        let perturbed = ex.scores(&Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed });
+        for dir in [Direction::ImageToText, Direction::TextToImage] {
+            for (s, name) in [(&ex.pmi, "PMI"), (&perturbed, "perturbed")] {
+                remainder_is_second_order(&ex.view(s, dir), &format!("{dir:?} {name}"))?;
+            }
+            rate_constant_is_half_the_chi_square(&ex.view(&ex.pmi, dir))?;
+        }
+    }
+
+    /// InfoNCE with the PMI, exactly: `log K − ℓ_K(PMI)` is 0 at `K = 1`, non-decreasing in `K`
+    /// (1e-12) for `K = 1..64`, at most `I(X; Y)`, and converges to it: `ℓ_∞(PMI) = −I(X; Y)`
+    /// (1e-10) and, where every candidate has `p(c) ≥ 0.05` (so that `K = 64` is in the
+    /// asymptotic range, see [`arb_small_sides_model`]), `K (I − (log K − ℓ_K))` at `K = 64` is
+    /// within 10% of `c_1` (the gap closes like `c_1/K`); in both directions, with and without a
+    /// trunk, in every regime.
+    #[test]
+    fn t3_infonce_of_the_pmi_rises_monotonically_to_the_information(model in arb_small_sides_model(true)) {
+        let en = Enumeration::new(&model).unwrap();
+        let ex = Exact::new(&en);
+        let mi = en.mutual_information();
+        for dir in [Direction::ImageToText, Direction::TextToImage] {
+            let v = ex.view(&ex.pmi, dir);
+            prop_assert!((v.loss_infinite() + mi).abs() < 1e-10, "{dir:?}: l_inf {} vs -I {}", v.loss_infinite(), -mi);
+            let bound = |k: usize| (k as f64).ln() - v.loss_finite(k).unwrap();
+            prop_assert!(bound(1).abs() < 1e-12, "{dir:?}: log 1 - l_1 = {}", bound(1));
+            let mut previous = bound(1);
+            for k in 2..=64usize {
+                let b = bound(k);
+                prop_assert!(b >= previous - 1e-12, "{dir:?}: K={k}: {b} below {previous} at K-1");
+                prop_assert!(b <= mi + 1e-12, "{dir:?}: K={k}: {b} above I = {mi}");
+                previous = b;
+            }
+            let (gap, c1) = (mi - previous, v.rate_constant());
+            if v.pc.iter().copied().fold(1.0, f64::min) < 0.05 {
+                continue;
+            }
+            prop_assert!((64.0 * gap - c1).abs() <= 0.1 * c1 + 1e-9, "{dir:?}: 64·gap {} vs c1 {c1}", 64.0 * gap);
+        }
+    }
 
     /// The InfoNCE bound for K = 1..6, both directions, for the PMI and perturbed scores.
     #[test]

@@ -41,7 +41,7 @@ proptest! {
     /// Every built-in statistic, both sides: equality at `S = PMI_T`, the inequality for
     /// scores perturbed through `T`, and refusal for a score that is not through `T`.
     #[test]
-    fn t5_sufficiency_below_excess_risk(model in arb_any_tiny_model(27.0), seed in any::<u64>(), amp in 0.01f64..2.0) {
+    fn t5_sufficiency_below_excess_risk(model in arb_shallow_or_deep_model(27.0), seed in any::<u64>(), amp in 0.01f64..2.0) {
         let en = Enumeration::new(&model).unwrap();
         let ex = Exact::new(&en);
         let generic = ex.scores(&Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed });
@@ -62,7 +62,7 @@ proptest! {
 
     /// CLIP-like scores `⟨M f*(x), N g*(y)⟩/τ` depend on `x` only through the separator posterior.
     #[test]
-    fn t5_bilinear_scores_of_posteriors(model in arb_any_tiny_model(27.0), seed in any::<u64>()) {
+    fn t5_bilinear_scores_of_posteriors(model in arb_shallow_or_deep_model(27.0), seed in any::<u64>()) {
         let en = Enumeration::new(&model).unwrap();
         let ex = Exact::new(&en);
         let dim = en.cut.size();
@@ -81,7 +81,7 @@ proptest! {
 
     /// Finite K: `ℓ_K(S) - ℓ_K(PMI) ≥ Δ_K(f)` for S through T, and `0 ≤ Δ_K(f) ≤ Suff(f)`.
     #[test]
-    fn t5_finite_batch_relation(model in arb_any_tiny_model(9.0), seed in any::<u64>(), amp in 0.01f64..2.0) {
+    fn t5_finite_batch_relation(model in arb_shallow_or_deep_model(9.0), seed in any::<u64>(), amp in 0.01f64..2.0) {
         let en = Enumeration::new(&model).unwrap();
         let ex = Exact::new(&en);
         for side in [Part::Image, Part::Text] {

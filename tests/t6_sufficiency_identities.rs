@@ -20,7 +20,7 @@ proptest! {
     #![proptest_config(config(16))]
 
     #[test]
-    fn t6_three_forms_agree_and_are_nonnegative(model in arb_any_tiny_model(64.0)) {
+    fn t6_three_forms_agree_and_are_nonnegative(model in arb_shallow_or_deep_model(64.0)) {
         let en = Enumeration::new(&model).unwrap();
         for side in [Part::Image, Part::Text] {
             for st in all_statistics(&model, side) {
@@ -35,7 +35,7 @@ proptest! {
     /// Sufficient statistics have `Suff = 0`: the separator's posterior, the identity
     /// (`first-tokens:N`) and the joint posterior of any layer at or below the trunk leaves.
     #[test]
-    fn t6_zero_for_sufficient_statistics(model in arb_any_tiny_model(64.0)) {
+    fn t6_zero_for_sufficient_statistics(model in arb_shallow_or_deep_model(64.0)) {
         let en = Enumeration::new(&model).unwrap();
         let trunk = model.levels(Part::Shared).len();
         for side in [Part::Image, Part::Text] {
@@ -52,7 +52,7 @@ proptest! {
     /// P_{C|T(A)})²` (Pinsker), so `Suff = 0` forces equal rows wherever `p(a) > 0`; conversely
     /// equal rows make every KL term zero (checked by `t6_zero_for_sufficient_statistics`).
     #[test]
-    fn t6_zero_iff_conditionals_agree(model in arb_any_tiny_model(64.0)) {
+    fn t6_zero_iff_conditionals_agree(model in arb_shallow_or_deep_model(64.0)) {
         let en = Enumeration::new(&model).unwrap();
         for side in [Part::Image, Part::Text] {
             for st in all_statistics(&model, side) {
@@ -77,7 +77,7 @@ proptest! {
     /// Coarsening never lowers the gap: merging two classes, `first-tokens:k` against `:k+1`,
     /// `map-root` against `root-posterior`.
     #[test]
-    fn t6_coarsening_increases_gap(model in arb_any_tiny_model(64.0), pick in any::<u64>()) {
+    fn t6_coarsening_increases_gap(model in arb_shallow_or_deep_model(64.0), pick in any::<u64>()) {
         let en = Enumeration::new(&model).unwrap();
         for side in [Part::Image, Part::Text] {
             for st in all_statistics(&model, side) {
@@ -100,7 +100,7 @@ proptest! {
     /// The variational form is an infimum attained at `q* = P_{C|T}`:
     /// `F(q) - F(q*) = E_T KL(q*(·|T) ‖ q(·|T)) ≥ 0` for any `q`.
     #[test]
-    fn t6_variational_form_is_attained_infimum(model in arb_any_tiny_model(64.0), seed in any::<u64>()) {
+    fn t6_variational_form_is_attained_infimum(model in arb_shallow_or_deep_model(64.0), seed in any::<u64>()) {
         let en = Enumeration::new(&model).unwrap();
         for side in [Part::Image, Part::Text] {
             let g = gap(&en, side, Statistic::MapRoot);

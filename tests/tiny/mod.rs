@@ -31,6 +31,30 @@ pub fn arb_any_tiny_model(max_side: f64) -> impl Strategy<Value = Jghm> {
     prop_oneof![arb_tiny_model(false, max_side), arb_tiny_model(true, max_side)]
 }
 
+/// Tiny models with deep towers: each tower has 3 or 4 levels (1-2 children, 2-3 states a
+/// level), with or without a one-level trunk, sides of at most `max_side` sequences (so mostly
+/// chains with a split or two, and small vocabularies).
+pub fn arb_deep_tiny_model(max_side: f64) -> impl Strategy<Value = Jghm> {
+    let level = (1usize..=2, 2usize..=3);
+    let tower = prop::collection::vec(level, 3..=4)
+        .prop_filter("few leaves", |t| t.iter().map(|l| l.0).product::<usize>() <= 4);
+    let trunk = prop_oneof![Just(vec![]), Just(vec![(1usize, 2usize)]), Just(vec![(2, 2)])];
+    (2usize..=3, trunk, tower.clone(), tower, arb_regime(), any::<u64>())
+        .prop_map(|(root_states, shared, image, text, regime, seed)| {
+            build(&Shape { root_states, shared, image, text }, regime, seed)
+        })
+        .prop_filter("sides small enough to enumerate", move |m| {
+            side_size(m, Part::Image) <= max_side && side_size(m, Part::Text) <= max_side
+        })
+}
+
+/// The tiny models of [`arb_any_tiny_model`] (towers of 1-2 levels) and, one case in four, those
+/// of [`arb_deep_tiny_model`] (3-4 levels, sides of at most 16 sequences, which keeps their cases
+/// as fast as the shallow ones).
+pub fn arb_shallow_or_deep_model(max_side: f64) -> impl Strategy<Value = Jghm> {
+    prop_oneof![3 => arb_any_tiny_model(max_side), 1 => arb_deep_tiny_model(max_side.min(16.0))]
+}
+
 /// Proptest configuration: few cases (each enumerates a model), no persistence files.
 pub fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, max_global_rejects: 100_000, ..ProptestConfig::default() }
