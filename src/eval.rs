@@ -227,6 +227,33 @@ pub struct FiniteK {
     pub method: String,
 }
 
+/// The batch size `K` a configuration trains at: the batch for in-batch negatives, `k` for
+/// the K-way scheme (T2: `L_K` is minimised by the PMI at every `K`, so the learned pair is
+/// compared with `L_K(PMI)` at its own `K`).
+pub fn training_k(config: &crate::learn::TrainConfig) -> usize {
+    match config.scheme {
+        crate::learn::Scheme::InBatch => config.batch,
+        crate::learn::Scheme::KWay { k } => k,
+    }
+}
+
+/// The JSON object of `jghm eval --json`: the report's keys, the checkpoint's class and step,
+/// and the finite-`K` figures at the training `K` with their standard errors.
+pub fn report_json(r: &EvalReport, finite: &FiniteK, class: crate::learn::Class, step: usize) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).expect("report serialises");
+    v["class"] = serde_json::json!(class);
+    v["steps"] = serde_json::json!(step);
+    v["training_k"] = serde_json::json!(finite.k);
+    for (key, e) in
+        [("finite_k_loss", &finite.loss), ("finite_k_optimum", &finite.optimum), ("finite_k_excess", &finite.excess)]
+    {
+        v[key] = serde_json::json!(e.value);
+        v[format!("{key}_stderr")] = serde_json::json!(e.stderr);
+    }
+    v["finite_k_method"] = serde_json::json!(finite.method);
+    v
+}
+
 /// `L_K(Ŝ)` and `L_K(PMI)` by [`contrastive::monte_carlo`] over `batches` i.i.d. batches of `K`
 /// pairs, both scores on the same batches. Each batch contributes
 /// `(1/K) Σ_i ½ (CE_i^{X→Y} + CE_i^{Y→X})`, an unbiased estimate of `L_K`.

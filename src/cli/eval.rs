@@ -2,15 +2,12 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::json;
 use std::path::PathBuf;
 
-use crate::downstream::labels::Label;
-use crate::eval::exact::{evaluate_exact, feasible_ks, ExactSpec};
-use crate::eval::{checkpoint_score, evaluate, finite_k_losses, EvalSpec, Learned};
+use crate::eval::exact::{self, checkpoint_spec, evaluate_exact};
+use crate::eval::{checkpoint_score, evaluate, finite_k_losses, report_json, training_k, EvalSpec, Learned};
 use crate::info::Enumeration;
 use crate::learn::checkpoint::CheckpointFile;
-use crate::learn::clip_loss::Scheme;
 use crate::learn::TrainConfig;
 use crate::model::Jghm;
 
@@ -59,18 +56,13 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         grid: 64,
         seed: a.seed,
     };
-    // The K the pair was trained at: the batch for in-batch negatives, k for the K-way scheme.
-    let k = match cfg.scheme {
-        Scheme::InBatch => cfg.batch,
-        Scheme::KWay { k } => k,
-    };
-    let fk = Fk { k, batches: a.batches as usize, seed: a.seed };
+    let k = training_k(&cfg);
     let learned = checkpoint_score(model, &file)?;
     if a.exact {
         return run_exact(model, &*learned.score, learned.step, &cfg, k, json_out);
     }
     let (score, step) = (&*learned.score, learned.step);
-    let finite = finite_k_losses(model, score, fk.k, fk.batches, crate::rng::Purpose::EvalFiniteK.seed(fk.seed))?;
+    let finite = finite_k_losses(model, score, k, a.batches as usize, crate::rng::Purpose::EvalFiniteK.seed(a.seed))?;
     let r = evaluate(model, score, &spec)?;
     for (name, v) in [
         ("excess_risk", r.excess_risk),
@@ -84,18 +76,7 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
         }
     }
     if json_out {
-        let mut v = serde_json::to_value(&r).expect("report serialises");
-        v["class"] = json!(cfg.class);
-        v["steps"] = json!(step);
-        v["training_k"] = json!(finite.k);
-        v["finite_k_loss"] = json!(finite.loss.value);
-        v["finite_k_loss_stderr"] = json!(finite.loss.stderr);
-        v["finite_k_optimum"] = json!(finite.optimum.value);
-        v["finite_k_optimum_stderr"] = json!(finite.optimum.stderr);
-        v["finite_k_excess"] = json!(finite.excess.value);
-        v["finite_k_excess_stderr"] = json!(finite.excess.stderr);
-        v["finite_k_method"] = json!(finite.method);
-        println!("{v}");
+        println!("{}", report_json(&r, &finite, cfg.class, step));
     } else {
         println!("{:?} after {step} steps, measured against the exact ground truth:", cfg.class);
         println!(
@@ -129,13 +110,6 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// The measurement of a checkpoint, in its class's float type.
-struct Fk {
-    k: usize,
-    batches: usize,
-    seed: u64,
-}
-
 /// `eval --exact`: the exact report ([`crate::eval::exact`]); the finite-K figures at the
 /// training `K` are exact when its composition sum is within the work limit, else omitted
 /// (named in `finite_k_method`).
@@ -148,13 +122,8 @@ fn run_exact(
     json_out: bool,
 ) -> Result<()> {
     let en = Enumeration::new(model)?;
-    let mut ks = feasible_ks(&en, &[2, 3, 4, k]);
-    ks.sort_unstable();
-    ks.dedup();
-    let spec = ExactSpec { ks, labels: vec![Label::Root, Label::TextToken(0)] };
+    let spec = checkpoint_spec(&en, k);
     let r = evaluate_exact(model, learned, &spec)?;
-    let at_k = |d: &crate::eval::exact::DirectionReport| d.finite.iter().find(|f| f.k == k).copied();
-    let finite = at_k(&r.image_to_text).zip(at_k(&r.text_to_image));
     if !r.excess_risk.is_finite() {
         bail!("excess_risk is {}, not a finite number (the learned score is degenerate)", r.excess_risk);
     }
@@ -176,27 +145,6 @@ fn run_exact(
         println!("  method: {}", r.method);
         return Ok(());
     }
-    let mut v = serde_json::to_value(r.eval_report()).expect("report serialises");
-    v["excess_risk_image_to_text"] = json!(r.image_to_text.excess);
-    v["excess_risk_text_to_image"] = json!(r.text_to_image.excess);
-    v["class"] = json!(cfg.class);
-    v["steps"] = json!(step);
-    v["training_k"] = json!(k);
-    match finite {
-        Some((xy, yx)) => {
-            v["finite_k_loss"] = json!((xy.loss + yx.loss) / 2.0);
-            v["finite_k_optimum"] = json!((xy.optimum + yx.optimum) / 2.0);
-            v["finite_k_excess"] = json!((xy.excess + yx.excess) / 2.0);
-            v["finite_k_method"] = json!("exact (sum over the compositions of the K-1 negatives)");
-        }
-        None => {
-            v["finite_k_method"] = json!(format!("not computed: the exact batch-{k} loss is beyond the work limit"));
-        }
-    }
-    for key in ["finite_k_loss_stderr", "finite_k_optimum_stderr", "finite_k_excess_stderr"] {
-        v[key] = json!(0.0);
-    }
-    v["exact"] = serde_json::to_value(&r).expect("report serialises");
-    println!("{v}");
+    println!("{}", exact::report_json(&r, cfg.class, step, k));
     Ok(())
 }
