@@ -94,6 +94,17 @@ pub fn brute_joint(model: &Jghm) -> (Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<f64>)
     (xs, ys, p)
 }
 
+/// Joint configurations [`brute_joint`] visits in all: one enumeration of the hidden states per
+/// pair `(x, y)`, so `|X| · |Y| · Π_{hidden u} |Z_u|`. With deep towers the hidden product
+/// alone can be close to `bp::brute_force::MAX_CONFIGURATIONS` (3 states on ten hidden nodes a
+/// tower), and 256 pairs of that take minutes: filter on this before calling [`brute_joint`].
+pub fn brute_joint_work(model: &Jghm) -> f64 {
+    let x = vec![0; model.len_of(Part::Image)];
+    let y = vec![0; model.len_of(Part::Text)];
+    let obs = jghm::bp::Tokens { image: Some(&x), text: Some(&y) };
+    jghm::bp::brute_force::configurations(model, &obs) * side_size(model, Part::Image) * side_size(model, Part::Text)
+}
+
 /// `I(X; Y) = Σ p(x, y) log p(x, y) / (p(x) p(y))` from a brute-force joint table.
 pub fn brute_mutual_information(nx: usize, ny: usize, p: &[f64]) -> f64 {
     let px: Vec<f64> = (0..nx).map(|i| (0..ny).map(|j| p[i * ny + j]).sum()).collect();
