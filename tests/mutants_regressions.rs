@@ -1148,8 +1148,9 @@ fn eval_correlation_is_pearson_on_the_finite_pairs() {
 }
 
 /// `LearnedScore` keeps a pool of encoder caches per side; a cache is reused only by its own
-/// side. With towers of different lengths (8 image leaves, 4 text leaves), repeated grids equal
-/// a fresh score's pair by pair, and the score is named `learned`. Kills `== → !=` in the
+/// side. With towers of different lengths (8 image leaves, 4 text leaves) and the texts encoded
+/// first (so that a text cache is pooled before any image is encoded), repeated grids equal the
+/// PMI pair by pair, and the score is named `learned`. Kills `== → !=` in the
 /// pool's side test of `LearnedScore::encode` and the `name` mutants.
 #[test]
 fn learned_score_reuses_only_its_own_sides_caches() {
@@ -1174,6 +1175,10 @@ fn learned_score_reuses_only_its_own_sides_caches() {
     let pooled = make();
     assert_eq!(pooled.name(), "learned");
     let pmi = Pmi { model: &model };
+    // A text tower's cache (4 leaves) in the pool before the first image (8 leaves) is encoded:
+    // an image chunk that took it would not fit in it.
+    let texts_first = pooled.encode(false, &ys);
+    assert_eq!(texts_first.len(), ys.len() * model.root_states());
     for _ in 0..3 {
         let grid = pooled.grid(&xs, &ys);
         for (i, x) in xs.iter().enumerate() {

@@ -180,6 +180,27 @@ mod tests {
         assert!((f.slope_ci[0] + 1.0).abs() < 1e-12 && (f.slope_ci[1] + 1.0).abs() < 1e-12);
     }
 
+    /// Runs of a zero, negative, NaN or infinite risk are dropped and counted in `dropped`, and the
+    /// fit is the one of the other runs (the same seed gives the same bootstrap); `dropped` is 0
+    /// when every run is kept.
+    #[test]
+    fn nonpositive_and_non_finite_risks_are_dropped_and_counted() {
+        let good: Vec<Run> = [256usize, 1024, 4096, 16384]
+            .iter()
+            .flat_map(|&n| (1..=2).map(move |s| (n, s as f64 * 3.0 / n as f64)))
+            .collect();
+        let clean = fit(&good, 1).unwrap();
+        assert_eq!((clean.runs, clean.dropped), (8, 0), "{clean:?}");
+        let mut runs = good.clone();
+        runs.extend([(256, 0.0), (1024, -0.5), (4096, f64::NAN), (16384, f64::INFINITY), (256, f64::NEG_INFINITY)]);
+        let f = fit(&runs, 1).unwrap();
+        assert_eq!(f, Fit { dropped: 5, ..clean }, "{f:?}");
+        // Only two distinct `n` keep a positive finite risk: nothing to fit.
+        for bad in [0.0, -1.0, f64::INFINITY] {
+            assert_eq!(fit(&[(1, 1.0), (2, 0.5), (4, bad)], 1), None, "risk {bad}");
+        }
+    }
+
     /// A power law that flattens at 1e-3: the floor is found and the slope is fitted above it.
     #[test]
     fn floor_is_found_and_excluded() {
