@@ -195,7 +195,8 @@ mod tests {
         runs.extend([(256, 0.0), (1024, -0.5), (4096, f64::NAN), (16384, f64::INFINITY), (256, f64::NEG_INFINITY)]);
         let f = fit(&runs, 1).unwrap();
         assert_eq!(f, Fit { dropped: 5, ..clean }, "{f:?}");
-        // Only two distinct `n` keep a positive finite risk: nothing to fit.
+        // Exactly `MIN_POINTS` distinct `n` are enough; two (the third's risk dropped) are not.
+        assert!(fit(&[(1, 1.0), (2, 0.5), (4, 0.25)], 1).is_some());
         for bad in [0.0, -1.0, f64::INFINITY] {
             assert_eq!(fit(&[(1, 1.0), (2, 0.5), (4, bad)], 1), None, "risk {bad}");
         }
