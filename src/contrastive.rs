@@ -53,6 +53,29 @@ pub enum Batch {
     Infinite,
 }
 
+/// A positive integer `K`, or `inf` for the large-batch limit.
+impl std::str::FromStr for Batch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("inf") {
+            return Ok(Batch::Infinite);
+        }
+        match s.parse::<usize>() {
+            Ok(k) if k >= 1 => Ok(Batch::Finite(k)),
+            _ => Err(format!("must be a positive integer or 'inf', got '{s}'")),
+        }
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Batch::Finite(k) => s.serialize_u64(*k as u64),
+            Batch::Infinite => s.serialize_str("inf"),
+        }
+    }
+}
+
 /// The exact joint law of (anchor, candidate) seen from one direction, with a score on it.
 pub struct View {
     /// `p(a)`.
@@ -490,6 +513,18 @@ impl ClipLossReport {
     /// Exact when `exact` holds the enumeration of `model` and this batch can be summed over, else
     /// Monte Carlo with `n` batches of seed `seed`: a batch too large to sum over falls back to Monte Carlo unless `required`
     /// (`--exact`), when its error is returned.
+    /// The flat report of `jghm clip-loss --json`: `loss`, `optimum`, `excess` with their
+    /// `_stderr`, `loss_image_to_text`, `loss_text_to_image`, `batch`, `score`, `method`.
+    pub fn flat_json(&self, batch: Batch, score: &str) -> serde_json::Value {
+        serde_json::json!({
+            "loss": self.loss.value, "stderr": self.loss.stderr,
+            "optimum": self.optimum.value, "optimum_stderr": self.optimum.stderr,
+            "excess": self.excess.value, "excess_stderr": self.excess.stderr,
+            "loss_image_to_text": self.directions[0], "loss_text_to_image": self.directions[1],
+            "batch": batch, "score": score, "method": self.method,
+        })
+    }
+
     pub fn exact_or_monte_carlo(
         model: &Jghm,
         exact: Option<&Enumeration>,

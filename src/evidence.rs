@@ -44,6 +44,8 @@ pub enum EvidenceError {
     NotAToken { part: Part, position: usize, text: String },
     #[error("{part} is empty: give comma-separated tokens, e.g. 0,1,2")]
     NoTokens { part: Part },
+    #[error("the {part} part has no leaves, so it takes no tokens")]
+    NoLeaves { part: Part },
 }
 
 impl Evidence {

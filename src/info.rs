@@ -481,6 +481,37 @@ pub struct Information {
     pub information_root_text: Estimate,
 }
 
+impl Information {
+    /// Each quantity with its report name: `mutual_information`, `entropy_image`, `entropy_text`,
+    /// `entropy_root`, `information_root_image`, `information_root_text`.
+    pub fn rows(&self) -> [(&'static str, Estimate); 6] {
+        [
+            ("mutual_information", self.mutual_information),
+            ("entropy_image", self.entropy_image),
+            ("entropy_text", self.entropy_text),
+            ("entropy_root", self.entropy_root),
+            ("information_root_image", self.information_root_image),
+            ("information_root_text", self.information_root_text),
+        ]
+    }
+
+    /// The flat report of `jghm info --json`: each row's value and `<row>_stderr`, the method,
+    /// and `stderr`/`ci95` of `I(X; Y)`, in nats.
+    pub fn flat_json(&self) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "method": self.method.to_string(),
+            "stderr": self.mutual_information.stderr,
+            "ci95": self.mutual_information.ci95,
+            "units": "nats",
+        });
+        for (name, e) in self.rows() {
+            out[name] = serde_json::json!(e.value);
+            out[format!("{name}_stderr")] = serde_json::json!(e.stderr);
+        }
+        out
+    }
+}
+
 /// Every quantity exactly, by enumeration.
 pub fn exact(en: &Enumeration) -> Information {
     let prior = en.model.prior();

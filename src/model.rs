@@ -153,6 +153,35 @@ pub struct LevelFile {
     pub transitions: Vec<Vec<Vec<f64>>>,
 }
 
+/// A model's shape, as `jghm model check` reports it: per part, each level's `[children, states]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Shape {
+    pub root_states: usize,
+    pub shared: Vec<[usize; 2]>,
+    pub image: Vec<[usize; 2]>,
+    pub text: Vec<[usize; 2]>,
+    pub image_tokens: usize,
+    pub text_tokens: usize,
+    pub image_vocab: usize,
+    pub text_vocab: usize,
+    pub nodes: usize,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "valid JGHM: root states {}, {} nodes", self.root_states, self.nodes)?;
+        for (name, levels) in [("shared trunk", &self.shared), ("image tower", &self.image), ("text tower", &self.text)]
+        {
+            if !levels.is_empty() {
+                let desc: Vec<String> = levels.iter().map(|[m, s]| format!("{m} children x {s} states")).collect();
+                writeln!(f, "  {name}: {}", desc.join(", "))?;
+            }
+        }
+        writeln!(f, "  image: {} tokens over {} symbols", self.image_tokens, self.image_vocab)?;
+        write!(f, "  text:  {} tokens over {} symbols", self.text_tokens, self.text_vocab)
+    }
+}
+
 impl Jghm {
     /// Validates and builds a model from its prior and the levels of the trunk, image and text
     /// towers. Rows and prior are renormalised after validation, so that the engine works with
@@ -201,6 +230,22 @@ impl Jghm {
     /// The JSON text of this model.
     pub fn to_json(&self) -> String {
         serde_json::to_string(&self.to_file()).expect("a validated model is always serialisable")
+    }
+
+    /// The shape: alphabets, child counts, tokens and nodes.
+    pub fn shape(&self) -> Shape {
+        let levels = |part| self.levels(part).iter().map(|l: &Level| [l.children(), l.states()]).collect();
+        Shape {
+            root_states: self.root_states(),
+            shared: levels(Part::Shared),
+            image: levels(Part::Image),
+            text: levels(Part::Text),
+            image_tokens: self.image_len(),
+            text_tokens: self.text_len(),
+            image_vocab: self.image_vocab(),
+            text_vocab: self.text_vocab(),
+            nodes: self.tree.nodes.len(),
+        }
     }
 
     /// The root prior `π`.

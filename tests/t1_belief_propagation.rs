@@ -132,7 +132,7 @@ fn t1_zero_probability_evidence_is_an_error() {
         "text":[{"transitions":[[[1.0,0.0],[1.0,0.0]]]}]}"#;
     let model = Jghm::from_json(json).unwrap();
     assert_eq!(bp::log_py(&model, &[1]), f64::NEG_INFINITY);
-    assert!(matches!(bp::pmi(&model, &[0], &[1]), Err(bp::BpError::ZeroProbability { .. })));
+    assert!(matches!(bp::pmi(&model, &[0], &[1]), Err(bp::BpError::Impossible { .. })));
     let ev = Evidence::text(&model, &[1]).unwrap();
     assert!(bp::root_posterior(&model, &ev).is_err());
     assert!(bp::marginals(&model, &ev).is_err());

@@ -49,6 +49,11 @@ pub enum BpError {
     Evidence(#[from] EvidenceError),
     #[error("the observation has probability zero under the model ({what} = 0), so {needed} is undefined")]
     ZeroProbability { what: &'static str, needed: &'static str },
+    /// Named evidence of probability zero: `evidence` is "image", "text", "pair (image, text)"...
+    #[error("the {evidence} has probability zero under the model, so {needed} is undefined")]
+    Impossible { evidence: &'static str, needed: &'static str },
+    #[error("the prefix has {prefix} tokens; the text has {positions} positions, so there is no next token")]
+    NoNextToken { prefix: usize, positions: usize },
 }
 
 /// Reusable buffers for BP on one model: after [`Workspace::upward`], `h` and `mu` hold the
@@ -326,11 +331,18 @@ pub struct PmiParts {
     pub log_py: f64,
 }
 
-/// `PMI(x, y) = log p(x, y) - log p(x) - log p(y)`. An error when `p(x, y) = 0`.
+/// `PMI(x, y) = log p(x, y) - log p(x) - log p(y)` (T1, T2), the tokens checked first. An error
+/// naming the side of probability zero when `p(x, y) = 0`.
 pub fn pmi(model: &Jghm, x: &[usize], y: &[usize]) -> Result<PmiParts, BpError> {
+    Evidence::tokens(model, Some(x), Some(y))?;
     let (log_pxy, log_px, log_py) = (log_pxy(model, x, y), log_px(model, x), log_py(model, y));
     if log_pxy == f64::NEG_INFINITY {
-        return Err(BpError::ZeroProbability { what: "p(x, y)", needed: "the PMI" });
+        let evidence = match (log_px, log_py) {
+            (f64::NEG_INFINITY, _) => "image",
+            (_, f64::NEG_INFINITY) => "text",
+            _ => "pair (image, text)",
+        };
+        return Err(BpError::Impossible { evidence, needed: "the PMI" });
     }
     Ok(PmiParts { pmi: log_pxy - log_px - log_py, log_pxy, log_px, log_py })
 }
@@ -346,22 +358,35 @@ pub fn log_p_y_given_x(model: &Jghm, x: &[usize], y: &[usize]) -> Result<f64, Bp
 
 /// Next-token conditional `p(y_i = · | y_{<i}, x)` (text position `i = prefix.len()`), with
 /// the image optional: the marginal of text leaf `i` given the image and the text prefix.
+/// The image and the prefix are checked (length, vocabulary) first.
 pub fn next_token_conditional(model: &Jghm, x: Option<&[usize]>, prefix: &[usize]) -> Result<Vec<f64>, BpError> {
-    let mut ev = Evidence::none(model);
-    if let Some(x) = x {
-        ev = Evidence::image(model, x)?;
-    }
     if prefix.len() >= model.text_len() {
-        return Err(
-            EvidenceError::Length { part: Part::Text, got: prefix.len() + 1, expected: model.text_len() }.into()
-        );
+        return Err(BpError::NoNextToken { prefix: prefix.len(), positions: model.text_len() });
     }
+    let mut ev = match x {
+        Some(x) => Evidence::image(model, x)?,
+        None => Evidence::none(model),
+    };
     for (leaf, &t) in ev.text.iter_mut().zip(prefix) {
         *leaf = Leaf::Observed(t);
     }
     ev.check(model)?;
     let leaf = model.tree().text_leaves[prefix.len()];
-    Ok(marginals(model, &ev)?.swap_remove(leaf))
+    let evidence = if x.is_some() { "image and prefix" } else { "prefix" };
+    let marginals = marginals(model, &ev).map_err(|_| BpError::Impossible { evidence, needed: "the conditional" })?;
+    Ok(marginals[leaf].clone())
+}
+
+/// The root posterior `p(z | tokens)` of one modality's tokens (T1), the tokens checked first;
+/// an error naming the modality when it has probability zero.
+pub fn root_posterior_of(model: &Jghm, part: Part, tokens: &[usize]) -> Result<Posterior, BpError> {
+    let obs = match part {
+        Part::Image => Evidence::image(model, tokens)?,
+        Part::Text => Evidence::text(model, tokens)?,
+        Part::Shared => return Err(EvidenceError::NoLeaves { part }.into()),
+    };
+    let evidence = if part == Part::Image { "image" } else { "text" };
+    root_posterior(model, &obs).map_err(|_| BpError::Impossible { evidence, needed: "its posterior" })
 }
 
 /// Number of observations per parallel chunk: fixed, so results never depend on the threads.

@@ -4,8 +4,8 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::*;
-use crate::bp::{self, BpError};
-use crate::evidence::{parse_checked_tokens, parse_tokens};
+use crate::bp;
+use crate::evidence::parse_tokens;
 use crate::files::{load_model, write_atomic};
 use crate::model::Part;
 use crate::random_family::RandomSpec;
@@ -34,15 +34,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Rates(a) => super::rates::run_rates(a, cli.json),
         Command::Plot(a) => super::rates::run_plot(a, cli.json),
         Command::Reproduce(c) => super::reproduce::run(c, cli.json),
-    }
-}
-
-/// Refuses to print a non-finite number as if it were one.
-fn finite(name: &str, x: f64) -> Result<f64> {
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        bail!("{name} is {x}, not a finite number")
     }
 }
 
@@ -76,27 +67,11 @@ fn model_random(a: &RandomArgs) -> Result<()> {
 }
 
 fn model_check(a: &ModelArg, json: bool) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let shape = |part| model.levels(part).iter().map(|l| [l.children(), l.states()]).collect::<Vec<_>>();
+    let shape = load_model(&a.model)?.shape();
     if json {
-        print_json(&json!({
-            "root_states": model.root_states(),
-            "shared": shape(Part::Shared), "image": shape(Part::Image), "text": shape(Part::Text),
-            "image_tokens": model.image_len(), "text_tokens": model.text_len(),
-            "image_vocab": model.image_vocab(), "text_vocab": model.text_vocab(),
-            "nodes": model.tree().nodes.len(),
-        }));
+        print_json(&serde_json::to_value(&shape)?);
     } else {
-        println!("valid JGHM: root states {}, {} nodes", model.root_states(), model.tree().nodes.len());
-        for part in [Part::Shared, Part::Image, Part::Text] {
-            let levels = shape(part);
-            if !levels.is_empty() {
-                let desc: Vec<String> = levels.iter().map(|[m, s]| format!("{m} children x {s} states")).collect();
-                println!("  {part}: {}", desc.join(", "));
-            }
-        }
-        println!("  image: {} tokens over {} symbols", model.image_len(), model.image_vocab());
-        println!("  text:  {} tokens over {} symbols", model.text_len(), model.text_vocab());
+        println!("{shape}");
     }
     Ok(())
 }
@@ -127,14 +102,9 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
         (None, Some(y)) => (Part::Text, y),
         (None, None) => bail!("give --image or --text"),
     };
-    let t = parse_checked_tokens(&model, part, given)?;
-    let obs = if part == Part::Image {
-        bp::Tokens { image: Some(&t), text: None }
-    } else {
-        bp::Tokens { image: None, text: Some(&t) }
-    };
-    let post = bp::root_posterior(&model, &obs).map_err(|e| zero_probability(e, part))?;
-    let ll = finite("the log-likelihood", post.log_likelihood)?;
+    let post = bp::root_posterior_of(&model, part, &parse_tokens(part, given)?)?;
+    let ll = post.log_likelihood;
+    ensure_finite(&[("the log-likelihood", ll)], "")?;
     if json {
         print_json(&json!({ "log_likelihood": ll, "posterior": post.root }));
     } else {
@@ -147,35 +117,10 @@ fn posterior(a: &PosteriorArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn zero_probability(e: BpError, part: Part) -> anyhow::Error {
-    match e {
-        BpError::ZeroProbability { .. } => {
-            anyhow::anyhow!("the {part} has probability zero under the model, so its posterior is undefined")
-        }
-        e => e.into(),
-    }
-}
-
 fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = parse_checked_tokens(&model, Part::Image, &a.image)?;
-    let y = parse_checked_tokens(&model, Part::Text, &a.text)?;
-    let p = bp::pmi(&model, &x, &y).map_err(|e| match e {
-        BpError::ZeroProbability { .. } => {
-            let which = if bp::log_px(&model, &x) == f64::NEG_INFINITY {
-                "the image has probability zero"
-            } else if bp::log_py(&model, &y) == f64::NEG_INFINITY {
-                "the text has probability zero"
-            } else {
-                "the pair (image, text) has probability zero"
-            };
-            anyhow::anyhow!("{which} under the model, so the PMI is undefined")
-        }
-        e => e.into(),
-    })?;
-    for (name, v) in [("pmi", p.pmi), ("log p(x, y)", p.log_pxy), ("log p(x)", p.log_px), ("log p(y)", p.log_py)] {
-        finite(name, v)?;
-    }
+    let p = bp::pmi(&model, &parse_tokens(Part::Image, &a.image)?, &parse_tokens(Part::Text, &a.text)?)?;
+    ensure_finite(&[("pmi", p.pmi), ("log p(x, y)", p.log_pxy), ("log p(x)", p.log_px), ("log p(y)", p.log_py)], "")?;
     if json {
         print_json(&json!({ "pmi": p.pmi, "log_pxy": p.log_pxy, "log_px": p.log_px, "log_py": p.log_py }));
     } else {
@@ -189,28 +134,9 @@ fn pmi(a: &PmiArgs, json: bool) -> Result<()> {
 
 fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model.model)?;
-    let x = a.image.as_deref().map(|s| parse_checked_tokens(&model, Part::Image, s)).transpose()?;
+    let x = a.image.as_deref().map(|s| parse_tokens(Part::Image, s)).transpose()?;
     let prefix = if a.prefix.trim().is_empty() { vec![] } else { parse_tokens(Part::Text, &a.prefix)? };
-    if prefix.len() >= model.text_len() {
-        bail!(
-            "the prefix has {} tokens; the text has {} positions, so there is no next token",
-            prefix.len(),
-            model.text_len()
-        );
-    }
-    if let Some(position) = prefix.iter().position(|&t| t >= model.text_vocab()) {
-        bail!(
-            "text token at position {position} is {}, out of the vocabulary 0..{}",
-            prefix[position],
-            model.text_vocab()
-        );
-    }
-    let dist = bp::next_token_conditional(&model, x.as_deref(), &prefix).map_err(|e| match e {
-        BpError::ZeroProbability { .. } => anyhow::anyhow!(
-            "the image and prefix have probability zero under the model, so the conditional is undefined"
-        ),
-        e => e.into(),
-    })?;
+    let dist = bp::next_token_conditional(&model, x.as_deref(), &prefix)?;
     if json {
         print_json(&json!({ "position": prefix.len(), "distribution": dist }));
     } else {

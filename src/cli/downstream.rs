@@ -1,7 +1,7 @@
 //! `jghm zero-shot`, `jghm generate`, `jghm diffuse`: the downstream tasks of THEORY §5 with
 //! their exact references ([`crate::downstream`]).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -119,12 +119,7 @@ fn load_score<'m>(file: &'m ModelFile, spec: &str) -> Result<Box<dyn Score + Sen
 }
 
 fn finite(fields: &[(&str, f64)]) -> Result<()> {
-    for (name, v) in fields {
-        if !v.is_finite() {
-            bail!("{name} is {v}, not a finite number (a class or text of probability zero under the score?)");
-        }
-    }
-    Ok(())
+    super::ensure_finite(fields, "a class or text of probability zero under the score?")
 }
 
 pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {

@@ -24,8 +24,9 @@ pub struct EmulateArgs {
     pub exact_mlp: bool,
     /// Sweep these widths (comma-separated): error against BP, and the emulated pair's
     /// excess risk and zero-shot accuracy; writes DIR/emulation.csv and rate plot (e).
-    #[arg(long, conflicts_with_all = ["width", "exact_mlp"], requires = "out")]
-    pub widths: Option<String>,
+    #[arg(long, conflicts_with_all = ["width", "exact_mlp"], requires = "out", value_delimiter = ',',
+          value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub widths: Option<Vec<u32>>,
     /// Output folder of a sweep.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -51,8 +52,8 @@ pub struct EmulateArgs {
 
 pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
     let model = load_model(&a.model)?;
-    if let Some(list) = &a.widths {
-        return sweep(a, &model, list, json);
+    if let Some(widths) = &a.widths {
+        return sweep(a, &model, &widths.iter().map(|&w| w as usize).collect::<Vec<_>>(), json);
     }
     let part = if a.side == "text" { Part::Text } else { Part::Image };
     let nonlinearity = match (a.width, a.exact_mlp) {
@@ -64,14 +65,10 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
     };
     let (net, err) = measure(&model, part, nonlinearity, a.samples as usize, a.seed)?;
     if json {
-        println!(
-            "{}",
-            json!({
-                "max_abs_error": err.max_abs_error, "mean_abs_error": err.mean_abs_error,
-                "layers": err.layers, "width": err.width, "parameters": err.parameters,
-                "samples": err.samples, "side": a.side, "stream_width": net.stream_width(),
-            })
-        );
+        let mut out = serde_json::to_value(&err)?;
+        out["side"] = json!(a.side);
+        out["stream_width"] = json!(net.stream_width());
+        println!("{out}");
         return Ok(());
     }
     let (side, layers, stream, parameters) = (&a.side, err.layers, net.stream_width(), err.parameters);
@@ -86,14 +83,7 @@ pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) -> Result<()> {
-    let widths: Vec<usize> = list
-        .split(',')
-        .map(|w| match w.trim().parse::<usize>() {
-            Ok(w) if (2..=1_000_000).contains(&w) => Ok(w),
-            _ => bail!("--widths: '{}' is not a width between 2 and 1000000", w.trim()),
-        })
-        .collect::<Result<_>>()?;
+fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, widths: &[usize], json: bool) -> Result<()> {
     let dir = a.out.as_ref().expect("clap requires --out with --widths");
     let spec = EvalSpec {
         samples: a.eval_samples as usize,
@@ -103,7 +93,7 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, list: &str, json: bool) ->
         seed: a.seed,
     };
     let start = std::time::Instant::now();
-    let rows = run_sweep(model, &widths, a.samples as usize, &spec, dir)?;
+    let rows = run_sweep(model, widths, a.samples as usize, &spec, dir)?;
     crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);

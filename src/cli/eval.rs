@@ -1,6 +1,6 @@
 //! `jghm eval`: a trained checkpoint measured against the exact ground truth ([`crate::eval`]).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -44,6 +44,8 @@ pub struct EvalArgs {
     pub max_memory: Option<u64>,
 }
 
+const DEGENERATE: &str = "the learned score is degenerate";
+
 pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
     let budget = a.max_memory.or_else(crate::learn::memory::machine_bytes);
     let (model, file) = CheckpointFile::load(&a.model, &a.checkpoint, budget)?;
@@ -64,17 +66,14 @@ pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
     let (score, step) = (&*learned.score, learned.step);
     let finite = finite_k_losses(model, score, k, a.batches as usize, crate::rng::Purpose::EvalFiniteK.seed(a.seed))?;
     let r = evaluate(model, score, &spec)?;
-    for (name, v) in [
+    let fields = [
         ("excess_risk", r.excess_risk),
         ("pmi_correlation", r.pmi_correlation),
         ("excess_risk_stderr", r.excess_risk_stderr),
         ("finite_k_loss", finite.loss.value),
         ("finite_k_optimum", finite.optimum.value),
-    ] {
-        if !v.is_finite() {
-            bail!("{name} is {v}, not a finite number (the learned score is degenerate)");
-        }
-    }
+    ];
+    super::ensure_finite(&fields, DEGENERATE)?;
     if json_out {
         println!("{}", report_json(&r, &finite, cfg.class, step));
     } else {
@@ -124,9 +123,7 @@ fn run_exact(
     let en = Enumeration::new(model)?;
     let spec = checkpoint_spec(&en, k);
     let r = evaluate_exact(model, learned, &spec)?;
-    if !r.excess_risk.is_finite() {
-        bail!("excess_risk is {}, not a finite number (the learned score is degenerate)", r.excess_risk);
-    }
+    super::ensure_finite(&[("excess_risk", r.excess_risk)], DEGENERATE)?;
     if !json_out {
         println!("{:?} after {step} steps, evaluated exactly ({} images, {} texts):", cfg.class, r.images, r.texts);
         for d in [&r.image_to_text, &r.text_to_image] {

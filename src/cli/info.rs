@@ -4,9 +4,9 @@
 //! [`crate::info`]), otherwise Monte Carlo; `--exact` refuses at once when enumeration is too
 //! large, `--samples N` forces Monte Carlo. The method is always printed.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::contrastive::{Batch, ClipLossReport};
 use crate::eval::ScoreSpec;
@@ -84,12 +84,7 @@ pub struct SufficiencyArgs {
 }
 
 fn finite(fields: &[(&str, f64)]) -> Result<()> {
-    for (name, v) in fields {
-        if !v.is_finite() {
-            bail!("{name} is {v}, not a finite number (a pair of probability zero under the model?)");
-        }
-    }
-    Ok(())
+    super::ensure_finite(fields, "a pair of probability zero under the model?")
 }
 
 fn print(json: bool, value: &Value, human: impl FnOnce()) {
@@ -120,28 +115,12 @@ pub fn run_info(a: &InfoArgs, json: bool) -> Result<()> {
     } else {
         info::monte_carlo(&model, samples(&a.method), a.method.seed)?
     };
-    let rows = [
-        ("mutual_information", info.mutual_information),
-        ("entropy_image", info.entropy_image),
-        ("entropy_text", info.entropy_text),
-        ("entropy_root", info.entropy_root),
-        ("information_root_image", info.information_root_image),
-        ("information_root_text", info.information_root_text),
-    ];
-    finite(&rows.iter().map(|(n, e)| (*n, e.value)).collect::<Vec<_>>())?;
-    let mut out = json!({
-        "method": info.method.to_string(),
-        "stderr": info.mutual_information.stderr,
-        "ci95": info.mutual_information.ci95,
-        "units": "nats",
-    });
-    for (name, e) in &rows {
-        out[*name] = json!(e.value);
-        out[format!("{name}_stderr")] = json!(e.stderr);
-    }
+    let rows = info.rows();
+    finite(&rows.map(|(n, e)| (n, e.value)))?;
+    let out = info.flat_json();
     print(json, &out, || {
         println!("method: {}", info.method);
-        for (name, e) in &rows {
+        for (name, e) in rows {
             println!(
                 "{name:<24} {:>16.12} nats  (stderr {:.3e}, 95% [{:.6}, {:.6}])",
                 e.value, e.stderr, e.ci95[0], e.ci95[1]
@@ -151,37 +130,17 @@ pub fn run_info(a: &InfoArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn parse_batch(s: &str) -> Result<Batch> {
-    if s.eq_ignore_ascii_case("inf") {
-        return Ok(Batch::Infinite);
-    }
-    match s.parse::<usize>() {
-        Ok(k) if k >= 1 => Ok(Batch::Finite(k)),
-        _ => bail!("--batch must be a positive integer or 'inf', got '{s}'"),
-    }
-}
-
 pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
     let model = &file.model;
-    let batch = parse_batch(&a.batch)?;
+    let batch: Batch = a.batch.parse().map_err(|e: String| anyhow::anyhow!("--batch {e}"))?;
     let exact = use_exact(model, &a.method)?;
     let en = if exact { Some(Enumeration::new(model)?) } else { None };
     let score = a.score.parse::<ScoreSpec>()?.build(&file, machine_bytes())?;
     let (n, seed) = (samples(&a.method), a.method.seed);
     let r = ClipLossReport::exact_or_monte_carlo(model, en.as_ref(), a.method.exact, score.as_ref(), batch, n, seed)?;
     finite(&[("the loss", r.loss.value), ("the optimum", r.optimum.value), ("the excess", r.excess.value)])?;
-    let batch_text = match batch {
-        Batch::Finite(k) => json!(k),
-        Batch::Infinite => json!("inf"),
-    };
-    let out = json!({
-        "loss": r.loss.value, "stderr": r.loss.stderr,
-        "optimum": r.optimum.value, "optimum_stderr": r.optimum.stderr,
-        "excess": r.excess.value, "excess_stderr": r.excess.stderr,
-        "loss_image_to_text": r.directions[0], "loss_text_to_image": r.directions[1],
-        "batch": batch_text, "score": score.name(), "method": r.method,
-    });
+    let out = r.flat_json(batch, &score.name());
     print(json, &out, || {
         println!("method: {}", r.method);
         println!("score {}, batch {}", score.name(), a.batch);

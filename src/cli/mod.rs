@@ -278,6 +278,16 @@ pub struct DemoArgs {
 }
 
 /// Runs the command line; returns the process exit code.
+/// Refuses to print a non-finite number as if it were one: an error naming the first field that
+/// is not finite, with `cause` (the likely reason, in parentheses) appended when not empty.
+fn ensure_finite(fields: &[(&str, f64)], cause: &str) -> anyhow::Result<()> {
+    match fields.iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((name, v)) if cause.is_empty() => anyhow::bail!("{name} is {v}, not a finite number"),
+        Some((name, v)) => anyhow::bail!("{name} is {v}, not a finite number ({cause})"),
+    }
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
