@@ -625,3 +625,21 @@ excess_image_to_text,excess_text_to_image,zero_shot_accuracy,exact_score_accurac
     }
     fails_with(&["plot", dir().join("no-such-sweep").to_str().unwrap()], "cannot read");
 }
+
+/// A malformed command line keeps what clap knows, on one line: the missing arguments by name,
+/// the "did you mean" tip, the valid values of an enumeration; exit 2.
+#[test]
+fn command_line_errors_name_the_argument_and_suggest() {
+    let m = tiny();
+    for (args, expected) in [
+        (vec!["pmi", "--model", &m, "--image", "0,1"], "--text <TEXT>"),
+        (vec!["model", "random", "--states", "2"], "--children <CHILDREN>, --depth <DEPTH>"),
+        (vec!["sample", "--model", &m, "--n", "2", "--sed", "3"], "a similar argument exists: '--seed'"),
+        (vec!["train", "--model", &m, "--class", "cnn", "--out", "x"], "possible values: transformer, bp, mlp"),
+        (vec!["smaple"], "a similar subcommand exists: 'sample'"),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, Some(2), "{args:?}: exit 2 expected, got {:?}", r.code);
+        fails_with(&args, expected);
+    }
+}

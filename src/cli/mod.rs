@@ -205,8 +205,9 @@ pub struct RandomArgs {
     /// Scale s of the Gaussian logits of R.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
-    /// Seed of the random draws (the draws do not depend on --flip or --scale).
-    #[arg(long)]
+    /// Seed of the random draws (the draws do not depend on --flip or --scale). Seeds that pick a
+    /// model default to 1 (as `demo`, `rates`, `reproduce`); seeds of draws from a model to 0.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write the model here (atomically) instead of stdout.
     #[arg(long)]
@@ -221,7 +222,7 @@ pub struct SampleArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub n: u64,
     /// Seed (the output does not depend on the number of threads).
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also write the state of every node ("hidden", by node id in depth-first order).
     #[arg(long)]
@@ -278,6 +279,22 @@ pub struct DemoArgs {
 }
 
 /// Runs the command line; returns the process exit code.
+/// Clap's message on one line: everything before its usage block (the missing arguments, the
+/// valid values, the "did you mean" tip), joined with "; ".
+fn one_line(rendered: &str) -> String {
+    let lines: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.split_first() {
+        None => "error: invalid command line".to_string(),
+        Some((first, rest)) if first.ends_with(':') => format!("{first} {}", rest.join(", ")),
+        Some((first, rest)) => std::iter::once(*first).chain(rest.iter().copied()).collect::<Vec<_>>().join("; "),
+    }
+}
+
 /// Refuses to print a non-finite number as if it were one: an error naming the first field that
 /// is not finite, with `cause` (the likely reason, in parentheses) appended when not empty.
 fn ensure_finite(fields: &[(&str, f64)], cause: &str) -> anyhow::Result<()> {
@@ -297,9 +314,7 @@ pub fn main() -> i32 {
             return 0;
         }
         Err(e) => {
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid command line");
-            eprintln!("{} (see --help)", first.trim_end());
+            eprintln!("{} (see --help)", one_line(&e.to_string()));
             return 2;
         }
     };

@@ -37,7 +37,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000_000))]
     pub n: Option<u64>,
     /// Seed of the parameters and of every batch.
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Checkpoint file (safetensors), written periodically and atomically.
     #[arg(long)]
