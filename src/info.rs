@@ -94,6 +94,59 @@ impl Estimate {
         let stderr = (var / n).sqrt();
         Estimate { value: mean, stderr, ci95: [mean - 1.96 * stderr, mean + 1.96 * stderr] }
     }
+
+    /// Whether `self ≤ bound`: exactly (both standard errors 0), or within Monte Carlo error
+    /// (`self − bound ≤ 3 √(se² + se_bound²)`), with `1e-12` of round-off either way.
+    pub fn at_most(&self, bound: &Estimate) -> Verdict {
+        let gap = self.value - bound.value;
+        let slack = 3.0 * self.stderr.hypot(bound.stderr);
+        if gap <= 1e-12 {
+            Verdict::Holds
+        } else if gap <= slack + 1e-12 {
+            Verdict::HoldsWithinError
+        } else {
+            Verdict::Violated
+        }
+    }
+
+    /// `value` alone when exact, `value ± stderr` otherwise, with `digits` decimals ([`fixed`]).
+    pub fn display(&self, digits: usize) -> String {
+        if self.stderr > 0.0 {
+            format!("{} ± {}", fixed(self.value, digits), fixed(self.stderr, digits))
+        } else {
+            fixed(self.value, digits)
+        }
+    }
+}
+
+/// `v` with `digits` decimals, a value that rounds to zero printed without a sign (no `-0.000`).
+pub fn fixed(v: f64, digits: usize) -> String {
+    let text = format!("{v:.digits$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => text,
+    }
+}
+
+/// The verdict on a printed inequality `a ≤ b` between estimates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// `a ≤ b` as computed.
+    Holds,
+    /// `a > b`, but by less than 3 standard errors of the difference.
+    HoldsWithinError,
+    /// `a > b` beyond 3 standard errors: the theorem, or its computation, is wrong.
+    Violated,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Holds => "holds",
+            Verdict::HoldsWithinError => "holds within Monte Carlo error (3 standard errors)",
+            Verdict::Violated => "VIOLATED beyond 3 standard errors",
+        })
+    }
 }
 
 /// A set of nodes `D` (an antichain) and the law `p(v_D)` of their joint state.

@@ -140,7 +140,8 @@ fn next_token(a: &NextTokenArgs, json: bool) -> Result<()> {
     if json {
         print_json(&json!({ "position": prefix.len(), "distribution": dist }));
     } else {
-        println!("p(y_{} | {}) :", prefix.len(), if x.is_some() { "y_<i, x" } else { "y_<i" });
+        let i = prefix.len();
+        println!("p(y_{i} | y_<{i}{}):", if x.is_some() { ", x" } else { "" });
         for (t, p) in dist.iter().enumerate() {
             println!("  {t:>3}: {p:.10}");
         }

@@ -141,28 +141,33 @@ pub fn run_zero_shot(a: &ZeroShotArgs, json_out: bool) -> Result<()> {
         println!("{}", r.flat_json());
         return Ok(());
     }
-    let pm = |e: &Estimate| {
-        if e.stderr > 0.0 {
-            format!("{:.6} ± {:.6}", e.value, e.stderr)
-        } else {
-            format!("{:.10}", e.value)
-        }
-    };
+    let pm = |e: &Estimate| e.display(6);
     println!("zero-shot, label {} ({} classes), score {}:", r.label, r.classes, r.score);
     println!("  accuracy        {}   Bayes {}", pm(&r.accuracy), pm(&r.bayes_accuracy));
     println!("  log-loss        {}   Bayes {}", pm(&r.log_loss), pm(&r.bayes_log_loss));
     println!("  excess log-loss {}   (E_X KL(P_C|X ‖ P̂_C|X))", pm(&r.excess_log_loss));
     let b = &r.bound;
-    println!(
-        "  T8: excess log-loss <= eps = {} ; 0-1 excess {} <= sqrt(2 excess log-loss) = {:.6} <= sqrt(2 eps) = {:.6}",
-        pm(&b.contrastive_excess),
-        pm(&r.zero_one_excess),
-        b.zero_one_bound_from_label,
-        b.zero_one_bound
-    );
-    match b.holds {
-        Some(h) => println!("  T8 applies; bounds hold: {h}"),
-        None => println!("  T8 does not apply (root label or finite prompt ensemble): bounds shown for reference"),
+    let eps = &b.contrastive_excess;
+    if b.applies {
+        let sqrt_excess = Estimate::exact(b.zero_one_bound_from_label);
+        println!(
+            "  T8: excess log-loss {} ≤ ε = {}: {}",
+            pm(&r.excess_log_loss),
+            pm(eps),
+            r.excess_log_loss.at_most(eps)
+        );
+        println!(
+            "  T8: 0-1 excess {} ≤ √(2 excess log-loss) = {:.6}: {}; ≤ √(2ε) = {:.6}",
+            pm(&r.zero_one_excess),
+            b.zero_one_bound_from_label,
+            r.zero_one_excess.at_most(&sqrt_excess),
+            b.zero_one_bound
+        );
+    } else {
+        println!(
+            "  T8 not applicable (the label is not a channel of the text, or the prompts are a finite ensemble): no inequality is asserted; ε = {} for reference",
+            pm(eps)
+        );
     }
     println!("  method: {}", r.method);
     Ok(())
@@ -236,12 +241,21 @@ pub fn run_diffuse(a: &DiffuseArgs, json_out: bool) -> Result<()> {
         _ => println!("{n} images generated ({} steps); the image side is too large for an exact TV", a.steps),
     }
     if let Some(rows) = &r.t10 {
-        println!("  T10: E||D - D_g||^2 <= 2 N_X I(X;Y|X_t,G) <= 2 N_X Suff_X(g):");
+        println!("  T10: E||D - D_g||^2 <= 2 N_X I(X;Y|X_t,G) <= 2 N_X Suff_X(g) (Monte Carlo ± one standard error):");
         for row in rows {
             let d = &row.squared_distance;
+            let distance = Estimate { value: d.value, stderr: d.stderr, ci95: [f64::NAN; 2] };
+            let bound =
+                Estimate { value: row.bound_information, stderr: row.bound_information_stderr, ci95: [f64::NAN; 2] };
             println!(
-                "    t = {}  sigma = {:.4}  {:.6} ± {:.6} <= {:.6} <= {:.6}",
-                row.t, row.sigma, d.value, d.stderr, row.bound_information, row.bound_sufficiency
+                "    t = {}  sigma = {:.4}  {} <= {}: {}; <= {:.6} (exact): {}",
+                row.t,
+                row.sigma,
+                distance.display(6),
+                bound.display(6),
+                distance.at_most(&bound),
+                row.bound_sufficiency,
+                bound.at_most(&Estimate::exact(row.bound_sufficiency)),
             );
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::eval::exact::{self, checkpoint_spec, evaluate_exact};
 use crate::eval::{checkpoint_score, evaluate, finite_k_losses, report_json, training_k, EvalSpec, Learned};
-use crate::info::Enumeration;
+use crate::info::{Enumeration, Estimate};
 use crate::learn::checkpoint::CheckpointFile;
 use crate::learn::TrainConfig;
 use crate::model::Jghm;
@@ -138,7 +138,8 @@ fn run_exact(
                 z.label, z.accuracy.value, z.bayes_accuracy.value, z.excess_log_loss.value
             );
         }
-        println!("  pure-noise denoising gap {:.6} <= {:.6} (T10)", r.denoising.pure_noise_gap, r.denoising.bound);
+        let (gap, bound) = (Estimate::exact(r.denoising.pure_noise_gap), Estimate::exact(r.denoising.bound));
+        println!("  T10: pure-noise denoising gap {} <= {}: {}", gap.display(6), bound.display(6), gap.at_most(&bound));
         println!("  method: {}", r.method);
         return Ok(());
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::contrastive::{Batch, ClipLossReport};
 use crate::eval::ScoreSpec;
 use crate::files::load_model;
-use crate::info::{self, Enumeration};
+use crate::info::{self, fixed, Enumeration};
 use crate::learn::checkpoint::ModelFile;
 use crate::learn::memory::machine_bytes;
 use crate::model::{Jghm, Part};
@@ -121,10 +121,16 @@ pub fn run_info(a: &InfoArgs, json: bool) -> Result<()> {
     print(json, &out, || {
         println!("method: {}", info.method);
         for (name, e) in rows {
-            println!(
-                "{name:<24} {:>16.12} nats  (stderr {:.3e}, 95% [{:.6}, {:.6}])",
-                e.value, e.stderr, e.ci95[0], e.ci95[1]
-            );
+            match e.stderr > 0.0 {
+                true => println!(
+                    "{name:<24} {:>16} nats  (stderr {:.3e}, 95% [{:.6}, {:.6}])",
+                    fixed(e.value, 12),
+                    e.stderr,
+                    e.ci95[0],
+                    e.ci95[1]
+                ),
+                false => println!("{name:<24} {:>16} nats", fixed(e.value, 12)),
+            }
         }
     });
     Ok(())
@@ -144,11 +150,11 @@ pub fn run_clip_loss(a: &ClipLossArgs, json: bool) -> Result<()> {
     print(json, &out, || {
         println!("method: {}", r.method);
         println!("score {}, batch {}", score.name(), a.batch);
-        println!("L_K(S)      = {:.12}  (stderr {:.3e})", r.loss.value, r.loss.stderr);
-        println!("  X->Y      = {:.12}", r.directions[0]);
-        println!("  Y->X      = {:.12}", r.directions[1]);
-        println!("L_K(PMI)    = {:.12}  (stderr {:.3e})", r.optimum.value, r.optimum.stderr);
-        println!("excess      = {:.12}  (stderr {:.3e})", r.excess.value, r.excess.stderr);
+        println!("L_K(S)      = {}", r.loss.display(12));
+        println!("  X->Y      = {}", fixed(r.directions[0], 12));
+        println!("  Y->X      = {}", fixed(r.directions[1], 12));
+        println!("L_K(PMI)    = {}", r.optimum.display(12));
+        println!("excess      = {}", r.excess.display(12));
     });
     Ok(())
 }
@@ -171,11 +177,11 @@ pub fn run_sufficiency(a: &SufficiencyArgs, json: bool) -> Result<()> {
         println!("method: {}", r.method);
         println!("statistic {statistic} of the {side_name}");
         for key in ["sufficiency", "stderr", "mutual_information", "statistic_information"] {
-            println!("{key:<22} {:.12}", out[key].as_f64().unwrap_or(f64::NAN));
+            println!("{key:<22} {}", fixed(out[key].as_f64().unwrap_or(f64::NAN), 12));
         }
         for (key, v) in [("information_form", r.information_form), ("variational_form", r.variational_form)] {
             if let Some(v) = v {
-                println!("{key:<22} {v:.12}");
+                println!("{key:<22} {}", fixed(v, 12));
             }
         }
     });

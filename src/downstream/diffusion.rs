@@ -529,6 +529,8 @@ pub struct T10Row {
     pub squared_distance: ValueStderr,
     pub conditional_information: ValueStderr,
     pub bound_information: f64,
+    /// The standard error of `bound_information` (`2 N_X` times that of the information).
+    pub bound_information_stderr: f64,
     pub bound_sufficiency: f64,
     pub sufficiency: f64,
 }
@@ -594,6 +596,7 @@ pub fn diffuse(model: &Jghm, spec: &DiffuseSpec) -> Result<DiffuseReport, Downst
         squared_distance: b.level.squared_distance.into(),
         conditional_information: b.level.conditional_information.into(),
         bound_information: b.bound_information,
+        bound_information_stderr: 2.0 * b.level.image_tokens as f64 * b.level.conditional_information.stderr,
         bound_sufficiency: b.bound_sufficiency,
         sufficiency: b.level.sufficiency,
     };
