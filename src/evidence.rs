@@ -137,6 +137,10 @@ pub enum LeafView<'a> {
 /// Anything that gives evidence per leaf: an [`Evidence`], or token slices without allocation.
 pub trait Observation {
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_>;
+    /// Checks the observation against `model` (lengths, vocabularies, soft weights). The
+    /// single-observation entry points of [`crate::bp`] call it before any pass, so that bad
+    /// input is an error, never a panic or a silently truncated answer.
+    fn check(&self, model: &Jghm) -> Result<(), EvidenceError>;
     /// Every token of `part` when all its leaves are observed (a shortcut for batched passes
     /// that read tokens in bulk; `None` means "ask [`Observation::leaf`]").
     fn tokens(&self, _part: Part) -> Option<&[usize]> {
@@ -150,6 +154,9 @@ pub trait Observation {
 }
 
 impl Observation for Evidence {
+    fn check(&self, model: &Jghm) -> Result<(), EvidenceError> {
+        Evidence::check(self, model)
+    }
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
         match &self.of(part)[position] {
             Leaf::Observed(t) => LeafView::Observed(*t),
@@ -168,6 +175,12 @@ pub struct Tokens<'a> {
 }
 
 impl Observation for Tokens<'_> {
+    fn check(&self, model: &Jghm) -> Result<(), EvidenceError> {
+        for (part, side) in [(Part::Image, self.image), (Part::Text, self.text)] {
+            side.map_or(Ok(()), |t| check_tokens(model, part, t))?;
+        }
+        Ok(())
+    }
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
         let side = if part == Part::Image { self.image } else { self.text };
         side.map_or(LeafView::Missing, |t| LeafView::Observed(t[position]))
@@ -196,6 +209,19 @@ pub struct SoftImage<'a> {
 }
 
 impl Observation for SoftImage<'_> {
+    fn check(&self, model: &Jghm) -> Result<(), EvidenceError> {
+        let (part, leaves, vocab) = (Part::Image, model.image_len(), model.image_vocab());
+        if self.vocab != vocab {
+            return Err(EvidenceError::SoftLength { part, position: 0, got: self.vocab, vocab });
+        }
+        if self.lambda.len() != leaves * vocab {
+            return Err(EvidenceError::Length { part, got: self.lambda.len().div_ceil(vocab), expected: leaves });
+        }
+        if let Some(i) = self.lambda.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(EvidenceError::SoftEntry { part, position: i / vocab });
+        }
+        check_tokens(model, Part::Text, self.text)
+    }
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
         match part {
             Part::Image => LeafView::Soft(&self.lambda[position * self.vocab..(position + 1) * self.vocab]),
@@ -204,7 +230,7 @@ impl Observation for SoftImage<'_> {
     }
 }
 
-fn check_tokens(model: &Jghm, part: Part, tokens: &[usize]) -> Result<(), EvidenceError> {
+pub(crate) fn check_tokens(model: &Jghm, part: Part, tokens: &[usize]) -> Result<(), EvidenceError> {
     let expected = model.len_of(part);
     if tokens.len() != expected {
         return Err(EvidenceError::Length { part, got: tokens.len(), expected });

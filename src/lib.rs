@@ -30,6 +30,34 @@
 //! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
 //! | [`cli`] | the command line: parses, calls one library function, prints | |
 //!
+//! # Quickstart
+//!
+//! Build a model (by hand, or from the standard random family), then ask BP for exact
+//! quantities. Every function that takes tokens checks them against the model.
+//!
+//! ```
+//! use jghm::nalgebra::DMatrix;
+//! use jghm::{bp, Jghm, Level, Part, RandomSpec};
+//!
+//! // A JGHM by hand: a 2-state root, one image leaf and one text leaf, each a noisy copy.
+//! let copy = |e: f64| Level { transitions: vec![DMatrix::from_row_slice(2, 2, &[1.0 - e, e, e, 1.0 - e])] };
+//! let model = Jghm::new(vec![0.5, 0.5], vec![], vec![copy(0.1)], vec![copy(0.2)])?;
+//! let posterior = bp::root_posterior_of(&model, Part::Image, &[0])?;
+//! assert!((posterior.root[0] - 0.9).abs() < 1e-12); // p(z = 0 | x = 0) = 0.9
+//! let p = bp::pmi(&model, &[0], &[0])?;
+//! // p(x = 0, y = 0) = 0.5 (0.9 · 0.8 + 0.1 · 0.2) = 0.37, p(x = 0) = p(y = 0) = 0.5
+//! assert!((p.pmi - (0.37f64 / 0.25).ln()).abs() < 1e-12);
+//! assert!(bp::pmi(&model, &[0, 1], &[0]).is_err()); // a 2-token image on a 1-leaf model
+//!
+//! // The paper's family in miniature: I(X; Y) exactly, by enumeration.
+//! let small = RandomSpec::symmetric(3, 2, 2, 1).build()?;
+//! let info = jghm::info::exact(&jghm::info::Enumeration::new(&small)?);
+//! assert!(info.mutual_information.value > 0.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! More in `examples/` (`cargo run --release --example posterior_by_hand`).
+//!
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
 
@@ -58,7 +86,12 @@ pub mod score;
 pub mod sufficiency;
 pub mod tolerance;
 
-pub use bp::{log_likelihood, marginals, pmi, root_posterior, BpError, Tokens, Workspace};
+pub use bp::{
+    log_likelihood, log_px, log_pxy, log_py, marginals, next_token_conditional, pmi, root_posterior, root_posterior_of,
+    BpError, Tokens, Workspace,
+};
 pub use evidence::{Evidence, Leaf};
 pub use model::{Jghm, Level, ModelError, Part};
+/// The matrix crate of the model's transitions, so that a model can be built without adding it.
+pub use nalgebra;
 pub use random_family::RandomSpec;

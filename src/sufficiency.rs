@@ -107,6 +107,9 @@ struct Masked<'a> {
 }
 
 impl Observation for Masked<'_> {
+    fn check(&self, model: &Jghm) -> Result<(), crate::evidence::EvidenceError> {
+        crate::evidence::check_tokens(model, self.part, self.tokens)
+    }
     fn leaf(&self, part: Part, position: usize) -> LeafView<'_> {
         if part == self.part && position < self.k {
             LeafView::Observed(self.tokens[position])

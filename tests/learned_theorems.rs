@@ -438,8 +438,8 @@ fn kl_by_pairwise_bp(model: &Jghm, score: &dyn Learned, dir: Direction) -> f64 {
     let (xs, ys) = (seqs(Part::Image), seqs(Part::Text));
     let grid = score.grid(&xs, &ys);
     let (lpx, lpy): (Vec<f64>, Vec<f64>) = (
-        xs.iter().map(|x| jghm::bp::log_px(model, x)).collect(),
-        ys.iter().map(|y| jghm::bp::log_py(model, y)).collect(),
+        xs.iter().map(|x| jghm::bp::log_px(model, x).unwrap()).collect(),
+        ys.iter().map(|y| jghm::bp::log_py(model, y).unwrap()).collect(),
     );
     let pmi = |i: usize, j: usize| jghm::bp::pmi(model, &xs[i], &ys[j]).map_or(f64::NEG_INFINITY, |p| p.pmi);
     let (na, nc, lpa, lpc) = match dir {

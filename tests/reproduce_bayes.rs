@@ -51,7 +51,7 @@ fn all_pairs(model: &Jghm) -> Vec<(Vec<usize>, Vec<usize>, f64)> {
         let x = decode_sequence(i, nx, vx);
         for j in 0..vy.pow(ny as u32) {
             let y = decode_sequence(j, ny, vy);
-            let p = bp::log_pxy(model, &x, &y).exp();
+            let p = bp::log_pxy(model, &x, &y).unwrap().exp();
             out.push((x.clone(), y, p));
         }
     }
@@ -379,7 +379,7 @@ fn misspecified_bp_excess_matches_exact_kl() {
             let x = decode_sequence(i, n, v);
             let p = bp::marginals(&data, &bp::Tokens { image: Some(&x), text: None }).unwrap();
             let q = bp::marginals(&assumed, &bp::Tokens { image: Some(&x), text: None }).unwrap();
-            bp::log_px(&data, &x).exp() * p[leaf].iter().zip(&q[leaf]).map(|(p, q)| -p * q.ln()).sum::<f64>()
+            bp::log_px(&data, &x).unwrap().exp() * p[leaf].iter().zip(&q[leaf]).map(|(p, q)| -p * q.ln()).sum::<f64>()
         })
         .sum();
     let z = zero_shot_risks(&data, &[Classifier::Bayes(&assumed)], &[], 20_000, 14).unwrap();

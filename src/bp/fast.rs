@@ -705,7 +705,7 @@ fn one_side(part: Part, obs: &[usize]) -> Tokens<'_> {
 
 impl FastBp<'_> {
     /// Whether the compiled `part` tower tabulates the messages of its parents of leaves
-    /// ([`LeafTable`]): it does when the tower has depth at least 2, the alphabet above the
+    /// (`LeafTable`): it does when the tower has depth at least 2, the alphabet above the
     /// table has at most 64 states, the table holds at most `TABLE_BUDGET = 2^19` numbers
     /// (`V^m` leaf codes × parents per grandparent × states of the grandparent), every entry stays
     /// above [`FLOOR`], and (for [`FastBp::for_batch`]) the batch uses each row once on average.

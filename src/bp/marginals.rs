@@ -32,7 +32,7 @@
 //! **When the reference takes over.** A lane whose scaled maximum, marginal normaliser or root
 //! sum falls below [`FLOOR`] (`2^-960`: near-zero transition entries or impossible evidence),
 //! or whose normaliser is not finite, is recomputed by the log-domain oracle
-//! [`crate::bp::marginals`]; rows of impossible evidence are NaN. `tests/bp_marginals.rs`
+//! [`crate::bp::marginals()`]; rows of impossible evidence are NaN. `tests/bp_marginals.rs`
 //! checks agreement to 1e-12.
 //!
 //! Longer than 600 lines because the upward pass, the downward pass and the block plan share
@@ -477,7 +477,7 @@ impl<'m> BatchMarginals<'m> {
             recomputed += 1;
             // Outside the probability domain's safe range: the log-domain oracle decides.
             let row = &mut out[l * n..(l + 1) * n];
-            ll[l] = bp::log_likelihood(self.model, obs[l]);
+            ll[l] = bp::Workspace::new(self.model).upward(self.model, obs[l]);
             match bp::marginals(self.model, obs[l]) {
                 Ok(m) => {
                     for &u in &self.nodes {
@@ -826,7 +826,7 @@ impl<'m> MarginalWorkspace<'m> {
 
     /// Writes every node's marginal into `out` (flat, `tree.span(u)` per node). Returns `false`
     /// (and leaves `out` unspecified) when the probability-domain passes left the safe range;
-    /// the caller then asks the log-domain [`bp::marginals`].
+    /// the caller then asks the log-domain [`bp::marginals()`].
     pub fn marginals_into(&mut self, obs: &impl Observation, out: &mut [f64]) -> bool {
         let block = [obs; LANES];
         let mut ll = [0.0];

@@ -262,12 +262,14 @@ pub struct Posterior {
 }
 
 /// `log p(evidence)`: one upward pass. `-inf` for impossible evidence.
-pub fn log_likelihood(model: &Jghm, obs: &impl Observation) -> f64 {
-    Workspace::new(model).upward(model, obs)
+pub fn log_likelihood(model: &Jghm, obs: &impl Observation) -> Result<f64, BpError> {
+    obs.check(model)?;
+    Ok(Workspace::new(model).upward(model, obs))
 }
 
 /// `log p(evidence)` and the root posterior `p(z | evidence)` (T1: equal to brute force).
 pub fn root_posterior(model: &Jghm, obs: &impl Observation) -> Result<Posterior, BpError> {
+    obs.check(model)?;
     let mut ws = Workspace::new(model);
     let log_likelihood = ws.upward(model, obs);
     if log_likelihood == f64::NEG_INFINITY {
@@ -280,6 +282,7 @@ pub fn root_posterior(model: &Jghm, obs: &impl Observation) -> Result<Posterior,
 
 /// Every node's marginal `p(z_u | evidence)`, indexed by node id (T1).
 pub fn marginals(model: &Jghm, obs: &impl Observation) -> Result<Vec<Vec<f64>>, BpError> {
+    obs.check(model)?;
     let mut ws = Workspace::new(model);
     if ws.upward(model, obs) == f64::NEG_INFINITY {
         return Err(BpError::ZeroProbability { what: "p(evidence)", needed: "a marginal" });
@@ -298,6 +301,7 @@ pub fn marginals(model: &Jghm, obs: &impl Observation) -> Result<Vec<Vec<f64>>, 
 
 /// One exact sample of every node's state given the evidence, by node id.
 pub fn sample_conditional(model: &Jghm, obs: &impl Observation, rng: &mut Rng) -> Result<Vec<usize>, BpError> {
+    obs.check(model)?;
     let mut ws = Workspace::new(model);
     if ws.upward(model, obs) == f64::NEG_INFINITY {
         return Err(BpError::ZeroProbability { what: "p(evidence)", needed: "a conditional sample" });
@@ -307,18 +311,18 @@ pub fn sample_conditional(model: &Jghm, obs: &impl Observation, rng: &mut Rng) -
     Ok(states)
 }
 
-/// `log p(x)`.
-pub fn log_px(model: &Jghm, x: &[usize]) -> f64 {
+/// `log p(x)` (`−∞` when `p(x) = 0`); the tokens checked first.
+pub fn log_px(model: &Jghm, x: &[usize]) -> Result<f64, BpError> {
     log_likelihood(model, &Tokens { image: Some(x), text: None })
 }
 
-/// `log p(y)`.
-pub fn log_py(model: &Jghm, y: &[usize]) -> f64 {
+/// `log p(y)` (`−∞` when `p(y) = 0`); the tokens checked first.
+pub fn log_py(model: &Jghm, y: &[usize]) -> Result<f64, BpError> {
     log_likelihood(model, &Tokens { image: None, text: Some(y) })
 }
 
-/// `log p(x, y)`.
-pub fn log_pxy(model: &Jghm, x: &[usize], y: &[usize]) -> f64 {
+/// `log p(x, y)` (`−∞` when `p(x, y) = 0`); the tokens checked first.
+pub fn log_pxy(model: &Jghm, x: &[usize], y: &[usize]) -> Result<f64, BpError> {
     log_likelihood(model, &Tokens { image: Some(x), text: Some(y) })
 }
 
@@ -334,8 +338,7 @@ pub struct PmiParts {
 /// `PMI(x, y) = log p(x, y) - log p(x) - log p(y)` (T1, T2), the tokens checked first. An error
 /// naming the side of probability zero when `p(x, y) = 0`.
 pub fn pmi(model: &Jghm, x: &[usize], y: &[usize]) -> Result<PmiParts, BpError> {
-    Evidence::tokens(model, Some(x), Some(y))?;
-    let (log_pxy, log_px, log_py) = (log_pxy(model, x, y), log_px(model, x), log_py(model, y));
+    let (log_pxy, log_px, log_py) = (log_pxy(model, x, y)?, log_px(model, x)?, log_py(model, y)?);
     if log_pxy == f64::NEG_INFINITY {
         let evidence = match (log_px, log_py) {
             (f64::NEG_INFINITY, _) => "image",
@@ -349,11 +352,11 @@ pub fn pmi(model: &Jghm, x: &[usize], y: &[usize]) -> Result<PmiParts, BpError> 
 
 /// `log p(y | x) = log p(x, y) - log p(x)`; an error when `p(x) = 0`.
 pub fn log_p_y_given_x(model: &Jghm, x: &[usize], y: &[usize]) -> Result<f64, BpError> {
-    let log_px = log_px(model, x);
+    let log_px = log_px(model, x)?;
     if log_px == f64::NEG_INFINITY {
         return Err(BpError::ZeroProbability { what: "p(x)", needed: "p(y | x)" });
     }
-    Ok(log_pxy(model, x, y) - log_px)
+    Ok(log_pxy(model, x, y)? - log_px)
 }
 
 /// Next-token conditional `p(y_i = · | y_{<i}, x)` (text position `i = prefix.len()`), with

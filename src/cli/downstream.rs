@@ -24,7 +24,7 @@ pub struct ZeroShotArgs {
     /// Model file (JSON).
     #[arg(long)]
     pub model: PathBuf,
-    /// Score: pmi | t7 (the T7 representation) | perturbed:AMP[:SEED] | through:STATISTIC |
+    /// Score: pmi | t7 (the T7 representation) | perturbed:AMP or perturbed:AMP:SEED | through:STATISTIC |
     /// ckpt:PATH (a checkpoint of `jghm train` on this model); see `jghm clip-loss --help`.
     #[arg(long, default_value = "pmi")]
     pub score: String,

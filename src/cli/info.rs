@@ -52,7 +52,7 @@ pub struct ClipLossArgs {
     /// Batch size K (at least 1), or `inf` for the large-batch loss ℓ_∞.
     #[arg(long)]
     pub batch: String,
-    /// Score: pmi | t7 (log-weighted inner product of posteriors) | perturbed:AMP[:SEED] (PMI plus
+    /// Score: pmi | t7 (log-weighted inner product of posteriors) | perturbed:AMP or perturbed:AMP:SEED (PMI plus
     /// a pseudo-random AMP·u(x,y)) | through:STATISTIC (the best score through an image statistic)
     /// | ckpt:PATH (a checkpoint of `jghm train` on this model).
     #[arg(long, default_value = "pmi")]

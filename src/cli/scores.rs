@@ -18,7 +18,7 @@ pub struct ScoresArgs {
     /// Checkpoint written by `jghm train`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Output JSON file: {"images": [[tokens], ..], "texts": [[tokens], ..], "scores": [[S(x_i, y_j) ..], ..]}.
+    /// Output JSON file: `{"images": [[tokens], ..], "texts": [[tokens], ..], "scores": [[S(x_i, y_j) ..], ..]}`.
     #[arg(long)]
     pub out: PathBuf,
     /// Refuse a checkpoint whose run would need more than this many bytes [default: the machine's memory].

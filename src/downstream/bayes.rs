@@ -115,9 +115,9 @@ pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) ->
 }
 
 /// The Bayes next-token model of one model: `p(y_t | y_{<t}, x)` by BP, all positions of one
-/// text in one incremental pass ([`bp::incremental`]: after the image's upward pass, each position
+/// text in one incremental pass ([`crate::bp::incremental`]: after the image's upward pass, each position
 /// costs one walk down and one walk up its leaf's path), with the log-domain
-/// [`bp::next_token_conditional`] as the fallback ([`Incremental::conditionals_or_log_domain`]). Minimises the next-token cross-entropy.
+/// [`crate::bp::next_token_conditional`] as the fallback ([`Incremental::conditionals_or_log_domain`]). Minimises the next-token cross-entropy.
 pub struct BayesNextToken<'m> {
     pub model: &'m Jghm,
     pool: WorkspacePool<Incremental<'m>>,

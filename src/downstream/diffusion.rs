@@ -571,7 +571,7 @@ pub struct DiffuseSpec {
 /// Runs `jghm diffuse` ([`DiffuseReport`]).
 pub fn diffuse(model: &Jghm, spec: &DiffuseSpec) -> Result<DiffuseReport, DownstreamError> {
     let y = &spec.text;
-    if bp::log_py(model, y) == f64::NEG_INFINITY {
+    if bp::log_py(model, y)? == f64::NEG_INFINITY {
         return Err(DownstreamError::Input(
             "the text has probability zero under the model, so p(x | y) is undefined".into(),
         ));

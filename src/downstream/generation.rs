@@ -133,7 +133,7 @@ pub fn sample(
     n: usize,
     seed: u64,
 ) -> Result<Vec<Vec<usize>>, DownstreamError> {
-    if bp::log_px(model, x) == f64::NEG_INFINITY {
+    if bp::log_px(model, x)? == f64::NEG_INFINITY {
         return Err(bp::BpError::ZeroProbability { what: "p(x)", needed: "a text given the image" }.into());
     }
     let class = match generator {

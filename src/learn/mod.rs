@@ -17,7 +17,7 @@
 //! | [`guided`] | the paper's guided class: the transformer plus a BP-message penalty on its hidden states |
 //! | [`frozen_heads`] | downstream heads on frozen features: conditional denoiser, next-token model |
 //! | [`score_head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
-//! | [`clip_loss`] | the CLIP loss, in-batch and K-way schemes |
+//! | [`clip_loss`](mod@clip_loss) | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
 //! | [`adamw`] | AdamW, warm-up + cosine schedule, gradient clipping |
 //! | [`registry`] | the encoder classes: metadata and the one dispatch to float type and constructor |

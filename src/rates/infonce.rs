@@ -111,7 +111,7 @@ pub fn write(path: &Path, points: &[Point]) -> Result<(), RunDirError> {
     crate::runs::write_csv(path, points)
 }
 
-/// Reads a table written by [`write`]; the error names the file, the line and the field.
+/// Reads a table written by [`write()`]; the error names the file, the line and the field.
 pub fn read(path: &Path) -> Result<Vec<Point>, RunDirError> {
     crate::runs::read_csv(path)
 }

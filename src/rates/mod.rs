@@ -10,7 +10,7 @@
 //! | [`measure`] | a learned score's exact figures: excess risk both ways (T4), T5 bounds, zero-shot (T8) |
 //! | [`sweep`] | the runs: sample `n` pairs, train with early stopping, measure |
 //! | [`results`] | `results.csv`, one row per finished run, rewritten atomically |
-//! | [`fit`] | log-log slope with a bootstrap-over-seeds 95% interval, and the floor |
+//! | [`fit`](mod@fit) | log-log slope with a bootstrap-over-seeds 95% interval, and the floor |
 //! | [`infonce`] | T3's convergence `ℓ_K − log K → ℓ_∞`, exactly, for figure (d) |
 //! | [`run`] | a sweep as a resumable run: settings, its folder, the per-class fits |
 
