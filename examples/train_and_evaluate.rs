@@ -22,10 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::default_sweep(true);
     let sweep = Sweep { model: &model, model_sha256: "example".into(), exact: &exact, settings: &settings };
     for class in [Class::Bp, Class::Mlp] {
-        let row = sweep.run(class, 2048, 0, &mut |_| {})?;
+        let row = sweep.run(class, 4096, 0, &mut |_| {})?;
         let f = &row.figures;
         println!(
-            "{class:?}: {} steps on 2048 pairs; excess risk {:.5} nats (X→Y {:.5}, Y→X {:.5}); \
+            "{class:?}: {} steps on 4096 pairs; excess risk {:.5} nats (X→Y {:.5}, Y→X {:.5}); \
              zero-shot accuracy {:.4} (exact PMI {:.4}, Bayes {:.4})",
             row.steps,
             f.excess_risk,
