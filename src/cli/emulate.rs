@@ -93,7 +93,14 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, widths: &[usize], json: bo
         seed: a.seed,
     };
     let start = std::time::Instant::now();
-    let rows = run_sweep(model, widths, a.samples as usize, &spec, dir)?;
+    let mut bar = super::progress::Progress::new(widths.len() as u64, "emulate");
+    let mut done = 0;
+    let rows = run_sweep(model, widths, a.samples as usize, &spec, dir, &mut |row| {
+        done += 1;
+        bar.set_message(format!("width {} done, max error {:.3e}", row.width, row.max_abs_error));
+        bar.set_position(done);
+    })?;
+    bar.finish();
     crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);

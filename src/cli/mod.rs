@@ -10,6 +10,7 @@ pub mod downstream;
 mod emulate;
 pub mod eval;
 pub mod info;
+mod progress;
 pub mod rates;
 pub mod reproduce;
 pub mod scores;

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::learn::Class;
 use crate::plot::rates::{display, draw_sweep, redraw};
@@ -109,8 +108,7 @@ pub fn run_plot(a: &PlotArgs, json_out: bool) -> Result<()> {
 /// The sweep's progress bar (hidden when stderr is not a terminal).
 #[derive(Default)]
 struct Bar {
-    bar: Option<ProgressBar>,
-    /// Steps of the runs before the current one, and the current one's at most.
+    bar: Option<super::progress::Progress>,
     base: u64,
     work: u64,
     runs: usize,
@@ -118,28 +116,22 @@ struct Bar {
 
 impl SweepProgress for Bar {
     fn planned(&mut self, runs: usize, work: u64) {
-        let bar = ProgressBar::new(work);
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent}% ETA {eta_precise}  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        (self.bar, self.runs) = (Some(bar), runs);
+        (self.bar, self.runs) = (Some(super::progress::Progress::new(work, "rates")), runs);
     }
     fn run_started(&mut self, index: usize, class: Class, n: usize, seed: usize, work: u64) {
-        let Some(bar) = &self.bar else { return };
+        let Some(bar) = &mut self.bar else { return };
         (self.base, self.work) = (self.base + self.work, work);
-        bar.set_position(self.base);
         bar.set_message(format!("run {}/{}: {}, n = {n}, seed {seed}", index + 1, self.runs, display(class)));
+        bar.set_position(self.base);
     }
     fn step(&mut self, steps: u64) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &mut self.bar {
             bar.set_position(self.base + steps);
         }
     }
     fn finished(&mut self) {
         if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+            bar.finish();
         }
     }
 }

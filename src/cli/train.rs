@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -146,26 +145,21 @@ impl Ctx<'_> {
             steps: self.cfg.schedule.steps,
             max_seconds: a.max_seconds,
         };
-        let bar = ProgressBar::new(run.steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        let mut bar = super::progress::Progress::new(run.steps as u64, "train");
         if let Some(ck) = &start {
             bar.set_position(ck.step as u64);
         }
         let t0 = Instant::now();
         let mut last = None;
         let mut progress = |r: &StepReport| {
-            bar.set_position(r.step as u64);
             bar.set_message(format!("loss {:.4}  {:.0} pairs/s  lr {:.2e}", r.loss, r.pairs_per_second, r.lr));
+            bar.set_position(r.step as u64);
             last = Some(*r);
         };
         let out: &Path = &a.out;
         let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(SaveError::from);
         let ck = train(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
-        bar.finish_and_clear();
+        bar.finish();
         let seconds = t0.elapsed().as_secs_f64();
         let pps = last.map_or(0.0, |r| r.pairs_per_second);
         if self.json {

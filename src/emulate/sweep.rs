@@ -90,13 +90,14 @@ pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalS
 
 /// Measures every width (the same `inputs` image samples and evaluation draws for each: common
 /// random numbers, so differences between widths are not noise) and writes `dir/emulation.csv`
-/// after each; refuses a non-finite row before writing it.
+/// after each; refuses a non-finite row before writing it. `progress` sees each finished row.
 pub fn run_sweep(
     model: &Jghm,
     widths: &[usize],
     inputs: usize,
     spec: &EvalSpec,
     dir: &Path,
+    progress: &mut dyn FnMut(&SweepRow),
 ) -> Result<Vec<SweepRow>, SweepError> {
     std::fs::create_dir_all(dir).map_err(|source| RunDirError::CreateDir { path: dir.to_path_buf(), source })?;
     let xs: Vec<Vec<usize>> = sample_pairs(model, inputs, crate::rng::Purpose::EmulationInputs.seed(spec.seed), false)
@@ -109,6 +110,7 @@ pub fn run_sweep(
         if !(row.max_abs_error.is_finite() && row.excess_risk.is_finite()) {
             return Err(SweepError::NotFinite { width });
         }
+        progress(&row);
         sink.extend([row])?;
     }
     Ok(sink.into_rows())
