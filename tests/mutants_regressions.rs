@@ -197,8 +197,8 @@ fn brute_force_impossible_evidence_has_log_p_minus_infinity_and_no_nan() {
 }
 
 /// A next-token request needs room for the next token: a prefix as long as the text is refused
-/// with the length the request implies (prefix + the token asked for), not a panic or a wrong
-/// count. Kills `+ -> -` and `+ -> *` in `next_token_conditional`'s length error.
+/// with `BpError::NoNextToken` naming the prefix's length and the text's, not a panic or a wrong
+/// count; one token shorter is the last position.
 #[test]
 fn next_token_conditional_refuses_a_full_prefix_with_the_implied_length() {
     let model = RandomSpec::symmetric(3, 2, 2, 5).build().unwrap();
@@ -206,8 +206,7 @@ fn next_token_conditional_refuses_a_full_prefix_with_the_implied_length() {
     assert_eq!(n, 4);
     let full = vec![0; n];
     let err = jghm::bp::next_token_conditional(&model, None, &full).unwrap_err();
-    let want = jghm::evidence::EvidenceError::Length { part: Part::Text, got: n + 1, expected: n };
-    assert_eq!(err, jghm::bp::BpError::Evidence(want));
+    assert_eq!(err, jghm::bp::BpError::NoNextToken { prefix: n, positions: n });
     // One token shorter is the last position: a distribution over the text vocabulary.
     let last = jghm::bp::next_token_conditional(&model, None, &full[..n - 1]).unwrap();
     assert_eq!(last.len(), model.vocab_of(Part::Text));
