@@ -1,5 +1,5 @@
 //! Criterion benchmarks of exact inference on the standard random family (S = 10, m = 3,
-//! depth 4, as `shared/bench-ref/bp_torch.py`): the upward pass (root posteriors, fast batched
+//! depth 4, as the PyTorch reference script `bp_torch.py`, not in this repository): the upward pass (root posteriors, fast batched
 //! and reference), the downward pass (every node's marginal: batched `BatchMarginals` and the
 //! reference `bp::marginals`; the text leaves' marginals alone), PMI and `log p(x, y)` (fast batched and reference), and
 //! enumeration (brute force on a tiny model; `info --exact` on 2^16 images).

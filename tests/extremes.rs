@@ -1,4 +1,4 @@
-//! Numerical extremes (issue 9, part 2): towers of depth 20, alphabets of 64 states,
+//! Numerical extremes: towers of depth 20, alphabets of 64 states,
 //! near-deterministic transitions with entries down to 1e-300 and exact zeros, peaked priors.
 //!
 //! Where the probability is positive, log-likelihoods are finite, root posteriors sum to 1

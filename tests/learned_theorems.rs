@@ -1,4 +1,4 @@
-//! The theorems checked exactly on trained encoders (THEORY §3-§5, "On learned scores").
+//! The theorems checked exactly on trained encoders (T2-T10 for learned scores).
 //!
 //! Every case trains a real pair inside the test: a class (BP class, MLP, transformer), an
 //! enumerable model (the standard random family with and without a trunk, flips from

@@ -1,4 +1,4 @@
-//! Long runs lose nothing (issue 9, part 4): a real `jghm train` is killed with SIGKILL in the
+//! Long runs lose nothing: a real `jghm train` is killed with SIGKILL in the
 //! middle of its run, several times, after it has written checkpoints. Each time the checkpoint
 //! on disk is a complete, consistent file (written atomically: temporary file, then rename) of
 //! the right model, seed and configuration, and `--resume` continues it to the end, with the

@@ -1,4 +1,4 @@
-//! The model file format (THEORY §1): validation that names the place, the tree layout, and the
+//! The model file format (the book, "The JGHM"): validation that names the place, the tree layout, and the
 //! standard random family.
 
 use jghm::model::{Jghm, ModelError, Part};
@@ -103,7 +103,7 @@ fn leaves_are_ordered_by_trunk_leaf() {
 }
 
 /// The per-modality accessors read the right tower: `leaves_of`, `len_of`, `vocab_of` of the
-/// image are the image tower's, of the text the text tower's (THEORY §1: `x` and `y` are the
+/// image are the image tower's, of the text the text tower's (the book, "The JGHM": `x` and `y` are the
 /// two towers' leaves); `has_trunk` says whether a shared trunk sits between root and towers.
 /// Kills `leaves_of -> &[]`, the deleted `Part::Image` arm and `has_trunk -> true/false`.
 #[test]

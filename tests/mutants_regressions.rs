@@ -819,7 +819,7 @@ fn losses_and_rate_constant_ignore_a_large_constant_shift() {
 /// `K = 2·10^5` is accepted and `K = 2·10^5 + 1` refused, by `View::finite_work` and by
 /// `View::loss_finite` (which is only called where it refuses: computing the loss at the limit
 /// takes 15 s). A constant score's loss is `log K` at every `K`, checked at `K = 100`. Kills
-/// `* -> +`, `* -> /` in the work and `> -> ==`, `> -> >=` in its guard (session 6 found them
+/// `* -> +`, `* -> /` in the work and `> -> ==`, `> -> >=` in its guard (the mutation run of 2026-11-28 found them
 /// in `loss_finite`, before the guard was moved into `finite_work`).
 #[test]
 fn exact_batch_loss_accepts_the_work_limit_and_refuses_just_above_it() {

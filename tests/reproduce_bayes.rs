@@ -1,4 +1,4 @@
-//! The Bayes side of the paper's four risks (THEORY §8, `proofs/paper-risks.md`): the
+//! The Bayes side of the paper's four risks (`proofs/paper-risks.md`): the
 //! conventions pinned on hand-checked cases, the Bayes risks computed two ways (BP Monte Carlo
 //! against exact enumeration on a shrunken model of the standard family: 2 levels × 2
 //! children, 3 states), the fast Bayes predictors against the log-domain BP and brute force,

@@ -1,4 +1,4 @@
-//! The denoising risk's fast path (THEORY §8, `proofs/paper-risks.md` §3): the batched
+//! The denoising risk's fast path (`proofs/paper-risks.md` §3): the batched
 //! posterior moments against the one-at-a-time oracle on the same draws, and the control
 //! variate of the hidden-state counts — its exact means, and an estimate that stays unbiased.
 

@@ -1,4 +1,4 @@
-//! The learned side of `jghm reproduce` (THEORY §8, issue 10): every new backward pass against
+//! The learned side of `jghm reproduce` (the paper's simulations): every new backward pass against
 //! central finite differences in f64 (per-position transformer with causal attention and a
 //! real-valued input, the guided class's BP-message penalty, the denoiser and next-token
 //! heads), the causal mask, and short trainings on a small model that must beat chance on each
@@ -317,7 +317,7 @@ fn learned_models_do_not_depend_on_the_thread_count() {
     assert_eq!(run(1), run(3));
 }
 
-/// The standard model of THEORY §8 at ε = 0.2 (`jghm model random --states 10 --children 3
+/// The standard model of the paper's simulations at ε = 0.2 (`jghm model random --states 10 --children 3
 /// --depth 4 --text-depth 4 --flip 0.2 --seed 1`): trains each class within
 /// `JGHM_BUDGET_SECONDS` (default 60) and prints the steps, the per-step times and the four
 /// risks with their Bayes values (the estimators of `reproduce::risks`, 2,000 pairs).

@@ -1,4 +1,4 @@
-//! Reproducibility (issue 9, part 5): the same command with the same seed prints the same
+//! Reproducibility: the same command with the same seed prints the same
 //! numbers whatever the thread count, driving the real binary with RAYON_NUM_THREADS=1 and 2.
 //! Covered here: Monte Carlo estimates (info, clip-loss at finite and infinite batch,
 //! sufficiency, eval), training (`jghm train`, checkpoint bytes) and the emulator's sampled

@@ -1,4 +1,4 @@
-//! Robustness of the command line (issue 9, part 1): every kind of bad input, for every
+//! Robustness of the command line: every kind of bad input, for every
 //! command, ends in exactly one line on stderr and a non-zero exit, quickly, without a panic,
 //! and never prints a non-finite number. Drives the real binary; each run has a deadline so a
 //! hang fails the test instead of stalling the suite. (`tests/cli.rs` covers the first cases

@@ -1,4 +1,4 @@
-//! T12 (THEORY §7) as a property of trained encoders: on an enumerable model, with every run
+//! T12 as a property of trained encoders: on an enumerable model, with every run
 //! measured exactly (so the only noise is the learning's), the excess risk of the learned pair
 //! falls with the number `n` of pre-training pairs at the rate the theorem states.
 //!

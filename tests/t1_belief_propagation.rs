@@ -76,7 +76,7 @@ proptest! {
         }
     }
 
-    /// T1 for the quantities of THEORY §2: log p(x), log p(y), log p(x, y) and the PMI.
+    /// T1 for the quantities BP gives exactly: log p(x), log p(y), log p(x, y) and the PMI.
     #[test]
     fn t1_pmi_equals_brute_force(model in arb_model(), sx in any::<u64>(), sy in any::<u64>()) {
         let x = random_tokens(&model, Part::Image, sx);

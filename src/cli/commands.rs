@@ -34,6 +34,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Rates(a) => super::rates::run_rates(a, cli.json),
         Command::Plot(a) => super::rates::run_plot(a, cli.json),
         Command::Reproduce(c) => super::reproduce::run(c, cli.json),
+        Command::Draw(a) => super::draw::run(a, cli.json),
     }
 }
 

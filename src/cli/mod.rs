@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_train;
 mod commands;
 pub mod downstream;
+pub mod draw;
 mod emulate;
 pub mod eval;
 pub mod info;
@@ -152,6 +153,10 @@ pub enum Command {
     /// The paper's simulations (§8): the four risks against ε, zero-shot against prompts, out of distribution.
     #[command(subcommand)]
     Reproduce(reproduce::ReproduceCommand),
+    /// Draw the model's tree (SVG or PNG) with every node's exact marginal given the evidence, by BP.
+    #[command(after_help = "Example:\n  jghm draw --model tiny.json --image 0,2,1,1 --out tree.svg\n  \
+        jghm draw --model tiny.json --image 0,2,1,1 --text 2,2,0,1 --out tree.png")]
+    Draw(draw::DrawArgs),
 }
 
 #[derive(Subcommand, Debug)]

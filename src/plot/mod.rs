@@ -16,6 +16,7 @@ use crate::files::{write_atomic, FileError};
 pub mod emulation;
 pub mod rates;
 pub mod reproduce;
+pub mod tree;
 
 /// Why a figure was not drawn.
 #[derive(Debug, thiserror::Error)]
