@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::{draw, draw_grid, Figure, PlotError, Series};
 use crate::reproduce::experiments::{fit_prompts, Row, OOD_TRAIN_FLIP};
 use crate::reproduce::risks::Task;
-use crate::reproduce::run::{Figure as Which, Options, Outcome};
+use crate::reproduce::run::{Figure as Which, Options, Outcome, Vary};
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {
@@ -187,7 +187,13 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
 pub type PromptFits = Vec<(String, f64, f64, f64)>;
 
 fn budget_note(o: &Options) -> String {
-    format!("budget {:.0} s{}", o.budget_seconds, if o.quick { ", quick" } else { "" })
+    let vary = match o.vary {
+        Vary::Both => String::new(),
+        Vary::Image => format!(", text flip fixed at {OOD_TRAIN_FLIP}"),
+        Vary::Text => format!(", image flip fixed at {OOD_TRAIN_FLIP}"),
+    };
+    let quick = if o.quick { ", quick" } else { "" };
+    format!("{} family{vary}, budget {:.0} s{quick}", o.family.name(), o.budget_seconds)
 }
 
 /// Draws the figure of a finished run into `o.out` (`<figure>.{svg,png}`; the prompts figure
