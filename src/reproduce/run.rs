@@ -289,11 +289,11 @@ impl Points<'_> {
         }
         if self.o.vary != Vary::Both {
             let fixed = if self.o.vary == Vary::Image { "text" } else { "image" };
-            label.push(format!("{} flip varied, {fixed} flip fixed at {OOD_TRAIN_FLIP}", self.o.vary.name()));
+            label.push(format!("{} flip varied with the {fixed} flip fixed at {OOD_TRAIN_FLIP}", self.o.vary.name()));
         }
         if !label.is_empty() {
             for r in &mut rows {
-                r.note = format!("{}; {}", label.join(", "), r.note);
+                r.note = format!("{}; {}", label.join("; "), r.note);
             }
         }
         for r in &rows {
