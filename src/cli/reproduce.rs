@@ -17,7 +17,10 @@ use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
 
 pub const REPRODUCE_HELP: &str = "Model: the standard random family as in the paper: both towers 4 levels x 3 children
 (81 tokens), 10 states, uniform root, scale 1, flip ε on both towers; model seeds 1..=k (the
-draws are shared across ε). Risks in the paper's conventions: CLIP = l_4(X->Y) + l_4(Y->X) (sum,
+draws are shared across ε). --family paper: the paper's own tree instead (its generator, NumPy's
+legacy RandomState seeded 42, text tower first; model seed 42), with each Bayes value printed next
+to the paper's published one; --models PATTERN: user files, one per flip ({flip} in the path);
+ood --vary image|text: one tower's flip varies, the other stays at 0.2. Risks in the paper's conventions: CLIP = l_4(X->Y) + l_4(Y->X) (sum,
 K = 4); zero-shot = cross-entropy of the first text token (score classifiers: 32 prompts per
 class in risks/ood); denoising = squared error summed over the 81 image leaves (σ = 1);
 vision-language = next-token cross-entropy averaged over text positions 2..81.
@@ -31,7 +34,9 @@ Examples:
   jghm reproduce risks --flips 0.2 --budget-seconds 120 --out run
   jghm reproduce prompts --prompts 1,2,4,8,16,32,64 --bayes-only --out run
   jghm reproduce ood --quick --budget-seconds 60 --out run --json
-  jghm reproduce risks --out run --resume";
+  jghm reproduce risks --out run --resume
+  jghm reproduce risks --bayes-only --family paper --flips 0.02,0.2,0.4 --out run
+  jghm reproduce ood --bayes-only --family paper --vary image --out run";
 
 #[derive(Subcommand, Debug)]
 pub enum ReproduceCommand {
