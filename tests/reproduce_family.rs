@@ -250,3 +250,17 @@ fn bad_family_options_are_one_line_errors() {
         assert!(!r.stderr.contains("panicked"));
     }
 }
+
+#[test]
+fn the_comparison_is_in_the_json_output_too() {
+    let out = dir("json");
+    let mut args = vec!["reproduce", "risks", "--family", "paper", "--json"];
+    args.extend(TINY);
+    args.push(s(&out));
+    let r = run(&args);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON line");
+    let c = v["paper_comparison"].as_array().expect("a comparison");
+    assert_eq!(c.len(), 4);
+    assert!(c.iter().any(|x| x["task"] == "denoise" && x["paper"] == 33.04146856365949), "{c:?}");
+}

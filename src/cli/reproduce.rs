@@ -12,7 +12,7 @@ use crate::plot::reproduce::{draw_figures, PromptFits};
 use crate::reproduce::experiments::Family;
 use crate::reproduce::experiments::Row;
 use crate::reproduce::learned::LearnedClass;
-use crate::reproduce::published::{compare, comparison_table};
+use crate::reproduce::published::{compare, comparison_table, Comparison};
 use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
 
 pub const REPRODUCE_HELP: &str = "Model: the standard random family as in the paper: both towers 4 levels x 3 children
@@ -137,18 +137,26 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         (Family::Paper, Figure::Risks, Vary::Both) => compare(&outcome.rows),
         _ => vec![],
     };
-    report(figure, a, &outcome.rows, &fits, json_out, t0.elapsed().as_secs_f64());
-    if !json_out && !comparisons.is_empty() {
-        println!("Bayes risks on the paper's tree next to its published values (themselves Monte Carlo estimates):");
-        print!("{}", comparison_table(&comparisons));
-    }
+    report(figure, a, &outcome.rows, &fits, &comparisons, json_out, t0.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn report(figure: Figure, a: &ReproduceArgs, rows: &[Row], fits: &PromptFits, json_out: bool, wall: f64) {
+fn report(
+    figure: Figure,
+    a: &ReproduceArgs,
+    rows: &[Row],
+    fits: &PromptFits,
+    comparisons: &[Comparison],
+    json_out: bool,
+    wall: f64,
+) {
     if json_out {
         let fits: Vec<_> = fits.iter().map(|(m, a, b, r)| json!({ "model": m, "a": a, "b": b, "rms": r })).collect();
-        println!("{}", json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall }));
+        let mut out = json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall });
+        if !comparisons.is_empty() {
+            out["paper_comparison"] = comparisons.iter().map(Comparison::to_json).collect();
+        }
+        println!("{out}");
         return;
     }
     print!("{}", table(rows));
@@ -160,4 +168,8 @@ fn report(figure: Figure, a: &ReproduceArgs, rows: &[Row], fits: &PromptFits, js
         println!("Largest Bayes standard error: {:.5} ({} at ε = {}).", worst.stderr, worst.task, worst.flip);
     }
     println!("Wrote {0}/{1}.csv and {0}/{1}.png (+ .svg) in {wall:.1} s.", a.out.display(), figure.name());
+    if !comparisons.is_empty() {
+        println!("Bayes risks on the paper's tree next to its published values (themselves Monte Carlo estimates):");
+        print!("{}", comparison_table(comparisons));
+    }
 }

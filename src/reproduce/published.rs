@@ -151,6 +151,21 @@ pub struct Comparison {
     pub agrees: bool,
 }
 
+impl Comparison {
+    /// `{"task", "flip", "ours", "stderr", "paper", "difference_in_stderrs", "agrees"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "task": self.task.key(),
+            "flip": self.flip,
+            "ours": self.ours,
+            "stderr": self.stderr,
+            "paper": self.paper,
+            "difference_in_stderrs": self.difference_in_stderrs,
+            "agrees": self.agrees,
+        })
+    }
+}
+
 /// The comparison of every Bayes row (model seed [`crate::random_family::paper::PAPER_TREE_SEED`])
 /// whose task and flip have a published value, in the order of `rows`.
 pub fn compare(rows: &[Row]) -> Vec<Comparison> {
