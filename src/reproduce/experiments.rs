@@ -43,7 +43,8 @@ pub enum Family {
     /// seeds `42, 43, …, 41 + k` (the first is the paper's tree).
     Paper,
     /// User model files, one per flip: the pattern with `{flip}` replaced by the flip in Rust's
-    /// shortest round-trip form (`0.02`, `0.2`); one model, reported as seed 0; no per-tower flips.
+    /// shortest round-trip form (`0.02`, `0.2`); one model, reported as seed 0; no per-tower flips;
+    /// `reproduce ood` also reads the file of its training flip 0.2.
     Files(String),
 }
 

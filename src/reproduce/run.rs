@@ -57,6 +57,7 @@ pub enum Vary {
 }
 
 impl Vary {
+    /// `both`, `image` or `text`, as `--vary` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Vary::Both => "both",
