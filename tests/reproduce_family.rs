@@ -264,3 +264,14 @@ fn the_comparison_is_in_the_json_output_too() {
     assert_eq!(c.len(), 4);
     assert!(c.iter().any(|x| x["task"] == "denoise" && x["paper"] == 33.04146856365949), "{c:?}");
 }
+
+#[test]
+fn the_figure_of_the_paper_family_carries_the_published_points() {
+    let mut panels = jghm::plot::reproduce::risk_panels(&[], "Risk (paper family)", "");
+    jghm::plot::reproduce::add_published(&mut panels, &[0.02, 0.03, 0.2]);
+    for (panel, task) in panels.iter().zip(Task::ALL) {
+        let published = panel.series.last().expect("the published series");
+        let expected: Vec<(f64, f64)> = [0.02, 0.2].iter().map(|&f| (f, published_bayes(task, f).unwrap())).collect();
+        assert_eq!(published.points, expected, "{}", task.key());
+    }
+}
