@@ -13,6 +13,12 @@
 //! When a level's alphabet `S_k` differs from its parent's `S_{k-1}` (a vocabulary `V` unlike
 //! the number of states), `P` generalises to the 0/1 matrix `P(a, b) = 1{b = σ(a mod S_k)}` with
 //! `σ` a random permutation of `[S_k]`: each parent state still prefers one child state.
+//!
+//! [`paper`] draws the paper's own model of this family (NumPy's legacy generator, seed 42),
+//! entry for entry; [`numpy_legacy`] is that generator.
+
+pub mod numpy_legacy;
+pub mod paper;
 
 use nalgebra::DMatrix;
 use rand::seq::SliceRandom;

@@ -8,12 +8,14 @@ use crate::bp;
 use crate::evidence::parse_tokens;
 use crate::files::{load_model, write_atomic};
 use crate::model::Part;
+use crate::random_family::paper::PaperSpec;
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
 
 pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Model(ModelCommand::Random(a)) => model_random(a),
+        Command::Model(ModelCommand::Paper(a)) => model_paper(a),
         Command::Model(ModelCommand::Check(a)) => model_check(a, cli.json),
         Command::Sample(a) => sample(a),
         Command::Posterior(a) => posterior(a, cli.json),
@@ -59,6 +61,31 @@ fn model_random(a: &RandomArgs) -> Result<()> {
     let model = spec.build()?;
     let text = model.to_json();
     match &a.out {
+        Some(path) => Ok(write_atomic(path, format!("{text}\n").as_bytes())?),
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn model_paper(a: &PaperArgs) -> Result<()> {
+    let both = a.flip.unwrap_or(f64::NAN);
+    let spec = PaperSpec {
+        states: a.states as usize,
+        children: a.children as usize,
+        depth: a.depth as usize,
+        image_flip: a.image_flip.unwrap_or(both),
+        text_flip: a.text_flip.unwrap_or(both),
+        scale: a.scale,
+        seed: a.seed,
+    };
+    write_model(&spec.build()?, a.out.as_deref())
+}
+
+fn write_model(model: &crate::model::Jghm, out: Option<&std::path::Path>) -> Result<()> {
+    let text = model.to_json();
+    match out {
         Some(path) => Ok(write_atomic(path, format!("{text}\n").as_bytes())?),
         None => {
             println!("{text}");

@@ -167,6 +167,12 @@ pub enum ModelCommand {
         after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json"
     )]
     Random(RandomArgs),
+    /// Draw the paper's own model (its generator: NumPy's legacy RandomState, np.random.seed(42), text tower first) and write its JSON.
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm model paper --flip 0.2 --out paper.json\n  jghm model paper --image-flip 0.3 --text-flip 0.2 --seed 42 --out paper.json"
+    )]
+    Paper(PaperArgs),
     /// Validate a model file and describe its shape.
     #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm model check --model model.json")]
     Check(ModelArg),
@@ -215,6 +221,37 @@ pub struct RandomArgs {
     /// model default to 1 (as `demo`, `rates`, `reproduce`); seeds of draws from a model to 0.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write the model here (atomically) instead of stdout.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PaperArgs {
+    /// Flip ε of both towers (overridden per tower by --image-flip / --text-flip).
+    #[arg(long, required_unless_present_all = ["image_flip", "text_flip"])]
+    pub flip: Option<f64>,
+    /// Flip of the image tower [default: --flip].
+    #[arg(long)]
+    pub image_flip: Option<f64>,
+    /// Flip of the text tower [default: --flip].
+    #[arg(long)]
+    pub text_flip: Option<f64>,
+    /// The argument of np.random.seed, in [0, 2^32 - 1].
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// States S at every level.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub states: u32,
+    /// Children per node of both towers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub children: u32,
+    /// Levels of both towers.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub depth: u32,
+    /// Scale of the Gaussian logits.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
     /// Write the model here (atomically) instead of stdout.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,

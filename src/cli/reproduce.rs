@@ -9,13 +9,18 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::plot::reproduce::{draw_figures, PromptFits};
+use crate::reproduce::experiments::Family;
 use crate::reproduce::experiments::Row;
 use crate::reproduce::learned::LearnedClass;
-use crate::reproduce::run::{run as run_figure, table, Figure, Options};
+use crate::reproduce::published::{compare, comparison_table, Comparison};
+use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
 
 pub const REPRODUCE_HELP: &str = "Model: the standard random family as in the paper: both towers 4 levels x 3 children
 (81 tokens), 10 states, uniform root, scale 1, flip ε on both towers; model seeds 1..=k (the
-draws are shared across ε). Risks in the paper's conventions: CLIP = l_4(X->Y) + l_4(Y->X) (sum,
+draws are shared across ε). --family paper: the paper's own tree instead (its generator, NumPy's
+legacy RandomState seeded 42, text tower first; model seed 42), with each Bayes value printed next
+to the paper's published one; --models PATTERN: user files, one per flip ({flip} in the path);
+ood --vary image|text: one tower's flip varies, the other stays at 0.2. Risks in the paper's conventions: CLIP = l_4(X->Y) + l_4(Y->X) (sum,
 K = 4); zero-shot = cross-entropy of the first text token (score classifiers: 32 prompts per
 class in risks/ood); denoising = squared error summed over the 81 image leaves (σ = 1);
 vision-language = next-token cross-entropy averaged over text positions 2..81.
@@ -29,7 +34,9 @@ Examples:
   jghm reproduce risks --flips 0.2 --budget-seconds 120 --out run
   jghm reproduce prompts --prompts 1,2,4,8,16,32,64 --bayes-only --out run
   jghm reproduce ood --quick --budget-seconds 60 --out run --json
-  jghm reproduce risks --out run --resume";
+  jghm reproduce risks --out run --resume
+  jghm reproduce risks --bayes-only --family paper --flips 0.02,0.2,0.4 --out run
+  jghm reproduce ood --bayes-only --family paper --vary image --out run";
 
 #[derive(Subcommand, Debug)]
 pub enum ReproduceCommand {
@@ -82,6 +89,15 @@ pub struct ReproduceArgs {
     /// Continue an interrupted run in --out (same settings): finished points are kept.
     #[arg(long)]
     pub resume: bool,
+    /// Model family: standard (seeds 1..=k) or paper (the paper's own draw, np.random.seed(42), compared with its published Bayes values).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "paper"], conflicts_with = "models")]
+    pub family: String,
+    /// User model files, one per flip: a path with {flip} for the flip (e.g. models/m-{flip}.json).
+    #[arg(long)]
+    pub models: Option<String>,
+    /// ood only: the tower whose flip varies, the other fixed at 0.2 (image: denoising of Fig. 9; text: vision-language).
+    #[arg(long, default_value = "both", value_parser = ["both", "image", "text"])]
+    pub vary: String,
 }
 
 pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
@@ -104,17 +120,43 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         seed: a.seed,
         out: a.out.clone(),
         resume: a.resume,
+        family: match (&a.models, a.family.as_str()) {
+            (Some(pattern), _) => Family::Files(pattern.clone()),
+            (None, "paper") => Family::Paper,
+            (None, _) => Family::Standard,
+        },
+        vary: match a.vary.as_str() {
+            "image" => Vary::Image,
+            "text" => Vary::Text,
+            _ => Vary::Both,
+        },
     };
     let outcome = run_figure(figure, &options, &mut |line| eprintln!("{line}"))?;
     let fits = draw_figures(figure, &options, &outcome)?;
-    report(figure, a, &outcome.rows, &fits, json_out, t0.elapsed().as_secs_f64());
+    let comparisons = match (options.family, figure, options.vary) {
+        (Family::Paper, Figure::Risks, Vary::Both) => compare(&outcome.rows),
+        _ => vec![],
+    };
+    report(figure, a, &outcome.rows, &fits, &comparisons, json_out, t0.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn report(figure: Figure, a: &ReproduceArgs, rows: &[Row], fits: &PromptFits, json_out: bool, wall: f64) {
+fn report(
+    figure: Figure,
+    a: &ReproduceArgs,
+    rows: &[Row],
+    fits: &PromptFits,
+    comparisons: &[Comparison],
+    json_out: bool,
+    wall: f64,
+) {
     if json_out {
         let fits: Vec<_> = fits.iter().map(|(m, a, b, r)| json!({ "model": m, "a": a, "b": b, "rms": r })).collect();
-        println!("{}", json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall }));
+        let mut out = json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall });
+        if !comparisons.is_empty() {
+            out["paper_comparison"] = comparisons.iter().map(Comparison::to_json).collect();
+        }
+        println!("{out}");
         return;
     }
     print!("{}", table(rows));
@@ -126,4 +168,8 @@ fn report(figure: Figure, a: &ReproduceArgs, rows: &[Row], fits: &PromptFits, js
         println!("Largest Bayes standard error: {:.5} ({} at ε = {}).", worst.stderr, worst.task, worst.flip);
     }
     println!("Wrote {0}/{1}.csv and {0}/{1}.png (+ .svg) in {wall:.1} s.", a.out.display(), figure.name());
+    if !comparisons.is_empty() {
+        println!("Bayes risks on the paper's tree next to its published values (themselves Monte Carlo estimates):");
+        print!("{}", comparison_table(comparisons));
+    }
 }

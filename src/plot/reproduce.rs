@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::{draw, draw_grid, Figure, PlotError, Series};
-use crate::reproduce::experiments::{fit_prompts, Row, OOD_TRAIN_FLIP};
+use crate::reproduce::experiments::{fit_prompts, Family, Row, OOD_TRAIN_FLIP};
+use crate::reproduce::published::published_bayes;
 use crate::reproduce::risks::Task;
-use crate::reproduce::run::{Figure as Which, Options, Outcome};
+use crate::reproduce::run::{Figure as Which, Options, Outcome, Vary};
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {
@@ -121,6 +122,20 @@ pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
         .collect()
 }
 
+/// Adds to each task's panel (in the order of [`Task::ALL`]) the paper's published Bayes values
+/// at the run's flips that have one ([`published_bayes`]), as points.
+pub fn add_published(panels: &mut [Figure], flips: &[f64]) {
+    for (panel, task) in panels.iter_mut().zip(Task::ALL) {
+        let points: Vec<(f64, f64)> =
+            flips.iter().filter_map(|&flip| published_bayes(task, flip).map(|v| (flip, v))).collect();
+        if !points.is_empty() {
+            panel
+                .series
+                .push(Series::points("the paper's published Bayes value (its own Monte Carlo)", points).with_color(4));
+        }
+    }
+}
+
 /// Zero-shot risk against `M` (log axis) for each score, its fit `a + b/M` dashed, and the
 /// Bayes risk; a learned score's legend states its training `budget`. Returns the figure and
 /// the fits `(model, a, b, rms)` (seed-averaged points).
@@ -186,8 +201,22 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
 /// The `a + b/M` fits of the prompts figure: `(label, a, b, rms residual)`.
 pub type PromptFits = Vec<(String, f64, f64, f64)>;
 
+/// `base`, followed by the family when it is not the standard one: `Risk (paper family)`.
+fn titled(base: &str, o: &Options) -> String {
+    match o.family {
+        Family::Standard => base.to_string(),
+        _ => format!("{base} ({} family)", o.family.name()),
+    }
+}
+
 fn budget_note(o: &Options) -> String {
-    format!("budget {:.0} s{}", o.budget_seconds, if o.quick { ", quick" } else { "" })
+    let vary = match o.vary {
+        Vary::Both => String::new(),
+        Vary::Image => format!(", text flip fixed at {OOD_TRAIN_FLIP}"),
+        Vary::Text => format!(", image flip fixed at {OOD_TRAIN_FLIP}"),
+    };
+    let quick = if o.quick { ", quick" } else { "" };
+    format!("{} family{vary}, budget {:.0} s{quick}", o.family.name(), o.budget_seconds)
 }
 
 /// Draws the figure of a finished run into `o.out` (`<figure>.{svg,png}`; the prompts figure
@@ -197,11 +226,15 @@ pub fn draw_figures(which: Which, o: &Options, run: &Outcome) -> Result<PromptFi
     let stem = o.out.join(which.name());
     match which {
         Which::Risks => {
-            draw_grid(&risk_panels(rows, "Risk", &budget_note(o)), 2, &stem)?;
+            let mut panels = risk_panels(rows, &titled("Risk", o), &budget_note(o));
+            if o.family == Family::Paper && o.vary == Vary::Both {
+                add_published(&mut panels, flips);
+            }
+            draw_grid(&panels, 2, &stem)?;
             Ok(vec![])
         }
         Which::Ood => {
-            let title = format!("OOD (built at ε = {OOD_TRAIN_FLIP})");
+            let title = titled(&format!("OOD (built at ε = {OOD_TRAIN_FLIP})"), o);
             draw_grid(&risk_panels(rows, &title, &budget_note(o)), 2, &stem)?;
             Ok(vec![])
         }

@@ -6,7 +6,7 @@
 //! (flip, seed): its four task rows are computed together and written together, so an
 //! interrupted run resumes at the first unfinished point.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +14,9 @@ use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk};
 use super::{Denoiser, NextToken};
 use crate::downstream::bayes::{BayesDenoiser, BayesNextToken};
 use crate::downstream::noise::{ValueNoise, DENOISING};
-use crate::model::{Jghm, ModelError};
+use crate::files::load_model;
+use crate::model::{Jghm, ModelError, Part};
+use crate::random_family::paper::{PaperSpec, PAPER_TREE_SEED};
 use crate::random_family::RandomSpec;
 use crate::runs::format::{display, display_opt};
 use crate::runs::{BadField, CsvRow, RunDirError};
@@ -26,6 +28,82 @@ type Result<T, E = ExperimentError> = std::result::Result<T, E>;
 /// uniform root, scale 1, the draws fixed by `seed` alone (shared across flips).
 pub fn standard_model(flip: f64, seed: u64) -> Result<Jghm> {
     Ok(RandomSpec { flip, ..RandomSpec::symmetric(10, 3, 4, seed) }.build()?)
+}
+
+/// The models a reproduction runs on: a two-tower JGHM for each flip of the image and text
+/// towers and each model seed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Family {
+    /// The standard random family ([`standard_model`]): model seeds `1..=k`; per-tower flips
+    /// take the image tower of the model at the image flip and the text tower of the model at
+    /// the text flip (each tower draws from its own stream, so this is the same family).
+    Standard,
+    /// The paper's own draw ([`PaperSpec::paper`]): NumPy's legacy generator seeded by
+    /// `np.random.seed(s)`, text tower first, 10 states, 3 children, 4 levels, scale 1; model
+    /// seeds `42, 43, …, 41 + k` (the first is the paper's tree).
+    Paper,
+    /// User model files, one per flip: the pattern with `{flip}` replaced by the flip in Rust's
+    /// shortest round-trip form (`0.02`, `0.2`); one model, reported as seed 0; no per-tower flips;
+    /// `reproduce ood` also reads the file of its training flip 0.2.
+    Files(String),
+}
+
+/// The placeholder of a [`Family::Files`] pattern.
+pub const FLIP_PLACEHOLDER: &str = "{flip}";
+
+impl Family {
+    /// The family's name in settings files, notes and figures: `standard`, `paper`, or
+    /// `files:PATTERN`.
+    pub fn name(&self) -> String {
+        match self {
+            Family::Standard => "standard".into(),
+            Family::Paper => "paper".into(),
+            Family::Files(pattern) => format!("files:{pattern}"),
+        }
+    }
+
+    /// The model seeds of a run asked for `seeds` of them (see each variant).
+    pub fn model_seeds(&self, seeds: u64) -> Result<Vec<u64>> {
+        match self {
+            Family::Standard => Ok((1..=seeds).collect()),
+            Family::Paper => Ok((PAPER_TREE_SEED..PAPER_TREE_SEED + seeds).collect()),
+            Family::Files(_) if seeds == 1 => Ok(vec![0]),
+            Family::Files(_) => {
+                Err(ExperimentError::Family("--models gives one model per flip: --seeds must be 1".into()))
+            }
+        }
+    }
+
+    /// The model with flip `image_flip` on the image tower and `text_flip` on the text tower.
+    pub fn model(&self, image_flip: f64, text_flip: f64, seed: u64) -> Result<Jghm> {
+        match self {
+            Family::Standard if image_flip == text_flip => standard_model(image_flip, seed),
+            Family::Standard => {
+                let (image, text) = (standard_model(image_flip, seed)?, standard_model(text_flip, seed)?);
+                let levels = |m: &Jghm, part| m.levels(part).to_vec();
+                Ok(Jghm::new(
+                    image.prior().to_vec(),
+                    vec![],
+                    levels(&image, Part::Image),
+                    levels(&text, Part::Text),
+                )?)
+            }
+            Family::Paper => Ok(PaperSpec { seed, ..PaperSpec::paper(image_flip, text_flip) }.build()?),
+            Family::Files(_) if image_flip != text_flip => Err(ExperimentError::Family(
+                "--models gives one model per flip: per-tower flips (--vary image|text) need --family standard or paper"
+                    .into(),
+            )),
+            Family::Files(pattern) => {
+                let path = Family::file_of(pattern, image_flip);
+                load_model(&path).map_err(|e| ExperimentError::Family(e.to_string()))
+            }
+        }
+    }
+
+    /// The file of flip `flip` under `pattern`.
+    pub fn file_of(pattern: &str, flip: f64) -> PathBuf {
+        PathBuf::from(pattern.replace(FLIP_PLACEHOLDER, &flip.to_string()))
+    }
 }
 
 /// The paper's flips `0.02, 0.04, …, 0.40`.
@@ -291,6 +369,8 @@ pub enum ExperimentError {
     Budget(f64),
     #[error("--prompts: give numbers of prompts between 1 and 100000")]
     Prompts,
+    #[error("{0}")]
+    Family(String),
 }
 
 /// What a point evaluates besides the data model's Bayes predictor.

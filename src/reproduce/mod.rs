@@ -1,7 +1,9 @@
 //! Reproducing the paper's simulations (THEORY §8): the four risks of a two-tower JGHM of the
 //! standard random family — CLIP, zero-shot, conditional denoising, vision-language — for the
 //! Bayes predictor (exact BP, Monte Carlo over samples with a standard error) and for learned
-//! models, and the three figures of `jghm reproduce risks|prompts|ood`.
+//! models, and the three figures of `jghm reproduce risks|prompts|ood`; on the standard random
+//! family, on the paper's own model draw (compared point for point with its published Bayes
+//! values, [`published`]), or on user model files ([`experiments::Family`]).
 //!
 //! The learned side plugs in through the predictor traits of [`crate::downstream::predictors`]:
 //! a learned pair of encoders is a [`crate::score::Score`]; a denoiser is a [`Denoiser`]; a
@@ -11,6 +13,7 @@
 pub mod control_variate;
 pub mod experiments;
 pub mod learned;
+pub mod published;
 pub mod risks;
 pub mod run;
 

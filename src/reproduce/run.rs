@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::experiments::{
-    paper_flips, point, point_with_bayes, prompts_point, standard_model, ExperimentError, PerTask, Predictor, Row,
-    Settings, OOD_TRAIN_FLIP,
+    paper_flips, point, point_with_bayes, prompts_point, ExperimentError, Family, PerTask, Predictor, Row, Settings,
+    FLIP_PLACEHOLDER, OOD_TRAIN_FLIP,
 };
 use super::learned::{train_learned, Budget, LearnedClass, LearnedModels};
 use crate::model::Jghm;
@@ -43,6 +43,39 @@ impl Figure {
     }
 }
 
+/// Which tower's flip an out-of-distribution run varies (the other stays at [`OOD_TRAIN_FLIP`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Vary {
+    /// Both towers at the flip of the point.
+    Both,
+    /// The image tower at the flip of the point, the text tower at [`OOD_TRAIN_FLIP`] (the
+    /// paper's Fig. 9 for denoising).
+    Image,
+    /// The text tower at the flip of the point, the image tower at [`OOD_TRAIN_FLIP`] (the
+    /// paper's Fig. 9 for vision-language).
+    Text,
+}
+
+impl Vary {
+    /// `both`, `image` or `text`, as `--vary` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Vary::Both => "both",
+            Vary::Image => "image",
+            Vary::Text => "text",
+        }
+    }
+
+    /// `(image flip, text flip)` of the data model at the point's flip `flip`.
+    pub fn tower_flips(self, flip: f64) -> (f64, f64) {
+        match self {
+            Vary::Both => (flip, flip),
+            Vary::Image => (flip, OOD_TRAIN_FLIP),
+            Vary::Text => (OOD_TRAIN_FLIP, flip),
+        }
+    }
+}
+
 /// Everything a run is asked to do (`jghm reproduce --help` documents each).
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -60,6 +93,10 @@ pub struct Options {
     pub seed: u64,
     pub out: PathBuf,
     pub resume: bool,
+    /// The models the run is on.
+    pub family: Family,
+    /// The tower(s) whose flip an OOD run varies (risks and prompts: both).
+    pub vary: Vary,
 }
 
 /// What a finished run leaves: every row (resumed ones first) and the flips covered.
@@ -87,12 +124,22 @@ pub fn flips(figure: Figure, o: &Options) -> Result<Vec<f64>> {
     Ok(f)
 }
 
-fn check(o: &Options) -> Result<()> {
+fn check(figure: Figure, o: &Options) -> Result<()> {
     if !(o.budget_seconds.is_finite() && o.budget_seconds > 0.0) {
         return Err(ExperimentError::Budget(o.budget_seconds));
     }
     if o.prompts.is_empty() || o.prompts.contains(&0) || o.prompts.iter().any(|&m| m > 100_000) {
         return Err(ExperimentError::Prompts);
+    }
+    if let Family::Files(pattern) = &o.family {
+        if !pattern.contains(FLIP_PLACEHOLDER) {
+            return Err(ExperimentError::Family(format!(
+                "--models: the pattern must contain {FLIP_PLACEHOLDER} (one file per flip), got '{pattern}'"
+            )));
+        }
+    }
+    if figure != Figure::Ood && o.vary != Vary::Both {
+        return Err(ExperimentError::Family("--vary applies to `reproduce ood` only".into()));
     }
     Ok(())
 }
@@ -109,7 +156,26 @@ fn meta(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Value {
         "quick": o.quick,
         "prompts": if figure == Figure::Prompts { json!(o.prompts) } else { json!(null) },
         "settings": s,
+        "family": o.family.name(),
+        // Only OOD runs varying one tower record it: other settings files stay as they were.
+        "vary": if o.vary == Vary::Both { json!(null) } else { json!(o.vary.name()) },
     })
+}
+
+/// The settings of `meta`, without `family` when resuming a standard-family run whose settings
+/// file predates the field (such files name no family and were all of the standard family).
+fn settings_for(figure: Figure, o: &Options, meta: Value) -> Value {
+    let mut meta = meta;
+    if o.resume && o.family == Family::Standard {
+        let old = std::fs::read(run_dir(figure, &o.out).settings_path()).ok();
+        let old: Option<Value> = old.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        if old.is_some_and(|v| v.get("family").is_none()) {
+            if let Some(fields) = meta.as_object_mut() {
+                fields.remove("family");
+            }
+        }
+    }
+    meta
 }
 
 /// The run folder of `figure` in `dir`.
@@ -120,19 +186,22 @@ pub fn run_dir(figure: Figure, dir: &std::path::Path) -> RunDir {
 
 /// Runs (or, with `o.resume`, continues) `figure`; `log` receives the progress lines.
 pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Outcome> {
-    check(o)?;
+    check(figure, o)?;
     let flips = flips(figure, o)?;
     let mut settings = Settings::new(o.quick, o.samples, o.seed);
     if let Some(n) = o.learned_samples {
         settings.learned_samples = PerTask::all(n);
     }
     let explain = |field: &str| format!("has other settings ('{field}' differs; give the same flags)");
-    let sink = run_dir(figure, &o.out).start::<Row>(&meta(figure, o, &flips, &settings), o.resume, &explain)?;
-    let cost = estimate_cost(figure, o, &flips, &settings)?;
+    let seeds = o.family.model_seeds(o.seeds)?;
+    let settings_file = settings_for(figure, o, meta(figure, o, &flips, &settings));
+    let sink = run_dir(figure, &o.out).start::<Row>(&settings_file, o.resume, &explain)?;
+    let cost = estimate_cost(figure, o, &flips, &settings, seeds[0])?;
     let resumed = sink.rows().len();
     log(&format!(
-        "jghm reproduce {}: {} flips x {} seeds{}; estimated cost {:.1} min on this machine (pilot-timed){}",
+        "jghm reproduce {}: {} family, {} flips x {} seeds{}; estimated cost {:.1} min on this machine (pilot-timed){}",
         figure.name(),
+        o.family.name(),
         flips.len(),
         o.seeds,
         if o.bayes_only {
@@ -144,7 +213,7 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
     let mut points = Points { sink, log, o, s: &settings };
-    for seed in 1..=o.seeds {
+    for seed in seeds {
         match figure {
             Figure::Risks => points.risks_seed(&flips, seed)?,
             Figure::Ood => points.ood_seed(&flips, seed)?,
@@ -157,12 +226,12 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
 
 /// Estimated cost: a pilot of the Bayes side (a 1/40 of the samples at the first flip) scaled
 /// up, plus the learned budgets and their evaluation (about the Bayes side's cost again each).
-fn estimate_cost(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Result<f64> {
+fn estimate_cost(figure: Figure, o: &Options, flips: &[f64], s: &Settings, seed: u64) -> Result<f64> {
     let mut pilot = s.clone();
     pilot.samples = s.samples.map(|n| (n / 40).max(64));
-    let model = standard_model(flips[0], 1)?;
+    let model = o.family.model(flips[0], flips[0], seed)?;
     let t0 = Instant::now();
-    let _ = point(&model, flips[0], 1, &Predictor::Bayes, &pilot)?;
+    let _ = point(&model, flips[0], seed, &Predictor::Bayes, &pilot)?;
     let bayes_point = t0.elapsed().as_secs_f64() * s.samples.values().iter().sum::<usize>() as f64
         / pilot.samples.values().iter().sum::<usize>() as f64;
     let classes = if o.bayes_only { 0.0 } else { o.classes.len() as f64 };
@@ -204,8 +273,30 @@ impl Points<'_> {
         self.sink.rows().iter().any(|r| r.point() == (model.to_string(), flip.to_bits(), seed))
     }
 
-    /// Adds a finished point's rows (logged) and rewrites the result file.
+    /// The data model at the point's flip `flip`: both towers at `flip`, or for an OOD run
+    /// varying one tower, that tower at `flip` and the other at [`OOD_TRAIN_FLIP`].
+    fn model(&self, flip: f64, seed: u64) -> Result<Jghm> {
+        let (image, text) = self.o.vary.tower_flips(flip);
+        self.o.family.model(image, text, seed)
+    }
+
+    /// Adds a finished point's rows (logged) and rewrites the result file. Rows of a family other
+    /// than the standard one, or of one varied tower, say so at the start of their note.
     fn add(&mut self, rows: Vec<Row>) -> Result<()> {
+        let mut rows = rows;
+        let mut label = vec![];
+        if self.o.family != Family::Standard {
+            label.push(format!("family {}", self.o.family.name()));
+        }
+        if self.o.vary != Vary::Both {
+            let fixed = if self.o.vary == Vary::Image { "text" } else { "image" };
+            label.push(format!("{} flip varied with the {fixed} flip fixed at {OOD_TRAIN_FLIP}", self.o.vary.name()));
+        }
+        if !label.is_empty() {
+            for r in &mut rows {
+                r.note = format!("{}; {}", label.join("; "), r.note);
+            }
+        }
         for r in &rows {
             (self.log)(&format!(
                 "  {:<10} {:<16} ε = {:<5} seed {}: risk {:.5} ± {:.5}{}",
@@ -233,7 +324,7 @@ impl Points<'_> {
     fn risks_seed(&mut self, flips: &[f64], seed: u64) -> Result<()> {
         let (s, o) = (self.s, self.o);
         for &flip in flips {
-            let model = standard_model(flip, seed)?;
+            let model = self.model(flip, seed)?;
             if !self.done("bayes", flip, seed) {
                 (self.log)(&format!("ε = {flip}, seed {seed}: Bayes"));
                 self.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
@@ -254,11 +345,11 @@ impl Points<'_> {
 
     fn ood_seed(&mut self, flips: &[f64], seed: u64) -> Result<()> {
         let s = self.s;
-        let home = standard_model(OOD_TRAIN_FLIP, seed)?;
+        let home = self.o.family.model(OOD_TRAIN_FLIP, OOD_TRAIN_FLIP, seed)?;
         let classes: Vec<LearnedClass> = if self.o.bayes_only { vec![] } else { self.o.classes.clone() };
         let mut trained: Vec<(LearnedClass, LearnedModels)> = vec![];
         for &flip in flips {
-            let model = standard_model(flip, seed)?;
+            let model = self.model(flip, seed)?;
             let wrong = Predictor::Misspecified(&home, OOD_TRAIN_FLIP);
             match (self.done("bayes", flip, seed), self.done("misspecified-bp", flip, seed)) {
                 (false, false) => {
@@ -294,7 +385,7 @@ impl Points<'_> {
         let (s, o) = (self.s, self.o);
         let ms = &o.prompts;
         for &flip in flips {
-            let model = standard_model(flip, seed)?;
+            let model = self.model(flip, seed)?;
             if !self.done("pmi", flip, seed) {
                 (self.log)(&format!("ε = {flip}, seed {seed}: the exact score (PMI) with M prompts"));
                 let pmi = Pmi { model: &model };
