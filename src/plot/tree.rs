@@ -1,6 +1,6 @@
 //! The picture of a JGHM: its tree (root, trunk, image and text towers, leaves with their
 //! tokens), each node with its exact marginal `p(z_u | evidence)` computed by belief
-//! propagation ([`crate::bp::marginals`]), so a reader sees BP's answer on the tree.
+//! propagation ([`crate::bp::marginals()`]), so a reader sees BP's answer on the tree.
 //!
 //! Leaves are laid out left to right in the order of the tree (image tokens, then text tokens
 //! below each trunk leaf); each internal node sits above the middle of its children, one row per
