@@ -1,4 +1,4 @@
-//! The CLIP losses (THEORY §3) for finite and infinite batches, and the induced conditional;
+//! The CLIP losses (the book, T2-T4) for finite and infinite batches, and the induced conditional;
 //! theorems T2-T4.
 //!
 //! A batch is `K` i.i.d. pairs. With anchor `A` and candidates `C` (`A = X, C = Y` for

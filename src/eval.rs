@@ -1,4 +1,4 @@
-//! A learned pair measured against the exact ground truth (THEORY §3-§5).
+//! A learned pair measured against the exact ground truth (the book, T2-T10).
 //!
 //! A trained pair `(f, g)` with its head is a [`Score`] ([`LearnedScore`]), so the exact
 //! engine's estimators apply to it unchanged. On a model too large to enumerate, every figure is
@@ -10,7 +10,7 @@
 //!   differences. `excess_risk` is the CLIP average `(X→Y + Y→X)/2`.
 //! * **Sufficiency bounds (T5)**: `Suff_Y(f) ≤ ℓ_∞^{X→Y}(Ŝ) − ℓ_∞^{X→Y}(PMI)` (the score depends
 //!   on `x` only through `f(x)`), and `Suff_X(g)` by the `Y→X` excess.
-//! * **Zero-shot on the root label (§5, T8)**: `ĉ(x) = argmax_c log p(c) + log mean_m exp S(x, y_{c,m})`
+//! * **Zero-shot on the root label (T8)**: `ĉ(x) = argmax_c log p(c) + log mean_m exp S(x, y_{c,m})`
 //!   with `M` prompts `y_{c,m} ~ p(y | z = c)` per class (exact draws by
 //!   [`crate::downstream::labels::LabelLaw::prompts`], the classifier of
 //!   [`crate::downstream::zero_shot::PromptEnsemble`]); the same prompts and images with

@@ -1,4 +1,4 @@
-//! Leaf evidence for belief propagation (THEORY §2): a nonnegative vector `λ_u` per leaf.
+//! Leaf evidence for belief propagation (the book, Belief propagation): a nonnegative vector `λ_u` per leaf.
 //!
 //! One-hot for an observed token, all-ones for a missing token, any nonnegative vector for
 //! soft evidence (a noisy observation). Evidence can sit on image leaves, text leaves or both.

@@ -1,4 +1,4 @@
-//! Entropies and mutual informations of a JGHM (THEORY §2): exact by enumeration, or Monte Carlo.
+//! Entropies and mutual informations of a JGHM (the book, Belief propagation): exact by enumeration, or Monte Carlo.
 //!
 //! # The separator `W`
 //! `X ⟂ Y | W`, where `W` is the root `z` in the two-tower model and the joint state of the trunk
@@ -516,7 +516,7 @@ pub fn entropy(p: &[f64]) -> f64 {
     -p.iter().filter(|&&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>()
 }
 
-/// The information quantities of THEORY §2, each with how it was obtained.
+/// The information quantities of the book, Belief propagation, each with how it was obtained.
 #[derive(Clone, Debug, Serialize)]
 pub struct Information {
     pub method: Method,

@@ -8,26 +8,26 @@
 //! | module | holds | theorem |
 //! |---|---|---|
 //! | [`logspace`], [`tolerance`], [`rng`] | log-sum-exp and the MAP rule; tolerances; the seeded RNG, its streams and named seed purposes | |
-//! | [`model`] | JGHM types, JSON format and validation | §1 |
-//! | [`random_family`] | the standard random family | §1 |
+//! | [`model`] | JGHM types, JSON format and validation | book: The JGHM |
+//! | [`random_family`] | the standard random family | book: The JGHM |
 //! | [`files`] | reading a model, writing a result atomically | |
 //! | [`runs`] | run folders: settings checked on resume, result rows as CSV rewritten atomically | |
-//! | [`evidence`] | observed / missing / soft leaf evidence, the observation trait BP reads | §2 |
+//! | [`evidence`] | observed / missing / soft leaf evidence, the observation trait BP reads | T1 |
 //! | [`bp`] | upward and downward passes, batched fast paths, the incremental next-token pass, brute-force oracle | T1 |
-//! | [`sample`] | seeded ancestral sampling, also below a fixed root state | §1 |
+//! | [`sample`] | seeded ancestral sampling, also below a fixed root state | book: The JGHM |
 //! | [`demo`](mod@demo) | the main job: the default model, sampled pairs and their exact quantities | T1 |
-//! | [`info`] | entropies and mutual informations, exact or Monte Carlo | §2 |
+//! | [`info`] | entropies and mutual informations, exact or Monte Carlo | T3, T6 |
 //! | [`score`] | the Score trait, PMI, the T7 representation, bilinear scores | T7 |
 //! | [`contrastive`] | CLIP losses (finite K, K → ∞), induced conditional Q^S | T2-T4 |
 //! | [`sufficiency`] | sufficiency gap in three forms, built-in statistics, T5 bound | T5-T6 |
-//! | [`learn`] | CLIP-trained encoders: explicit forward/backward, training, the class registry, checked configurations, checkpoints | §3, §7 |
+//! | [`learn`] | CLIP-trained encoders: explicit forward/backward, training, the class registry, checked configurations, checkpoints | T4, T12 |
 //! | [`downstream`] | task semantics: labels, the zero-shot classifiers, generation, noise models, diffusion, the Bayes predictors, the tasks' reports | T8-T10 |
 //! | [`eval`] | a learned pair against the exact quantities: excess risk, T5 bounds, zero-shot | T4, T5, T8 |
 //! | [`emulate`] | a transformer with explicit weights that computes BP, and its width sweep | T11 |
 //! | [`rates`] | sample-complexity sweeps, log-log rate fits with bootstrap intervals | T12, T3 |
-//! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | §8 |
+//! | [`reproduce`] | the paper's simulations: Bayes and learned risks of the four tasks | book: Reproducing the paper |
 //! | [`bench`](mod@bench) | exact-inference and CLIP-training throughput | |
-//! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's (§8) | |
+//! | [`plot`] | every figure, drawn from result files: rates (T12), emulation (T11), the paper's | |
 //! | [`cli`] | the command line: parses, calls one library function, prints | |
 //!
 //! # Quickstart

@@ -1,4 +1,4 @@
-//! The Joint Generative Hierarchical Model (THEORY §1): data only, no inference.
+//! The Joint Generative Hierarchical Model (the book, The JGHM): data only, no inference.
 //!
 //! A JGHM is a rooted tree. The root `z ∈ [S_0]` has prior `π`; every other node `u` is drawn
 //! from its parent `v` by a row-stochastic matrix, `P(z_u = b | z_v = a) = Ψ_u(a, b)`.

@@ -1,4 +1,4 @@
-//! The standard random family of JGHMs (THEORY §1), as in the paper's public simulation code.
+//! The standard random family of JGHMs (the book, The JGHM), as in the paper's public simulation code.
 //!
 //! Each transition is `Ψ = (1 - ε) P + ε R`: `P` a random permutation matrix drawn once per
 //! level and shared by that level's child positions, `R` a row-wise softmax of i.i.d.

@@ -1,4 +1,4 @@
-//! Scores `S(x, y)` for contrastive learning (THEORY §3), and the T7 representation.
+//! Scores `S(x, y)` for contrastive learning (the book, T2-T4), and the T7 representation.
 //!
 //! A [`Score`] evaluates one pair, or a whole grid `S(x_i, y_j)` (scores that factor through
 //! encoders encode each side once). Implementations:

@@ -1,4 +1,4 @@
-//! Approximate sufficient statistics (THEORY §4): the sufficiency gap in its three forms (T6),
+//! Approximate sufficient statistics (the book, T5-T7): the sufficiency gap in its three forms (T6),
 //! built-in statistics, and the T5 bound.
 //!
 //! For a statistic `T = f(A)` of one side `A` (the image for `Suff_Y`, the text for `Suff_X`),

@@ -1,4 +1,4 @@
-//! Tolerances, each stated once with the reason for its size (STYLE §9).
+//! Tolerances, each stated once with the reason for its size.
 
 /// A transition row or the prior must sum to 1 within this, on the way in (model validation).
 /// JSON written by other tools carries decimal round-off; 1e-9 accepts printed probabilities
@@ -15,5 +15,5 @@ pub const EXACT: f64 = 1e-10;
 /// The batched probability-domain BP (`bp::fast`) agrees with the log-domain reference
 /// (`bp::Workspace`) to this: absolute on probabilities, relative (to `max(1, |value|)`) on
 /// log-probabilities. Both compute the same sums in a different order and domain, each with
-/// round-off ~10^-15 relative per level; 1e-12 is the bar the fast path must meet (issue 8).
+/// round-off ~10^-15 relative per level; 1e-12 is the bar the fast path must meet.
 pub const FAST: f64 = 1e-12;

@@ -1,6 +1,6 @@
 //! Every backward pass of `jghm::learn` against central finite differences, in f64.
 //!
-//! Method (STYLE §5): for a kernel `out = F(θ)` draw a random upstream gradient `dout`, take the
+//! Method: for a kernel `out = F(θ)` draw a random upstream gradient `dout`, take the
 //! scalar `ℓ(θ) = ⟨F(θ), dout⟩`, and compare the analytic `dθ` of the backward pass with
 //! `(ℓ(θ + h e_i) − ℓ(θ − h e_i)) / 2h` for every coordinate `i`, `h = 1e-5`.
 //!

@@ -26,7 +26,7 @@
 //!
 //! Trunk models are supported: the trunk levels are walked the same way, and at a trunk leaf
 //! the image and/or text tower below it supply the vector (the joint `p(x, y)` multiplies the
-//! two towers' vectors there, THEORY §1: `X ⟂ Y` given the trunk leaves).
+//! two towers' vectors there, the book, The JGHM: `X ⟂ Y` given the trunk leaves).
 //!
 //! **When the reference takes over.** A node whose largest scaled value falls below
 //! [`FLOOR`] (`2^-960`, only reached with products of near-zero transition entries or

@@ -1,5 +1,5 @@
 //! All next-token conditionals of one text in one pass (the vision-language task's Bayes
-//! predictor, THEORY §5 and §8): `p(y_t = · | y_{<t}, x)` for `t = 1..N_Y`.
+//! predictor, the book, T8-T10 and Reproducing the paper): `p(y_t = · | y_{<t}, x)` for `t = 1..N_Y`.
 //!
 //! The log-domain [`super::next_token_conditional`] costs a full two-pass BP per position.
 //! Observing one more token changes only the messages on its leaf's root path, so after the

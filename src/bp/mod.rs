@@ -1,4 +1,4 @@
-//! Exact inference on a JGHM by belief propagation, in the log domain (THEORY §2, theorem T1).
+//! Exact inference on a JGHM by belief propagation, in the log domain (the book, Belief propagation, theorem T1).
 //!
 //! Upward pass, for every node `u` from the leaves to the root:
 //!

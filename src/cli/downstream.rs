@@ -1,4 +1,4 @@
-//! `jghm zero-shot`, `jghm generate`, `jghm diffuse`: the downstream tasks of THEORY §5 with
+//! `jghm zero-shot`, `jghm generate`, `jghm diffuse`: the downstream tasks of the book, T8-T10 with
 //! their exact references ([`crate::downstream`]).
 
 use anyhow::Result;

@@ -1,4 +1,4 @@
-//! `jghm info`, `jghm clip-loss`, `jghm sufficiency`: the exact information theory of §2-§4.
+//! `jghm info`, `jghm clip-loss`, `jghm sufficiency`: the exact information theory of T2-T7.
 //!
 //! Each command is exact by enumeration when the model is small enough (limits in
 //! [`crate::info`]), otherwise Monte Carlo; `--exact` refuses at once when enumeration is too

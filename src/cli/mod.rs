@@ -150,7 +150,7 @@ pub enum Command {
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// The paper's simulations (§8): the four risks against ε, zero-shot against prompts, out of distribution.
+    /// The paper's simulations: the four risks against ε, zero-shot against prompts, out of distribution.
     #[command(subcommand)]
     Reproduce(reproduce::ReproduceCommand),
     /// Draw the model's tree (SVG or PNG) with every node's exact marginal given the evidence, by BP.
@@ -161,7 +161,7 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Draw a model of the standard random family (THEORY §1) and write its JSON.
+    /// Draw a model of the standard random family (the book, The JGHM) and write its JSON.
     #[command(
         allow_negative_numbers = true,
         after_help = "Example:\n  jghm model random --states 10 --children 3 --depth 4 --text-depth 3 --flip 0.3 --seed 1 --out model.json"

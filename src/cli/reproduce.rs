@@ -1,4 +1,4 @@
-//! `jghm reproduce risks|prompts|ood`: the paper's simulations (THEORY §8). Parses, calls
+//! `jghm reproduce risks|prompts|ood`: the paper's simulations (the book, Reproducing the paper). Parses, calls
 //! [`crate::reproduce::run`] and [`crate::plot::reproduce`], prints.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The Bayes predictors of the paper's four tasks (THEORY §8), each by exact BP on one model:
+//! The Bayes predictors of the paper's four tasks (the book, Reproducing the paper), each by exact BP on one model:
 //!
 //! - CLIP: the PMI score ([`crate::score::Pmi`], T2);
 //! - zero-shot: `p(y_1 = c | x)`, the marginal of the first text leaf given the image
@@ -60,7 +60,7 @@ pub fn value_moments_batch(
     chunks.into_iter().flatten().collect()
 }
 
-/// The Bayes denoiser of one model for noise model (a) (THEORY §5): `D(x̃, y)_i = E[v_i | x̃, y]`,
+/// The Bayes denoiser of one model for noise model (a) (the book, T8-T10): `D(x̃, y)_i = E[v_i | x̃, y]`,
 /// exact by BP with soft image evidence `λ_i(v) ∝ exp(-(x̃_i - v)²/2σ²)` ([`ValueNoise::evidence`])
 /// and the text observed.
 /// It minimises `E Σ_i (D_i - v_i)²` over all functions of `(x̃, y)` (posterior mean).

@@ -1,5 +1,5 @@
 //! Conditional diffusion of an image from a text, on the one-hot image embedding
-//! (THEORY §5 (b), theorem T10).
+//! (the book, T8-T10 (b), theorem T10).
 //!
 //! # Forward process
 //! The image `x ∈ [V]^{N_X}` is embedded as `e_X ∈ R^{N_X × V}` (one-hot rows) and noised as
@@ -352,7 +352,7 @@ pub fn embedding_mean(model: &Jghm, images: &SideLaw, law: &[f64]) -> Vec<f64> {
     mean
 }
 
-/// The denoiser guided by a score (THEORY §5, "On learned scores"): the Bayes denoiser under
+/// The denoiser guided by a score (the book, T8-T10, "On learned scores"): the Bayes denoiser under
 /// the prior `P^S(x | y) ∝ p(x) exp S(x, y)` and the true noise channel,
 /// `D^S(x_t, y) = E_{P^S}[e_X | X_t = x_t, y]`, by enumeration of the images. `guided` is
 /// `P^S(· | y)` over the enumerated images

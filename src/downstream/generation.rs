@@ -1,5 +1,5 @@
 //! Text from an image: conditional generators of `y` given `x` and their divergence from the
-//! truth `P_{Y|X}` (THEORY §5, theorem T9).
+//! truth `P_{Y|X}` (the book, T8-T10, theorem T9).
 //!
 //! Generators ([`Generator`]):
 //! - **exact**: `y ~ p(y | x)` by BP (upward pass with the image observed, then downward sampling);

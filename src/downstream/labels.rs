@@ -1,4 +1,4 @@
-//! Labels for zero-shot classification (THEORY §5): a label `C` attached to the text through a
+//! Labels for zero-shot classification (the book, T8-T10): a label `C` attached to the text through a
 //! channel `P_{C|Y}` (so `C ⟂ X | Y`), or the root `Z`.
 //!
 //! Built in:
@@ -7,7 +7,7 @@
 //! - a user-given stochastic channel `p(c | y)`, one row per text (small models only);
 //! - `root`: `C = Z`. This is *not* a channel of the text (`Z` and `X` stay dependent given
 //!   `Y`), so the zero-shot classifier cannot reach Bayes even with the PMI (T8 does not apply;
-//!   `proofs/T8-zero-shot.md`). THEORY asks for it side by side with Bayes.
+//!   `proofs/T8-zero-shot.md`). T8 is read side by side with Bayes.
 //!
 //! For each label: the class prior `p(c)`, the Bayes posterior `p(c | x)`, `p(c | y)`, and
 //! exact draws of prompts `Y ~ P_{Y | C = c}`.

@@ -1,4 +1,4 @@
-//! Exact conditional laws over an enumerated side, through the separator `W` (THEORY §2, T7):
+//! Exact conditional laws over an enumerated side, through the separator `W` (the book, Belief propagation, T7):
 //!
 //! ```text
 //! p(c | a) = p(c) Σ_w p(w | a) p(w | c) / p(w)      (c on the enumerated side, a on the other)

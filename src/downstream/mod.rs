@@ -1,4 +1,4 @@
-//! Downstream tasks with exact references (THEORY §5): zero-shot classification (T8), text from
+//! Downstream tasks with exact references (the book, T8-T10): zero-shot classification (T8), text from
 //! an image (T9) and conditional diffusion of an image from a text (T10).
 //!
 //! Each task has an exact reference computed by BP, and each learned or approximate method is
@@ -12,8 +12,8 @@
 //! | [`generation`] | samplers of `y` given `x`: exact, `Q^S`, through a statistic `f(x)` | `p(y | x)` by BP | T9 |
 //! | [`diffusion`] | the Bayes denoiser `E[e_X | X_t, y]`, DDPM ancestral sampling | `p(x | y)` by BP | T10 |
 //! | [`noise`] | the Gaussian noise models of the denoising tasks, as soft leaf evidence | | T1, T10 |
-//! | [`predictors`] | the traits of a denoiser and a next-token model, learned or Bayes | | §8 |
-//! | [`bayes`] | the Bayes predictors of the paper's four tasks, by exact BP on a given model | themselves | §8 |
+//! | [`predictors`] | the traits of a denoiser and a next-token model, learned or Bayes | | book: Reproducing the paper |
+//! | [`bayes`] | the Bayes predictors of the paper's four tasks, by exact BP on a given model | themselves | book: Reproducing the paper |
 //!
 //! Exact quantities need the sides they sum over to be enumerable (limits in [`crate::info`]);
 //! elsewhere each figure is Monte Carlo with a standard error and the method stated.

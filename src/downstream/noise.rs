@@ -1,4 +1,4 @@
-//! The Gaussian noise models of the denoising tasks (THEORY §5), shared by every trainer and
+//! The Gaussian noise models of the denoising tasks (the book, T8-T10), shared by every trainer and
 //! every evaluator of those tasks.
 //!
 //! | model | noisy observation of an image | soft leaf evidence `λ_i(v)` | used by |
@@ -30,7 +30,7 @@ pub struct ValueNoise {
     pub sigma: f64,
 }
 
-/// The noise of the paper's conditional denoising task (THEORY §8: σ = 1 on the 81 image
+/// The noise of the paper's conditional denoising task (the book, Reproducing the paper: σ = 1 on the 81 image
 /// leaves), the one the denoisers are trained on and evaluated with.
 pub const DENOISING: ValueNoise = ValueNoise { sigma: 1.0 };
 

@@ -1,8 +1,8 @@
-//! The predictors of the paper's generative tasks (THEORY §5, §8), as traits: a learned model and
+//! The predictors of the paper's generative tasks (the book, T8-T10, §8), as traits: a learned model and
 //! the Bayes predictor of [`super::bayes`] implement the same trait, so one risk estimator
 //! measures both.
 
-/// A conditional denoiser for the paper's noise model (THEORY §5 (a)): every image leaf's integer
+/// A conditional denoiser for the paper's noise model (the book, T8-T10 (a)): every image leaf's integer
 /// value `v_i` is observed as `v_i + σ ε_i`, `ε_i ~ N(0, 1)`, and the denoiser sees the noisy
 /// values and the text. The Bayes denoiser is `E[v_i | noisy x, y]`, exact by BP with soft leaf
 /// evidence `λ_i(v) ∝ exp(-(x̃_i - v)² / 2σ²)`.

@@ -1,4 +1,4 @@
-//! Zero-shot classification (THEORY §5, theorem T8).
+//! Zero-shot classification (the book, T8-T10, theorem T8).
 //!
 //! A label `C` hangs off the text through `P_{C|Y}` ([`Label`]). The zero-shot classifier of a
 //! score `S` is
@@ -178,7 +178,7 @@ pub enum PromptDraws<'r> {
     Shared(&'r mut rng::Rng),
 }
 
-/// `M` exact prompts per class and the zero-shot classifier they define (THEORY §5, the
+/// `M` exact prompts per class and the zero-shot classifier they define (the book, T8-T10, the
 /// paper's protocol):
 ///
 /// ```text

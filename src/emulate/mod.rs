@@ -1,4 +1,4 @@
-//! A transformer with explicit weights that computes belief propagation (THEORY §6, T11).
+//! A transformer with explicit weights that computes belief propagation (the book, T11, T11).
 //!
 //! For one tower of a JGHM (levels `1..=L`, child counts `m_k`, alphabets `S_k`, transitions
 //! `Ψ_{k,j}`), we build a transformer over the tower's `N = Π m_k` leaf tokens whose pooled output

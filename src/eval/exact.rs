@@ -1,5 +1,5 @@
 //! A learned pair evaluated exactly, on a model small enough to enumerate every image and every
-//! text (THEORY §3-§5, "On learned scores"). Beyond the enumeration limits the request is
+//! text (the book, T2-T10, "On learned scores"). Beyond the enumeration limits the request is
 //! refused with the size in the message; Monte Carlo ([`super::evaluate`]) is the path there.
 //!
 //! From the score matrix `S(x, y)` over all pairs and the exact joint law:

@@ -1,5 +1,5 @@
 //! The well-specified class: an encoder that runs exact BP on one tower of a JGHM whose
-//! transition matrices are learned (THEORY §2, T7), forward and backward.
+//! transition matrices are learned (the book, Belief propagation, T7), forward and backward.
 //!
 //! The tower has levels `k = 1..L`, `m_k` children per node, child position `j` drawn with
 //! `Ψ_{k,j} = softmax_rows(θ_{k,j})` (`S_{k−1} × S_k`, learnable logits `θ`). Its output is the

@@ -1,4 +1,4 @@
-//! The CLIP loss over a batch, in either batch scheme, forward and backward (THEORY §3, §8).
+//! The CLIP loss over a batch, in either batch scheme, forward and backward (the book, T2-T4, §8).
 //!
 //! A batch is a list of scored (image, text) pairs and two lists of *groups* of `K` pair
 //! indices, the positive first: one group per anchor image (direction X→Y: the anchor against
@@ -12,7 +12,7 @@
 //! * [`Scheme::InBatch`] (open_clip's): all `B²` pairs, `K = B`; group `i` of X→Y is image `i`
 //!   against every text, with text `i` the positive (symmetric cross-entropy of the score
 //!   matrix).
-//! * [`Scheme::KWay`] (the paper's, §8): `B` positive pairs and, per direction, `K − 1`
+//! * [`Scheme::KWay`] (the paper's): `B` positive pairs and, per direction, `K − 1`
 //!   independent negatives for each: images `B..B + B(K−1)` and texts likewise are extra
 //!   independent draws, so each group is a fresh i.i.d. batch of `K` as in the definition of
 //!   `ℓ_K`.

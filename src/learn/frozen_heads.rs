@@ -1,4 +1,4 @@
-//! Downstream heads on frozen CLIP features (THEORY §5, §8): a conditional denoiser on the text
+//! Downstream heads on frozen CLIP features (the book, T8-T10, §8): a conditional denoiser on the text
 //! features `g(y)` and a next-token model on the image features `f(x)`. Both are per-position
 //! transformers ([`Transformer::forward_positions`]) whose condition enters as an input added
 //! at every position; forward and backward are explicit (checked against finite differences in

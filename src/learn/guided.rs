@@ -1,4 +1,4 @@
-//! The "guided" encoder class of the paper's simulations (THEORY §8): the paper's transformer
+//! The "guided" encoder class of the paper's simulations (the book, Reproducing the paper): the paper's transformer
 //! plus a penalty tying the hidden states of block `ℓ` to BP's upward messages at tree level `ℓ`.
 //!
 //! Level `ℓ` counts from the leaves: the nodes of height `ℓ` (parents of leaves are height 1,

@@ -3,7 +3,7 @@
 //! serves the in-batch scheme (all `B²` pairs) and the K-way scheme (`2B(K−1) + B` pairs).
 //!
 //! Two heads:
-//! * [`Head::Bilinear`], CLIP's (THEORY §3): `S = ⟨û, v̂⟩ / τ`, `τ = exp(log τ)` learnable,
+//! * [`Head::Bilinear`], CLIP's (the book, T2-T4): `S = ⟨û, v̂⟩ / τ`, `τ = exp(log τ)` learnable,
 //!   `û = u/‖u‖` when normalised (else `û = u`). Backward:
 //!   `dû += dS v̂/τ`, `dv̂ += dS û/τ`, `d log τ −= dS·S`, and through the normalisation
 //!   `du = (dû − û⟨û, dû⟩)/‖u‖`.

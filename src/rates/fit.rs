@@ -1,5 +1,5 @@
 //! The rate of a sweep: the log-log slope of a risk against `n`, its 95% interval, and the
-//! floor (THEORY §7, T12).
+//! floor (the book, T12, T12).
 //!
 //! # Model
 //! On `log r = a + b log n` up to a break, then a constant floor `log r = c`:

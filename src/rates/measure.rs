@@ -1,12 +1,12 @@
 //! A learned score measured *exactly* against the ground truth on a model small enough to
-//! enumerate (THEORY §3-§5): no Monte Carlo, so a sweep's noise is the learning's alone.
+//! enumerate (the book, T2-T10): no Monte Carlo, so a sweep's noise is the learning's alone.
 //!
 //! With the enumeration's PMI grid and the learned score's grid `Ŝ(x_i, y_j)`:
 //!
 //! ```text
 //! excess^{X→Y}(Ŝ) = ℓ_∞^{X→Y}(Ŝ) − ℓ_∞^{X→Y}(PMI) = E_X KL(P_{Y|X} ‖ Q^Ŝ_{Y|X})      (T4)
 //! Suff_Y(f) ≤ excess^{X→Y}(Ŝ),  Suff_X(g) ≤ excess^{Y→X}(Ŝ)                          (T5)
-//! P̂^S(c | x) = Σ_y p(c | y) Q^S(y | x),  p(c | y) = p(z = c | y)                      (§5)
+//! P̂^S(c | x) = Σ_y p(c | y) Q^S(y | x),  p(c | y) = p(z = c | y)                      (T8)
 //! zero-shot excess risk = E_X KL(P̂^PMI_{C|X} ‖ P̂^Ŝ_{C|X}) ≤ excess^{X→Y}(Ŝ)         (T8)
 //! ```
 //!

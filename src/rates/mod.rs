@@ -1,4 +1,4 @@
-//! Sample-complexity sweeps and their rates (THEORY §7, T12): the toolkit's headline output.
+//! Sample-complexity sweeps and their rates (the book, T12, T12): the toolkit's headline output.
 //!
 //! With `n` pre-training pairs the empirical CLIP minimiser `Ŝ` over a class `F` has excess
 //! large-batch risk of order `approximation(F) + √(C(F) log n / n)` (or `C(F)/n`, the fast rate

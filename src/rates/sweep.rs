@@ -1,6 +1,6 @@
 //! One sweep: for every class, sample size `n` and seed, draw `n` pre-training pairs, train by
 //! the CLIP loss with early stopping on a held-out split, and measure the kept parameters
-//! exactly ([`super::measure`]). THEORY §7.
+//! exactly ([`super::measure`]). the book, T12.
 //!
 //! # A run
 //! * data: `n` pairs `sample_pairs(model, n, ·)`, the last `holdout·n` held out;

@@ -1,5 +1,5 @@
 //! A control variate with an exact mean, for Monte Carlo risks whose per-sample value depends
-//! strongly on the hidden states (the denoising risk's `Σ_i Var[v_i | x̃, y]`, THEORY §8).
+//! strongly on the hidden states (the denoising risk's `Σ_i Var[v_i | x̃, y]`, the book, Reproducing the paper).
 //!
 //! **Features.** The nodes are grouped by depth and by side (the tower(s) their leaves belong
 //! to); `φ_{g,s}(z) = #{u ∈ g : z_u = s}` counts the nodes of group `g` in state `s`. Their

@@ -1,4 +1,4 @@
-//! The experiments behind `jghm reproduce risks|prompts|ood` (THEORY §8): the standard model at
+//! The experiments behind `jghm reproduce risks|prompts|ood` (the book, Reproducing the paper): the standard model at
 //! each flip, the rows of result numbers (one per task, predictor, flip and model seed), their
 //! CSV file, and the `a + b/M` fit of the prompts figure.
 //!

@@ -1,4 +1,4 @@
-//! The learned models of the paper's simulations (THEORY §8): a CLIP pair of transformer
+//! The learned models of the paper's simulations (the book, Reproducing the paper): a CLIP pair of transformer
 //! encoders of one of three classes, a conditional denoiser on the frozen text features `g(y)`
 //! and a next-token model on the frozen image features `f(x)`, all trained within a wall-time
 //! budget. The risks of [`super::risks`] measure them through [`crate::score::Score`],
@@ -61,7 +61,7 @@ use crate::rng;
 use crate::sample::sample_pairs;
 use crate::score::Score;
 
-/// The encoder class of a learned model (THEORY §8).
+/// The encoder class of a learned model (the book, Reproducing the paper).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LearnedClass {

@@ -1,4 +1,4 @@
-//! Reproducing the paper's simulations (THEORY §8): the four risks of a two-tower JGHM of the
+//! Reproducing the paper's simulations (the book, Reproducing the paper): the four risks of a two-tower JGHM of the
 //! standard random family — CLIP, zero-shot, conditional denoising, vision-language — for the
 //! Bayes predictor (exact BP, Monte Carlo over samples with a standard error) and for learned
 //! models, and the three figures of `jghm reproduce risks|prompts|ood`; on the standard random

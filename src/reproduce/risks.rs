@@ -1,4 +1,4 @@
-//! The four risks of the paper's simulations (THEORY §8), Monte Carlo with standard errors.
+//! The four risks of the paper's simulations (the book, Reproducing the paper), Monte Carlo with standard errors.
 //!
 //! Each estimator takes the **data model** (which draws the samples and supplies the exact
 //! conditionals) and the **predictors** separately (their own model, when they have one): the
@@ -208,7 +208,7 @@ pub enum Classifier<'a> {
     /// `P̂(c | x) = p_m(y_1 = c | x)` by BP on model `m` (Bayes when `m` is the data model,
     /// mis-specified BP otherwise).
     Bayes(&'a Jghm),
-    /// The prompt-ensemble classifier of a score ([`PromptEnsemble`], THEORY §5):
+    /// The prompt-ensemble classifier of a score ([`PromptEnsemble`], the book, T8-T10):
     /// `P̂(c | x) = softmax_c(log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m}))`, prompts
     /// `y_{c,m} ~ p(y | y_1 = c)` of the data model, `p(c) = p(y_1 = c)`.
     Prompts(&'a dyn Score),
