@@ -131,20 +131,20 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \
         prints {\"accuracy\": .., \"bayes_accuracy\": .., \"log_loss\": .., \"bayes_log_loss\": .., \"excess_log_loss\": .., \"bound\": {..}, ..}\n  \
-        jghm zero-shot --model tiny.json --score t7 --label root --exact"
+        jghm zero-shot --model model.json --score t7 --label root --exact"
     )]
     ZeroShot(downstream::ZeroShotArgs),
     /// Text from an image: samples from p(y|x) (exact), Q^S (resampling) or P(y | f(x)); --kl for the divergence (T9).
     #[command(
-        after_help = "Example:\n  jghm generate --model model.json --image 0,1,2,.. --from pmi --n 5 --seed 1 --kl\n  \
-        jghm generate --model tiny.json --image 0,1 --from statistic:map-root --n 5 --kl --json"
+        after_help = "Example:\n  jghm generate --model model.json --image 0,2,1,1 --from pmi --n 5 --seed 1 --kl\n  \
+        jghm generate --model model.json --image 0,2,1,1 --from statistic:map-root --n 5 --kl --json"
     )]
     Generate(downstream::GenerateArgs),
     /// Image from text by DDPM with the exact Bayes denoiser (BP with soft evidence); TV to p(x|y) (T10 with --t10).
     #[command(
-        after_help = "Example:\n  jghm diffuse --model tiny.json --text 0,1 --steps 400 --samples 2000 --seed 1 --json\n  \
+        after_help = "Example:\n  jghm diffuse --model model.json --text 2,2,0,1 --steps 400 --samples 2000 --seed 1 --json\n  \
         prints {\"tv_to_exact\": .., \"tv_reference\": .., ..}\n  \
-        jghm diffuse --model tiny.json --text 0,1 --condition statistic:map-root --steps 100 --samples 500 --t10 200"
+        jghm diffuse --model model.json --text 2,2,0,1 --condition statistic:map-root --steps 100 --samples 500 --t10 200"
     )]
     Diffuse(downstream::DiffuseArgs),
     /// Throughput benchmarks of exact inference (timings, for the README's performance table).
@@ -154,8 +154,8 @@ pub enum Command {
     #[command(subcommand)]
     Reproduce(reproduce::ReproduceCommand),
     /// Draw the model's tree (SVG or PNG) with every node's exact marginal given the evidence, by BP.
-    #[command(after_help = "Example:\n  jghm draw --model tiny.json --image 0,2,1,1 --out tree.svg\n  \
-        jghm draw --model tiny.json --image 0,2,1,1 --text 2,2,0,1 --out tree.png")]
+    #[command(after_help = "Example:\n  jghm draw --model model.json --image 0,2,1,1 --out tree.svg\n  \
+        jghm draw --model model.json --image 0,2,1,1 --text 2,2,0,1 --out tree.png")]
     Draw(draw::DrawArgs),
 }
 
