@@ -146,6 +146,28 @@ pub struct ModelFile {
     pub text: Vec<LevelFile>,
 }
 
+impl ModelFile {
+    /// Every row of positive finite sum (the prior, each transition row) divided by its sum, for
+    /// hand-written rows such as `[0.3333, 0.3333, 0.3333]`; returns the largest `|sum − 1|`
+    /// corrected. Rows with a negative, non-finite or zero-sum entry are left for validation to
+    /// name.
+    pub fn renormalise(&mut self) -> f64 {
+        let mut largest: f64 = 0.0;
+        let mut fix = |row: &mut Vec<f64>| {
+            let sum: f64 = row.iter().sum();
+            if sum.is_finite() && sum > 0.0 && row.iter().all(|v| v.is_finite() && *v >= 0.0) {
+                largest = largest.max((sum - 1.0).abs());
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        };
+        fix(&mut self.prior);
+        for level in self.shared.iter_mut().chain(&mut self.image).chain(&mut self.text) {
+            level.transitions.iter_mut().flatten().for_each(&mut fix);
+        }
+        largest
+    }
+}
+
 /// One level in the JSON format.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]

@@ -643,3 +643,23 @@ fn command_line_errors_name_the_argument_and_suggest() {
         fails_with(&args, expected);
     }
 }
+
+/// Hand-written rows such as 0.3333 are refused by name, and `model check --renormalise --out`
+/// divides each row by its sum and writes a model that then passes as it is.
+#[test]
+fn hand_written_rows_can_be_renormalised() {
+    let hand = dir().join("hand.json");
+    let fixed = dir().join("hand-fixed.json");
+    std::fs::write(
+        &hand,
+        r#"{"prior":[0.3333,0.3333,0.3333],"image":[{"transitions":[[[0.3333,0.3333,0.3333],[0.5,0.5,0],[0,0.5,0.5]]]}],
+            "text":[{"transitions":[[[1,0,0],[0,1,0],[0,0,1]]]}]}"#,
+    )
+    .unwrap();
+    let (h, f) = (hand.to_str().unwrap(), fixed.to_str().unwrap());
+    fails_with(&["model", "check", "--model", h], "prior sums to 0.9999");
+    succeeds(&["model", "check", "--model", h, "--renormalise", "--out", f]);
+    let model = jghm::Jghm::from_json(&std::fs::read_to_string(&fixed).unwrap()).unwrap();
+    assert!((model.prior()[0] - 1.0 / 3.0).abs() < 1e-15);
+    succeeds(&["model", "check", "--model", f]);
+}

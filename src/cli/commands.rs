@@ -7,7 +7,7 @@ use super::*;
 use crate::bp;
 use crate::evidence::parse_tokens;
 use crate::files::{load_model, write_atomic};
-use crate::model::Part;
+use crate::model::{Jghm, ModelError, ModelFile, Part};
 use crate::random_family::paper::PaperSpec;
 use crate::random_family::RandomSpec;
 use crate::sample::sample_pairs;
@@ -94,8 +94,25 @@ fn write_model(model: &crate::model::Jghm, out: Option<&std::path::Path>) -> Res
     }
 }
 
-fn model_check(a: &ModelArg, json: bool) -> Result<()> {
-    let shape = load_model(&a.model)?.shape();
+fn model_check(a: &CheckArgs, json: bool) -> Result<()> {
+    let model = match &a.out {
+        None => load_model(&a.model)?,
+        Some(out) => {
+            let text = std::fs::read_to_string(&a.model)
+                .map_err(|e| anyhow::anyhow!("cannot read model file '{}': {e}", a.model.display()))?;
+            let mut file: ModelFile = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("'{}': {}", a.model.display(), ModelError::Json(e.to_string())))?;
+            let corrected = file.renormalise();
+            let model = Jghm::from_file(file).map_err(|e| anyhow::anyhow!("'{}': {e}", a.model.display()))?;
+            write_atomic(out, format!("{}\n", model.to_json()).as_bytes())?;
+            eprintln!(
+                "renormalised every row (largest |sum - 1| corrected: {corrected:.3e}); wrote '{}'",
+                out.display()
+            );
+            model
+        }
+    };
+    let shape = model.shape();
     if json {
         print_json(&serde_json::to_value(&shape)?);
     } else {

@@ -174,8 +174,26 @@ pub enum ModelCommand {
     )]
     Paper(PaperArgs),
     /// Validate a model file and describe its shape.
-    #[command(allow_negative_numbers = true, after_help = "Example:\n  jghm model check --model model.json")]
-    Check(ModelArg),
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  jghm model check --model model.json\n  \
+        jghm model check --model handwritten.json --renormalise --out model.json"
+    )]
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Model file (JSON).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Divide every row (and the prior) by its sum first, for hand-written rows such as 0.3333,
+    /// and write the renormalised model to --out.
+    #[arg(long, requires = "out")]
+    pub renormalise: bool,
+    /// Where the renormalised model is written (atomically).
+    #[arg(long, requires = "renormalise")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
