@@ -83,31 +83,34 @@ fn print_bench_bp(a: &BenchBpArgs, json: bool) -> Result<()> {
         "bench bp: states={} children={} depth={} shared_depth={} batch={} threads={} reps={}",
         t.states, t.children, t.depth, t.shared_depth, t.batch, t.threads, t.reps
     );
+    let g = super::grouped;
     println!(
-        "  root posteriors p(z|x): {:.1} ms per batch, {:.0} posteriors/s (best {:.0})",
+        "  root posteriors p(z|x): {:.1} ms per batch, {} posteriors/s (best {})",
         t.posterior_batch_seconds * 1e3,
-        t.posteriors_per_second,
-        t.posteriors_per_second_best
+        g(t.posteriors_per_second),
+        g(t.posteriors_per_second_best)
     );
     println!(
-        "  PMI (log p(x,y), log p(x), log p(y)): {:.1} ms per batch, {:.0} pairs/s (best {:.0})",
+        "  PMI (log p(x,y), log p(x), log p(y)): {:.1} ms per batch, {} pairs/s (best {})",
         t.pmi_batch_seconds * 1e3,
-        t.pmi_per_second,
-        t.pmi_per_second_best
+        g(t.pmi_per_second),
+        g(t.pmi_per_second_best)
     );
     println!(
-        "  reference log-domain Workspace, 1 thread: {:.0} posteriors/s",
-        t.reference_posteriors_per_second_one_thread
+        "  reference log-domain Workspace, 1 thread: {} posteriors/s",
+        g(t.reference_posteriors_per_second_one_thread)
     );
     println!(
-        "  every node's marginal p(z_u|x): {:.0} observations/s (reference bp::marginals, 1 thread: {:.0}/s)",
-        t.marginals_per_second, t.reference_marginals_per_second_one_thread
+        "  every node's marginal p(z_u|x): {} observations/s (reference bp::marginals, 1 thread: {}/s)",
+        g(t.marginals_per_second),
+        g(t.reference_marginals_per_second_one_thread)
     );
     println!(
-        "  marginals of pairs p(z_u|x,y): {:.0}/s; streamed to a consumer (whole batch): {:.0}/s",
-        t.pair_marginals_per_second, t.streamed_marginals_per_second
+        "  marginals of pairs p(z_u|x,y): {}/s; streamed to a consumer (whole batch): {}/s",
+        g(t.pair_marginals_per_second),
+        g(t.streamed_marginals_per_second)
     );
-    println!("  text leaves' marginals p(y_j|x) only: {:.0} observations/s", t.text_leaf_marginals_per_second);
-    println!("  log p(x,y): {:.0} pairs/s", t.log_pxy_per_second);
+    println!("  text leaves' marginals p(y_j|x) only: {} observations/s", g(t.text_leaf_marginals_per_second));
+    println!("  log p(x,y): {} pairs/s", g(t.log_pxy_per_second));
     Ok(())
 }

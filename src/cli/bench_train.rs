@@ -30,8 +30,12 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         println!("{}", serde_json::to_value(&t)?);
     } else {
         println!(
-            "jghm threads={}: {:.1} ms/step, {:.0} pairs/s (batch {}, {} timed steps)",
-            t.threads, t.ms_per_step, t.pairs_per_second, t.batch, t.steps
+            "jghm threads={}: {:.1} ms/step, {} pairs/s (batch {}, {} timed steps)",
+            t.threads,
+            t.ms_per_step,
+            super::grouped(t.pairs_per_second),
+            t.batch,
+            t.steps
         );
     }
     Ok(())

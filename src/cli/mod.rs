@@ -356,6 +356,22 @@ fn one_line(rendered: &str) -> String {
     }
 }
 
+/// A rate rounded to an integer with thousands separators: `1234567.8` → `1,234,568`.
+fn grouped(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// Refuses to print a non-finite number as if it were one: an error naming the first field that
 /// is not finite, with `cause` (the likely reason, in parentheses) appended when not empty.
 fn ensure_finite(fields: &[(&str, f64)], cause: &str) -> anyhow::Result<()> {
@@ -384,6 +400,16 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_print_with_thousands_separators() {
+        for (x, want) in [(0.4, "0"), (999.6, "1,000"), (1234567.8, "1,234,568"), (-12345.0, "-12,345"), (-0.2, "0")] {
+            assert_eq!(super::grouped(x), want);
         }
     }
 }

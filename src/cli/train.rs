@@ -152,7 +152,12 @@ impl Ctx<'_> {
         let t0 = Instant::now();
         let mut last = None;
         let mut progress = |r: &StepReport| {
-            bar.set_message(format!("loss {:.4}  {:.0} pairs/s  lr {:.2e}", r.loss, r.pairs_per_second, r.lr));
+            bar.set_message(format!(
+                "loss {:.4}  {} pairs/s  lr {:.2e}",
+                r.loss,
+                super::grouped(r.pairs_per_second),
+                r.lr
+            ));
             bar.set_position(r.step as u64);
             last = Some(*r);
         };
@@ -173,9 +178,10 @@ impl Ctx<'_> {
             );
         } else {
             println!(
-                "trained {:?} for {} steps in {seconds:.1} s ({pps:.0} pairs/s): train loss {:.4}{}; checkpoint '{}'",
+                "trained {:?} for {} steps in {seconds:.1} s ({} pairs/s): train loss {:.4}{}; checkpoint '{}'",
                 self.cfg.class,
                 ck.step,
+                super::grouped(pps),
                 ck.train_loss,
                 ck.held_out_loss.map_or(String::new(), |h| format!(", held-out loss {h:.4}")),
                 out.display()
