@@ -6,11 +6,12 @@ use std::path::Path;
 use super::{draw, Figure, PlotError, Series};
 use crate::emulate::SweepRow;
 
-/// Rate plot (e): the error against the width (log-log) with the `W^-2` slope of the
+/// Rate plot (e): the error against the width (log-log) with the slope −2 of the
 /// piecewise-linear interpolants; and the plugged-in pair's excess risk and zero-shot accuracy
 /// against the width, next to the exact PMI's and Bayes's.
 pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
     let pts = |f: &dyn Fn(&SweepRow) -> f64| rows.iter().map(|r| (r.width as f64, f(r))).collect::<Vec<_>>();
+    let widths: Vec<f64> = rows.iter().map(|r| r.width as f64).collect();
     let mut reference = vec![];
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         // The W^-2 slope, anchored at the smallest width's mean error.
@@ -32,6 +33,7 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
                 Series::line("mean", pts(&|r| r.mean_abs_error)),
                 Series::dashed("slope −2 (interpolation theory)", reference),
             ],
+            x_ticks: widths.clone(),
         },
         &dir.join("emulation_error"),
     )?;
@@ -50,6 +52,7 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
                 Series::line("emulated pair (95% interval)", pts(&|r| r.excess_risk)).with_errors(se),
                 Series::dashed("exact PMI (0)", pts(&|_| 0.0)),
             ],
+            x_ticks: widths.clone(),
         },
         &dir.join("emulation_excess_risk"),
     )?;
@@ -61,10 +64,11 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
             x_log: true,
             y_log: false,
             series: vec![
-                Series::line("emulated pair", pts(&|r| r.zero_shot_accuracy)),
-                Series::dashed("exact PMI, same prompts", pts(&|r| r.oracle_zero_shot_accuracy)),
-                Series::dashed("Bayes (BP root posterior)", pts(&|r| r.bayes_accuracy)),
+                Series::band("Bayes (BP root posterior)", pts(&|r| r.bayes_accuracy)).with_color(6),
+                Series::line("emulated pair", pts(&|r| r.zero_shot_accuracy)).with_color(0),
+                Series::dashed("exact PMI, same prompts", pts(&|r| r.oracle_zero_shot_accuracy)).with_color(1),
             ],
+            x_ticks: widths,
         },
         &dir.join("emulation_zero_shot"),
     )

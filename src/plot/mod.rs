@@ -48,6 +48,9 @@ pub enum Style {
     Dashed,
     /// Markers only.
     Points,
+    /// A wide, light line drawn beneath the others: a reference level that another series may
+    /// sit on (Bayes under the exact score), so that both stay visible.
+    Band,
 }
 
 /// One series: points `(x, y)`, optionally with vertical error bars `(y_lo, y_hi)`.
@@ -71,6 +74,9 @@ impl Series {
     pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Series { label: label.into(), points, errors: None, style: Style::Points, color: None }
     }
+    pub fn band(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { label: label.into(), points, errors: None, style: Style::Band, color: None }
+    }
     /// Draws in palette colour `i` (0 blue, 1 vermillion, 2 green, 3 pink, 4 orange, 5 sky, 6 black).
     pub fn with_color(mut self, i: usize) -> Self {
         self.color = Some(i);
@@ -91,6 +97,8 @@ pub struct Figure {
     pub x_log: bool,
     pub y_log: bool,
     pub series: Vec<Series>,
+    /// Tick positions on a logarithmic x axis (the sample sizes used); empty: automatic.
+    pub x_ticks: Vec<f64>,
 }
 
 impl Figure {
@@ -102,7 +110,15 @@ impl Figure {
         x_log: bool,
         y_log: bool,
     ) -> Self {
-        Figure { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), x_log, y_log, series: vec![] }
+        Figure {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x_log,
+            y_log,
+            series: vec![],
+            x_ticks: vec![],
+        }
     }
 }
 
@@ -298,7 +314,14 @@ where
                 .map_err(err)?;
         }};
     }
+    let ticks = fig.x_ticks.clone();
     match (fig.x_log, fig.y_log) {
+        (true, true) if !ticks.is_empty() => finish!(builder
+            .build_cartesian_2d((x0..x1).log_scale().with_key_points(ticks), (y0..y1).log_scale())
+            .map_err(err)?),
+        (true, false) if !ticks.is_empty() => {
+            finish!(builder.build_cartesian_2d((x0..x1).log_scale().with_key_points(ticks), y0..y1).map_err(err)?)
+        }
         (true, true) => finish!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?),
         (true, false) => finish!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?),
         (false, true) => finish!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?),
@@ -337,6 +360,15 @@ where
                             4,
                             legend_color.stroke_width(2),
                         )
+                    });
+                }
+            }
+            Style::Band => {
+                let band = color.mix(0.35).stroke_width(9);
+                let drawn = chart.draw_series(LineSeries::new(pts.clone(), band))?;
+                if !s.label.is_empty() {
+                    drawn.label(&s.label).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 26, y)], legend_color.mix(0.35).stroke_width(9))
                     });
                 }
             }

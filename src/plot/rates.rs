@@ -117,11 +117,20 @@ pub fn excess_vs_n(rows: &[Row], fits: &[(Class, Fit)]) -> Figure {
     }
     let (x0, x1) = n_range(rows);
     if let Some(&(_, y)) = first.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
-        fig.series.push(reference("n^-1/2 (T12's slow rate)", -0.5, x0, x1, y, BLACK));
-        fig.series.push(reference("n^-1 (fast rate, parametric)", -1.0, x0, x1, y, 3));
+        fig.series.push(reference("slope −1/2 (T12's slow rate)", -0.5, x0, x1, y, BLACK));
+        fig.series.push(reference("slope −1 (fast rate, parametric)", -1.0, x0, x1, y, 3));
     }
     fig.y_label = format!("excess risk ℓ∞(Ŝ) − ℓ∞(PMI)  (nats; geometric mean, ±1 s.e. over {})", seeds_note(rows));
+    fig.x_ticks = n_values(rows);
     fig
+}
+
+/// The distinct sample sizes of the runs, ascending: the ticks of an `n` axis.
+fn n_values(rows: &[Row]) -> Vec<f64> {
+    let mut ns: Vec<usize> = rows.iter().map(|r| r.n).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    ns.into_iter().map(|n| n as f64).collect()
 }
 
 fn n_range(rows: &[Row]) -> (f64, f64) {
@@ -168,22 +177,23 @@ pub fn zero_shot_vs_n(rows: &[Row]) -> Figure {
         true,
         false,
     );
-    for class in classes(rows) {
-        let stats = over_seeds(rows, class, |r| r.figures.zero_shot_accuracy, false);
-        fig.series.push(series(display(class).to_string(), class, &stats));
-    }
     let (x0, x1) = n_range(rows);
     let mean = |f: &dyn Fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len().max(1) as f64;
     let exact = mean(&|r| r.figures.exact_score_accuracy);
     let bayes = mean(&|r| r.figures.bayes_accuracy);
+    // Bayes as a wide band beneath everything: the exact score often sits on it, dashed on top.
     fig.series.push(
-        Series::dashed(format!("Bayes, p(z | x) by BP: {bayes:.4}"), vec![(x0, bayes), (x1, bayes)]).with_color(BLACK),
+        Series::band(format!("Bayes, p(z | x) by BP: {bayes:.4}"), vec![(x0, bayes), (x1, bayes)]).with_color(BLACK),
     );
-    // Drawn last: it is often within a hair of Bayes and would hide under it.
+    for class in classes(rows) {
+        let stats = over_seeds(rows, class, |r| r.figures.zero_shot_accuracy, false);
+        fig.series.push(series(display(class).to_string(), class, &stats));
+    }
     fig.series.push(
         Series::dashed(format!("exact score (PMI), same protocol: {exact:.4}"), vec![(x0, exact), (x1, exact)])
             .with_color(4),
     );
+    fig.x_ticks = n_values(rows);
     fig
 }
 
