@@ -59,6 +59,10 @@ pub enum SufficiencyError {
     OutOfRange { name: String, what: String },
     #[error("the score does not depend on the {side} only through the statistic '{statistic}' (two {side}s with the same statistic score differently), so T5 does not apply")]
     NotThroughStatistic { statistic: String, side: Part },
+    /// The Monte Carlo estimate samples pairs, but finds the statistic's level sets by
+    /// enumerating the side it reads: that side must be enumerable.
+    #[error("the Monte Carlo estimate of Suff still enumerates the {side} side to find the statistic's level sets, and the {side} side has {size:.3e} sequences (limit {limit:.1e}); use a model whose {side} side is smaller, or the other --side if it is")]
+    SideTooLarge { side: Part, size: f64, limit: f64 },
     #[error(transparent)]
     Info(#[from] InfoError),
 }
@@ -451,7 +455,10 @@ pub fn monte_carlo(
         return Err(InfoError::TooFewSamples(samples).into());
     }
     let cut = Cut::separator(model)?;
-    let table = SideTable::new(model, side, &cut)?;
+    let table = SideTable::new(model, side, &cut).map_err(|e| match e {
+        InfoError::TooLarge { size, limit, .. } => SufficiencyError::SideTooLarge { side, size, limit },
+        e => e.into(),
+    })?;
     let eval = Evaluator::new(model, side, statistic)?;
     let keys: Vec<Vec<i64>> = {
         let mut ws = Workspace::new(model);

@@ -663,3 +663,11 @@ fn hand_written_rows_can_be_renormalised() {
     assert!((model.prior()[0] - 1.0 / 3.0).abs() < 1e-15);
     succeeds(&["model", "check", "--model", f]);
 }
+
+/// `sufficiency` on a model whose statistic side cannot be enumerated says why Monte Carlo does
+/// not help (the level sets are found by enumerating that side), instead of suggesting it.
+#[test]
+fn sufficiency_on_a_large_side_says_why_monte_carlo_does_not_help() {
+    let m = big();
+    fails_with(&["sufficiency", "--model", &m, "--statistic", "map-root", "--samples", "100"], "level sets");
+}
