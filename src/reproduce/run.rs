@@ -196,10 +196,12 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
     let seeds = o.family.model_seeds(o.seeds)?;
     let settings_file = settings_for(figure, o, meta(figure, o, &flips, &settings));
     let sink = run_dir(figure, &o.out).start::<Row>(&settings_file, o.resume, &explain)?;
-    let cost = estimate_cost(figure, o, &flips, &settings, seeds[0])?;
+    // The first model is built before anything is printed, so that a bad family or file is
+    // the command's only line.
+    o.family.model(flips[0], flips[0], seeds[0])?;
     let resumed = sink.rows().len();
     log(&format!(
-        "jghm reproduce {}: {} family, {} flips x {} seeds{}; estimated cost {:.1} min on this machine (pilot-timed){}",
+        "jghm reproduce {}: {} family, {} flips x {} seeds{}; the time left is estimated after each flip, from the flips done{}",
         figure.name(),
         o.family.name(),
         flips.len(),
@@ -209,10 +211,17 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
         } else {
             format!(", classes {:?}, budget {:.0} s each", o.classes, o.budget_seconds)
         },
-        cost / 60.0,
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
-    let mut points = Points { sink, log, o, s: &settings };
+    let mut points = Points {
+        sink,
+        log,
+        o,
+        s: &settings,
+        started: Instant::now(),
+        flips_done: 0,
+        flips_total: flips.len() * seeds.len(),
+    };
     for seed in seeds {
         match figure {
             Figure::Risks => points.risks_seed(&flips, seed)?,
@@ -222,26 +231,6 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
     }
     points.sink.flush()?;
     Ok(Outcome { rows: points.sink.into_rows(), flips })
-}
-
-/// Estimated cost: a pilot of the Bayes side (a 1/40 of the samples at the first flip) scaled
-/// up, plus the learned budgets and their evaluation (about the Bayes side's cost again each).
-fn estimate_cost(figure: Figure, o: &Options, flips: &[f64], s: &Settings, seed: u64) -> Result<f64> {
-    let mut pilot = s.clone();
-    pilot.samples = s.samples.map(|n| (n / 40).max(64));
-    let model = o.family.model(flips[0], flips[0], seed)?;
-    let t0 = Instant::now();
-    let _ = point(&model, flips[0], seed, &Predictor::Bayes, &pilot)?;
-    let bayes_point = t0.elapsed().as_secs_f64() * s.samples.values().iter().sum::<usize>() as f64
-        / pilot.samples.values().iter().sum::<usize>() as f64;
-    let classes = if o.bayes_only { 0.0 } else { o.classes.len() as f64 };
-    let seeds = o.seeds as f64;
-    let n = flips.len() as f64;
-    Ok(match figure {
-        Figure::Risks => seeds * n * (bayes_point * (1.0 + 2.0 * classes) + classes * o.budget_seconds),
-        Figure::Ood => seeds * (n * bayes_point * (2.0 + 2.0 * classes) + classes * o.budget_seconds),
-        Figure::Prompts => seeds * n * (bayes_point * 0.5 * (1.0 + classes) + classes * o.budget_seconds),
-    })
 }
 
 /// The training seed of a learned model: a function of the model seed only.
@@ -266,9 +255,27 @@ struct Points<'a> {
     log: &'a mut dyn FnMut(&str),
     o: &'a Options,
     s: &'a Settings,
+    started: Instant,
+    flips_done: usize,
+    flips_total: usize,
 }
 
 impl Points<'_> {
+    /// Logs the flips done and the time left at the mean time per flip so far (flips resumed
+    /// from a previous run count as done and take no time, so the estimate errs low there).
+    fn flip_done(&mut self) {
+        self.flips_done += 1;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let left = seconds / self.flips_done as f64 * (self.flips_total - self.flips_done) as f64;
+        (self.log)(&format!(
+            "{}/{} flips done after {:.0} s; about {:.1} min left at the rate so far",
+            self.flips_done,
+            self.flips_total,
+            seconds,
+            left / 60.0
+        ));
+    }
+
     fn done(&self, model: &str, flip: f64, seed: u64) -> bool {
         self.sink.rows().iter().any(|r| r.point() == (model.to_string(), flip.to_bits(), seed))
     }
@@ -329,16 +336,15 @@ impl Points<'_> {
                 (self.log)(&format!("ε = {flip}, seed {seed}: Bayes"));
                 self.add(point(&model, flip, seed, &Predictor::Bayes, s)?)?;
             }
-            if o.bayes_only {
-                continue;
-            }
-            for &class in &o.classes {
+            let classes: &[LearnedClass] = if o.bayes_only { &[] } else { &o.classes };
+            for &class in classes {
                 if self.done(class.name(), flip, seed) {
                     continue;
                 }
                 let m = self.train(&model, class, train_seed(seed))?;
                 self.add(point(&model, flip, seed, &learned(&m, class, None), s)?)?;
             }
+            self.flip_done();
         }
         Ok(())
     }
@@ -377,6 +383,7 @@ impl Points<'_> {
                 let m = &trained.iter().find(|(c, _)| *c == class).expect("trained").1;
                 self.add(point(&model, flip, seed, &learned(m, class, Some(OOD_TRAIN_FLIP)), s)?)?;
             }
+            self.flip_done();
         }
         Ok(())
     }
@@ -392,10 +399,8 @@ impl Points<'_> {
                 let note = "the exact score PMI(x, y) by BP".to_string();
                 self.add(prompts_point(&model, flip, seed, &[("pmi", &pmi, note)], ms, s, true)?)?;
             }
-            if o.bayes_only {
-                continue;
-            }
-            for &class in &o.classes {
+            let classes: &[LearnedClass] = if o.bayes_only { &[] } else { &o.classes };
+            for &class in classes {
                 if self.done(class.name(), flip, seed) {
                     continue;
                 }
@@ -403,6 +408,7 @@ impl Points<'_> {
                 let scores = [(class.name(), m.score(), m.describe())];
                 self.add(prompts_point(&model, flip, seed, &scores, ms, s, false)?)?;
             }
+            self.flip_done();
         }
         Ok(())
     }
