@@ -490,6 +490,18 @@ pub struct ClipLossReport {
 impl ClipLossReport {
     /// Exact by enumeration ([`Exact::loss`], [`Exact::clip_loss`]); an error when the batch is
     /// too large to sum over its compositions.
+    ///
+    /// ```
+    /// use jghm::contrastive::{Batch, ClipLossReport};
+    /// use jghm::info::Enumeration;
+    /// use jghm::score::{Perturbed, Pmi};
+    /// let model = jghm::RandomSpec::symmetric(2, 2, 2, 1).build()?;
+    /// let en = Enumeration::new(&model)?;
+    /// let noisy = Perturbed { base: Pmi { model: &model }, amplitude: 0.5, seed: 7 };
+    /// let r = ClipLossReport::exact(&en, &noisy, Batch::Finite(4))?;
+    /// assert!(r.excess.value > 0.0); // T2: the PMI is the minimiser
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exact(en: &Enumeration, score: &dyn Score, batch: Batch) -> Result<Self, InfoError> {
         let ex = Exact::new(en);
         let s = ex.scores(score);

@@ -337,6 +337,14 @@ pub struct PmiParts {
 
 /// `PMI(x, y) = log p(x, y) - log p(x) - log p(y)` (T1, T2), the tokens checked first. An error
 /// naming the side of probability zero when `p(x, y) = 0`.
+///
+/// ```
+/// let model = jghm::RandomSpec::symmetric(3, 2, 2, 1).build()?;
+/// let p = jghm::bp::pmi(&model, &[0, 2, 1, 1], &[2, 2, 0, 1])?;
+/// assert!((p.pmi - (p.log_pxy - p.log_px - p.log_py)).abs() < 1e-12);
+/// assert!(jghm::bp::pmi(&model, &[0, 2, 1], &[2, 2, 0, 1]).is_err()); // 3 tokens, 4 leaves
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn pmi(model: &Jghm, x: &[usize], y: &[usize]) -> Result<PmiParts, BpError> {
     let (log_pxy, log_px, log_py) = (log_pxy(model, x, y)?, log_px(model, x)?, log_py(model, y)?);
     if log_pxy == f64::NEG_INFINITY {
@@ -382,6 +390,15 @@ pub fn next_token_conditional(model: &Jghm, x: Option<&[usize]>, prefix: &[usize
 
 /// The root posterior `p(z | tokens)` of one modality's tokens (T1), the tokens checked first;
 /// an error naming the modality when it has probability zero.
+///
+/// ```
+/// use jghm::{bp, Part, RandomSpec};
+/// let model = RandomSpec::symmetric(3, 2, 2, 1).build()?;
+/// let post = bp::root_posterior_of(&model, Part::Image, &[0, 2, 1, 1])?;
+/// assert!((post.root.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+/// assert!((post.log_likelihood - bp::log_px(&model, &[0, 2, 1, 1])?).abs() < 1e-12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn root_posterior_of(model: &Jghm, part: Part, tokens: &[usize]) -> Result<Posterior, BpError> {
     let obs = match part {
         Part::Image => Evidence::image(model, tokens)?,
