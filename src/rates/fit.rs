@@ -203,23 +203,25 @@ mod tests {
     }
 
     /// The regression interval `b ± t·se(b)` against an independent route: `Var(b) = σ̂² (XᵀX)⁻¹₁₁`
-    /// by nalgebra's inverse, `σ̂² = SSE / (m − 2)`, and the tabulated `t_{0.975}` for 2 degrees of
-    /// freedom; with one run per `n` it is also the interval reported. Two points: no interval.
+    /// by nalgebra's inverse, `σ̂² = SSE / (m − 2)`, and the tabulated `t_{0.975}` for 3 degrees of
+    /// freedom (five points, so that `m − 2` differs from `m / 2`); with one run per `n` it is
+    /// also the interval reported. Two points: no interval.
     #[test]
     fn regression_interval_is_b_plus_minus_t_se() {
-        let ns = [256usize, 1024, 4096, 16384];
-        let wiggle = [1.3, 0.8, 1.25, 0.85];
+        let ns = [256usize, 512, 1024, 4096, 16384];
+        let wiggle = [1.3, 0.8, 1.25, 0.85, 1.1];
         let runs: Vec<Run> = ns.iter().zip(wiggle).map(|(&n, w)| (n, w * 3.0 / n as f64)).collect();
         let f = fit(&runs, 1).unwrap();
         assert_eq!(f.fitted_n, ns.to_vec(), "{f:?}");
-        let x = nalgebra::DMatrix::from_fn(4, 2, |i, j| if j == 0 { 1.0 } else { (ns[i] as f64).ln() });
-        let y = nalgebra::DVector::from_fn(4, |i, _| runs[i].1.ln());
+        let m = ns.len();
+        let x = nalgebra::DMatrix::from_fn(m, 2, |i, j| if j == 0 { 1.0 } else { (ns[i] as f64).ln() });
+        let y = nalgebra::DVector::from_fn(m, |i, _| runs[i].1.ln());
         let xtx_inv = (x.transpose() * &x).try_inverse().unwrap();
         let beta = &xtx_inv * x.transpose() * &y;
         let residual = &y - &x * &beta;
-        let sigma2 = residual.norm_squared() / 2.0;
+        let sigma2 = residual.norm_squared() / (m - 2) as f64;
         let se = (sigma2 * xtx_inv[(1, 1)]).sqrt();
-        let t = 4.302652729911275; // t_{0.975} with 2 degrees of freedom
+        let t = 3.182446305284263; // t_{0.975} with 3 degrees of freedom
         assert!((f.slope - beta[1]).abs() < 1e-12 && (f.intercept - beta[0]).abs() < 1e-12, "{f:?}");
         for (got, want) in f.slope_ci_regression.iter().zip([beta[1] - t * se, beta[1] + t * se]) {
             assert!((got - want).abs() < 1e-9, "{:?} vs {want}", f.slope_ci_regression);
