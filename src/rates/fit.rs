@@ -231,6 +231,23 @@ mod tests {
         assert!(two.interval.iter().all(|v| v.is_nan()), "{:?}", two.interval);
     }
 
+    /// The break is chosen by BIC, `T ln(SSE/T) + p ln T` over the `T` runs: a floor found when
+    /// the broken fit lowers the SSE by more than the factor `T^{1/T}` (about 1.13 here) that its
+    /// extra parameter costs, with the runs' noise large enough that the factor is moderate.
+    #[test]
+    fn a_noisy_floor_is_found_by_bic() {
+        let mut runs = vec![];
+        for (k, &n) in [100usize, 200, 400, 800, 1600, 3200, 6400].iter().enumerate() {
+            for s in 0..4 {
+                let wiggle = 1.0 + 0.45 * ((s as f64) - 1.5) * if k % 2 == 0 { 1.0 } else { -1.0 };
+                runs.push((n, (10.0 / n as f64).max(1e-2) * wiggle));
+            }
+        }
+        let f = fit(&runs, 1).unwrap();
+        assert_eq!(f.fitted_n, vec![100, 200, 400, 800], "{f:?}");
+        assert!(f.floor.is_some(), "{f:?}");
+    }
+
     /// A power law that flattens at 1e-3: the floor is found and the slope is fitted above it.
     #[test]
     fn floor_is_found_and_excluded() {
