@@ -248,6 +248,22 @@ mod tests {
         assert!(f.floor.is_some(), "{f:?}");
     }
 
+    /// A "floor" above the end of the fitted line is not a floor: risks that fall as `10/n` and
+    /// then jump up to 0.5 are fitted as one line, with no floor.
+    #[test]
+    fn a_rise_is_not_a_floor() {
+        let mut runs = vec![];
+        for &n in &[100usize, 200, 400, 800, 1600, 3200, 6400] {
+            for s in 0..3 {
+                let r = if n <= 800 { 10.0 / n as f64 } else { 0.5 };
+                runs.push((n, r * (1.0 + 0.01 * s as f64)));
+            }
+        }
+        let f = fit(&runs, 1).unwrap();
+        assert!(f.floor.is_none(), "{f:?}");
+        assert_eq!(f.fitted_n.len(), 7, "{f:?}");
+    }
+
     /// A power law that flattens at 1e-3: the floor is found and the slope is fitted above it.
     #[test]
     fn floor_is_found_and_excluded() {
