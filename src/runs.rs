@@ -341,6 +341,199 @@ impl<R: CsvRow> Sink<R> {
     }
 }
 
+/// A shard of a sweep, `K/N` on the command line (`--shard 2/3`): the `K`-th of `N` disjoint
+/// parts of the sweep's plan, `1 <= K <= N`. The plan is the list of units of work of the
+/// unsharded run, in its order; unit `i` (0-based) belongs to shard `i mod N + 1`. Every unit's
+/// numbers depend only on the settings and the unit, never on which units ran before it, so the
+/// `N` shards together compute exactly the unsharded run's rows, which [`merge_rows`] puts back
+/// in the plan's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shard {
+    /// `K`, 1-based.
+    pub index: usize,
+    /// `N`, at least 1.
+    pub count: usize,
+}
+
+/// Why a `K/N` shard argument was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid shard '{text}': {reason}")]
+pub struct ShardError {
+    pub text: String,
+    pub reason: &'static str,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = ShardError;
+
+    /// `K/N` with `1 <= K <= N` (decimal integers, no spaces).
+    fn from_str(text: &str) -> Result<Shard, ShardError> {
+        let err = |reason| ShardError { text: text.to_string(), reason };
+        let (k, n) = text.split_once('/').ok_or_else(|| err("expected K/N, e.g. 2/3"))?;
+        let number = |s: &str| {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err("expected K/N with whole numbers K and N, e.g. 2/3"));
+            }
+            s.parse::<usize>().map_err(|_| err("the number is too large"))
+        };
+        let (index, count) = (number(k)?, number(n)?);
+        if count == 0 {
+            return Err(err("N must be at least 1"));
+        }
+        if index == 0 || index > count {
+            return Err(err("K must be between 1 and N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Whether unit `unit` (0-based index in the plan) belongs to this shard.
+    pub fn owns(&self, unit: usize) -> bool {
+        unit % self.count == self.index - 1
+    }
+
+    /// The units of `plan` that belong to this shard, in the plan's order.
+    pub fn select<T>(&self, plan: Vec<T>) -> Vec<T> {
+        plan.into_iter().enumerate().filter(|(i, _)| self.owns(*i)).map(|(_, u)| u).collect()
+    }
+
+    /// The units of `plan` that belong to `shard`, or all of them without one.
+    pub fn select_opt<T>(shard: Option<Shard>, plan: Vec<T>) -> Vec<T> {
+        match shard {
+            Some(s) => s.select(plan),
+            None => plan,
+        }
+    }
+}
+
+/// The field of a settings file that names the run's shard (absent in an unsharded run).
+pub const SHARD_FIELD: &str = "shard";
+
+/// `settings` with the shard recorded in [`SHARD_FIELD`] (unchanged without a shard, so an
+/// unsharded run's settings file is what it was before shards existed).
+pub fn with_shard(settings: Value, shard: Option<Shard>) -> Value {
+    let mut settings = settings;
+    if let (Some(shard), Some(fields)) = (shard, settings.as_object_mut()) {
+        fields.insert(SHARD_FIELD.into(), Value::String(shard.to_string()));
+    }
+    settings
+}
+
+/// Why `jghm merge` refused its inputs; each variant names the folder(s) concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("merge: no input folders")]
+    NoInputs,
+    #[error("merge: '{}' holds no run that can be merged (no {expected})", dir.display())]
+    NoRun { dir: PathBuf, expected: String },
+    #[error("merge: '{}' holds {found}, '{}' does not", has.display(), lacks.display())]
+    DifferentRuns { has: PathBuf, lacks: PathBuf, found: String },
+    #[error("merge: cannot read '{}'", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("merge: '{}' is not a JSON object", path.display())]
+    Json { path: PathBuf },
+    #[error("merge: '{}' is not a shard (its settings name no --shard)", path.display())]
+    NotShard { path: PathBuf },
+    #[error("merge: '{}': {source}", path.display())]
+    BadShard { path: PathBuf, source: ShardError },
+    #[error("merge: '{}' is shard {theirs} but '{}' is shard {ours}: the shards must split one sweep into the same N", theirs_dir.display(), ours_dir.display())]
+    ForeignShard { theirs_dir: PathBuf, theirs: Shard, ours_dir: PathBuf, ours: Shard },
+    #[error("merge: '{}' has other settings than '{}' ('{field}' differs)", theirs.display(), ours.display())]
+    OtherSettings { theirs: PathBuf, ours: PathBuf, field: String },
+    #[error("merge: shard {shard} is given twice ('{}' and '{}')", first.display(), second.display())]
+    Duplicate { shard: Shard, first: PathBuf, second: PathBuf },
+    #[error("merge: shard {shard} is missing (give all {} shards)", shard.count)]
+    Missing { shard: Shard },
+    #[error("merge: shard {shard} in '{}' is unfinished: {rows} of its {expected} {what} (finish it with --resume)", dir.display())]
+    Unfinished { dir: PathBuf, shard: Shard, rows: usize, expected: usize, what: &'static str },
+    #[error("merge: '{}' line {line}: the row does not belong to shard {shard} of this sweep", path.display())]
+    ForeignRow { path: PathBuf, line: usize, shard: Shard },
+    #[error("merge: the same folder '{}' is both an input and the output", dir.display())]
+    OutIsInput { dir: PathBuf },
+}
+
+/// One input of a merge: a shard's folder, its shard, and its settings without the shard.
+#[derive(Clone, Debug)]
+pub struct ShardDir {
+    pub dir: PathBuf,
+    pub shard: Shard,
+    pub settings: Value,
+}
+
+/// Reads the settings file `settings_file` of every folder in `dirs` and checks that they are
+/// the shards `1/N ..= N/N` of one sweep, each exactly once, with the same settings apart from
+/// the shard. Returns them in shard order (the settings all equal the unsharded run's).
+pub fn read_shards(dirs: &[PathBuf], settings_file: &str) -> Result<Vec<ShardDir>, MergeError> {
+    let mut shards: Vec<ShardDir> = vec![];
+    for dir in dirs {
+        let path = dir.join(settings_file);
+        let bytes = std::fs::read(&path).map_err(|source| MergeError::Read { path: path.clone(), source })?;
+        let mut settings: Value =
+            serde_json::from_slice(&bytes).map_err(|_| MergeError::Json { path: path.clone() })?;
+        let fields = settings.as_object_mut().ok_or_else(|| MergeError::Json { path: path.clone() })?;
+        let shard = match fields.remove(SHARD_FIELD) {
+            Some(Value::String(text)) => {
+                text.parse::<Shard>().map_err(|source| MergeError::BadShard { path: path.clone(), source })?
+            }
+            _ => return Err(MergeError::NotShard { path }),
+        };
+        if let Some(first) = shards.first() {
+            if shard.count != first.shard.count {
+                return Err(MergeError::ForeignShard {
+                    theirs_dir: dir.clone(),
+                    theirs: shard,
+                    ours_dir: first.dir.clone(),
+                    ours: first.shard,
+                });
+            }
+            if let Some(field) = first_difference(&first.settings, &settings) {
+                return Err(MergeError::OtherSettings { theirs: dir.clone(), ours: first.dir.clone(), field });
+            }
+            if let Some(twin) = shards.iter().find(|s| s.shard == shard) {
+                return Err(MergeError::Duplicate { shard, first: twin.dir.clone(), second: dir.clone() });
+            }
+        }
+        shards.push(ShardDir { dir: dir.clone(), shard, settings });
+    }
+    let Some(first) = shards.first() else { return Err(MergeError::NoInputs) };
+    let count = first.shard.count;
+    for index in 1..=count {
+        if !shards.iter().any(|s| s.shard.index == index) {
+            return Err(MergeError::Missing { shard: Shard { index, count } });
+        }
+    }
+    shards.sort_by_key(|s| s.shard.index);
+    Ok(shards)
+}
+
+/// The rows of every shard back in the unsharded run's order: `unit(shard, position, row)` is
+/// the plan index of the unit that the `position`-th row of `shard`'s file belongs to (`None`:
+/// no unit of the plan). A row of a unit that its shard does not own is refused; rows of one
+/// unit keep their order. `shards` pairs each shard's folder and result file with its rows.
+pub fn merge_rows<R>(
+    shards: Vec<(Shard, PathBuf, Vec<R>)>,
+    unit: impl Fn(Shard, usize, &R) -> Option<usize>,
+) -> Result<Vec<R>, MergeError> {
+    let mut keyed = vec![];
+    for (shard, path, rows) in shards {
+        for (position, row) in rows.into_iter().enumerate() {
+            match unit(shard, position, &row) {
+                Some(u) if shard.owns(u) => keyed.push((u, row)),
+                _ => return Err(MergeError::ForeignRow { path, line: position + 2, shard }),
+            }
+        }
+    }
+    keyed.sort_by_key(|(u, _)| *u);
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}
+
 /// Number formats of result files (`#[serde(serialize_with = ...)]`), kept from the files the
 /// toolkit wrote before it used serde: `csv` writes floats by `ryu` (`1e-5`, `1.0`), these wrote
 /// Rust's `Display` (`0.00001`, `1`) or `LowerExp` (`1e-5`, `1e0`). Both parse back exactly.

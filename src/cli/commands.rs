@@ -35,6 +35,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Diffuse(a) => super::downstream::run_diffuse(a, cli.json),
         Command::Rates(a) => super::rates::run_rates(a, cli.json),
         Command::Plot(a) => super::rates::run_plot(a, cli.json),
+        Command::Merge(a) => super::merge::run(a, cli.json),
         Command::Reproduce(c) => super::reproduce::run(c, cli.json),
         Command::Draw(a) => super::draw::run(a, cli.json),
     }

@@ -10,6 +10,7 @@ use crate::emulate::Nonlinearity;
 use crate::eval::EvalSpec;
 use crate::files::load_model;
 use crate::model::Part;
+use crate::runs::Shard;
 
 #[derive(Args, Debug)]
 pub struct EmulateArgs {
@@ -48,6 +49,10 @@ pub struct EmulateArgs {
     /// Seed of the sampled inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Sweep only: run one shard of the widths, K/N (1 <= K <= N): width i of the list belongs
+    /// to shard i mod N + 1. Combine the N shard folders with `jghm merge OUT DIR..`.
+    #[arg(long, value_name = "K/N", requires = "widths")]
+    pub shard: Option<Shard>,
 }
 
 pub fn run(a: &EmulateArgs, json: bool) -> Result<()> {
@@ -95,12 +100,17 @@ fn sweep(a: &EmulateArgs, model: &crate::model::Jghm, widths: &[usize], json: bo
     let start = std::time::Instant::now();
     let mut bar = super::progress::Progress::new(widths.len() as u64, "emulate");
     let mut done = 0;
-    let rows = run_sweep(model, widths, a.samples as usize, &spec, dir, &mut |row| {
+    let rows = run_sweep(model, widths, a.samples as usize, &spec, dir, a.shard, &mut |row| {
         done += 1;
         bar.set_message(format!("width {} done, max error {:.3e}", row.width, row.max_abs_error));
         bar.set_position(done);
     })?;
     bar.finish();
+    if let Some(shard) = a.shard {
+        let (dir, n) = (dir.display(), rows.len());
+        eprintln!("shard {shard}: {n} widths in {dir}/emulation.csv; `jghm merge` of all shards draws rate plot (e)");
+        return Ok(());
+    }
     crate::plot::emulation::plot_sweep(&rows, dir)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);

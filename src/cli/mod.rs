@@ -11,6 +11,7 @@ pub mod draw;
 mod emulate;
 pub mod eval;
 pub mod info;
+pub mod merge;
 mod progress;
 pub mod rates;
 pub mod reproduce;
@@ -127,6 +128,9 @@ pub enum Command {
     /// Redraw a sweep's figures (and fits.json) from DIR/results.csv (and infonce.csv, emulation.csv).
     #[command(after_help = "Example:\n  jghm plot plots")]
     Plot(rates::PlotArgs),
+    /// Combine the shard folders of a sweep (--shard K/N of rates, reproduce, emulate --widths) into OUT, with its figures.
+    #[command(after_help = merge::MERGE_HELP)]
+    Merge(merge::MergeArgs),
     /// Zero-shot classification of a label read off the text, against Bayes, with the T8 bounds.
     #[command(
         after_help = "Example:\n  jghm zero-shot --model model.json --score pmi --label text-token:0 --prompts 64 --samples 2000 --seed 1 --json\n  \

@@ -11,6 +11,7 @@ use crate::learn::Class;
 use crate::plot::rates::{display, draw_sweep, redraw};
 use crate::rates::results::parse_class;
 use crate::rates::run::{run_sweep, SweepOptions, SweepOutcome, SweepProgress};
+use crate::runs::Shard;
 
 pub const RATES_HELP: &str = "Defaults (when flags are omitted):
   model   standard random family: 4 states, 2 children, 2 levels on both towers (4 tokens over 4
@@ -66,6 +67,10 @@ pub struct RatesArgs {
     /// Continue the sweep in --out: skip its finished runs (same model and settings).
     #[arg(long)]
     pub resume: bool,
+    /// Run one shard of the plan, K/N (1 <= K <= N): unit i of the unsharded run belongs to
+    /// shard i mod N + 1. Combine the N shard folders with `jghm merge OUT DIR..`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
 #[derive(Args, Debug)]
@@ -93,11 +98,24 @@ pub fn run_rates(a: &RatesArgs, json_out: bool) -> Result<()> {
         seed: a.seed,
         out: a.out.clone(),
         resume: a.resume,
+        shard: a.shard,
     };
     let sweep = run_sweep(&options, &mut Bar::default())?;
+    if let Some(shard) = a.shard {
+        let (dir, runs) = (a.out.display(), sweep.rows.len());
+        eprintln!(
+            "shard {shard}: {runs} runs in {dir}/results.csv; `jghm merge` of all shards writes the fits and figures"
+        );
+        return Ok(());
+    }
     draw_sweep(&sweep)?;
     report(&sweep, json_out, Some(t0.elapsed().as_secs_f64()));
     Ok(())
+}
+
+/// Prints the report of a merged sweep (as `jghm plot` does).
+pub fn report_sweep(sweep: &SweepOutcome, json_out: bool) {
+    report(sweep, json_out, None);
 }
 
 pub fn run_plot(a: &PlotArgs, json_out: bool) -> Result<()> {

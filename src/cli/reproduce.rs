@@ -14,6 +14,7 @@ use crate::reproduce::experiments::Row;
 use crate::reproduce::learned::LearnedClass;
 use crate::reproduce::published::{compare, comparison_table, Comparison};
 use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
+use crate::runs::Shard;
 
 pub const REPRODUCE_HELP: &str = "Model: the standard random family as in the paper: both towers 4 levels x 3 children
 (81 tokens), 10 states, uniform root, scale 1, flip ε on both towers; model seeds 1..=k (the
@@ -98,6 +99,10 @@ pub struct ReproduceArgs {
     /// ood only: the tower whose flip varies, the other fixed at 0.2 (image: denoising of Fig. 9; text: vision-language).
     #[arg(long, default_value = "both", value_parser = ["both", "image", "text"])]
     pub vary: String,
+    /// Run one shard of the points (model seed, flip), seeds the outer loop, K/N (1 <= K <= N): unit i of the unsharded run belongs to
+    /// shard i mod N + 1. Combine the N shard folders with `jghm merge OUT DIR..`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
 pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
@@ -130,8 +135,14 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
             "text" => Vary::Text,
             _ => Vary::Both,
         },
+        shard: a.shard,
     };
     let outcome = run_figure(figure, &options, &mut |line| eprintln!("{line}"))?;
+    if let Some(shard) = a.shard {
+        let (dir, name, rows) = (a.out.display(), figure.name(), outcome.rows.len());
+        eprintln!("shard {shard}: {rows} rows in {dir}/{name}.csv; `jghm merge` of all shards draws the figure");
+        return Ok(());
+    }
     let fits = draw_figures(figure, &options, &outcome)?;
     let comparisons = match (options.family, figure, options.vary) {
         (Family::Paper, Figure::Risks, Vary::Both) => compare(&outcome.rows),
@@ -139,6 +150,20 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
     };
     report(figure, a, &outcome.rows, &fits, &comparisons, json_out, t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Prints the rows of a merged run and the figure's fits (a shorter report than a run's).
+pub fn report_merged(figure: Figure, out: &std::path::Path, rows: &[Row], fits: &PromptFits, json_out: bool) {
+    if json_out {
+        let fits: Vec<_> = fits.iter().map(|(m, a, b, r)| json!({ "model": m, "a": a, "b": b, "rms": r })).collect();
+        println!(
+            "{}",
+            json!({ "figure": figure.name(), "rows": rows, "fits": fits, "out": out.display().to_string() })
+        );
+        return;
+    }
+    print!("{}", table(rows));
+    println!("Wrote {0}/{1}.csv and {0}/{1}.png (+ .svg).", out.display(), figure.name());
 }
 
 fn report(

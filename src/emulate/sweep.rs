@@ -2,15 +2,19 @@
 //! emulated pair plugged in as a contrastive score next to the exact PMI, written row by row to
 //! `emulation.csv` (rate plot (e) of [`crate::plot::emulation`] is drawn from it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::{BpTransformer, BuildError, EmulatedScore, EmulationError, Nonlinearity};
 use crate::downstream::DownstreamError;
 use crate::eval::{evaluate, EvalSpec};
+use crate::files::write_atomic;
+use crate::learn::checkpoint::sha256_hex;
 use crate::model::{Jghm, Part};
 use crate::runs::{format::display, format::exponent, BadField, CsvRow, RunDirError, Sink};
+use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, Shard};
 use crate::sample::sample_pairs;
 
 /// One width of an emulation sweep: the error against BP, and the emulator pair plugged in as a
@@ -42,6 +46,10 @@ pub enum SweepError {
     NotFinite { width: usize },
     #[error("the emulator's output is not finite on some input (widths below 2 or extreme models)")]
     NotFiniteOutput,
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error("merge: invalid settings '{}'", path.display())]
+    Settings { path: PathBuf, source: serde_json::Error },
 }
 
 /// The transformer of one tower and its error against BP on `samples` sampled inputs of that
@@ -68,6 +76,27 @@ pub fn measure(
 /// The file of a sweep in its folder.
 pub const FILE: &str = "emulation.csv";
 
+/// The settings file of a sweep in its folder: the widths, every size and seed of the
+/// measurement, the SHA-256 of the model's JSON, and the shard of a sharded sweep.
+pub const SETTINGS_FILE: &str = "emulation-settings.json";
+
+/// The settings of a sweep, as [`SETTINGS_FILE`] holds them (with the shard, if any).
+pub fn settings(model: &Jghm, widths: &[usize], inputs: usize, spec: &EvalSpec, shard: Option<Shard>) -> Value {
+    with_shard(
+        json!({
+            "widths": widths,
+            "inputs": inputs,
+            "eval_samples": spec.samples,
+            "zero_shot_images": spec.zero_shot_images,
+            "prompts": spec.prompts,
+            "grid": spec.grid,
+            "seed": spec.seed,
+            "model_sha256": sha256_hex(model.to_json().as_bytes()),
+        }),
+        shard,
+    )
+}
+
 /// Measures the emulator at width `width`: error on the image samples `xs`, then the
 /// large-batch excess risk and zero-shot accuracy of the emulated pair by [`evaluate`].
 pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalSpec) -> Result<SweepRow, SweepError> {
@@ -89,23 +118,30 @@ pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalS
 }
 
 /// Measures every width (the same `inputs` image samples and evaluation draws for each: common
-/// random numbers, so differences between widths are not noise) and writes `dir/emulation.csv`
-/// after each; refuses a non-finite row before writing it. `progress` sees each finished row.
+/// random numbers, so differences between widths are not noise, and a width's row does not
+/// depend on the others) and writes `dir/emulation.csv` after each; refuses a non-finite row
+/// before writing it. With `shard`, only that shard's widths (width `i` of the list is unit
+/// `i`, [`Shard`]). Writes [`SETTINGS_FILE`] first. `progress` sees each finished row.
 pub fn run_sweep(
     model: &Jghm,
     widths: &[usize],
     inputs: usize,
     spec: &EvalSpec,
     dir: &Path,
+    shard: Option<Shard>,
     progress: &mut dyn FnMut(&SweepRow),
 ) -> Result<Vec<SweepRow>, SweepError> {
     std::fs::create_dir_all(dir).map_err(|source| RunDirError::CreateDir { path: dir.to_path_buf(), source })?;
+    let meta = settings(model, widths, inputs, spec, shard);
+    write_atomic(&dir.join(SETTINGS_FILE), format!("{meta:#}\n").as_bytes()).map_err(RunDirError::from)?;
+    let widths = Shard::select_opt(shard, widths.to_vec());
     let xs: Vec<Vec<usize>> = sample_pairs(model, inputs, crate::rng::Purpose::EmulationInputs.seed(spec.seed), false)
         .into_iter()
         .map(|p| p.image)
         .collect();
     let mut sink = Sink::fresh(&dir.join(FILE));
-    for &width in widths {
+    sink.flush()?;
+    for width in widths {
         let row = measure_width(model, width, &xs, spec)?;
         if !(row.max_abs_error.is_finite() && row.excess_risk.is_finite()) {
             return Err(SweepError::NotFinite { width });
@@ -113,6 +149,43 @@ pub fn run_sweep(
         progress(&row);
         sink.extend([row])?;
     }
+    Ok(sink.into_rows())
+}
+
+/// `jghm merge` of an emulation sweep: checks that `dirs` hold the shards `1/N ..= N/N` of one
+/// sweep ([`read_shards`]), each finished, and writes `out` as the unsharded sweep writes it:
+/// [`SETTINGS_FILE`] (without the shard) and `emulation.csv`, the rows in the order of the
+/// widths, byte for byte. The caller draws rate plot (e) from the rows.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Vec<SweepRow>, SweepError> {
+    let shards = read_shards(dirs, SETTINGS_FILE)?;
+    let meta = shards[0].settings.clone();
+    let widths: Vec<usize> = serde_json::from_value(meta.get("widths").cloned().unwrap_or(Value::Null))
+        .map_err(|source| SweepError::Settings { path: shards[0].dir.join(SETTINGS_FILE), source })?;
+    let mut inputs = vec![];
+    for s in &shards {
+        let path = s.dir.join(FILE);
+        let rows = read(&path)?;
+        let expected = s.shard.select(widths.clone()).len();
+        if rows.len() < expected {
+            return Err(MergeError::Unfinished {
+                dir: s.dir.clone(),
+                shard: s.shard,
+                rows: rows.len(),
+                expected,
+                what: "widths",
+            }
+            .into());
+        }
+        inputs.push((s.shard, path, rows));
+    }
+    // The j-th row of shard K is unit K - 1 + j N, whose width it must be.
+    let rows = merge_rows(inputs, |shard, j, r: &SweepRow| {
+        let unit = shard.index - 1 + j * shard.count;
+        (widths.get(unit) == Some(&r.width)).then_some(unit)
+    })?;
+    let mut sink =
+        RunDir::new(out, "sweep", SETTINGS_FILE, FILE).start::<SweepRow>(&meta, false, &|_| String::new())?;
+    sink.extend(rows)?;
     Ok(sink.into_rows())
 }
 

@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use crate::files::{write_atomic, FileError};
 
 pub mod emulation;
+pub mod merge;
 pub mod rates;
 pub mod reproduce;
 pub mod tree;

@@ -21,7 +21,7 @@ use crate::learn::train::StepReport;
 use crate::learn::Class;
 use crate::model::{Jghm, ModelError};
 use crate::random_family::RandomSpec;
-use crate::runs::{settings_from_file, RunDir, RunDirError};
+use crate::runs::{merge_rows, read_shards, settings_from_file, with_shard, MergeError, RunDir, RunDirError, Shard};
 
 /// Why a sweep (or a redraw) stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,10 @@ pub enum RatesError {
     Run(#[from] RunError),
     #[error("'{}' has no finished runs to plot", path.display())]
     NoRuns { path: PathBuf },
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error("merge: '{}' does not hold the model its settings name (its SHA-256 differs)", path.display())]
+    ModelMismatch { path: PathBuf },
 }
 
 type Result<T, E = RatesError> = std::result::Result<T, E>;
@@ -66,6 +70,8 @@ pub struct SweepOptions {
     pub seed: u64,
     pub out: PathBuf,
     pub resume: bool,
+    /// Run only this shard of the plan ([`plan`], [`Shard`]); recorded in `sweep.json`.
+    pub shard: Option<Shard>,
 }
 
 impl SweepOptions {
@@ -164,9 +170,11 @@ pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<S
     let en = Enumeration::new(&model).map_err(RatesError::TooLarge)?;
     let exact = Exact::new(&en);
     let hash = sha256_hex(model_text.as_bytes());
-    let meta = json!({ "settings": settings, "model_sha256": hash });
+    let meta = with_shard(json!({ "settings": settings, "model_sha256": hash }), o.shard);
     let explain = |field: &str| {
-        if field == "model_sha256" {
+        if field == "shard" {
+            "is another shard ('shard' differs; give the same --shard)".to_string()
+        } else if field == "model_sha256" {
             "ran on another model (give the same --model)".to_string()
         } else {
             format!("has other settings ('{field}' differs; give the same --class/--n/--seeds/--steps/--seed/--quick)")
@@ -174,18 +182,26 @@ pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<S
     };
     let dir = RunDir::new(&o.out, "sweep", "sweep.json", "results.csv");
     let mut sink = dir.start::<Row>(&meta, o.resume, &explain)?;
+    if o.shard.is_some() {
+        // A shard with no runs still leaves its (empty) result file for `jghm merge`.
+        sink.flush()?;
+    }
     if !o.resume {
         write_atomic(&o.out.join("model.json"), model_text.as_bytes())?;
     }
     // T3's table (d) is exact (about 10 s of one core): written by a fresh sweep, kept by a
-    // resumed one when it reads back whole (it does not depend on the model or settings).
+    // resumed one when it reads back whole (it does not depend on the model or settings). Of a
+    // sharded sweep only shard 1 writes it ([`merge`] takes it from there).
     let t3 = o.out.join("infonce.csv");
-    if !(o.resume && t3.exists() && infonce::read(&t3).is_ok_and(|p| !p.is_empty())) {
+    let writes_t3 = o.shard.is_none_or(|s| s.index == 1);
+    if writes_t3 && !(o.resume && t3.exists() && infonce::read(&t3).is_ok_and(|p| !p.is_empty())) {
         infonce::write(&t3, &infonce::table(&infonce::tiny_model())?)?;
     }
     let sweep = Sweep { model: &model, model_sha256: hash, exact: &exact, settings: &settings };
-    let pending: Vec<_> =
-        plan(&settings).into_iter().filter(|k| !sink.rows().iter().any(|r| (r.class, r.n, r.seed) == *k)).collect();
+    let pending: Vec<_> = Shard::select_opt(o.shard, plan(&settings))
+        .into_iter()
+        .filter(|k| !sink.rows().iter().any(|r| (r.class, r.n, r.seed) == *k))
+        .collect();
     progress.planned(pending.len(), pending.iter().map(|k| settings.work(k.0) as u64).sum());
     for (index, &(class, n, seed)) in pending.iter().enumerate() {
         progress.run_started(index, class, n, seed, settings.work(class) as u64);
@@ -195,8 +211,69 @@ pub fn run_sweep(o: &SweepOptions, progress: &mut dyn SweepProgress) -> Result<S
     progress.finished();
     let rows = sink.into_rows();
     let fits = fits(&rows);
-    write_fits(&o.out, &fits)?;
+    // A shard's rows are part of a sweep: their fits would mislead, `jghm merge` writes them.
+    if o.shard.is_none() {
+        write_fits(&o.out, &fits)?;
+    }
     Ok(SweepOutcome { dir: o.out.clone(), rows, fits, fresh_runs: pending.len() })
+}
+
+/// The settings file of a sweep's folder.
+pub const SETTINGS_FILE: &str = "sweep.json";
+
+/// `jghm merge` of a sweep: checks that `dirs` hold the shards `1/N ..= N/N` of one sweep
+/// ([`read_shards`]), each finished, and writes `out` as the unsharded sweep writes it:
+/// `sweep.json` (without the shard), `model.json`, `infonce.csv`, `results.csv` (the rows in
+/// [`plan`] order, byte for byte the unsharded file up to the wall times) and `fits.json`. The
+/// figures are drawn by the caller from the outcome ([`crate::plot::rates::draw_sweep`]).
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepOutcome> {
+    let shards = read_shards(dirs, SETTINGS_FILE)?;
+    let meta = shards[0].settings.clone();
+    let settings: Settings = serde_json::from_value(meta["settings"].clone())
+        .map_err(|source| RunDirError::InvalidSettings { path: shards[0].dir.join(SETTINGS_FILE), source })?;
+    let plan = plan(&settings);
+    let mut inputs = vec![];
+    for s in &shards {
+        let path = s.dir.join("results.csv");
+        let rows = results::read(&path)?;
+        let expected = s.shard.select(plan.clone()).len();
+        if rows.len() < expected {
+            return Err(MergeError::Unfinished {
+                dir: s.dir.clone(),
+                shard: s.shard,
+                rows: rows.len(),
+                expected,
+                what: "runs",
+            }
+            .into());
+        }
+        inputs.push((s.shard, path, rows));
+    }
+    let rows = merge_rows(inputs, |_, _, r: &Row| plan.iter().position(|k| *k == (r.class, r.n, r.seed)))?;
+    let model_path = shards[0].dir.join("model.json");
+    let model_text =
+        std::fs::read(&model_path).map_err(|source| RunDirError::Read { path: model_path.clone(), source })?;
+    if meta["model_sha256"].as_str() != Some(sha256_hex(&model_text).as_str()) {
+        return Err(RatesError::ModelMismatch { path: model_path });
+    }
+    // Shard 1 wrote T3's table; it is copied as it is (computed again if unreadable).
+    let t3 = shards[0].dir.join("infonce.csv");
+    let t3_bytes = match infonce::read(&t3) {
+        Ok(points) if !points.is_empty() => std::fs::read(&t3).ok(),
+        _ => None,
+    };
+    let dir = RunDir::new(out, "sweep", SETTINGS_FILE, "results.csv");
+    let mut sink = dir.start::<Row>(&meta, false, &|_| String::new())?;
+    write_atomic(&out.join("model.json"), &model_text)?;
+    match t3_bytes {
+        Some(bytes) => write_atomic(&out.join("infonce.csv"), &bytes)?,
+        None => infonce::write(&out.join("infonce.csv"), &infonce::table(&infonce::tiny_model())?)?,
+    }
+    sink.extend(rows)?;
+    let rows = sink.into_rows();
+    let fits = fits(&rows);
+    write_fits(out, &fits)?;
+    Ok(SweepOutcome { dir: out.to_path_buf(), rows, fits, fresh_runs: 0 })
 }
 
 /// The rows of the sweep in `dir` and their fits (nothing written): what `jghm plot` redraws.

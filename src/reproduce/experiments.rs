@@ -357,6 +357,8 @@ pub enum ExperimentError {
     Risk(#[from] RiskError),
     #[error(transparent)]
     Files(#[from] RunDirError),
+    #[error(transparent)]
+    Merge(#[from] crate::runs::MergeError),
     #[error("a learned predictor is evaluated on fewer samples than the Bayes point")]
     LearnedWithBayes,
     #[error("{0}")]

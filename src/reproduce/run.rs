@@ -6,7 +6,7 @@
 //! must match it) and `<figure>.csv` (every row so far, rewritten after each point). Seeds are
 //! the outer loop: an interrupted run has whole seeds first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -17,7 +17,7 @@ use super::experiments::{
 };
 use super::learned::{train_learned, Budget, LearnedClass, LearnedModels};
 use crate::model::Jghm;
-use crate::runs::{RunDir, Sink};
+use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, RunDirError, Shard, Sink};
 use crate::score::Pmi;
 
 type Result<T, E = ExperimentError> = std::result::Result<T, E>;
@@ -97,6 +97,8 @@ pub struct Options {
     pub family: Family,
     /// The tower(s) whose flip an OOD run varies (risks and prompts: both).
     pub vary: Vary,
+    /// Run only this shard of the points ([`units`], [`Shard`]); recorded in the settings file.
+    pub shard: Option<Shard>,
 }
 
 /// What a finished run leaves: every row (resumed ones first) and the flips covered.
@@ -144,8 +146,12 @@ fn check(figure: Figure, o: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The settings a resumed run must share with the original.
+/// The settings a resumed run must share with the original (and a shard its shard).
 fn meta(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Value {
+    with_shard(meta_unsharded(figure, o, flips, s), o.shard)
+}
+
+fn meta_unsharded(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> Value {
     json!({
         "command": figure.name(),
         "flips": flips,
@@ -192,8 +198,9 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
     if let Some(n) = o.learned_samples {
         settings.learned_samples = PerTask::all(n);
     }
-    let explain = |field: &str| format!("has other settings ('{field}' differs; give the same flags)");
+    let explain = |field: &str| format!("has other settings ('{field}' differs; give the same flags and --shard)");
     let seeds = o.family.model_seeds(o.seeds)?;
+    let mine = Shard::select_opt(o.shard, units(&seeds, &flips));
     let settings_file = settings_for(figure, o, meta(figure, o, &flips, &settings));
     let sink = run_dir(figure, &o.out).start::<Row>(&settings_file, o.resume, &explain)?;
     // The first model is built before anything is printed, so that a bad family or file is
@@ -213,16 +220,13 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
-    let mut points = Points {
-        sink,
-        log,
-        o,
-        s: &settings,
-        started: Instant::now(),
-        flips_done: 0,
-        flips_total: flips.len() * seeds.len(),
-    };
+    let mut points =
+        Points { sink, log, o, s: &settings, started: Instant::now(), flips_done: 0, flips_total: mine.len() };
     for seed in seeds {
+        let flips: Vec<f64> = mine.iter().filter(|u| u.0 == seed).map(|u| u.1).collect();
+        if flips.is_empty() {
+            continue;
+        }
         match figure {
             Figure::Risks => points.risks_seed(&flips, seed)?,
             Figure::Ood => points.ood_seed(&flips, seed)?,
@@ -231,6 +235,99 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
     }
     points.sink.flush()?;
     Ok(Outcome { rows: points.sink.into_rows(), flips })
+}
+
+/// The units of work of a run, in its order: every `(model seed, flip)`, seeds the outer loop.
+/// A unit's rows depend on the unit and the settings only (the Monte Carlo seeds are the
+/// settings' per task, the model is drawn from the unit's seed and flip), which is what makes
+/// a run shardable ([`Shard`]). Learned predictors train for a wall-time budget, so their rows
+/// differ between any two runs, sharded or not; the Bayes rows do not.
+pub fn units(seeds: &[u64], flips: &[f64]) -> Vec<(u64, f64)> {
+    seeds.iter().flat_map(|&seed| flips.iter().map(move |&flip| (seed, flip))).collect()
+}
+
+/// The predictors of every point of `figure` (the `model` column), as the run computes them.
+fn point_models(figure: Figure, bayes_only: bool, classes: &[LearnedClass]) -> Vec<String> {
+    let mut out: Vec<String> = match figure {
+        Figure::Risks => vec!["bayes".into()],
+        Figure::Ood => vec!["bayes".into(), "misspecified-bp".into()],
+        Figure::Prompts => vec!["pmi".into()],
+    };
+    if !bayes_only {
+        out.extend(classes.iter().map(|c| c.name().to_string()));
+    }
+    out
+}
+
+/// `jghm merge` of `figure`: checks that `dirs` hold the shards `1/N ..= N/N` of one run
+/// ([`read_shards`]), each with every point of its units, and writes `out` as the unsharded run
+/// writes it: `<figure>-settings.json` (without the shard) and `<figure>.csv`, the rows in the
+/// order of [`units`] (byte for byte the unsharded file up to the wall times). Returns the
+/// options of that run (for its figure, [`crate::plot::reproduce::draw_figures`]) and its rows.
+pub fn merge(figure: Figure, dirs: &[PathBuf], out: &Path) -> Result<(Options, Outcome)> {
+    let settings_file = run_dir(figure, Path::new("")).settings_file;
+    let shards = read_shards(dirs, &settings_file)?;
+    let meta = shards[0].settings.clone();
+    let invalid = |source| RunDirError::InvalidSettings { path: shards[0].dir.join(&settings_file), source };
+    let field = |name: &str| meta.get(name).cloned().unwrap_or(Value::Null);
+    let flips: Vec<f64> = serde_json::from_value(field("flips")).map_err(invalid)?;
+    let classes: Vec<LearnedClass> = serde_json::from_value(field("classes")).map_err(invalid)?;
+    let prompts: Option<Vec<usize>> = serde_json::from_value(field("prompts")).map_err(invalid)?;
+    let family = match field("family").as_str() {
+        None | Some("standard") => Family::Standard,
+        Some("paper") => Family::Paper,
+        Some(other) => Family::Files(other.strip_prefix("files:").unwrap_or(other).to_string()),
+    };
+    let o = Options {
+        flips: Some(flips.clone()),
+        bayes_only: field("bayes_only").as_bool().unwrap_or(false),
+        classes,
+        seeds: field("seeds").as_u64().unwrap_or(1),
+        quick: field("quick").as_bool().unwrap_or(false),
+        samples: None,
+        learned_samples: None,
+        budget_seconds: field("budget_seconds").as_f64().unwrap_or(0.0),
+        prompts: prompts.unwrap_or_default(),
+        seed: field("settings").get("seed").and_then(Value::as_u64).unwrap_or(0),
+        out: out.to_path_buf(),
+        resume: false,
+        family,
+        vary: match field("vary").as_str() {
+            Some("image") => Vary::Image,
+            Some("text") => Vary::Text,
+            _ => Vary::Both,
+        },
+        shard: None,
+    };
+    let units = units(&o.family.model_seeds(o.seeds)?, &flips);
+    let models = point_models(figure, o.bayes_only, &o.classes);
+    let mut inputs = vec![];
+    for sd in &shards {
+        let sink = Sink::<Row>::resume(&sd.dir.join(run_dir(figure, Path::new("")).results_file))?;
+        let rows = sink.into_rows();
+        let mine = sd.shard.select(units.clone());
+        let expected = mine.len() * models.len();
+        let done = mine
+            .iter()
+            .flat_map(|&(seed, flip)| models.iter().map(move |m| (m.clone(), flip.to_bits(), seed)))
+            .filter(|p| rows.iter().any(|r| r.point() == *p))
+            .count();
+        if done < expected {
+            return Err(MergeError::Unfinished {
+                dir: sd.dir.clone(),
+                shard: sd.shard,
+                rows: done,
+                expected,
+                what: "points",
+            }
+            .into());
+        }
+        inputs.push((sd.shard, run_dir(figure, &sd.dir).results_path(), rows));
+    }
+    let rows = merge_rows(inputs, |_, _, r: &Row| units.iter().position(|u| *u == (r.seed, r.flip)))?;
+    let mut sink = run_dir(figure, out).start::<Row>(&meta, false, &|_| String::new())?;
+    sink.extend(rows)?;
+    Ok((o, Outcome { rows: sink.into_rows(), flips }))
 }
 
 /// The training seed of a learned model: a function of the model seed only.
