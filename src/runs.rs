@@ -359,7 +359,9 @@ pub struct Shard {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid shard '{text}': {reason}")]
 pub struct ShardError {
+    /// The argument as given.
     pub text: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -462,8 +464,11 @@ pub enum MergeError {
 /// One input of a merge: a shard's folder, its shard, and its settings without the shard.
 #[derive(Clone, Debug)]
 pub struct ShardDir {
+    /// The shard's folder.
     pub dir: PathBuf,
+    /// The shard its settings file names.
     pub shard: Shard,
+    /// Its settings without [`SHARD_FIELD`]: the unsharded run's settings.
     pub settings: Value,
 }
 
@@ -631,6 +636,23 @@ mod tests {
         }
         let e = parse_csv::<Pt>(b"name,x,k\n\xff\xfe,1,\n", Path::new("f.csv")).unwrap_err().to_string();
         assert!(e.contains("line 2: malformed row: field 'name' is not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn shards_parse_own_their_units_and_refuse_bad_arguments() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert_eq!(s, Shard { index: 2, count: 3 });
+        assert_eq!(s.to_string(), "2/3");
+        assert_eq!(s.select((0..8).collect()), vec![1, 4, 7]);
+        let all: Vec<usize> = (1..=3).flat_map(|k| Shard { index: k, count: 3 }.select((0..8).collect())).collect();
+        assert_eq!(all.len(), 8);
+        assert_eq!("1/1".parse::<Shard>().unwrap().select(vec![5, 6]), vec![5, 6]);
+        for bad in ["0/3", "4/3", "x", "3", "/3", "1/", "1/0", "-1/3", " 1/3", "1/3/3", "99999999999999999999/1"] {
+            let e = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid shard '{bad}'")), "{bad}: {e}");
+        }
+        assert_eq!(with_shard(json!({"a": 1}), Some(s)), json!({"a": 1, "shard": "2/3"}));
+        assert_eq!(with_shard(json!({"a": 1}), None), json!({"a": 1}));
     }
 
     #[test]

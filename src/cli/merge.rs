@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::plot::merge::{merge, Merged};
 
+/// The text after `jghm merge --help`'s options.
 pub const MERGE_HELP: &str = "Every DIR is the --out folder of one shard (`--shard K/N`) of one run of `jghm rates`,
 `jghm reproduce risks|prompts|ood` or the width sweep of `jghm emulate` (a folder may hold several
 kinds: every kind in the first DIR must be in all). The DIRs must be the shards 1/N..N/N of one

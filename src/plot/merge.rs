@@ -67,8 +67,11 @@ impl Kind {
 
 /// One merged run, written to the output folder with its figures.
 pub enum Merged {
+    /// The rows of an emulation sweep.
     Emulation(Vec<SweepRow>),
+    /// A figure of `jghm reproduce`: the options of its unsharded run, its rows, the prompts fits.
     Reproduce { figure: Figure, options: Box<Options>, outcome: Outcome, fits: super::reproduce::PromptFits },
+    /// A sweep of `jghm rates`, with its fits.
     Rates(SweepOutcome),
 }
 
