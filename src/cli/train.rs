@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::files::write_atomic;
 use crate::learn::checkpoint::{check_tensors, resume_config, Checkpoint, CheckpointError, ModelFile};
 use crate::learn::data::Data;
-use crate::learn::train::{train, Run, SaveError, StepReport};
+use crate::learn::train::{train_reporting_selection, Run, SaveError, StepReport};
 use crate::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TrainConfig, WithEncoders};
 use crate::model::{Jghm, Part};
 
@@ -145,10 +145,7 @@ impl Ctx<'_> {
             steps: self.cfg.schedule.steps,
             max_seconds: a.max_seconds,
         };
-        let mut bar = super::progress::Progress::new(run.steps as u64, "train");
-        if let Some(ck) = &start {
-            bar.set_position(ck.step as u64);
-        }
+        let mut bar = super::progress::Progress::new(crate::learn::train::run_work(&run) as u64, "train");
         let t0 = Instant::now();
         let mut last = None;
         let mut progress = |r: &StepReport| {
@@ -158,12 +155,12 @@ impl Ctx<'_> {
                 super::grouped(r.pairs_per_second),
                 r.lr
             ));
-            bar.set_position(r.step as u64);
+            bar.set_position(r.done as u64);
             last = Some(*r);
         };
         let out: &Path = &a.out;
         let mut save = |ck: &Checkpoint<R>| write_atomic(out, &ck.to_bytes()).map_err(SaveError::from);
-        let ck = train(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
+        let (ck, selection) = train_reporting_selection(&mut pair, &mut data, &run, start, &mut progress, &mut save)?;
         bar.finish();
         let seconds = t0.elapsed().as_secs_f64();
         let pps = last.map_or(0.0, |r| r.pairs_per_second);
@@ -174,9 +171,21 @@ impl Ctx<'_> {
                     "steps": ck.step, "train_loss": finite_or_null(ck.train_loss), "held_out_loss": ck.held_out_loss,
                     "pairs_per_second": pps, "seconds": seconds, "checkpoint": out.display().to_string(),
                     "class": self.cfg.class, "parameters": ck.params.len(),
+                    "restart_losses": selection.as_ref().map(|s| s.losses.clone()),
+                    "restart_chosen": selection.as_ref().map(|s| s.index),
                 })
             );
         } else {
+            if let Some(s) = &selection {
+                let losses: Vec<String> = s.losses.iter().map(|l| format!("{l:.4}")).collect();
+                println!(
+                    "restarts: {} candidates of {} steps, selection losses [{}]; continued candidate {}",
+                    s.losses.len(),
+                    self.cfg.restart_steps.min(run.steps),
+                    losses.join(", "),
+                    s.index
+                );
+            }
             println!(
                 "trained {:?} for {} steps in {seconds:.1} s ({} pairs/s): train loss {:.4}{}; checkpoint '{}'",
                 self.cfg.class,

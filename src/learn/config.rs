@@ -55,11 +55,17 @@ pub struct TrainConfig {
     /// Write a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
     /// BP class only: learned hidden states per true hidden state (root and internal levels;
-    /// [`super::BpEncoder::with_state_factor`]). Default 2 for the BP class (1 in checkpoints
+    /// [`super::BpEncoder::with_state_factor`]). Default 3 for the BP class (1 in checkpoints
     /// written before the field existed, which is what they were trained with).
     pub bp_states_factor: usize,
     /// Transformer only: how the learned positional embedding starts ([`PositionInit`]).
     pub position_init: PositionInit,
+    /// Candidate initialisations of a fresh run; above 1, each trains `restart_steps` steps
+    /// and the one with the lowest selection loss is continued ([`super::train::select_start`]).
+    /// Default 4 for the BP class (1 in checkpoints written before the field existed).
+    pub restarts: usize,
+    /// Steps each restart candidate trains before the choice.
+    pub restart_steps: usize,
 }
 
 /// The start of a transformer's learned positional embedding `wpe`.
@@ -107,6 +113,8 @@ impl TrainConfig {
             checkpoint_every: 200,
             bp_states_factor: d.bp_states_factor,
             position_init: PositionInit::Normal,
+            restarts: d.restarts,
+            restart_steps: d.restart_steps,
         }
     }
 
@@ -263,12 +271,14 @@ pub const MAX_BATCH: usize = 1 << 20;
 pub const MAX_K: usize = 1 << 16;
 /// The largest fixed data set (sampled and held in memory before the first step).
 pub const MAX_N: usize = 1 << 30;
+/// The largest number of restart candidates ([`TrainConfig::restarts`]).
+pub const MAX_RESTARTS: usize = 64;
 /// The largest step budget.
 pub const MAX_STEPS: usize = 1 << 40;
 
 /// The ranges of the size fields. Each bounds what one field can make the run allocate; their
 /// product is bounded by the memory estimate of [`TrainConfig::check`], not here.
-pub const LIMITS: [Limit; 8] = [
+pub const LIMITS: [Limit; 10] = [
     Limit { field: "width", min: 1, max: MAX_WIDTH, get: |c| c.width },
     Limit { field: "layers", min: 1, max: MAX_LAYERS, get: |c| c.layers },
     Limit { field: "heads", min: 1, max: MAX_WIDTH, get: |c| c.heads },
@@ -279,6 +289,8 @@ pub const LIMITS: [Limit; 8] = [
     // copies per state the class only costs memory (it contains the truth from factor 1).
     Limit { field: "bp_states_factor", min: 1, max: MAX_BP_STATES_FACTOR, get: |c| c.bp_states_factor },
     Limit { field: "steps", min: 1, max: MAX_STEPS, get: |c| c.schedule.steps },
+    Limit { field: "restarts", min: 1, max: MAX_RESTARTS, get: |c| c.restarts },
+    Limit { field: "restart_steps", min: 1, max: MAX_STEPS, get: |c| c.restart_steps },
 ];
 
 /// Why a configuration is refused; each names the field and its limit.

@@ -15,6 +15,9 @@ use crate::sample::{sample_pairs, Pair};
 const STEP_STREAM: u64 = 1 << 40;
 const EPOCH_STREAM: u64 = 2 << 40;
 const NEGATIVE_STREAM: u64 = 3 << 40;
+/// Restart candidate `r ≥ 1` initialises its parameters from stream `RESTART_STREAM + r`
+/// ([`super::train::select_start`]).
+pub const RESTART_STREAM: u64 = 4 << 40;
 
 /// The source of training batches.
 pub enum Data<'m> {

@@ -79,6 +79,9 @@ pub struct ClassDefaults {
     pub warmup: usize,
     pub steps: usize,
     pub bp_states_factor: usize,
+    /// Restart candidates and their steps ([`super::TrainConfig::restarts`]).
+    pub restarts: usize,
+    pub restart_steps: usize,
 }
 
 /// A class's metadata.
@@ -131,7 +134,9 @@ impl Class {
                     lr_min: 1e-3,
                     warmup: 20,
                     steps: 2000,
-                    bp_states_factor: 2,
+                    bp_states_factor: 3,
+                    restarts: 4,
+                    restart_steps: 200,
                 },
             },
             Class::Transformer => ClassMeta {
@@ -153,6 +158,8 @@ impl Class {
                     warmup: 100,
                     steps: 8000,
                     bp_states_factor: 1,
+                    restarts: 1,
+                    restart_steps: 200,
                 },
             },
             Class::Mlp => ClassMeta {
@@ -174,6 +181,8 @@ impl Class {
                     warmup: 50,
                     steps: 2000,
                     bp_states_factor: 1,
+                    restarts: 1,
+                    restart_steps: 200,
                 },
             },
         }

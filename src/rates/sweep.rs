@@ -116,6 +116,8 @@ impl Settings {
             // time); `jghm train`'s default has since been tuned for accuracy in 4 minutes.
             (cfg.normalise, cfg.schedule.lr, cfg.position_init) = (false, 1e-3, PositionInit::Normal);
         }
+        // A sweep's restarts are whole runs ([`Settings::restarts`]), as its figures were measured.
+        cfg.restarts = 1;
         if class == Class::Bp {
             cfg.bp_states_factor = self.bp_states_factor;
             cfg.schedule.lr = self.bp_lr;
