@@ -167,8 +167,14 @@ impl<'m> Evaluator<'m> {
         Ok(Evaluator { model, part, statistic, cut })
     }
 
-    /// `T(a)` as a real vector.
-    pub fn value(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
+    /// `T(a)` as a real vector; an error when `tokens` do not fit this side of the model.
+    pub fn value(&self, ws: &mut Workspace, tokens: &[usize]) -> Result<Vec<f64>, crate::evidence::EvidenceError> {
+        crate::evidence::check_tokens(self.model, self.part, tokens)?;
+        Ok(self.value_checked(ws, tokens))
+    }
+
+    /// [`Evaluator::value`] of tokens already checked (table rows and sampled sequences).
+    fn value_checked(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
         let model = self.model;
         let root = |ws: &mut Workspace, obs: &dyn Fn(&mut Workspace) -> f64| {
             obs(ws);
@@ -209,7 +215,7 @@ impl<'m> Evaluator<'m> {
             .par_chunks(bp::CHUNK)
             .flat_map_iter(|chunk| {
                 let mut ws = Workspace::new(self.model);
-                chunk.iter().map(|t| quantise(&self.value(&mut ws, t))).collect::<Vec<_>>()
+                chunk.iter().map(|t| quantise(&self.value_checked(&mut ws, t))).collect::<Vec<_>>()
             })
             .collect();
         Classes::from_keys(&keys)
@@ -473,7 +479,7 @@ pub fn monte_carlo(
     let eval = Evaluator::new(model, side, statistic)?;
     let keys: Vec<Vec<i64>> = {
         let mut ws = Workspace::new(model);
-        table.tokens.iter().map(|t| quantise(&eval.value(&mut ws, t))).collect()
+        table.tokens.iter().map(|t| quantise(&eval.value_checked(&mut ws, t))).collect()
     };
     let classes = Classes::from_keys(&keys);
     let class_of: HashMap<Vec<i64>, usize> = keys.iter().cloned().zip(classes.of.iter().copied()).collect();
@@ -491,7 +497,7 @@ pub fn monte_carlo(
                 .map(|p| {
                     let pmi = bp::pmi(model, &p.image, &p.text).map_or(f64::NEG_INFINITY, |q| q.pmi);
                     let (a, c) = if side == Part::Image { (&p.image, &p.text) } else { (&p.text, &p.image) };
-                    let t = class_of[&quantise(&eval.value(&mut ws, a))];
+                    let t = class_of[&quantise(&eval.value_checked(&mut ws, a))];
                     upward_side(&mut ws, model, other, c);
                     cut.posterior_into(model, &ws, &mut w);
                     let pmi_t = weighted_inner(&wt[t * nw..(t + 1) * nw], &w, &cut.prior).ln();
@@ -594,7 +600,7 @@ pub fn sampled_fibres(
                     .iter()
                     .map(|p| {
                         let a = a_of(p);
-                        let key = quantise(&eval.value(&mut ws, &a));
+                        let key = quantise(&eval.value_checked(&mut ws, &a));
                         let mut w = vec![0.0; nw];
                         upward_side(&mut ws, model, side, &a);
                         cut.posterior_into(model, &ws, &mut w);
@@ -631,7 +637,7 @@ pub fn sampled_fibres(
                         cut.posterior_into(model, &ws, &mut wa);
                         &wa
                     } else {
-                        match fibres.get(&quantise(&eval.value(&mut ws, a))) {
+                        match fibres.get(&quantise(&eval.value_checked(&mut ws, a))) {
                             Some((mean, _)) => mean,
                             None => return None,
                         }

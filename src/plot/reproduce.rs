@@ -268,10 +268,11 @@ fn budget_of_notes(rows: &[Row]) -> String {
 
 /// Redraws the prompts figure of every `prompts*.csv` in `dir` (as `jghm reproduce prompts`
 /// wrote it) from its rows alone: `<stem>.{svg,png}`, or `<stem>-<flip>` when the file holds
-/// several flips. Returns each figure's stem and fits.
+/// several flips. Returns each figure's stem and fits (none when `dir` cannot be listed).
 pub fn redraw_prompts(dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, PromptFits)>, PlotError> {
-    let mut csvs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| super::draw_error(dir.display(), e))?
+    // A folder that cannot be listed holds no prompts figure (the caller reports it).
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(vec![]) };
+    let mut csvs: Vec<std::path::PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|x| x == "csv")
