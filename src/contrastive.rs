@@ -32,7 +32,7 @@ use statrs::function::gamma::ln_gamma;
 
 use crate::info::{Enumeration, Estimate, InfoError, WORK_LIMIT};
 use crate::logspace::log_sum_exp;
-use crate::model::Jghm;
+use crate::model::{Jghm, Part};
 use crate::rng::{self, Rng};
 use crate::sample::Sampler;
 use crate::score::{Pmi, Score};
@@ -464,14 +464,22 @@ pub fn jackknifed_log_mean_exp(v: &[f64]) -> f64 {
 }
 
 /// An approximate draw from `Q^S(· | x)` by sampling-importance-resampling: `m` texts from
-/// `p(y)`, one kept with probability `∝ exp S(x, y)`. Exact as `m → ∞`.
-pub fn sample_induced(model: &Jghm, score: &dyn Score, x: &[usize], m: usize, rng: &mut Rng) -> Vec<usize> {
+/// `p(y)`, one kept with probability `∝ exp S(x, y)`. Exact as `m → ∞`. An error for an image
+/// that does not fit the model (length, vocabulary).
+pub fn sample_induced(
+    model: &Jghm,
+    score: &dyn Score,
+    x: &[usize],
+    m: usize,
+    rng: &mut Rng,
+) -> Result<Vec<usize>, crate::evidence::EvidenceError> {
+    crate::evidence::check_tokens(model, Part::Image, x)?;
     let sampler = Sampler::new(model);
     let ys: Vec<Vec<usize>> = (0..m).map(|_| sampler.pair(rng, false).text).collect();
     let s = score.grid(std::slice::from_ref(&x.to_vec()), &ys);
     let top = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = s.iter().map(|v| (v - top).exp()).collect();
-    ys[rng::categorical(rng, &w)].clone()
+    Ok(ys[rng::categorical(rng, &w)].clone())
 }
 
 /// The CLIP loss `L_K(S) = (ℓ_K^{X→Y}(S) + ℓ_K^{Y→X}(S))/2` of a score next to its optimum

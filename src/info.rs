@@ -247,7 +247,7 @@ impl Cut {
 }
 
 /// Upward pass with evidence on one side only.
-pub fn upward_side(ws: &mut Workspace, model: &Jghm, part: Part, tokens: &[usize]) -> f64 {
+pub(crate) fn upward_side(ws: &mut Workspace, model: &Jghm, part: Part, tokens: &[usize]) -> f64 {
     let obs = match part {
         Part::Image => Tokens { image: Some(tokens), text: None },
         _ => Tokens { image: None, text: Some(tokens) },

@@ -115,24 +115,38 @@ pub trait Encoder: Sync {
 }
 
 /// The T7 encoder: the posterior of the separator, `f*(x) = (p(w | x))_w` (the root posterior
-/// without a trunk, the trunk leaves' joint posterior with one). NaN for impossible input.
+/// without a trunk, the trunk leaves' joint posterior with one). NaN for impossible input and
+/// for tokens that do not fit the model ([`PosteriorEncoder::try_encode`] says which).
 pub struct PosteriorEncoder<'m> {
     pub model: &'m Jghm,
     pub part: Part,
     pub cut: Cut,
 }
 
+impl PosteriorEncoder<'_> {
+    /// `f*(tokens)`, or an error when the tokens do not fit the model (length, vocabulary).
+    pub fn try_encode(&self, tokens: &[usize]) -> Result<Vec<f64>, crate::evidence::EvidenceError> {
+        crate::evidence::check_tokens(self.model, self.part, tokens)?;
+        let mut ws = Workspace::new(self.model);
+        Ok(self.encode_checked(&mut ws, tokens))
+    }
+
+    fn encode_checked(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
+        let mut out = vec![f64::NAN; self.cut.size()];
+        if upward_side(ws, self.model, self.part, tokens) > f64::NEG_INFINITY {
+            self.cut.posterior_into(self.model, ws, &mut out);
+        }
+        out
+    }
+}
+
 impl Encoder for PosteriorEncoder<'_> {
     fn dim(&self) -> usize {
         self.cut.size()
     }
+    /// NaN for tokens that do not fit the model.
     fn encode(&self, tokens: &[usize]) -> Vec<f64> {
-        let mut ws = Workspace::new(self.model);
-        let mut out = vec![f64::NAN; self.cut.size()];
-        if upward_side(&mut ws, self.model, self.part, tokens) > f64::NEG_INFINITY {
-            self.cut.posterior_into(self.model, &ws, &mut out);
-        }
-        out
+        self.try_encode(tokens).unwrap_or_else(|_| vec![f64::NAN; self.cut.size()])
     }
     /// One workspace per fixed chunk of sequences (order kept).
     fn encode_all(&self, seqs: &[Vec<usize>]) -> Vec<Vec<f64>> {
@@ -141,12 +155,9 @@ impl Encoder for PosteriorEncoder<'_> {
                 let mut ws = Workspace::new(self.model);
                 chunk
                     .iter()
-                    .map(|t| {
-                        let mut out = vec![f64::NAN; self.cut.size()];
-                        if upward_side(&mut ws, self.model, self.part, t) > f64::NEG_INFINITY {
-                            self.cut.posterior_into(self.model, &ws, &mut out);
-                        }
-                        out
+                    .map(|t| match crate::evidence::check_tokens(self.model, self.part, t) {
+                        Ok(()) => self.encode_checked(&mut ws, t),
+                        Err(_) => vec![f64::NAN; self.cut.size()],
                     })
                     .collect::<Vec<_>>()
             })
@@ -179,8 +190,12 @@ impl Score for LogWeighted<'_> {
     fn name(&self) -> String {
         "t7".into()
     }
+    /// `-inf` for tokens that do not fit the model (no weight, as for [`Pmi`]).
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
-        self.similarity(&self.image.encode(x), &self.text.encode(y))
+        match (self.image.try_encode(x), self.text.try_encode(y)) {
+            (Ok(f), Ok(g)) => self.similarity(&f, &g),
+            _ => f64::NEG_INFINITY,
+        }
     }
     fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {
         grid_of_encodings(&self.image.encode_all(xs), &self.text.encode_all(ys), |f, g| self.similarity(f, g))

@@ -63,6 +63,17 @@ pub enum SufficiencyError {
     /// enumerating the side it reads: that side must be enumerable.
     #[error("the Monte Carlo estimate of Suff still enumerates the {side} side to find the statistic's level sets, and the {side} side has {size:.3e} sequences (limit {limit:.1e}); use a model whose {side} side is smaller, or the other --side if it is")]
     SideTooLarge { side: Part, size: f64, limit: f64 },
+    /// The two-stage estimate ([`sampled_fibres`]) met too many classes in stage 2 that
+    /// stage 1 never saw.
+    #[error("the statistic '{statistic}' of the {side} has too many classes to sample its fibres: {unmatched} of {samples} pairs fell in classes that none of the {fibre_samples} fibre draws met ({classes} classes met); use a coarser statistic (map-root, first-tokens:K or masked-posterior:K with small K), or more --samples")]
+    TooManyClasses {
+        statistic: String,
+        side: Part,
+        unmatched: usize,
+        samples: usize,
+        classes: usize,
+        fibre_samples: usize,
+    },
     #[error(transparent)]
     Info(#[from] InfoError),
 }
@@ -156,8 +167,14 @@ impl<'m> Evaluator<'m> {
         Ok(Evaluator { model, part, statistic, cut })
     }
 
-    /// `T(a)` as a real vector.
-    pub fn value(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
+    /// `T(a)` as a real vector; an error when `tokens` do not fit this side of the model.
+    pub fn value(&self, ws: &mut Workspace, tokens: &[usize]) -> Result<Vec<f64>, crate::evidence::EvidenceError> {
+        crate::evidence::check_tokens(self.model, self.part, tokens)?;
+        Ok(self.value_checked(ws, tokens))
+    }
+
+    /// [`Evaluator::value`] of tokens already checked (table rows and sampled sequences).
+    fn value_checked(&self, ws: &mut Workspace, tokens: &[usize]) -> Vec<f64> {
         let model = self.model;
         let root = |ws: &mut Workspace, obs: &dyn Fn(&mut Workspace) -> f64| {
             obs(ws);
@@ -198,7 +215,7 @@ impl<'m> Evaluator<'m> {
             .par_chunks(bp::CHUNK)
             .flat_map_iter(|chunk| {
                 let mut ws = Workspace::new(self.model);
-                chunk.iter().map(|t| quantise(&self.value(&mut ws, t))).collect::<Vec<_>>()
+                chunk.iter().map(|t| quantise(&self.value_checked(&mut ws, t))).collect::<Vec<_>>()
             })
             .collect();
         Classes::from_keys(&keys)
@@ -462,7 +479,7 @@ pub fn monte_carlo(
     let eval = Evaluator::new(model, side, statistic)?;
     let keys: Vec<Vec<i64>> = {
         let mut ws = Workspace::new(model);
-        table.tokens.iter().map(|t| quantise(&eval.value(&mut ws, t))).collect()
+        table.tokens.iter().map(|t| quantise(&eval.value_checked(&mut ws, t))).collect()
     };
     let classes = Classes::from_keys(&keys);
     let class_of: HashMap<Vec<i64>, usize> = keys.iter().cloned().zip(classes.of.iter().copied()).collect();
@@ -480,7 +497,7 @@ pub fn monte_carlo(
                 .map(|p| {
                     let pmi = bp::pmi(model, &p.image, &p.text).map_or(f64::NEG_INFINITY, |q| q.pmi);
                     let (a, c) = if side == Part::Image { (&p.image, &p.text) } else { (&p.text, &p.image) };
-                    let t = class_of[&quantise(&eval.value(&mut ws, a))];
+                    let t = class_of[&quantise(&eval.value_checked(&mut ws, a))];
                     upward_side(&mut ws, model, other, c);
                     cut.posterior_into(model, &ws, &mut w);
                     let pmi_t = weighted_inner(&wt[t * nw..(t + 1) * nw], &w, &cut.prior).ln();
@@ -494,6 +511,171 @@ pub fn monte_carlo(
         sufficiency: col(&|t| t[0] - t[1]),
         mutual_information: col(&|t| t[0]),
         statistic_information: col(&|t| t[1]),
+    })
+}
+
+/// Largest fraction of stage-2 draws whose class was not met in stage 1 that
+/// [`sampled_fibres`] accepts: beyond it the statistic has too many classes (e.g. a continuous
+/// posterior of a large side, almost every sequence its own class) for fibres to be sampled.
+pub const UNMATCHED_LIMIT: f64 = 0.01;
+
+/// A sufficiency estimate when side `A` is too large to enumerate ([`sampled_fibres`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampledFibres {
+    pub sufficiency: Estimate,
+    pub mutual_information: Estimate,
+    pub statistic_information: Estimate,
+    /// Stage-1 draws of side `A` (0 when the statistic determines `p(w | a)`: no stage 1).
+    pub fibre_samples: usize,
+    /// Distinct classes met in stage 1.
+    pub classes_seen: usize,
+    /// Stage-2 pairs whose class was not met in stage 1 (their term is taken as 0).
+    pub unmatched: usize,
+    /// Whether `T(a)` determines `p(w | a)` (then `p(w | t) = p(w | a)` exactly, no stage 1).
+    pub fibre_constant: bool,
+}
+
+/// Whether the statistic determines the separator posterior `p(w | a)`: the separator
+/// posterior itself, a layer posterior whose layer is the separator, or the root posterior
+/// when the separator is the root (no trunk).
+fn determines_separator_posterior(eval: &Evaluator, cut: &Cut) -> bool {
+    match eval.statistic {
+        Statistic::SeparatorPosterior => true,
+        Statistic::LayerPosterior(_) => eval.cut.as_ref().is_some_and(|c| c.nodes == cut.nodes),
+        Statistic::RootPosterior => cut.nodes == [0],
+        _ => false,
+    }
+}
+
+/// Sufficiency by two-stage sampling, for a side `A` too large to enumerate.
+///
+/// # Estimator
+/// - **Stage 1** (`fibre_samples` draws `a' ~ p(a)`, seed `!seed`, the bitwise complement):
+///   the fibre posterior of each class met is the sample mean
+///   `p̂(w | t) = (1/n_t) Σ_{a': T(a') = t} p(w | a')`.
+/// - **Stage 2** (`samples` pairs `(a, c) ~ p(a, c)`, seed `seed`, independent of stage 1):
+///   `Suff ≈ mean [PMI(a, c) - log Σ_w p̂(w | T(a)) p(w | c) / p(w)]`, with the standard error
+///   of that mean (over stage 2, given stage 1).
+///
+/// When the statistic determines `p(w | a)` ([`SampledFibres::fibre_constant`]) the fibre
+/// posterior is the draw's own, `p(w | t) = p(w | a)`, exactly, and there is no stage 1.
+///
+/// # Bias
+/// Given the stage-1 counts, the `a'` of class `t` are i.i.d. from `p(a | t)`, so
+/// `E p̂(w | t) = p(w | t)`: the fibre posterior is unbiased. `PMI_T` is the logarithm of a
+/// linear function of it, concave, so by Jensen `E log Σ_w p̂ r ≤ log Σ_w p r`: the estimated
+/// `PMI_T` is biased low and **the estimate of `Suff` is biased high** (and `I(T; C)` low), by
+/// about `Σ_t p(t) E_c Var(p̂·r) / (2 (p·r)²) = O(1 / n_t)` (delta method), which shrinks faster
+/// than the standard error `O(1/√n)`. A stage-2 draw whose class stage 1 never met is counted in
+/// [`SampledFibres::unmatched`] and given the term 0 (as if its fibre were a single sequence);
+/// this biases the estimate low by at most the unmatched classes' share of `Suff`, and more
+/// than [`UNMATCHED_LIMIT`] of such draws is refused ([`SufficiencyError::TooManyClasses`]).
+/// Checked against the exact gap on enumerable models in `tests/t6_sufficiency_identities.rs`.
+pub fn sampled_fibres(
+    model: &Jghm,
+    side: Part,
+    statistic: Statistic,
+    samples: usize,
+    fibre_samples: usize,
+    seed: u64,
+) -> Result<SampledFibres, SufficiencyError> {
+    if samples < 2 {
+        return Err(InfoError::TooFewSamples(samples).into());
+    }
+    let cut = Cut::separator(model)?;
+    let eval = Evaluator::new(model, side, statistic)?;
+    let fibre_constant = determines_separator_posterior(&eval, &cut);
+    let nw = cut.size();
+    let a_of = |p: &crate::sample::Pair| if side == Part::Image { p.image.clone() } else { p.text.clone() };
+    // Stage 1: per class key, the sum of p(w | a') and the count.
+    let mut fibres: HashMap<Vec<i64>, (Vec<f64>, usize)> = HashMap::new();
+    let n1 = if fibre_constant { 0 } else { fibre_samples };
+    if n1 > 0 {
+        let draws = sample_pairs(model, n1, !seed, false);
+        let rows: Vec<(Vec<i64>, Vec<f64>)> = draws
+            .par_chunks(bp::CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut ws = Workspace::new(model);
+                chunk
+                    .iter()
+                    .map(|p| {
+                        let a = a_of(p);
+                        let key = quantise(&eval.value_checked(&mut ws, &a));
+                        let mut w = vec![0.0; nw];
+                        upward_side(&mut ws, model, side, &a);
+                        cut.posterior_into(model, &ws, &mut w);
+                        (key, w)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Summed in draw order: reproducible whatever the thread count.
+        for (key, w) in rows {
+            let entry = fibres.entry(key).or_insert_with(|| (vec![0.0; nw], 0));
+            entry.0.iter_mut().zip(&w).for_each(|(s, v)| *s += v);
+            entry.1 += 1;
+        }
+        for (sum, n) in fibres.values_mut() {
+            sum.iter_mut().for_each(|s| *s /= *n as f64);
+        }
+    }
+    // Stage 2: [PMI, PMI_T] per pair, None when the class was not met in stage 1.
+    let other = if side == Part::Image { Part::Text } else { Part::Image };
+    let pairs = sample_pairs(model, samples, seed, false);
+    let terms: Vec<Option<[f64; 2]>> = pairs
+        .par_chunks(bp::CHUNK)
+        .flat_map_iter(|chunk| {
+            let mut ws = Workspace::new(model);
+            let (mut wa, mut wc) = (vec![0.0; nw], vec![0.0; nw]);
+            chunk
+                .iter()
+                .map(|p| {
+                    let pmi = bp::pmi(model, &p.image, &p.text).map_or(f64::NEG_INFINITY, |q| q.pmi);
+                    let (a, c) = if side == Part::Image { (&p.image, &p.text) } else { (&p.text, &p.image) };
+                    let fibre: &[f64] = if fibre_constant {
+                        upward_side(&mut ws, model, side, a);
+                        cut.posterior_into(model, &ws, &mut wa);
+                        &wa
+                    } else {
+                        match fibres.get(&quantise(&eval.value_checked(&mut ws, a))) {
+                            Some((mean, _)) => mean,
+                            None => return None,
+                        }
+                    };
+                    upward_side(&mut ws, model, other, c);
+                    cut.posterior_into(model, &ws, &mut wc);
+                    // PMI_T(t, c) = log Σ_w p̂(w | t) p(w | c) / p(w)
+                    let pmi_t = weighted_inner(fibre, &wc, &cut.prior).ln();
+                    Some([pmi, pmi_t])
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let unmatched = terms.iter().filter(|t| t.is_none()).count();
+    if unmatched as f64 > UNMATCHED_LIMIT * samples as f64 {
+        return Err(SufficiencyError::TooManyClasses {
+            statistic: statistic.to_string(),
+            side,
+            unmatched,
+            samples,
+            classes: fibres.len(),
+            fibre_samples: n1,
+        });
+    }
+    // An unmatched draw counts as a singleton fibre: PMI_T = PMI, term 0.
+    let col = |f: &dyn Fn(&[f64; 2]) -> f64, unmatched: &dyn Fn(&crate::sample::Pair) -> f64| {
+        let v: Vec<f64> = terms.iter().zip(&pairs).map(|(t, p)| t.as_ref().map_or_else(|| unmatched(p), f)).collect();
+        Estimate::from_samples(&v)
+    };
+    let pmi_of = |p: &crate::sample::Pair| bp::pmi(model, &p.image, &p.text).map_or(f64::NEG_INFINITY, |q| q.pmi);
+    Ok(SampledFibres {
+        sufficiency: col(&|t| t[0] - t[1], &|_| 0.0),
+        mutual_information: col(&|t| t[0], &pmi_of),
+        statistic_information: col(&|t| t[1], &pmi_of),
+        fibre_samples: n1,
+        classes_seen: fibres.len(),
+        unmatched,
+        fibre_constant,
     })
 }
 
@@ -565,6 +747,41 @@ impl Report {
             method: format!(
                 "Monte Carlo ({samples} pairs, seed {seed}): E[PMI(A,C) - PMI_T(T(A),C)], the statistic's side enumerated"
             ),
+        })
+    }
+
+    /// The gap by two-stage sampling ([`sampled_fibres`], `samples` draws in each stage), for a
+    /// side too large to enumerate; its method line states the estimator and its bias.
+    pub fn sampled_fibres(
+        model: &Jghm,
+        side: Part,
+        statistic: Statistic,
+        samples: usize,
+        seed: u64,
+    ) -> Result<Report, SufficiencyError> {
+        let s = sampled_fibres(model, side, statistic, samples, samples, seed)?;
+        let method = if s.fibre_constant {
+            format!(
+                "Monte Carlo ({samples} pairs, seed {seed}): E[PMI(A,C) - PMI_T(T(A),C)], p(w | t) = p(w | a) exactly (the statistic determines the separator posterior)"
+            )
+        } else {
+            format!(
+                "two-stage Monte Carlo (the {side} side is too large to enumerate): p(w | t) as the mean of p(w | a) over {} draws of the {side} (seed {}, the complement of {seed}; {} classes met), then E[PMI(A,C) - PMI_T(T(A),C)] over {samples} independent pairs (seed {seed}; {} fell in classes not met, term 0); biased high by O(1/draws per class), see the book's T6 chapter",
+                s.fibre_samples, !seed, s.classes_seen, s.unmatched
+            )
+        };
+        Ok(Report {
+            sufficiency: s.sufficiency.value,
+            stderr: s.sufficiency.stderr,
+            ci95: Some(s.sufficiency.ci95),
+            mutual_information: s.mutual_information.value,
+            mutual_information_stderr: Some(s.mutual_information.stderr),
+            statistic_information: s.statistic_information.value,
+            statistic_information_stderr: Some(s.statistic_information.stderr),
+            information_form: None,
+            variational_form: None,
+            classes: None,
+            method,
         })
     }
 }

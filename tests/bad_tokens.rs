@@ -87,3 +87,128 @@ fn observations_are_checked_before_any_pass() {
     let soft = jghm::evidence::SoftImage { lambda: &negative, vocab: 3, text: &[0, 1, 2, 0] };
     assert!(matches!(bp::marginals(&m, &soft), Err(BpError::Evidence(EvidenceError::SoftEntry { position: 3, .. }))));
 }
+
+// The public token-taking functions outside `bp`: each is fed a wrong length, an
+// out-of-vocabulary token and an empty slice, and must return an error (never panic).
+
+use jghm::downstream::{self, bayes, generation, labels, laws::SideLaw, noise::NoiseLevel};
+use jghm::score::{Encoder, LogWeighted, Pmi, Score};
+use jghm::sufficiency::{Evaluator, Statistic};
+
+/// Wrong length, out of vocabulary, empty, for a 4-leaf side of vocabulary 3.
+fn bad() -> [Vec<usize>; 3] {
+    [vec![0, 1, 2, 1, 0], vec![0, 1, 7, 1], vec![]]
+}
+
+#[test]
+fn evidence_constructors_refuse_bad_tokens() {
+    let m = model();
+    for b in bad() {
+        assert!(jghm::evidence::Evidence::image(&m, &b).is_err(), "{b:?}");
+        assert!(jghm::evidence::Evidence::text(&m, &b).is_err(), "{b:?}");
+        assert!(jghm::evidence::Evidence::pair(&m, &[0, 1, 2, 1], &b).is_err(), "{b:?}");
+    }
+}
+
+#[test]
+fn sampling_from_q_s_refuses_a_bad_image() {
+    let m = model();
+    let pmi = Pmi { model: &m };
+    let mut rng = jghm::rng::stream(1, 0);
+    assert!(jghm::contrastive::sample_induced(&m, &pmi, &[0, 1, 2, 1], 8, &mut rng).is_ok());
+    for b in bad() {
+        assert!(jghm::contrastive::sample_induced(&m, &pmi, &b, 8, &mut rng).is_err(), "{b:?}");
+    }
+}
+
+#[test]
+fn sufficiency_statistics_refuse_bad_tokens() {
+    let m = model();
+    for st in [Statistic::RootPosterior, Statistic::MapRoot, Statistic::MaskedPosterior(2), Statistic::FirstTokens(2)] {
+        let eval = Evaluator::new(&m, Part::Image, st).unwrap();
+        let mut ws = bp::Workspace::new(&m);
+        assert!(eval.value(&mut ws, &[0, 1, 2, 1]).is_ok());
+        for b in bad() {
+            assert!(eval.value(&mut ws, &b).is_err(), "{st} {b:?}");
+        }
+    }
+}
+
+#[test]
+fn scores_and_encoders_do_not_panic_on_bad_tokens() {
+    let m = model();
+    let t7 = LogWeighted::new(&m).unwrap();
+    let (x, y) = ([0, 1, 2, 1], [2, 2, 0, 1]);
+    assert!(t7.score(&x, &y).is_finite() && Pmi { model: &m }.score(&x, &y).is_finite());
+    for b in bad() {
+        // A score is a number: a bad pair scores -inf (no pair of tokens outside the model has
+        // positive weight), for the exact PMI and for the T7 form alike.
+        assert_eq!(Pmi { model: &m }.score(&b, &y), f64::NEG_INFINITY, "{b:?}");
+        assert_eq!(t7.score(&b, &y), f64::NEG_INFINITY, "{b:?}");
+        assert_eq!(t7.score(&x, &b), f64::NEG_INFINITY, "{b:?}");
+        assert!(t7.image.try_encode(&b).is_err(), "{b:?}");
+        assert!(t7.image.encode(&b).iter().all(|v| v.is_nan()), "{b:?}");
+    }
+}
+
+#[test]
+fn downstream_laws_refuse_bad_tokens() {
+    let m = model();
+    let texts = SideLaw::new(&m, Part::Text).unwrap();
+    let pmi = Pmi { model: &m };
+    let through = generation::ThroughStatistic::new(&m, Statistic::MapRoot).unwrap();
+    let classes = downstream::diffusion::TextClasses::new(&m, Statistic::MapRoot).unwrap();
+    let label = labels::Label::TextToken(0);
+    let label = label.law(&m, None).unwrap();
+    let mut ws = bp::marginals::MarginalWorkspace::new(&m);
+    let next = bayes::BayesNextToken::new(&m);
+    for b in bad() {
+        assert!(texts.latent_of(&m, &b).is_err(), "{b:?}");
+        assert!(texts.conditional(&m, &b).is_err(), "{b:?}");
+        assert!(texts.index_of(&b).is_none(), "{b:?}");
+        for g in [
+            generation::Generator::Exact,
+            generation::Generator::Induced { score: &pmi, pool: 4 },
+            generation::Generator::Statistic(&through),
+        ] {
+            assert!(generation::law(&m, &g, &texts, &b).is_err(), "{b:?}");
+        }
+        assert!(through.class_of(&b).is_err(), "{b:?}");
+        assert!(classes.condition_of(&b).is_err(), "{b:?}");
+        assert!(downstream::diffusion::Condition::through(&m, Statistic::MapRoot, &b).is_err(), "{b:?}");
+        assert!(label.bayes(&m, &b).is_err(), "{b:?}");
+        assert!(bayes::first_token_law(&mut ws, &m, &b).is_err(), "{b:?}");
+        assert!(next.conditionals(&[0, 1, 2, 1], &b).is_err(), "{b:?}");
+        assert!(next.conditionals(&b, &[0, 1]).is_err(), "{b:?}");
+        // A pure index (no model): only a token outside the vocabulary is refused.
+        assert_eq!(downstream::sequence_index(&b, 3).is_none(), b.contains(&7), "{b:?}");
+        let level = NoiseLevel { alpha: 0.5, sigma: 0.5 };
+        let x_t = vec![0.0; m.image_len() * m.image_vocab()];
+        assert!(level.evidence(&m, &x_t, Some(&b)).is_err(), "{b:?}");
+        assert!(level.evidence(&m, &x_t[1..], None).is_err());
+    }
+    assert_eq!(downstream::sequence_index(&[2, 1], 3), Some(7));
+    assert_eq!(downstream::sequence_index(&[2; 100], 3), None, "an index beyond usize");
+}
+
+#[test]
+fn the_bp_transformer_refuses_bad_tokens() {
+    let m = model();
+    let net = jghm::emulate::BpTransformer::new(&m, Part::Image, jghm::emulate::Nonlinearity::Exact).unwrap();
+    assert!(net.log_root_posterior(&[0, 1, 2, 1]).is_ok());
+    for b in bad() {
+        assert!(net.log_root_posterior(&b).is_err(), "{b:?}");
+    }
+}
+
+/// The batched marginal workspace checks its evidence before its fast pass (a fifth image token
+/// was silently ignored there).
+#[test]
+fn the_marginal_workspace_checks_its_evidence() {
+    let m = model();
+    let mut ws = bp::marginals::MarginalWorkspace::new(&m);
+    assert!(ws.marginals(&bp::Tokens { image: Some(&[0, 1, 2, 1]), text: None }).is_ok());
+    for b in bad() {
+        assert!(ws.marginals(&bp::Tokens { image: Some(&b), text: None }).is_err(), "{b:?}");
+    }
+}

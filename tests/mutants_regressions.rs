@@ -591,7 +591,7 @@ fn masked_posterior_is_the_root_posterior_given_the_first_k_tokens() {
             let a = info::decode_sequence(i, len, vocab);
             for k in 0..=len {
                 let eval = sufficiency::Evaluator::new(&model, part, Statistic::MaskedPosterior(k)).unwrap();
-                let got = eval.value(&mut ws, &a);
+                let got = eval.value(&mut ws, &a).unwrap();
                 let mut ev = Evidence::none(&model);
                 for (p, &t) in ev.of_mut(part).iter_mut().zip(&a[..k]) {
                     *p = Leaf::Observed(t);
@@ -994,7 +994,7 @@ fn sample_induced_ignores_a_large_constant_shift() {
     let x = vec![1, 0, 1];
     let draws = |score: &dyn Score| -> Vec<Vec<usize>> {
         let mut rng = jghm::rng::stream(21, 0);
-        (0..40).map(|_| contrastive::sample_induced(&model, score, &x, 30, &mut rng)).collect()
+        (0..40).map(|_| contrastive::sample_induced(&model, score, &x, 30, &mut rng).unwrap()).collect()
     };
     let want = draws(&base);
     let distinct: std::collections::BTreeSet<_> = want.iter().collect();

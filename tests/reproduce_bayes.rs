@@ -174,7 +174,7 @@ fn next_token_incremental_equals_log_domain_bp() {
         let bayes = BayesNextToken::new(&model);
         let v = model.text_vocab();
         for pair in &pairs {
-            let fast = bayes.conditionals(&pair.image, &pair.text);
+            let fast = bayes.conditionals(&pair.image, &pair.text).unwrap();
             for t in 0..model.text_len() {
                 let slow = bp::next_token_conditional(&model, Some(&pair.image), &pair.text[..t]).unwrap();
                 for (a, b) in fast[t * v..(t + 1) * v].iter().zip(&slow) {

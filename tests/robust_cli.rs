@@ -664,10 +664,18 @@ fn hand_written_rows_can_be_renormalised() {
     succeeds(&["model", "check", "--model", f]);
 }
 
-/// `sufficiency` on a model whose statistic side cannot be enumerated says why Monte Carlo does
-/// not help (the level sets are found by enumerating that side), instead of suggesting it.
+/// `sufficiency` on a model whose statistic side cannot be enumerated falls back to the
+/// two-stage estimate and says so; a statistic with too many classes for it is refused with the
+/// remedy.
 #[test]
-fn sufficiency_on_a_large_side_says_why_monte_carlo_does_not_help() {
+fn sufficiency_on_a_large_side_falls_back_to_two_stage_sampling() {
     let m = big();
-    fails_with(&["sufficiency", "--model", &m, "--statistic", "map-root", "--samples", "100"], "level sets");
+    let out = succeeds(&["sufficiency", "--model", &m, "--statistic", "map-root", "--samples", "300", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["method"].as_str().unwrap().starts_with("two-stage Monte Carlo"), "{v}");
+    assert!(v["stderr"].as_f64().unwrap() > 0.0 && v["sufficiency"].as_f64().unwrap().is_finite());
+    fails_with(
+        &["sufficiency", "--model", &m, "--statistic", "layer-posterior:1", "--samples", "100"],
+        "too many classes to sample its fibres",
+    );
 }

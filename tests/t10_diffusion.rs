@@ -67,11 +67,11 @@ proptest! {
         let ny = brute.1.len();
         let mut r = rng::stream(seed, 0);
         let pair = jghm::sample::sample_pairs(&model, 1, seed, false).remove(0);
-        let y = jghm::downstream::sequence_index(&pair.text, model.text_vocab());
+        let y = jghm::downstream::sequence_index(&pair.text, model.text_vocab()).unwrap();
         let classes = TextClasses::new(&model, "map-root".parse().unwrap()).unwrap();
         let through = classes.condition_of(&pair.text).unwrap();
         let Condition::Statistic { texts, .. } = &through else { unreachable!() };
-        let members: Vec<usize> = texts.iter().map(|t| jghm::downstream::sequence_index(t, model.text_vocab())).collect();
+        let members: Vec<usize> = texts.iter().map(|t| jghm::downstream::sequence_index(t, model.text_vocab()).unwrap()).collect();
         for l in grid().into_iter().filter(|l| l.alpha > 0.0) {
             let x_t = l.forward(&pair.image, model.image_vocab(), &mut r);
             let d = diffusion::denoise(&model, &Condition::Text(pair.text.clone()), &x_t, l).unwrap();
@@ -156,7 +156,7 @@ fn t10_ddpm_approaches_the_exact_sampler() {
     let cond = Condition::Text(y);
     let law = cond.law(&model, &images).unwrap();
     let n = 4000;
-    let reference = diffusion::total_variation(&images, &law, &diffusion::sample_exact(&model, &cond, n, 1));
+    let reference = diffusion::total_variation(&images, &law, &diffusion::sample_exact(&model, &cond, n, 1).unwrap());
     let tv = |steps| {
         let xs = diffusion::ddpm(&model, &cond, &Schedule::cosine(steps), n, 2).unwrap();
         diffusion::total_variation(&images, &law, &xs)

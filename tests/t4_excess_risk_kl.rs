@@ -83,7 +83,7 @@ fn induced_conditional_by_resampling_matches_exact() {
     let mut rng = jghm::rng::stream(5, 0);
     let mut counts = vec![0usize; en.text.len()];
     for _ in 0..draws {
-        let y = jghm::contrastive::sample_induced(&model, &score, &x, 200, &mut rng);
+        let y = jghm::contrastive::sample_induced(&model, &score, &x, 200, &mut rng).unwrap();
         counts[en.text.tokens.iter().position(|t| *t == y).unwrap()] += 1;
     }
     for (c, lq) in v.log_induced_conditional(a).iter().enumerate() {

@@ -838,8 +838,10 @@ impl<'m> MarginalWorkspace<'m> {
 
     /// Every node's marginal `p(z_u | evidence)`, flat (`tree.span(u)` per node): by
     /// [`MarginalWorkspace::marginals_into`], or by the log-domain [`bp::marginals`](fn@crate::bp::marginals) where that
-    /// leaves the safe range. An error when the evidence has probability zero.
+    /// leaves the safe range. An error when the evidence does not fit the model or has
+    /// probability zero.
     pub fn marginals(&mut self, obs: &impl Observation) -> Result<Vec<f64>, bp::BpError> {
+        obs.check(self.batch.model)?;
         let mut flat = vec![0.0; self.batch.model.tree().total_states];
         if self.marginals_into(obs, &mut flat) {
             return Ok(flat);

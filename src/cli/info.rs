@@ -16,7 +16,7 @@ use crate::learn::checkpoint::ModelFile;
 use crate::learn::memory::machine_bytes;
 use crate::model::{Jghm, Part};
 use crate::score::Score;
-use crate::sufficiency::{Evaluator, Report, Statistic};
+use crate::sufficiency::{Evaluator, Report, Statistic, SufficiencyError};
 
 /// Monte Carlo sample size when enumeration is too large and `--samples` is not given.
 pub const DEFAULT_SAMPLES: usize = 10_000;
@@ -169,7 +169,13 @@ pub fn run_sufficiency(a: &SufficiencyArgs, json: bool) -> Result<()> {
     Evaluator::new(&model, side, statistic)?;
     let r = match use_exact(&model, &a.method)? {
         true => Report::exact(&model, side, statistic)?,
-        false => Report::monte_carlo(&model, side, statistic, samples(&a.method), a.method.seed)?,
+        false => {
+            let (n, seed) = (samples(&a.method), a.method.seed);
+            match Report::monte_carlo(&model, side, statistic, n, seed) {
+                Err(SufficiencyError::SideTooLarge { .. }) => Report::sampled_fibres(&model, side, statistic, n, seed)?,
+                r => r?,
+            }
+        }
     };
     finite(&[("the sufficiency gap", r.sufficiency), ("I(X; Y)", r.mutual_information)])?;
     let out = serde_json::to_value(&r)?;

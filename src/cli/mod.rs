@@ -125,7 +125,7 @@ pub enum Command {
     /// Sample-complexity sweep (T12): train each class at each n and seed, measure exactly, fit the rates, draw the figures.
     #[command(after_help = rates::RATES_HELP)]
     Rates(rates::RatesArgs),
-    /// Redraw a sweep's figures (and fits.json) from DIR/results.csv (and infonce.csv, emulation.csv).
+    /// Redraw a sweep's figures (and fits.json) from DIR/results.csv (and infonce.csv, emulation.csv), and prompts figures from DIR/prompts*.csv.
     #[command(after_help = "Example:\n  jghm plot plots")]
     Plot(rates::PlotArgs),
     /// Combine the shard folders of a sweep (--shard K/N of rates, reproduce, emulate --widths) into OUT, with its figures.

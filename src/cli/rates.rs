@@ -75,7 +75,8 @@ pub struct RatesArgs {
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
-    /// A folder written by `jghm rates` (results.csv; infonce.csv and emulation.csv if present).
+    /// A folder written by `jghm rates` (results.csv; infonce.csv and emulation.csv if present),
+    /// or by `jghm reproduce prompts` (every prompts*.csv is redrawn as its prompts figure).
     pub dir: PathBuf,
 }
 
@@ -119,7 +120,24 @@ pub fn report_sweep(sweep: &SweepOutcome, json_out: bool) {
 }
 
 pub fn run_plot(a: &PlotArgs, json_out: bool) -> Result<()> {
-    report(&redraw(&a.dir)?, json_out, None);
+    let prompts = crate::plot::reproduce::redraw_prompts(&a.dir)?;
+    if prompts.is_empty() || a.dir.join("results.csv").exists() {
+        report(&redraw(&a.dir)?, json_out, None);
+    }
+    for (stem, fits) in prompts {
+        if json_out {
+            let fits: Vec<_> = fits
+                .iter()
+                .map(|(m, a, b, r, from)| serde_json::json!({ "model": m, "a": a, "b": b, "rms": r, "fit_from_m": from }))
+                .collect();
+            println!("{}", serde_json::json!({ "figure": stem.display().to_string(), "fits": fits }));
+        } else {
+            for (m, a_, b, rms, from) in fits {
+                println!("fit {m}: risk ≈ a + b/M over M ≥ {from}, a = {a_:.5}, b = {b:.5} (least squares; rms residual {rms:.2e})");
+            }
+            println!("Redrew {0}.png (+ .svg).", stem.display());
+        }
+    }
     Ok(())
 }
 

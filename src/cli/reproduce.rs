@@ -155,7 +155,10 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
 /// Prints the rows of a merged run and the figure's fits (a shorter report than a run's).
 pub fn report_merged(figure: Figure, out: &std::path::Path, rows: &[Row], fits: &PromptFits, json_out: bool) {
     if json_out {
-        let fits: Vec<_> = fits.iter().map(|(m, a, b, r)| json!({ "model": m, "a": a, "b": b, "rms": r })).collect();
+        let fits: Vec<_> = fits
+            .iter()
+            .map(|(m, a, b, r, from)| json!({ "model": m, "a": a, "b": b, "rms": r, "fit_from_m": from }))
+            .collect();
         println!(
             "{}",
             json!({ "figure": figure.name(), "rows": rows, "fits": fits, "out": out.display().to_string() })
@@ -176,7 +179,10 @@ fn report(
     wall: f64,
 ) {
     if json_out {
-        let fits: Vec<_> = fits.iter().map(|(m, a, b, r)| json!({ "model": m, "a": a, "b": b, "rms": r })).collect();
+        let fits: Vec<_> = fits
+            .iter()
+            .map(|(m, a, b, r, from)| json!({ "model": m, "a": a, "b": b, "rms": r, "fit_from_m": from }))
+            .collect();
         let mut out = json!({ "rows": rows, "fits": fits, "out": a.out.display().to_string(), "wall_seconds": wall });
         if !comparisons.is_empty() {
             out["paper_comparison"] = comparisons.iter().map(Comparison::to_json).collect();
@@ -185,8 +191,8 @@ fn report(
         return;
     }
     print!("{}", table(rows));
-    for (m, a_, b, rms) in fits {
-        println!("fit {m}: risk ≈ a + b/M, a = {a_:.5}, b = {b:.5} (rms residual {rms:.2e}; points share prompts, no interval claimed)");
+    for (m, a_, b, rms, from) in fits {
+        println!("fit {m}: risk ≈ a + b/M over M ≥ {from}, a = {a_:.5}, b = {b:.5} (least squares; rms residual {rms:.2e}; points share prompts, no interval claimed)");
     }
     let bayes = rows.iter().filter(|r| r.model == "bayes");
     if let Some(worst) = bayes.max_by(|x, y| x.stderr.total_cmp(&y.stderr)) {

@@ -10,10 +10,11 @@
 //! Built on a model given separately from the data, so the same types serve mis-specified BP
 //! (the predictor of the ε = 0.2 model on data of another ε).
 
+use crate::bp::BpError;
 use crate::bp::{BatchMarginals, Incremental, MarginalWorkspace, WorkspacePool};
 use crate::downstream::noise::ValueNoise;
-use crate::evidence::{SoftImage, Tokens};
-use crate::model::Jghm;
+use crate::evidence::{check_tokens, EvidenceError, SoftImage, Tokens};
+use crate::model::{Jghm, Part};
 
 use super::predictors::{Denoiser, NextToken};
 
@@ -106,12 +107,14 @@ impl Denoiser for BayesDenoiser<'_> {
 }
 
 /// `p(y_1 = · | x)`: the marginal of the first text leaf given the image (the Bayes zero-shot
-/// classifier of the paper's label), by BP. `None` when `p(x) = 0`.
-pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) -> Option<Vec<f64>> {
+/// classifier of the paper's label), by BP. An error when `x` does not fit the model or
+/// `p(x) = 0`.
+pub fn first_token_law(ws: &mut MarginalWorkspace, model: &Jghm, x: &[usize]) -> Result<Vec<f64>, BpError> {
+    check_tokens(model, Part::Image, x)?;
     let tree = model.tree();
     let leaf = tree.text_leaves[0];
-    let flat = ws.marginals(&Tokens { image: Some(x), text: None }).ok()?;
-    Some(flat[tree.span(leaf)].to_vec())
+    let flat = ws.marginals(&Tokens { image: Some(x), text: None })?;
+    Ok(flat[tree.span(leaf)].to_vec())
 }
 
 /// The Bayes next-token model of one model: `p(y_t | y_{<t}, x)` by BP, all positions of one
@@ -129,9 +132,11 @@ impl<'m> BayesNextToken<'m> {
     }
 
     /// Row-major `N_Y × V_Y` probabilities `p(y_t = · | y_{<t}, x)`; rows of an impossible
-    /// prefix are NaN.
-    pub fn conditionals(&self, x: &[usize], y: &[usize]) -> Vec<f64> {
-        self.pool.with(|| Incremental::new(self.model), |inc| inc.conditionals_or_log_domain(x, y))
+    /// prefix are NaN. An error when `x` or `y` does not fit the model.
+    pub fn conditionals(&self, x: &[usize], y: &[usize]) -> Result<Vec<f64>, EvidenceError> {
+        check_tokens(self.model, Part::Image, x)?;
+        check_tokens(self.model, Part::Text, y)?;
+        Ok(self.pool.with(|| Incremental::new(self.model), |inc| inc.conditionals_or_log_domain(x, y)))
     }
 }
 
@@ -140,6 +145,10 @@ impl NextToken for BayesNextToken<'_> {
         "bayes".into()
     }
     fn next_token_log_probs(&self, x: &[usize], y: &[usize]) -> Vec<f64> {
-        self.conditionals(x, y).into_iter().map(f64::ln).collect()
+        // Tokens that do not fit the model: every row NaN, as for an impossible prefix.
+        match self.conditionals(x, y) {
+            Ok(p) => p.into_iter().map(f64::ln).collect(),
+            Err(_) => vec![f64::NAN; self.model.text_len() * self.model.text_vocab()],
+        }
     }
 }

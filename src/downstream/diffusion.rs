@@ -48,6 +48,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::bp::{self, Workspace};
+use crate::evidence::{check_tokens, EvidenceError};
 use crate::info::{kl, Enumeration, Estimate};
 use crate::logspace::normalise_log;
 use crate::model::{Jghm, Part};
@@ -121,6 +122,11 @@ impl Condition {
         }
     }
 
+    /// Whether every text of the condition fits the model (length and vocabulary).
+    pub fn check(&self, model: &Jghm) -> Result<(), EvidenceError> {
+        self.texts().into_iter().flatten().try_for_each(|y| check_tokens(model, Part::Text, y))
+    }
+
     fn texts(&self) -> Vec<Option<&[usize]>> {
         match self {
             Condition::Text(y) => vec![Some(y)],
@@ -176,19 +182,32 @@ impl TextClasses {
 }
 
 /// The mixture weights `w_y ∝ p(y) p(x_t-evidence | y)` of the condition's texts.
-fn mixture(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel, ws: &mut Workspace) -> Vec<f64> {
-    let logs: Vec<f64> = cond.texts().iter().map(|y| ws.upward(model, &level.evidence(model, x_t, *y))).collect();
-    normalise_log(&logs).expect("soft evidence has positive likelihood")
+fn mixture(
+    model: &Jghm,
+    cond: &Condition,
+    x_t: &[f64],
+    level: NoiseLevel,
+    ws: &mut Workspace,
+) -> Result<Vec<f64>, DownstreamError> {
+    let logs = cond
+        .texts()
+        .iter()
+        .map(|y| Ok(ws.upward(model, &level.evidence(model, x_t, *y)?)))
+        .collect::<Result<Vec<f64>, DownstreamError>>()?;
+    normalise_log(&logs).ok_or_else(|| {
+        bp::BpError::ZeroProbability { what: "p(condition, x_t)", needed: "the mixture over the condition's texts" }
+            .into()
+    })
 }
 
 /// The exact Bayes denoiser `E[e_X | X_t = x_t, condition]` (module doc), row-major `N_X × V`.
 pub fn denoise(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel) -> Result<Vec<f64>, DownstreamError> {
     let (nx, v) = (model.image_len(), model.image_vocab());
     let texts = cond.texts();
-    let w = if texts.len() == 1 { vec![1.0] } else { mixture(model, cond, x_t, level, &mut Workspace::new(model)) };
+    let w = if texts.len() == 1 { vec![1.0] } else { mixture(model, cond, x_t, level, &mut Workspace::new(model))? };
     let mut out = vec![0.0; nx * v];
     for (y, wy) in texts.iter().zip(&w).filter(|(_, w)| **w > 0.0) {
-        let m = bp::marginals(model, &level.evidence(model, x_t, *y))?;
+        let m = bp::marginals(model, &level.evidence(model, x_t, *y)?)?;
         for (i, &u) in model.tree().image_leaves.iter().enumerate() {
             out[i * v..(i + 1) * v].iter_mut().zip(&m[u]).for_each(|(o, p)| *o += wy * p);
         }
@@ -197,18 +216,25 @@ pub fn denoise(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel) -
 }
 
 /// An exact draw from `p(x | x_t, condition)` by BP (the text first from the mixture weights).
-pub fn sample_posterior(model: &Jghm, cond: &Condition, x_t: &[f64], level: NoiseLevel, rng: &mut Rng) -> Vec<usize> {
+/// An error when `x_t` or the condition's texts do not fit the model.
+pub fn sample_posterior(
+    model: &Jghm,
+    cond: &Condition,
+    x_t: &[f64],
+    level: NoiseLevel,
+    rng: &mut Rng,
+) -> Result<Vec<usize>, DownstreamError> {
     let mut ws = Workspace::new(model);
     let texts = cond.texts();
     let y = if texts.len() == 1 {
         texts[0]
     } else {
-        texts[rng::categorical(rng, &mixture(model, cond, x_t, level, &mut ws))]
+        texts[rng::categorical(rng, &mixture(model, cond, x_t, level, &mut ws)?)]
     };
-    ws.upward(model, &level.evidence(model, x_t, y));
+    ws.upward(model, &level.evidence(model, x_t, y)?);
     let mut states = vec![0; model.tree().nodes.len()];
     ws.sample_into(model, rng, &mut states);
-    model.tree().image_leaves.iter().map(|&u| states[u]).collect()
+    Ok(model.tree().image_leaves.iter().map(|&u| states[u]).collect())
 }
 
 /// One DDPM ancestral trajectory driven by the exact denoiser (module doc).
@@ -233,7 +259,7 @@ pub fn ddpm_one(
             *xi = c0 * x0i + ct * *xi + sd * z;
         }
     }
-    Ok(sample_posterior(model, cond, &x, schedule.level(1), rng))
+    sample_posterior(model, cond, &x, schedule.level(1), rng)
 }
 
 /// `n` DDPM samples; chunk `c` of [`CHUNK`] samples uses stream `c` of `seed`.
@@ -254,8 +280,10 @@ pub fn ddpm(
     Ok(chunks.into_iter().flatten().collect())
 }
 
-/// `n` exact draws from `p(x | condition)` by BP (the reference sampler).
-pub fn sample_exact(model: &Jghm, cond: &Condition, n: usize, seed: u64) -> Vec<Vec<usize>> {
+/// `n` exact draws from `p(x | condition)` by BP (the reference sampler). An error when the
+/// condition's texts do not fit the model.
+pub fn sample_exact(model: &Jghm, cond: &Condition, n: usize, seed: u64) -> Result<Vec<Vec<usize>>, EvidenceError> {
+    cond.check(model)?;
     let tree = model.tree();
     let chunks: Vec<Vec<Vec<usize>>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
@@ -283,7 +311,7 @@ pub fn sample_exact(model: &Jghm, cond: &Condition, n: usize, seed: u64) -> Vec<
                 .collect()
         })
         .collect();
-    chunks.into_iter().flatten().collect()
+    Ok(chunks.into_iter().flatten().collect())
 }
 
 /// `TV = ½ Σ_x |p̂(x) - law(x)|`, `p̂` the empirical law of `samples` (samples outside the
@@ -445,7 +473,7 @@ pub fn total_variation_check(
     }
     let images = SideLaw::new(model, Part::Image)?;
     let law = cond.law(model, &images)?;
-    let reference = sample_exact(model, cond, generated.len(), rng::Purpose::DiffusionReference.seed(seed));
+    let reference = sample_exact(model, cond, generated.len(), rng::Purpose::DiffusionReference.seed(seed))?;
     Ok(Some([total_variation(&images, &law, generated), total_variation(&images, &law, &reference)]))
 }
 

@@ -157,7 +157,10 @@ pub fn sample(
                         ws.sample_into(model, &mut rng, &mut states);
                         tree.text_leaves.iter().map(|&u| states[u]).collect()
                     }
-                    Generator::Induced { score, pool } => sample_induced(model, *score, x, *pool, &mut rng),
+                    // `x` was checked by `log_px` above: this cannot fail.
+                    Generator::Induced { score, pool } => {
+                        sample_induced(model, *score, x, *pool, &mut rng).unwrap_or_default()
+                    }
                     Generator::Statistic(s) => s.draw(class.expect("set above"), &mut ws, &mut rng, &mut states),
                 })
                 .collect()
@@ -169,6 +172,8 @@ pub fn sample(
 /// The law of the generator over the enumerated texts given `x` (for `Q^S`, the limit of the
 /// resampling sampler as its pool grows).
 pub fn law(model: &Jghm, generator: &Generator, texts: &SideLaw, x: &[usize]) -> Result<Vec<f64>, DownstreamError> {
+    let anchor = if texts.table.part == Part::Image { Part::Text } else { Part::Image };
+    crate::evidence::check_tokens(model, anchor, x)?;
     match generator {
         Generator::Exact => texts.conditional(model, x),
         Generator::Induced { score, .. } => Ok(induced_law(*score, texts, x)),

@@ -134,7 +134,11 @@ impl Label {
                 Label::TextToken(j) => one_hot(t.tokens[i][*j], model.text_vocab()),
                 Label::TextMapRoot => one_hot(argmax(t.root_row(i)), model.root_states()),
                 Label::Root => t.root_row(i).to_vec(),
-                Label::Channel(rows) => rows[sequence_index(&t.tokens[i], model.text_vocab())].clone(),
+                // The table's texts are in the vocabulary, and `check` matched the rows to them.
+                Label::Channel(rows) => sequence_index(&t.tokens[i], model.text_vocab())
+                    .and_then(|k| rows.get(k))
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect()
     }

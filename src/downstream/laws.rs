@@ -31,6 +31,7 @@ impl SideLaw {
     /// The separator posterior `p(w | a)` of tokens `a` of the *other* side.
     pub fn latent_of(&self, model: &Jghm, anchor: &[usize]) -> Result<Vec<f64>, DownstreamError> {
         let other = if self.table.part == Part::Image { Part::Text } else { Part::Image };
+        crate::evidence::check_tokens(model, other, anchor)?;
         let mut ws = Workspace::new(model);
         if upward_side(&mut ws, model, other, anchor) == f64::NEG_INFINITY {
             return Err(crate::bp::BpError::ZeroProbability { what: "p(anchor)", needed: "a conditional law" }.into());

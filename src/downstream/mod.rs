@@ -59,9 +59,10 @@ pub enum DownstreamError {
 pub use crate::logspace::argmax;
 
 /// The mixed-radix index of a sequence (first token most significant), the inverse of
-/// [`crate::info::decode_sequence`].
-pub fn sequence_index(tokens: &[usize], vocab: usize) -> usize {
-    tokens.iter().fold(0, |acc, &t| acc * vocab + t)
+/// [`crate::info::decode_sequence`]. `None` for a token outside `0..vocab` or an index beyond
+/// `usize`.
+pub fn sequence_index(tokens: &[usize], vocab: usize) -> Option<usize> {
+    tokens.iter().try_fold(0usize, |acc, &t| if t < vocab { acc.checked_mul(vocab)?.checked_add(t) } else { None })
 }
 
 /// Fails unless one side has at most [`crate::info::SIDE_LIMIT`] sequences.

@@ -18,8 +18,8 @@
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
-use crate::evidence::{Evidence, Leaf};
-use crate::model::Jghm;
+use crate::evidence::{check_tokens, Evidence, EvidenceError, Leaf};
+use crate::model::{Jghm, Part};
 use crate::rng::Rng;
 
 /// Noise model (a): each image token's integer value `v` is observed as `x̃ = v + σ ε`,
@@ -141,9 +141,20 @@ impl NoiseLevel {
     }
 
     /// Evidence: soft image leaves `λ_i(v) ∝ exp(α x_{t,i}(v)/σ²)` (scaled so each leaf's
-    /// largest weight is 1) and the text `y` observed (or missing).
-    pub fn evidence(&self, model: &Jghm, x_t: &[f64], y: Option<&[usize]>) -> Evidence {
+    /// largest weight is 1) and the text `y` observed (or missing). An error when `x_t` is not
+    /// `N_X × V` values or `y` does not fit the model.
+    pub fn evidence(&self, model: &Jghm, x_t: &[f64], y: Option<&[usize]>) -> Result<Evidence, EvidenceError> {
         let v = model.image_vocab();
+        if x_t.len() != model.image_len() * v {
+            return Err(EvidenceError::Length {
+                part: Part::Image,
+                got: x_t.len() / v.max(1),
+                expected: model.image_len(),
+            });
+        }
+        if let Some(y) = y {
+            check_tokens(model, Part::Text, y)?;
+        }
         let mut ev = Evidence::none(model);
         for (leaf, row) in ev.image.iter_mut().zip(self.log_evidence(x_t).chunks(v)) {
             let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -152,6 +163,6 @@ impl NoiseLevel {
         if let Some(y) = y {
             ev.text = y.iter().map(|&t| Leaf::Observed(t)).collect();
         }
-        ev
+        Ok(ev)
     }
 }

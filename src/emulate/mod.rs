@@ -440,8 +440,22 @@ impl BpTransformer {
         embed + blocks + d * self.log_prior.len() + self.log_prior.len()
     }
 
-    /// The log root posterior `log p̂(z | x)` computed by the network.
-    pub fn log_root_posterior(&self, x: &[usize]) -> Vec<f64> {
+    /// The log root posterior `log p̂(z | x)` computed by the network; an error when `x` does
+    /// not have one token per position, each in the vocabulary.
+    pub fn log_root_posterior(&self, x: &[usize]) -> Result<Vec<f64>, crate::evidence::EvidenceError> {
+        use crate::evidence::EvidenceError;
+        if x.len() != self.positions {
+            return Err(EvidenceError::Length { part: self.part, got: x.len(), expected: self.positions });
+        }
+        let vocab = self.token_slot.len();
+        if let Some((position, &token)) = x.iter().enumerate().find(|(_, &t)| t >= vocab) {
+            return Err(EvidenceError::OutOfVocabulary { part: self.part, position, token, vocab });
+        }
+        Ok(self.forward(x))
+    }
+
+    /// [`BpTransformer::log_root_posterior`] of tokens already checked.
+    fn forward(&self, x: &[usize]) -> Vec<f64> {
         let (n, d) = (self.positions, self.d);
         let mut stream = vec![0.0; n * d];
         for (i, row) in stream.chunks_mut(d).enumerate() {
@@ -538,7 +552,7 @@ impl BpTransformer {
                     };
                     ws.upward(model, &obs);
                     ws.log_root_posterior_into(model, &mut exact);
-                    for (a, b) in self.log_root_posterior(x).iter().zip(&exact) {
+                    for (a, b) in self.forward(x).iter().zip(&exact) {
                         max = max.max((a - b).abs());
                         sum += (a - b).abs();
                     }
@@ -585,7 +599,8 @@ impl EmulatedScore {
     }
 
     fn encode_all(net: &BpTransformer, seqs: &[Vec<usize>]) -> Vec<Vec<f64>> {
-        seqs.par_iter().map(|s| net.log_root_posterior(s)).collect()
+        // A sequence that does not fit the model encodes as NaN (its scores are NaN).
+        seqs.par_iter().map(|s| net.log_root_posterior(s).unwrap_or_else(|_| vec![f64::NAN; net.h0.len()])).collect()
     }
 }
 
@@ -597,7 +612,11 @@ impl crate::score::Score for EmulatedScore {
         }
     }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
-        self.similarity(&self.image.log_root_posterior(x), &self.text.log_root_posterior(y))
+        match (self.image.log_root_posterior(x), self.text.log_root_posterior(y)) {
+            (Ok(f), Ok(g)) => self.similarity(&f, &g),
+            // Tokens that do not fit the model: no weight, as for the exact PMI.
+            _ => f64::NEG_INFINITY,
+        }
     }
     /// Encodes each side once, then combines every pair.
     fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {

@@ -17,6 +17,7 @@ pub mod emulation;
 pub mod merge;
 pub mod rates;
 pub mod reproduce;
+pub mod text;
 pub mod tree;
 
 /// Why a figure was not drawn.
@@ -209,7 +210,7 @@ pub fn draw(fig: &Figure, stem: &Path) -> Result<()> {
     write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     let mut pixels = vec![0u8; (w * h * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let root = bitmap(&mut pixels, (w, h))?.into_drawing_area();
         render(fig, &root)?;
         root.present().map_err(|e| draw_error(&fig.title, e))?;
     }
@@ -236,7 +237,7 @@ pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
     write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     let mut pixels = vec![255u8; (w * h * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let root = bitmap(&mut pixels, (w, h))?.into_drawing_area();
         for (fig, area) in figs.iter().zip(root.split_evenly((rows, cols))) {
             render(fig, &area)?;
         }
@@ -246,6 +247,12 @@ pub fn draw_grid(figs: &[Figure], cols: usize, stem: &Path) -> Result<()> {
     image_png(&pixels, w, h, &mut png)
         .map_err(|source| PlotError::Encode { what: stem.display().to_string(), source })?;
     Ok(write_atomic(&stem.with_extension("png"), &png)?)
+}
+
+/// The bitmap backend on `pixels`, its text drawn by [`text::GlyphText`] with the embedded font.
+pub(crate) fn bitmap(pixels: &mut [u8], size: (u32, u32)) -> Result<text::GlyphText<'_>> {
+    text::GlyphText::new(BitMapBackend::with_buffer(pixels, size), FONT)
+        .ok_or_else(|| draw_error("the embedded font", "not a valid font file"))
 }
 
 /// PNG encoding of an RGB buffer (plotters' own file encoder cannot write to memory, and the

@@ -144,7 +144,7 @@ pub fn bound_vs_excess(rows: &[Row]) -> Figure {
     let mut fig = Figure::new(
         "(b) T5/T8: the excess risk bounds what the representation loses",
         "excess risk ℓ∞(Ŝ) − ℓ∞(PMI), image→text = T5 bound on Suff_Y(f)  (nats)",
-        "zero-shot excess risk E KL(P̂^PMI ‖ P̂^Ŝ)  (nats)",
+        "zero-shot excess risk E KL(P̂_PMI ‖ P̂_Ŝ) over images  (nats)",
         true,
         true,
     );
@@ -213,6 +213,11 @@ pub fn infonce(points: &[Point]) -> Figure {
         }
     }
     let (k0, k1) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.k as f64), b.max(p.k as f64)));
+    // Ticks at the batch sizes computed.
+    let mut ks: Vec<f64> = points.iter().map(|p| p.k as f64).collect();
+    ks.sort_by(f64::total_cmp);
+    ks.dedup();
+    fig.x_ticks = ks;
     for (i, name) in names.iter().enumerate() {
         let mine: Vec<&Point> = points.iter().filter(|p| p.score == *name).collect();
         let (limit, c1) = (mine[0].limit, mine[0].rate_constant);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{draw, draw_grid, Figure, PlotError, Series};
-use crate::reproduce::experiments::{fit_prompts, Family, Row, OOD_TRAIN_FLIP};
+use crate::reproduce::experiments::{fit_prompts, prompts_fit_from, Family, Row, OOD_TRAIN_FLIP};
 use crate::reproduce::published::published_bayes;
 use crate::reproduce::risks::Task;
 use crate::reproduce::run::{Figure as Which, Options, Outcome, Vary};
@@ -136,12 +136,13 @@ pub fn add_published(panels: &mut [Figure], flips: &[f64]) {
     }
 }
 
-/// Zero-shot risk against `M` (log axis) for each score, its fit `a + b/M` dashed, and the
-/// Bayes risk; a learned score's legend states its training `budget`. Returns the figure and
-/// the fits `(model, a, b, rms)` (seed-averaged points).
-pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(String, f64, f64, f64)>) {
+/// Zero-shot risk against `M` (log axis) for each score, its least-squares fit `a + b/M` over
+/// the tail `M ≥ prompts_fit_from(ms)` dashed over that tail only, and the Bayes risk; a learned
+/// score's legend states its training `budget`. Returns the figure and the fits
+/// `(model, a, b, rms, from)` (seed-averaged points).
+pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, PromptFits) {
     let mut fig = Figure::new(
-        format!("Zero-shot risk against the number of prompts M per class (ε = {flip}); dashed: a + b/M"),
+        format!("Zero-shot risk against the number of prompts M per class (ε = {flip})"),
         format!("prompts per class M ({})", seeds_note(rows)),
         "zero-shot risk (nats)",
         true,
@@ -155,6 +156,8 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
         v
     };
     let (lo, hi) = (ms.first().copied().unwrap_or(1) as f64, ms.last().copied().unwrap_or(1) as f64);
+    let from = prompts_fit_from(&ms);
+    fig.x_ticks = ms.iter().map(|&m| m as f64).collect();
     for model in models(rows) {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.prompts.is_some()).collect();
         if mine.is_empty() {
@@ -172,22 +175,24 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
                 })
             })
             .collect();
-        let fit = fit_prompts(&points.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        let fit = fit_prompts(&points.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(), from);
         let name = if model == "pmi" { model.clone() } else { format!("{model} ({budget})") };
         let label = match fit {
-            Some(f) => format!("{name}: a = {:.4}, b = {:.4}", f.a, f.b),
+            Some(f) => format!("{name}; dashed: a + b/M over M ≥ {}, a = {:.4}, b = {:.4}", f.from, f.a, f.b),
             None => name,
         };
+        // Markers and bars without a joining line, so that the dashed fit stays visible on them.
         fig.series.push(
-            Series::line(label, points.iter().map(|p| (p.0 as f64, p.1)).collect())
+            Series::points(label, points.iter().map(|p| (p.0 as f64, p.1)).collect())
                 .with_errors(points.iter().map(|p| (p.1 - 1.96 * p.2, p.1 + 1.96 * p.2)).collect())
                 .with_color(color(&model)),
         );
         if let Some(f) = fit {
+            let start = f.from as f64;
             let grid: Vec<(f64, f64)> =
-                (0..=40).map(|i| lo * (hi / lo).powf(i as f64 / 40.0)).map(|m| (m, f.a + f.b / m)).collect();
+                (0..=40).map(|i| start * (hi / start).powf(i as f64 / 40.0)).map(|m| (m, f.a + f.b / m)).collect();
             fig.series.push(Series::dashed("", grid).with_color(color(&model)));
-            fits.push((model.clone(), f.a, f.b, f.rms));
+            fits.push((model.clone(), f.a, f.b, f.rms, f.from));
         }
     }
     let bayes: Vec<&Row> = rows.iter().filter(|r| r.model == "bayes").collect();
@@ -198,8 +203,8 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, Vec<(St
     (fig, fits)
 }
 
-/// The `a + b/M` fits of the prompts figure: `(label, a, b, rms residual)`.
-pub type PromptFits = Vec<(String, f64, f64, f64)>;
+/// The `a + b/M` fits of the prompts figure: `(label, a, b, rms residual, smallest M fitted)`.
+pub type PromptFits = Vec<(String, f64, f64, f64, usize)>;
 
 /// `base`, followed by the family when it is not the standard one: `Risk (paper family)`.
 fn titled(base: &str, o: &Options) -> String {
@@ -245,9 +250,141 @@ pub fn draw_figures(which: Which, o: &Options, run: &Outcome) -> Result<PromptFi
                 let (fig, fits) = prompts_figure(&mine, flip, &budget_note(o));
                 let name = if flips.len() == 1 { stem.clone() } else { o.out.join(format!("prompts-{flip}")) };
                 draw(&fig, &name)?;
-                all.extend(fits.into_iter().map(|(m, a, b, r)| (format!("{m} ε = {flip}"), a, b, r)));
+                all.extend(fits.into_iter().map(|(m, a, b, r, from)| (format!("{m} ε = {flip}"), a, b, r, from)));
             }
             Ok(all)
         }
+    }
+}
+
+/// The training budget of the learned rows, read off their notes (`...; budget 60 s; quick`
+/// gives `budget 60 s, quick`); empty when every row is exact.
+fn budget_of_notes(rows: &[Row]) -> String {
+    rows.iter()
+        .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi"))
+        .find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")))
+        .unwrap_or_default()
+}
+
+/// Redraws the prompts figure of every `prompts*.csv` in `dir` (as `jghm reproduce prompts`
+/// wrote it) from its rows alone: `<stem>.{svg,png}`, or `<stem>-<flip>` when the file holds
+/// several flips. Returns each figure's stem and fits (none when `dir` cannot be listed).
+pub fn redraw_prompts(dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, PromptFits)>, PlotError> {
+    // A folder that cannot be listed holds no prompts figure (the caller reports it).
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(vec![]) };
+    let mut csvs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "csv")
+                && p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.starts_with("prompts"))
+        })
+        .collect();
+    csvs.sort();
+    let mut out = vec![];
+    for file in csvs {
+        let rows = crate::reproduce::experiments::read_csv(&file)?;
+        let budget = budget_of_notes(&rows);
+        let mut flips: Vec<f64> = rows.iter().map(|r| r.flip).collect();
+        flips.sort_by(f64::total_cmp);
+        flips.dedup();
+        for &flip in &flips {
+            let mine: Vec<Row> = rows.iter().filter(|r| r.flip == flip).cloned().collect();
+            let (fig, fits) = prompts_figure(&mine, flip, &budget);
+            let stem = if flips.len() == 1 {
+                file.with_extension("")
+            } else {
+                file.with_extension("").with_file_name(format!(
+                    "{}-{flip}",
+                    file.file_stem().and_then(|s| s.to_str()).unwrap_or("prompts")
+                ))
+            };
+            draw(&fig, &stem)?;
+            out.push((stem, fits));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plot::Style;
+
+    fn row(model: &str, prompts: Option<usize>, risk: f64) -> Row {
+        Row {
+            task: "zero-shot".into(),
+            model: model.into(),
+            flip: 0.2,
+            seed: 1,
+            prompts,
+            trained_flip: None,
+            risk,
+            stderr: 0.01,
+            excess_risk: None,
+            excess_stderr: None,
+            below_bayes_flag: None,
+            units: 8,
+            seconds: 0.0,
+            note: String::new(),
+        }
+    }
+
+    const MS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+    /// Synthetic `a + b/M` data: the fit recovers `a` and `b` to round-off, over every `M` and
+    /// over the tail; with a perturbation below the tail only, the tail fit is unchanged (and
+    /// the fit over every `M` is not). Swapping `a` and `b`, or fitting on `M` instead of `1/M`,
+    /// fails the first assertion.
+    #[test]
+    fn prompt_fit_recovers_a_and_b_from_synthetic_data() {
+        let (a, b) = (1.879, 3.25);
+        let exact: Vec<(usize, f64)> = MS.iter().map(|&m| (m, a + b / m as f64)).collect();
+        for from in [1, 16] {
+            let f = fit_prompts(&exact, from).unwrap();
+            assert!((f.a - a).abs() < 1e-12 && (f.b - b).abs() < 1e-12 && f.rms < 1e-12, "from {from}: {f:?}");
+            assert_eq!(f.from, from);
+        }
+        let bent: Vec<(usize, f64)> = exact.iter().map(|&(m, y)| (m, if m < 16 { y + 0.7 } else { y })).collect();
+        let tail = fit_prompts(&bent, 16).unwrap();
+        assert!((tail.a - a).abs() < 1e-12 && (tail.b - b).abs() < 1e-12);
+        assert!((fit_prompts(&bent, 1).unwrap().a - a).abs() > 0.05);
+        // Least squares: the residuals are orthogonal to 1 and 1/M.
+        let noisy: Vec<(usize, f64)> =
+            exact.iter().enumerate().map(|(i, &(m, y))| (m, y + 0.01 * ((i * 7 % 5) as f64 - 2.0))).collect();
+        let f = fit_prompts(&noisy, 1).unwrap();
+        let r: Vec<(f64, f64)> = noisy.iter().map(|&(m, y)| (1.0 / m as f64, y - f.a - f.b / m as f64)).collect();
+        assert!(r.iter().map(|p| p.1).sum::<f64>().abs() < 1e-12);
+        assert!(r.iter().map(|p| p.0 * p.1).sum::<f64>().abs() < 1e-12);
+        assert_eq!(fit_prompts(&exact[..1], 1), None);
+        assert_eq!(fit_prompts(&exact, 256), None);
+    }
+
+    #[test]
+    fn the_fitted_tail_is_the_upper_half_of_the_log_grid() {
+        assert_eq!(prompts_fit_from(&MS), 16);
+        assert_eq!(prompts_fit_from(&[1, 2, 4, 8]), 2);
+        assert_eq!(prompts_fit_from(&[4, 8, 16]), 4);
+        assert_eq!(prompts_fit_from(&[]), 1);
+    }
+
+    /// The dashed curve of the figure is the fit of the points drawn: on synthetic rows (two
+    /// seeds averaged) every dashed point lies on `a + b/M` with the fitted `a`, `b`, which
+    /// equal the generating values; the curve spans the fitted tail only.
+    #[test]
+    fn the_prompts_figure_draws_the_fit_of_its_points() {
+        let (a, b) = (2.0, 4.0);
+        let mut rows = vec![row("bayes", None, 1.9)];
+        for seed_shift in [-0.01, 0.01] {
+            rows.extend(MS.iter().map(|&m| row("pmi", Some(m), a + b / m as f64 + seed_shift)));
+        }
+        let (fig, fits) = prompts_figure(&rows, 0.2, "");
+        assert_eq!(fits.len(), 1);
+        let (_, fa, fb, rms, from) = fits[0].clone();
+        assert!((fa - a).abs() < 1e-12 && (fb - b).abs() < 1e-12 && rms < 1e-12 && from == 16);
+        let data = fig.series.iter().find(|s| s.style == Style::Points).unwrap();
+        assert_eq!(data.points.len(), MS.len());
+        let dashed = fig.series.iter().find(|s| s.style == Style::Dashed && s.label.is_empty()).unwrap();
+        assert!((dashed.points[0].0 - 16.0).abs() < 1e-12 && (dashed.points.last().unwrap().0 - 128.0).abs() < 1e-9);
+        assert!(dashed.points.iter().all(|&(m, y)| (y - (fa + fb / m)).abs() < 1e-12));
     }
 }

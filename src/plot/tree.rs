@@ -274,7 +274,7 @@ pub fn tree_png(
     let l = layout(model, image, text)?;
     let mut pixels = vec![255u8; (l.width * l.height * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (l.width, l.height)).into_drawing_area();
+        let root = super::bitmap(&mut pixels, (l.width, l.height))?.into_drawing_area();
         render(&l, &root)?;
         root.present().map_err(|e| draw_error("the tree", e))?;
     }

@@ -556,27 +556,51 @@ pub fn prompts_point(
     Ok(rows_of(&r, &names, flip, seed, with_bayes, t0.elapsed().as_secs_f64()))
 }
 
-/// The least-squares fit `risk ≈ a + b/M`.
+/// The least-squares fit `risk ≈ a + b/M` over the prompt counts `M ≥ from`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct PromptFit {
     pub a: f64,
     pub b: f64,
-    /// Root mean square residual.
+    /// Root mean square residual over the fitted points.
     pub rms: f64,
+    /// The smallest `M` fitted.
+    pub from: usize,
 }
 
-/// Ordinary least squares of `risk` on `1/M` (at least two distinct `M`).
-pub fn fit_prompts(points: &[(usize, f64)]) -> Option<PromptFit> {
+/// Ordinary least squares of `risk` on `1/M` over the points with `M ≥ from` (at least two
+/// distinct `M` among them).
+///
+/// `a + b/M` is the large-`M` law of the zero-shot risk (each logit is the log of a mean of `M`
+/// draws of `exp S`, whose bias and variance are `O(1/M)` by the delta method); at small `M`
+/// the heavy-tailed `exp PMI` keeps the curve far from it, so a fit over every `M` misses the whole curve and
+/// its asymptote `a` lands well above the data's tail. [`prompts_fit_from`] picks the tail.
+pub fn fit_prompts(points: &[(usize, f64)], from: usize) -> Option<PromptFit> {
+    let points: Vec<(usize, f64)> = points.iter().copied().filter(|p| p.0 >= from && p.0 > 0).collect();
     let n = points.len() as f64;
     let xs: Vec<f64> = points.iter().map(|p| 1.0 / p.0 as f64).collect();
     let (mx, my) = (xs.iter().sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
     let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    if points.len() < 2 || sxx <= 0.0 {
+    if points.len() < 2 || sxx <= 0.0 || !sxx.is_finite() {
         return None;
     }
     // b = Σ (x - x̄)(y - ȳ) / Σ (x - x̄)²,  a = ȳ - b x̄
-    let b = xs.iter().zip(points).map(|(x, p)| (x - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    let b = xs.iter().zip(&points).map(|(x, p)| (x - mx) * (p.1 - my)).sum::<f64>() / sxx;
     let a = my - b * mx;
-    let rms = (xs.iter().zip(points).map(|(x, p)| (p.1 - a - b * x).powi(2)).sum::<f64>() / n).sqrt();
-    Some(PromptFit { a, b, rms })
+    let rms = (xs.iter().zip(&points).map(|(x, p)| (p.1 - a - b * x).powi(2)).sum::<f64>() / n).sqrt();
+    Some(PromptFit { a, b, rms, from })
+}
+
+/// The start of the fitted tail of a prompt grid `ms`: the smallest `M ≥ √(M_min · M_max)` (the
+/// upper half of the grid on the log axis the figure uses), lowered while fewer than 3 points
+/// remain; the whole grid when it has at most 3 points.
+pub fn prompts_fit_from(ms: &[usize]) -> usize {
+    let mut v: Vec<usize> = ms.iter().copied().filter(|&m| m > 0).collect();
+    v.sort_unstable();
+    v.dedup();
+    if v.len() <= 3 {
+        return v.first().copied().unwrap_or(1);
+    }
+    let mid = ((v[0] as f64) * (v[v.len() - 1] as f64)).sqrt();
+    let first = v.iter().position(|&m| m as f64 >= mid - 1e-9).unwrap_or(0);
+    v[first.min(v.len() - 3)]
 }

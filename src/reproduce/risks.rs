@@ -271,7 +271,7 @@ pub fn zero_shot_risks(
         };
         let mut mws = MarginalWorkspace::new(data);
         let laws: Vec<Vec<f64>> =
-            images.iter().map(|x| first_token_law(&mut mws, data, x)).collect::<Option<_>>().ok_or_else(|| {
+            images.iter().map(|x| first_token_law(&mut mws, data, x)).collect::<Result<_, _>>().map_err(|_| {
                 RiskError::Invalid { task: "zero-shot", what: "a sampled image has probability zero".into() }
             })?;
         // Per image, then averaged over the chunk: index 0 Bayes, then each classifier.
@@ -286,8 +286,8 @@ pub fn zero_shot_risks(
                             .iter()
                             .zip(&laws)
                             .map(|(x, p)| match first_token_law(&mut mws, m, x) {
-                                Some(q) => cross_entropy(p, &q.iter().map(|q| q.ln()).collect::<Vec<_>>()),
-                                None => f64::INFINITY,
+                                Ok(q) => cross_entropy(p, &q.iter().map(|q| q.ln()).collect::<Vec<_>>()),
+                                Err(_) => f64::INFINITY,
                             })
                             .collect(),
                     );
