@@ -28,9 +28,9 @@
 //! (query = key = that ancestor's one-hot times `β`, so the softmax is uniform on the group and
 //! exactly zero elsewhere in f64; the value is `ν_k`, the output scaled by `m_k`, since the
 //! `m_k` sibling subtrees have equal size) and whose MLP computes `e_{k-1}`; and a block without
-//! attention whose MLP computes `ν_{k-1}` (or, at the root, `log Σ_c π(c) e^{h_0(c)}`). Depth:
-//! `2L + 1` blocks. The output is the mean over positions (every position holds the same root
-//! quantities after the last attention) followed by a linear projection.
+//! attention whose MLP computes `lz_{k-1} = log Σ_a e_{k-1}(a)` (at the root, `log Σ_c π(c) e^{h_0(c)}`);
+//! below the root, two more compute `p_{k-1}` and `ν_{k-1}`: `4L − 1` blocks. The output is the mean
+//! over positions (every position holds the same root quantities after the last attention), then a projection.
 //!
 //! **The MLPs** are one hidden ReLU layer computing scalar functions (`exp`, `log`) of linear
 //! read-outs of the stream, each by its piecewise-linear interpolant on `width` knots:
@@ -412,7 +412,7 @@ impl BpTransformer {
         self
     }
 
-    /// Number of transformer blocks (attention + MLP): `2L + 1`.
+    /// Number of transformer blocks (attention + MLP): `4L − 1`.
     pub fn layers(&self) -> usize {
         self.blocks.len()
     }

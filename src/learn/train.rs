@@ -273,6 +273,9 @@ impl Tail {
     }
 }
 
+/// The checkpoint callback of [`train`].
+type SaveFn<'a, R> = dyn FnMut(&Checkpoint<R>) -> Result<(), SaveError> + 'a;
+
 /// Steps of work done and to do, for the reports.
 struct Counter {
     done: usize,
@@ -292,7 +295,7 @@ fn advance<R: Real, E: Encoder<R>>(
     until: usize,
     counter: &mut Counter,
     progress: &mut dyn FnMut(&StepReport),
-    mut save: Option<&mut dyn FnMut(&Checkpoint<R>) -> Result<(), SaveError>>,
+    mut save: Option<&mut SaveFn<R>>,
 ) -> Result<bool, TrainError> {
     let cfg = run.config;
     let mut grads = ck.params.zeros_like();
@@ -321,7 +324,7 @@ fn advance<R: Real, E: Encoder<R>>(
         });
         let out_of_time = run.max_seconds.is_some_and(|m| elapsed >= m);
         if let Some(save) = save.as_mut() {
-            if ck.step % cfg.checkpoint_every == 0 || ck.step == run.steps || out_of_time {
+            if ck.step.is_multiple_of(cfg.checkpoint_every) || ck.step == run.steps || out_of_time {
                 ck.train_loss = window.0 / window.1 as f64;
                 window = (0.0, 0);
                 ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch);

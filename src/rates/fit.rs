@@ -202,6 +202,66 @@ mod tests {
         }
     }
 
+    /// Least-squares slope of `log r` on `log n` by the normal equations (nalgebra), independent
+    /// of [`ols`].
+    fn normal_equations_slope(points: &[(usize, f64)]) -> f64 {
+        let x =
+            nalgebra::DMatrix::from_fn(points.len(), 2, |i, j| if j == 0 { 1.0 } else { (points[i].0 as f64).ln() });
+        let y = nalgebra::DVector::from_fn(points.len(), |i, _| points[i].1);
+        let beta = (x.transpose() * &x).try_inverse().unwrap() * x.transpose() * y;
+        beta[1]
+    }
+
+    /// The bootstrap interval is its definition: [`BOOTSTRAP`] resamples, each drawing for every
+    /// `n` (ascending) as many runs as it has, uniformly with replacement, from the stream
+    /// `(seed, 0xb007)`; each resample's slope (here by the normal equations); the sorted slopes
+    /// read at the ranks `round(q (B − 1))` for `q = 0.025, 0.975`. Every `n` with exactly two
+    /// runs is enough to resample (the reported interval is then the bootstrap's, not the
+    /// regression's); with one run per `n` there is nothing to resample.
+    #[test]
+    fn bootstrap_interval_is_the_percentiles_of_seed_resamples() {
+        let ns = [256usize, 1024, 4096, 16384];
+        for (per_n, seed) in [(2usize, 3u64), (4, 7)] {
+            let runs: Vec<Run> = ns
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &n)| {
+                    (0..per_n).map(move |s| (n, (1.0 + 0.3 * ((s * 7 + k * 3) % 5) as f64) * 3.0 / n as f64))
+                })
+                .collect();
+            let f = fit(&runs, seed).unwrap();
+            assert!(f.floor.is_none() && f.fitted_n == ns.to_vec(), "{f:?}");
+            assert!(f.method.contains("by bootstrap over seeds"), "{per_n} runs per n: {}", f.method);
+            let logs: Vec<(usize, f64)> = runs.iter().map(|&(n, r)| (n, r.ln())).collect();
+            let mut rng = rng::stream(seed, 0xb007);
+            let mut slopes: Vec<f64> = (0..BOOTSTRAP)
+                .map(|_| {
+                    let mut resample = vec![];
+                    for &n in &ns {
+                        let group: Vec<f64> = logs.iter().filter(|p| p.0 == n).map(|p| p.1).collect();
+                        for _ in 0..group.len() {
+                            resample.push((n, group[rng.random_range(0..group.len())]));
+                        }
+                    }
+                    normal_equations_slope(&resample)
+                })
+                .collect();
+            slopes.sort_by(f64::total_cmp);
+            let (lo, hi) = ((0.025f64 * 1999.0).round() as usize, (0.975f64 * 1999.0).round() as usize);
+            assert_eq!((lo, hi), (50, 1949));
+            if per_n == 4 {
+                // The next ranks hold other slopes, so a rank off by one or two is seen.
+                assert!(slopes[hi] != slopes[hi + 1] && slopes[hi] != slopes[hi + 2], "ties at the rank");
+            }
+            for (got, want) in f.slope_ci.iter().zip([slopes[lo], slopes[hi]]) {
+                assert!((got - want).abs() < 1e-12, "{per_n} runs per n: {:?} vs {want}", f.slope_ci);
+            }
+            assert_ne!(f.slope_ci, f.slope_ci_regression);
+        }
+        let single: Vec<Run> = ns.iter().map(|&n| (n, 3.0 / n as f64)).collect();
+        assert_eq!(bootstrap(&single.iter().map(|&(n, r)| (n, r.ln())).collect::<Vec<_>>(), &ns, 1), None);
+    }
+
     /// The regression interval `b ± t·se(b)` against an independent route: `Var(b) = σ̂² (XᵀX)⁻¹₁₁`
     /// by nalgebra's inverse, `σ̂² = SSE / (m − 2)`, and the tabulated `t_{0.975}` for 3 degrees of
     /// freedom (five points, so that `m − 2` differs from `m / 2`); with one run per `n` it is
