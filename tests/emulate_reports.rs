@@ -118,7 +118,7 @@ fn error_summary_is_the_max_and_mean_over_inputs_and_states() {
             };
             ws.upward(&model, &obs);
             ws.log_root_posterior_into(&model, &mut exact);
-            let got = net.log_root_posterior(x);
+            let got = net.log_root_posterior(x).unwrap();
             assert_eq!(got.len(), exact.len());
             for (a, b) in got.iter().zip(&exact) {
                 max = max.max((a - b).abs());
