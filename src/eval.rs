@@ -35,6 +35,7 @@ use crate::contrastive::{self, Batch};
 use crate::downstream::labels::Label;
 use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
 use crate::downstream::{argmax, DownstreamError};
+use crate::evidence::EvidenceError;
 use crate::info::Enumeration;
 use crate::info::{Estimate, InfoError};
 use crate::learn::checkpoint::{CheckpointError, CheckpointFile, LoadError, ModelFile};
@@ -65,22 +66,57 @@ impl<R: Real, E: Encoder<R>> LearnedScore<R, E> {
         LearnedScore { image, text, params, head, pool: Mutex::new(vec![]) }
     }
 
-    /// `f(x)` (`image = true`) or `g(y)` for every sequence, rows of `P`.
+    /// `Ok` when `seq` fits the image tower (`image = true`) or the text tower: its length and
+    /// its vocabulary; else an error naming the side, the position and the token.
+    pub fn check(&self, image: bool, seq: &[usize]) -> Result<(), EvidenceError> {
+        let (enc, part) = if image { (&self.image, Part::Image) } else { (&self.text, Part::Text) };
+        let (expected, vocab) = (enc.seq_len(), enc.vocab());
+        if seq.len() != expected {
+            return Err(EvidenceError::Length { part, got: seq.len(), expected });
+        }
+        match seq.iter().position(|&t| t >= vocab) {
+            Some(position) => Err(EvidenceError::OutOfVocabulary { part, position, token: seq[position], vocab }),
+            None => Ok(()),
+        }
+    }
+
+    /// `f(x)` (`image = true`) or `g(y)` for every sequence, rows of `P`, or the first sequence
+    /// that does not fit its tower ([`LearnedScore::check`]).
+    pub fn try_encode(&self, image: bool, seqs: &[Vec<usize>]) -> Result<Vec<R>, EvidenceError> {
+        for s in seqs {
+            self.check(image, s)?;
+        }
+        Ok(self.encode(image, seqs))
+    }
+
+    /// `f(x)` (`image = true`) or `g(y)` for every sequence, rows of `P`; a sequence that does
+    /// not fit its tower gets a row of NaN (never a pass on tokens the tower has no weights for).
     pub fn encode(&self, image: bool, seqs: &[Vec<usize>]) -> Vec<R> {
         let (enc, params) = if image { (&self.image, &self.params.image) } else { (&self.text, &self.params.text) };
         let (t, p) = (enc.seq_len(), enc.out_dim());
+        let fits: Vec<bool> = seqs.iter().map(|s| self.check(image, s).is_ok()).collect();
         let mut out = vec![R::zero(); seqs.len() * p];
-        out.par_chunks_mut(CHUNK * p).zip(seqs.par_chunks(CHUNK)).for_each(|(o, chunk)| {
-            let tokens: Vec<u32> = chunk.iter().flat_map(|s| s.iter().map(|&v| v as u32)).collect();
-            debug_assert_eq!(tokens.len(), chunk.len() * t);
-            let taken = {
-                let mut pool = self.pool.lock().expect("pool lock");
-                pool.iter().position(|(side, _)| *side == image).map(|i| pool.swap_remove(i).1)
-            };
-            let mut cache = taken.unwrap_or_else(|| enc.new_cache(CHUNK));
-            enc.forward(params, &tokens, chunk.len(), &mut cache, o);
-            self.pool.lock().expect("pool lock").push((image, cache));
-        });
+        out.par_chunks_mut(CHUNK * p).zip(seqs.par_chunks(CHUNK)).zip(fits.par_chunks(CHUNK)).for_each(
+            |((o, chunk), ok)| {
+                // A sequence that does not fit is encoded as tokens 0 (in every vocabulary), then
+                // its row is overwritten with NaN.
+                let tokens: Vec<u32> = chunk
+                    .iter()
+                    .zip(ok)
+                    .flat_map(|(s, &ok)| (0..t).map(move |i| if ok { s[i] as u32 } else { 0 }))
+                    .collect();
+                let taken = {
+                    let mut pool = self.pool.lock().expect("pool lock");
+                    pool.iter().position(|(side, _)| *side == image).map(|i| pool.swap_remove(i).1)
+                };
+                let mut cache = taken.unwrap_or_else(|| enc.new_cache(CHUNK));
+                enc.forward(params, &tokens, chunk.len(), &mut cache, o);
+                self.pool.lock().expect("pool lock").push((image, cache));
+                for (row, _) in o.chunks_mut(p.max(1)).zip(ok).filter(|(_, &ok)| !ok) {
+                    row.iter_mut().for_each(|v| *v = R::of(f64::NAN));
+                }
+            },
+        );
         out
     }
 }
@@ -89,9 +125,16 @@ impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
     fn name(&self) -> String {
         "learned".into()
     }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        self.check(true, x)?;
+        self.check(false, y)
+    }
+    /// `-inf` for tokens that do not fit a tower (no weight, as for the exact PMI).
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         self.grid(&[x.to_vec()], &[y.to_vec()])[0]
     }
+    /// `head(f(x_i), g(y_j))` for every pair; `-inf` in the rows and columns of sequences that
+    /// do not fit their tower.
     fn grid(&self, xs: &[Vec<usize>], ys: &[Vec<usize>]) -> Vec<f64> {
         let p = self.image.out_dim();
         let (u, v) = (self.encode(true, xs), self.encode(false, ys));
@@ -99,7 +142,13 @@ impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
             (0..xs.len() as u32).flat_map(|i| (0..ys.len() as u32).map(move |j| (i, j))).collect();
         let mut scores = vec![];
         self.head.forward(&self.params.head, &u, &v, p, &pairs, &mut scores, &mut HeadCache::default());
-        scores.into_iter().map(|s| s.f64()).collect()
+        let x_fits: Vec<bool> = xs.iter().map(|x| self.check(true, x).is_ok()).collect();
+        let y_fits: Vec<bool> = ys.iter().map(|y| self.check(false, y).is_ok()).collect();
+        scores
+            .into_iter()
+            .zip(&pairs)
+            .map(|(s, &(i, j))| if x_fits[i as usize] && y_fits[j as usize] { s.f64() } else { f64::NEG_INFINITY })
+            .collect()
     }
 }
 
@@ -107,7 +156,8 @@ impl<R: Real, E: Encoder<R>> Score for LearnedScore<R, E> {
 /// `g(y)` of the text tower. The exact evaluation ([`exact`]) partitions each side into the
 /// level sets of its embedding (T5, T9).
 pub trait Learned: Score + Send {
-    /// `f(x)` (`Part::Image`) or `g(y)` (`Part::Text`) of every sequence, in `f64`.
+    /// `f(x)` (`Part::Image`) or `g(y)` (`Part::Text`) of every sequence, in `f64`; a row of
+    /// NaN for a sequence that does not fit its tower.
     fn embeddings(&self, part: Part, seqs: &[Vec<usize>]) -> Vec<Vec<f64>>;
 }
 

@@ -13,16 +13,38 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 
 use crate::bp::{self, Workspace};
+use crate::evidence::{check_tokens, EvidenceError};
 use crate::info::{upward_side, weighted_inner, Cut};
 use crate::model::{Jghm, Part};
+
+/// `Ok` when `x` fits `model`'s image side and `y` its text side.
+fn check_pair(model: &Jghm, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+    check_tokens(model, Part::Image, x)?;
+    check_tokens(model, Part::Text, y)
+}
 
 /// A similarity score `S(x, y)` (log domain: `exp S` is the unnormalised weight of a pair).
 pub trait Score: Sync {
     /// A short name for reports.
     fn name(&self) -> String;
 
-    /// `S(x, y)`.
+    /// `S(x, y)`: a number for every pair, `-inf` (no weight) for tokens outside the score's
+    /// domain, so that a loss over scores never stops on one bad pair. [`Score::try_score`] is
+    /// the checked form.
     fn score(&self, x: &[usize], y: &[usize]) -> f64;
+
+    /// `Ok` when `(x, y)` is in the score's domain; for a score of a model, when `x` and `y` fit
+    /// its two sides (length and vocabulary), else an error naming the side, the position and
+    /// the token. The default accepts every pair (a score defined on all sequences).
+    fn check(&self, _x: &[usize], _y: &[usize]) -> Result<(), EvidenceError> {
+        Ok(())
+    }
+
+    /// `S(x, y)` after [`Score::check`]: the error where [`Score::score`] gives `-inf`.
+    fn try_score(&self, x: &[usize], y: &[usize]) -> Result<f64, EvidenceError> {
+        self.check(x, y)?;
+        Ok(self.score(x, y))
+    }
 
     /// `S(x_i, y_j)` for every pair, row-major `xs.len() × ys.len()`. The default calls
     /// [`Score::score`] per pair, parallel over rows (order-independent: each entry is computed
@@ -45,6 +67,9 @@ impl<S: Score + ?Sized> Score for &S {
     fn name(&self) -> String {
         (**self).name()
     }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        (**self).check(x, y)
+    }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         (**self).score(x, y)
     }
@@ -56,6 +81,9 @@ impl<S: Score + ?Sized> Score for &S {
 impl<S: Score + ?Sized + Send> Score for Box<S> {
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        (**self).check(x, y)
     }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         (**self).score(x, y)
@@ -74,6 +102,9 @@ pub struct Pmi<'m> {
 impl Score for Pmi<'_> {
     fn name(&self) -> String {
         "pmi".into()
+    }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        check_pair(self.model, x, y)
     }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         bp::pmi(self.model, x, y).map_or(f64::NEG_INFINITY, |p| p.pmi)
@@ -97,6 +128,9 @@ struct PairwisePmi<'m> {
 impl Score for PairwisePmi<'_> {
     fn name(&self) -> String {
         "pmi".into()
+    }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        check_pair(self.model, x, y)
     }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         bp::pmi(self.model, x, y).map_or(f64::NEG_INFINITY, |p| p.pmi)
@@ -189,6 +223,9 @@ impl<'m> LogWeighted<'m> {
 impl Score for LogWeighted<'_> {
     fn name(&self) -> String {
         "t7".into()
+    }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        check_pair(self.image.model, x, y)
     }
     /// `-inf` for tokens that do not fit the model (no weight, as for [`Pmi`]).
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
@@ -307,6 +344,9 @@ impl<S: Score> Score for Shifted<S> {
     fn name(&self) -> String {
         format!("{}+shift({:?},{})", self.base.name(), self.of, self.amplitude)
     }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        self.base.check(x, y)
+    }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         self.base.score(x, y) + self.shift(x, y)
     }
@@ -336,6 +376,9 @@ impl<S: Score> Perturbed<S> {
 impl<S: Score> Score for Perturbed<S> {
     fn name(&self) -> String {
         format!("{}+perturbed({})", self.base.name(), self.amplitude)
+    }
+    fn check(&self, x: &[usize], y: &[usize]) -> Result<(), EvidenceError> {
+        self.base.check(x, y)
     }
     fn score(&self, x: &[usize], y: &[usize]) -> f64 {
         self.base.score(x, y) + self.noise(x, y)

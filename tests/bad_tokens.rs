@@ -212,3 +212,77 @@ fn the_marginal_workspace_checks_its_evidence() {
         assert!(ws.marginals(&bp::Tokens { image: Some(&b), text: None }).is_err(), "{b:?}");
     }
 }
+
+/// The learned side: for every class, the towers, the CLIP pair and the learned score refuse
+/// a wrong length or an unknown token with an error naming it (the kernels are never run on
+/// them), and the unchecked forms answer NaN or `-inf` instead of panicking.
+#[test]
+fn learned_towers_pairs_and_scores_refuse_bad_tokens() {
+    use jghm::eval::{Learned, LearnedScore};
+    use jghm::learn::WithEncoders;
+    use jghm::learn::{with_encoders, CheckedConfig, Class, ClipPair, Encoder, Real, TokenError, TrainConfig};
+
+    struct Go<'a>(&'a jghm::Jghm, &'a CheckedConfig, Class);
+    impl WithEncoders for Go<'_> {
+        type Output = ();
+        fn run<R: Real, E: Encoder<R> + 'static>(self, make: &dyn Fn(Part) -> E) {
+            let (m, cfg, class) = (self.0, self.1, self.2);
+            let mut pair = ClipPair::new(make(Part::Image), make(Part::Text), cfg.head(m), cfg.scheme);
+            let params = pair.init(&mut jghm::rng::stream(1, 0));
+            let p = pair.dim();
+            let k = cfg.scheme.encoded(2);
+            // `k` samples of four tokens each, all in the vocabulary 0..3.
+            let good: Vec<u32> = (0..4 * k as u32).map(|i| i % 3).collect();
+            let short: Vec<u32> = good[1..].to_vec();
+            let mut unknown = good.clone();
+            unknown[4 + 2] = 7;
+            assert_eq!(pair.embed_images(&params, &good).unwrap().len(), k * p, "{class:?}");
+            let length = TokenError::Length { got: 4 * k - 1, seq_len: 4 };
+            let vocab = TokenError::OutOfVocabulary { sample: 1, position: 2, token: 7, vocab: 3 };
+            assert_eq!(pair.embed_images(&params, &short), Err(length.clone()), "{class:?}");
+            assert_eq!(pair.embed_texts(&params, &unknown), Err(vocab.clone()), "{class:?}");
+            assert_eq!(vocab.to_string(), "token 7 at position 2 of sample 1 is out of the vocabulary 0..3");
+            let mut grads = params.zeros_like();
+            assert!(pair.loss_and_grad(&params, &good, &good, &mut grads).unwrap().loss.is_finite());
+            assert_eq!(pair.loss_and_grad(&params, &unknown, &good, &mut grads), Err(vocab.clone()));
+            assert_eq!(pair.loss(&params, &good, &short), Err(length));
+            let unpaired = pair.loss(&params, &good, &good[..4 * (k - 1)]);
+            assert_eq!(unpaired, Err(TokenError::Unpaired { images: k, texts: k - 1 }), "{class:?}");
+            // The tower itself: an output buffer too short, and a backward pass on other tokens.
+            let mut out = vec![R::zero(); k * p - 1];
+            assert!(matches!(pair.image.forward(&params.image, &good, &mut out), Err(TokenError::Buffer { .. })));
+            let mut out = vec![R::zero(); k * p];
+            pair.image.forward(&params.image, &good, &mut out).unwrap();
+            let mut d = vec![R::zero(); params.image.len()];
+            let other = pair.image.backward(&params.image, &good[4..], &out[p..], &mut d);
+            assert_eq!(other, Err(TokenError::NotLastForward { got: 4 * k - 4, expected: 4 * k }));
+            pair.image.backward(&params.image, &good, &out, &mut d).unwrap();
+
+            // The learned score: checked forms are errors, unchecked ones -inf and NaN.
+            let score = LearnedScore::new(make(Part::Image), make(Part::Text), params, cfg.head(m));
+            let x = vec![0, 1, 2, 1];
+            assert!(score.try_score(&x, &x).unwrap().is_finite(), "{class:?}");
+            for b in bad() {
+                if b.is_empty() {
+                    continue;
+                }
+                assert!(score.try_score(&b, &x).is_err() && score.try_score(&x, &b).is_err(), "{class:?} {b:?}");
+                assert!(score.try_encode(true, &[x.clone(), b.clone()]).is_err());
+                assert_eq!(score.score(&b, &x), f64::NEG_INFINITY, "{class:?} {b:?}");
+                let grid = score.grid(&[x.clone(), b.clone()], &[x.clone(), b.clone()]);
+                assert!(grid[0].is_finite() && grid[1..].iter().all(|&s| s == f64::NEG_INFINITY), "{grid:?}");
+                let rows = score.embeddings(Part::Text, &[b.clone(), x.clone()]);
+                assert!(rows[0].iter().all(|v| v.is_nan()) && rows[1].iter().all(|v| v.is_finite()));
+            }
+            let err = score.try_score(&x, &[0, 1, 7, 1]).unwrap_err().to_string();
+            assert!(err.contains("text token at position 2 is 7"), "{err}");
+        }
+    }
+    let m = model();
+    for class in [Class::Bp, Class::Mlp, Class::Transformer] {
+        let mut cfg = TrainConfig::for_class(class);
+        (cfg.width, cfg.heads, cfg.layers, cfg.out) = (8, 2, 1, 4);
+        let cfg = cfg.check(&m).expect("a valid configuration");
+        with_encoders(&cfg, &m, Go(&m, &cfg, class));
+    }
+}

@@ -148,8 +148,8 @@ fn check_selection(model: &Jghm, n: Option<usize>) {
         let mut last = f64::NAN;
         let mut d = data();
         let ck = train(&mut pair, &mut d, &probe, Some(start), &mut |s| last = s.loss, &mut |_| Ok(())).unwrap();
-        let loss = held_out_loss(&mut pair, &ck.params, &d, cfg.batch).unwrap_or(last);
-        assert_eq!(held_out_loss(&mut pair, &ck.params, &d, cfg.batch).is_some(), n.is_some());
+        let loss = held_out_loss(&mut pair, &ck.params, &d, cfg.batch).unwrap().unwrap_or(last);
+        assert_eq!(held_out_loss(&mut pair, &ck.params, &d, cfg.batch).unwrap().is_some(), n.is_some());
         assert_eq!(chosen.losses[r], loss, "candidate {r}'s selection loss");
         alone.push(ck);
     }

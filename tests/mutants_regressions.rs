@@ -1211,3 +1211,33 @@ fn score_spec_parses_every_form_it_names() {
         assert!(matches!(bad.parse::<ScoreSpec>(), Err(ScoreSpecError::Unknown(_))), "{bad}");
     }
 }
+
+/// `zero_shot::evaluate` says how its `ε` was obtained: by exact enumeration on an enumerable
+/// model, by Monte Carlo with the number of outer pairs otherwise (a mutant returned any string).
+#[test]
+fn zero_shot_names_the_method_of_its_epsilon() {
+    use jghm::downstream::labels::Label;
+    use jghm::downstream::zero_shot::{evaluate, Prompts, Spec};
+    use jghm::score::Pmi;
+    let small = RandomSpec::symmetric(3, 2, 2, 1).build().unwrap();
+    let spec = Spec { prompts: Prompts::Exact, images: None, bound_samples: 7 };
+    let r = evaluate(&small, &Pmi { model: &small }, &Label::TextToken(0), &spec).unwrap();
+    assert!(r.method.ends_with("epsilon: exact enumeration"), "{}", r.method);
+    // Too many texts to enumerate (3^16 on each side): sampled images and prompts.
+    let large = RandomSpec::symmetric(3, 2, 4, 1).build().unwrap();
+    assert!(info::exact_work(&large).is_err(), "the large model is not enumerable");
+    let spec = Spec { prompts: Prompts::Ensemble { size: 2, seed: 1 }, images: Some((8, 1)), bound_samples: 7 };
+    let r = evaluate(&large, &Pmi { model: &large }, &Label::Root, &spec).unwrap();
+    assert!(r.method.contains("epsilon: Monte Carlo, 7 outer pairs x "), "{}", r.method);
+}
+
+/// Every class is found by its own name, and only by it (a mutant of the comparison found
+/// the first class of another name).
+#[test]
+fn classes_are_found_by_their_names() {
+    use jghm::learn::Class;
+    for c in Class::ALL {
+        assert_eq!(Class::from_name(c.name()), Some(c));
+    }
+    assert_eq!(Class::from_name("cnn"), None);
+}

@@ -37,6 +37,21 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `jghm plot DIR` redraws the figure `<stem>` of a finished run from its CSV alone: the same SVG,
+/// byte for byte, as the run drew (its labels come from the rows' notes, not from the options).
+fn redraw_is_the_run_figure(out: &Path, stem: &str) -> String {
+    let svg = out.join(format!("{stem}.svg"));
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    std::fs::remove_file(out.join(format!("{stem}.png"))).unwrap();
+    let r = run(&["plot", s(out)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("Redrew {}.png", s(&out.join(stem)))), "{}", r.stdout);
+    assert!(out.join(format!("{stem}.png")).exists());
+    assert_eq!(std::fs::read_to_string(&svg).unwrap(), drawn);
+    drawn
+}
+
 const TINY: [&str; 7] = ["--bayes-only", "--quick", "--flips", "0.2", "--samples", "64", "--out"];
 
 /// The largest entry difference between two lists of levels of the same shape.
@@ -144,6 +159,8 @@ fn reproduce_on_the_paper_family_says_so_and_compares() {
     assert_eq!(csv.lines().skip(1).filter(|l| l.contains(",42,") && l.contains("family paper;")).count(), 4, "{csv}");
     let settings = std::fs::read_to_string(out.join("risks-settings.json")).unwrap();
     assert!(settings.contains("\"family\": \"paper\""), "{settings}");
+    let svg = redraw_is_the_run_figure(&out, "risks");
+    assert!(svg.contains("Risk (paper family)") && svg.contains("published Bayes value"), "title and published points");
     // Resuming needs the same family.
     let mut again = args.clone();
     again[3] = "standard";
@@ -229,6 +246,8 @@ fn ood_can_vary_one_tower() {
         rows.iter().all(|l| l.contains("family paper; image flip varied with the text flip fixed at 0.2")),
         "{csv}"
     );
+    let svg = redraw_is_the_run_figure(&out, "ood");
+    assert!(svg.contains("OOD (built at ε = 0.2; image flip varied) (paper family)"), "the title says what varied");
 }
 
 #[test]

@@ -76,7 +76,8 @@ pub struct RatesArgs {
 #[derive(Args, Debug)]
 pub struct PlotArgs {
     /// A folder written by `jghm rates` (results.csv; infonce.csv and emulation.csv if present),
-    /// or by `jghm reproduce prompts` (every prompts*.csv is redrawn as its prompts figure).
+    /// or by `jghm reproduce` (every risks*.csv, ood*.csv and prompts*.csv is redrawn as its
+    /// figure).
     pub dir: PathBuf,
 }
 
@@ -120,22 +121,26 @@ pub fn report_sweep(sweep: &SweepOutcome, json_out: bool) {
 }
 
 pub fn run_plot(a: &PlotArgs, json_out: bool) -> Result<()> {
-    let prompts = crate::plot::reproduce::redraw_prompts(&a.dir)?;
-    if prompts.is_empty() || a.dir.join("results.csv").exists() {
+    let redrawn = crate::plot::reproduce::redraw_reproduce(&a.dir)?;
+    if redrawn.is_empty() || a.dir.join("results.csv").exists() {
         report(&redraw(&a.dir)?, json_out, None);
     }
-    for (stem, fits) in prompts {
+    for r in redrawn {
+        let figures: Vec<String> = r.figures.iter().map(|f| f.display().to_string()).collect();
         if json_out {
-            let fits: Vec<_> = fits
+            let fits: Vec<_> = r
+                .fits
                 .iter()
                 .map(|(m, a, b, r, from)| serde_json::json!({ "model": m, "a": a, "b": b, "rms": r, "fit_from_m": from }))
                 .collect();
-            println!("{}", serde_json::json!({ "figure": stem.display().to_string(), "fits": fits }));
+            println!("{}", serde_json::json!({ "figures": figures, "fits": fits }));
         } else {
-            for (m, a_, b, rms, from) in fits {
+            for (m, a_, b, rms, from) in r.fits {
                 println!("fit {m}: risk ≈ a + b/M over M ≥ {from}, a = {a_:.5}, b = {b:.5} (least squares; rms residual {rms:.2e})");
             }
-            println!("Redrew {0}.png (+ .svg).", stem.display());
+            for f in figures {
+                println!("Redrew {f}.png (+ .svg).");
+            }
         }
     }
     Ok(())

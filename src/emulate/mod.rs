@@ -107,14 +107,15 @@ impl Interpolant {
             })
             .collect();
         // Best uniform placement: the chord of a concave `log` lies below it by up to `η` (the
-        // same on every geometric segment), the chord of `exp` above it by up to a relative `η`
-        // (the same on every uniform segment); shifting by half of it halves the worst error.
+        // same on every geometric segment), the chord of `exp` above it by up to a factor `e^η`
+        // (the same on every uniform segment); shifting by half of it, in the log domain the
+        // outputs are read in, halves the worst error: `±η/2` either way.
         let eta = chord_error(f, knots[0], knots[1]);
         let values: Vec<f64> = knots
             .iter()
             .map(|&t| match f {
                 ScalarFn::Ln => t.ln() + eta / 2.0,
-                ScalarFn::Exp => t.exp() / (1.0 + eta / 2.0),
+                ScalarFn::Exp => t.exp() * (-eta / 2.0).exp(),
             })
             .collect();
         // Slope on [t_k, t_{k+1}]; the last unit keeps the last slope beyond the domain.
@@ -160,8 +161,10 @@ impl Interpolant {
     }
 }
 
-/// Worst error of the chord of `f` on `[t0, t1]`: absolute for `log`, relative for `exp`.
-/// The chord's slope `σ` touches `f' = σ` at `q*`; the gap there is the maximum.
+/// Worst error of the chord `c` of `f` on `[t0, t1]`, in the log domain: `max (log q − c(q))`
+/// for `log`, `max (log c(q) − q)` for `exp`. For `log` the gap is largest where `f' = σ`, the
+/// chord's slope; for `exp`, where `c'/c = 1`, i.e. `c(q) = σ`, at `q = t0 + 1 − e^{t0}/σ`,
+/// giving `log σ − q`.
 fn chord_error(f: ScalarFn, t0: f64, t1: f64) -> f64 {
     let slope = (f.eval(t1) - f.eval(t0)) / (t1 - t0);
     let chord = |q: f64| f.eval(t0) + slope * (q - t0);
@@ -171,8 +174,8 @@ fn chord_error(f: ScalarFn, t0: f64, t1: f64) -> f64 {
             q.ln() - chord(q)
         }
         ScalarFn::Exp => {
-            let q = slope.ln();
-            chord(q) / q.exp() - 1.0
+            let q = t0 + 1.0 - f.eval(t0) / slope;
+            chord(q).ln() - q
         }
     }
 }
@@ -640,4 +643,33 @@ pub enum BuildError {
     ZeroTransition { part: Part, level: usize },
     #[error("the width must be at least 2")]
     Width,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interpolant is the chord shifted by half its worst error, so that its error in the
+    /// log domain equioscillates: `+η/2` at the knots, `−η/2` where the chord is farthest, never
+    /// more (`f̂ − log` for `log`, `log f̂ − q` for `exp`). Without the shift it would be `η`.
+    #[test]
+    fn interpolants_err_by_half_the_chord_error_either_way() {
+        for (f, lo, hi) in [(ScalarFn::Ln, 0.5, 8.0), (ScalarFn::Exp, -2.0, 1.5)] {
+            let interp = Interpolant::new(f, lo, hi, 9);
+            let eta = chord_error(f, interp.knots[0], interp.knots[1]);
+            assert!(eta > 1e-3, "{f:?}: a coarse interpolant ({eta})");
+            let error = |q: f64| match f {
+                ScalarFn::Ln => interp.eval(q, 1.0) - q.ln(),
+                ScalarFn::Exp => interp.eval(q, 1.0).ln() - q,
+            };
+            let grid: Vec<f64> = (0..=8000).map(|i| lo + (hi - lo) * i as f64 / 8000.0).collect();
+            let (min, max) =
+                grid.iter().map(|&q| error(q)).fold((f64::MAX, f64::MIN), |(a, b), e| (a.min(e), b.max(e)));
+            // `log` is above at the knots (`lo`, `hi` among them) and below between them; `exp`
+            // the other way round.
+            let (at_knots, between) = if f == ScalarFn::Ln { (max, -min) } else { (-min, max) };
+            assert!((at_knots - eta / 2.0).abs() < 1e-12, "{f:?}: {min} {max} {eta}");
+            assert!(between <= eta / 2.0 + 1e-12 && between > 0.999 * eta / 2.0, "{f:?}: {min} {max} {eta}");
+        }
+    }
 }

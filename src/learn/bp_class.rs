@@ -212,6 +212,9 @@ impl<R: Real> Encoder<R> for BpEncoder {
     fn seq_len(&self) -> usize {
         self.len
     }
+    fn vocab(&self) -> usize {
+        self.levels.last().map_or(self.root_states, |l| l.1)
+    }
     fn out_dim(&self) -> usize {
         self.root_states
     }

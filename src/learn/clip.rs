@@ -9,7 +9,7 @@
 //! ```
 
 use super::clip_loss::{clip_loss, Groups, LossParts, Scheme};
-use super::encoder::{Encoder, Tower};
+use super::encoder::{Encoder, TokenError, Tower};
 use super::real::Real;
 use super::score_head::{Head, HeadCache};
 
@@ -90,52 +90,65 @@ impl<R: Real, E: Encoder<R>> ClipPair<R, E> {
         Params { image: self.image.encoder.init(rng), text: self.text.encoder.init(rng), head: self.head.init() }
     }
 
-    /// `f(x)` for a batch of images (rows of `T_X` tokens), `B × P`.
-    pub fn embed_images(&mut self, params: &Params<R>, images: &[u32]) -> Vec<R> {
-        let mut out = vec![R::zero(); images.len() / self.image.encoder.seq_len() * self.dim()];
-        self.image.forward(&params.image, images, &mut out);
-        out
+    /// `f(x)` for a batch of images (rows of `T_X` tokens), `B × P`; an error when the tokens
+    /// do not fit the image tower.
+    pub fn embed_images(&mut self, params: &Params<R>, images: &[u32]) -> Result<Vec<R>, TokenError> {
+        let b = self.image.encoder.check_tokens(images)?;
+        let mut out = vec![R::zero(); b * self.dim()];
+        self.image.forward(&params.image, images, &mut out)?;
+        Ok(out)
     }
 
-    /// `g(y)` for a batch of texts, `B × P`.
-    pub fn embed_texts(&mut self, params: &Params<R>, texts: &[u32]) -> Vec<R> {
-        let mut out = vec![R::zero(); texts.len() / self.text.encoder.seq_len() * self.dim()];
-        self.text.forward(&params.text, texts, &mut out);
-        out
+    /// `g(y)` for a batch of texts, `B × P`; an error when the tokens do not fit the text tower.
+    pub fn embed_texts(&mut self, params: &Params<R>, texts: &[u32]) -> Result<Vec<R>, TokenError> {
+        let b = self.text.encoder.check_tokens(texts)?;
+        let mut out = vec![R::zero(); b * self.dim()];
+        self.text.forward(&params.text, texts, &mut out)?;
+        Ok(out)
+    }
+
+    /// The number of positive pairs `B` of a batch of `scheme.encoded(B)` images and texts, or
+    /// why the batch does not fit the pair (tokens, or unequal or ungrouped counts).
+    fn positives(&self, images: &[u32], texts: &[u32]) -> Result<usize, TokenError> {
+        let n = self.image.encoder.check_tokens(images)?;
+        let m = self.text.encoder.check_tokens(texts)?;
+        let b = match self.scheme {
+            Scheme::InBatch => n,
+            Scheme::KWay { k } => n / k.max(1),
+        };
+        if n != m || self.scheme.encoded(b) != n {
+            return Err(TokenError::Unpaired { images: n, texts: m });
+        }
+        Ok(b)
     }
 
     /// The loss of one batch, forward only (same layout as [`ClipPair::loss_and_grad`]).
-    pub fn loss(&mut self, params: &Params<R>, images: &[u32], texts: &[u32]) -> LossParts {
+    pub fn loss(&mut self, params: &Params<R>, images: &[u32], texts: &[u32]) -> Result<LossParts, TokenError> {
         let p = self.dim();
-        let n = images.len() / self.image.encoder.seq_len();
-        let b = match self.scheme {
-            Scheme::InBatch => n,
-            Scheme::KWay { k } => n / k,
-        };
-        let groups = self.scheme.groups(b);
-        let u = self.embed_images(params, images);
-        let v = self.embed_texts(params, texts);
+        let groups = self.scheme.groups(self.positives(images, texts)?);
+        let u = self.embed_images(params, images)?;
+        let v = self.embed_texts(params, texts)?;
         let mut scores = vec![];
         self.head.forward(&params.head, &u, &v, p, &groups.pairs, &mut scores, &mut self.cache);
-        clip_loss(&scores, &groups, &mut self.dscores)
+        Ok(clip_loss(&scores, &groups, &mut self.dscores))
     }
 
     /// The loss of one batch and its gradient (overwritten into `grads`). `images` and `texts`
-    /// hold `scheme.encoded(B)` samples each, the `B` positives first (see [`Scheme::groups`]).
+    /// hold `scheme.encoded(B)` samples each, the `B` positives first (see [`Scheme::groups`]);
+    /// an error, before any pass, when they do not fit the pair or `grads` has another shape.
     pub fn loss_and_grad(
         &mut self,
         params: &Params<R>,
         images: &[u32],
         texts: &[u32],
         grads: &mut Params<R>,
-    ) -> LossParts {
+    ) -> Result<LossParts, TokenError> {
         let p = self.dim();
-        let n = images.len() / self.image.encoder.seq_len();
-        assert_eq!(n, texts.len() / self.text.encoder.seq_len(), "as many images as texts");
-        let b = match self.scheme {
-            Scheme::InBatch => n,
-            Scheme::KWay { k } => n / k,
-        };
+        let b = self.positives(images, texts)?;
+        let n = self.scheme.encoded(b);
+        if grads.head.len() != params.head.len() {
+            return Err(TokenError::Buffer { what: "head gradient", got: grads.head.len(), needed: params.head.len() });
+        }
         if self.groups.as_ref().map(|g| g.0) != Some(b) {
             self.groups = Some((b, self.scheme.groups(b)));
         }
@@ -145,8 +158,8 @@ impl<R: Real, E: Encoder<R>> ClipPair<R, E> {
             buf.resize(n * p, R::zero());
         }
         // u = f(x), v = g(y)
-        self.image.forward(&params.image, images, &mut self.u);
-        self.text.forward(&params.text, texts, &mut self.v);
+        self.image.forward(&params.image, images, &mut self.u)?;
+        self.text.forward(&params.text, texts, &mut self.v)?;
         // S on the scheme's pairs, then L and dS
         self.head.forward(&params.head, &self.u, &self.v, p, &groups.pairs, &mut self.scores, &mut self.cache);
         let parts = clip_loss(&self.scores, groups, &mut self.dscores);
@@ -166,8 +179,8 @@ impl<R: Real, E: Encoder<R>> ClipPair<R, E> {
             &mut grads.head,
         );
         // du → dθ_f, dv → dθ_g
-        self.image.backward(&params.image, images, &self.du, &mut grads.image);
-        self.text.backward(&params.text, texts, &self.dv, &mut grads.text);
-        parts
+        self.image.backward(&params.image, images, &self.du, &mut grads.image)?;
+        self.text.backward(&params.text, texts, &self.dv, &mut grads.text)?;
+        Ok(parts)
     }
 }

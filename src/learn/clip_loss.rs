@@ -92,7 +92,7 @@ impl Scheme {
 }
 
 /// The loss value and its two one-sided parts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossParts {
     /// `L = (x2y + y2x)/2`.
     pub loss: f64,

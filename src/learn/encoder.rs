@@ -32,6 +32,8 @@ pub trait Encoder<R: Real>: Send + Sync {
     fn num_params(&self) -> usize;
     /// Tokens per sample (`T`).
     fn seq_len(&self) -> usize;
+    /// Size of the token vocabulary: every token is in `0..vocab()`.
+    fn vocab(&self) -> usize;
     /// Output dimension (`P`).
     fn out_dim(&self) -> usize;
     /// Fresh parameters drawn from `rng`.
@@ -40,11 +42,46 @@ pub trait Encoder<R: Real>: Send + Sync {
     /// Numbers held by `new_cache(batch)`, computed without allocating (the memory estimate of
     /// a run, [`super::memory`], is made before anything large is allocated).
     fn cache_len(&self, batch: usize) -> usize;
-    /// `out (B × P) = f(tokens (B × T))`, filling `cache`.
+    /// The number of samples `B` in `tokens`, or why they do not fit the encoder: a length that
+    /// is not a whole number of samples of [`Encoder::seq_len`] tokens, or a token outside
+    /// `0..vocab()`. [`Tower`] checks every batch with it before any pass.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<usize, TokenError> {
+        let (t, vocab) = (self.seq_len(), self.vocab());
+        if t == 0 || !tokens.len().is_multiple_of(t) {
+            return Err(TokenError::Length { got: tokens.len(), seq_len: t });
+        }
+        match tokens.iter().position(|&v| v as usize >= vocab) {
+            Some(i) => Err(TokenError::OutOfVocabulary { sample: i / t, position: i % t, token: tokens[i], vocab }),
+            None => Ok(tokens.len() / t),
+        }
+    }
+    /// `out (B × P) = f(tokens (B × T))`, filling `cache`: the kernel, which trusts its input.
+    ///
+    /// # Panics
+    /// On tokens that [`Encoder::check_tokens`] refuses, or buffers shorter than `B` samples; call
+    /// it through [`Tower`], which checks both and returns an error instead.
     fn forward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, out: &mut [R]);
     /// `dparams += (∂out/∂params)ᵀ dout`, after [`Encoder::forward`] on the same tokens.
+    ///
+    /// # Panics
+    /// As [`Encoder::forward`]; [`Tower::backward`] is the checked call.
     #[allow(clippy::too_many_arguments)]
     fn backward(&self, params: &[R], tokens: &[u32], b: usize, cache: &mut Self::Cache, dout: &[R], dparams: &mut [R]);
+}
+
+/// Why a batch of tokens, or a buffer, does not fit a learned encoder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("{got} tokens do not make whole samples of {seq_len} tokens")]
+    Length { got: usize, seq_len: usize },
+    #[error("token {token} at position {position} of sample {sample} is out of the vocabulary 0..{vocab}")]
+    OutOfVocabulary { sample: usize, position: usize, token: u32, vocab: usize },
+    #[error("the {what} buffer holds {got} numbers, {needed} are needed")]
+    Buffer { what: &'static str, got: usize, needed: usize },
+    #[error("the backward pass takes the tokens of the last forward pass ({expected} tokens), got {got}")]
+    NotLastForward { got: usize, expected: usize },
+    #[error("a batch has {images} images and {texts} texts")]
+    Unpaired { images: usize, texts: usize },
 }
 
 struct Chunk<R: Real, E: Encoder<R>> {
@@ -72,10 +109,13 @@ impl<R: Real, E: Encoder<R>> Tower<R, E> {
         }
     }
 
-    /// `out (B × P)` for `B = tokens.len() / T` samples, chunk by chunk in parallel.
-    pub fn forward(&mut self, params: &[R], tokens: &[u32], out: &mut [R]) {
+    /// `out (B × P)` for `B = tokens.len() / T` samples, chunk by chunk in parallel; an error,
+    /// before any pass, when the tokens do not fit the encoder or `out` is too short.
+    pub fn forward(&mut self, params: &[R], tokens: &[u32], out: &mut [R]) -> Result<(), TokenError> {
         let (t, p) = (self.encoder.seq_len(), self.encoder.out_dim());
-        let b = tokens.len() / t;
+        let b = self.encoder.check_tokens(tokens)?;
+        check_buffer("parameter", params.len(), self.encoder.num_params())?;
+        check_buffer("output", out.len(), b * p)?;
         self.batch = b;
         self.ensure(b.div_ceil(CHUNK));
         let enc = &self.encoder;
@@ -84,13 +124,24 @@ impl<R: Real, E: Encoder<R>> Tower<R, E> {
             .zip(tokens.par_chunks(CHUNK * t))
             .zip(out[..b * p].par_chunks_mut(CHUNK * p))
             .for_each(|((chunk, tok), o)| enc.forward(params, tok, tok.len() / t, &mut chunk.cache, o));
+        Ok(())
     }
 
-    /// `dparams = (∂out/∂params)ᵀ dout` (overwritten), after [`Tower::forward`] on `tokens`.
-    pub fn backward(&mut self, params: &[R], tokens: &[u32], dout: &[R], dparams: &mut [R]) {
+    /// `dparams = (∂out/∂params)ᵀ dout` (overwritten), after [`Tower::forward`] on `tokens`;
+    /// an error when `tokens` cannot be the last forward pass's or a buffer has the wrong size.
+    pub fn backward(&mut self, params: &[R], tokens: &[u32], dout: &[R], dparams: &mut [R]) -> Result<(), TokenError> {
         let (t, p) = (self.encoder.seq_len(), self.encoder.out_dim());
         let b = self.batch;
-        assert_eq!(tokens.len(), b * t, "backward on the tokens of the last forward");
+        if tokens.len() != b * t {
+            return Err(TokenError::NotLastForward { got: tokens.len(), expected: b * t });
+        }
+        self.encoder.check_tokens(tokens)?;
+        check_buffer("parameter", params.len(), self.encoder.num_params())?;
+        check_buffer("output gradient", dout.len(), b * p)?;
+        if dparams.len() != self.encoder.num_params() {
+            let (got, needed) = (dparams.len(), self.encoder.num_params());
+            return Err(TokenError::Buffer { what: "parameter gradient", got, needed });
+        }
         let n_chunks = b.div_ceil(CHUNK);
         let enc = &self.encoder;
         self.chunks[..n_chunks]
@@ -113,5 +164,14 @@ impl<R: Real, E: Encoder<R>> Tower<R, E> {
                 }
             }
         });
+        Ok(())
     }
+}
+
+/// `Ok` when a buffer of `got` numbers holds the `needed` ones.
+fn check_buffer(what: &'static str, got: usize, needed: usize) -> Result<(), TokenError> {
+    if got < needed {
+        return Err(TokenError::Buffer { what, got, needed });
+    }
+    Ok(())
 }

@@ -140,6 +140,9 @@ impl<R: Real> Encoder<R> for GuidedTransformer {
     fn seq_len(&self) -> usize {
         self.inner.shape.len
     }
+    fn vocab(&self) -> usize {
+        self.inner.shape.vocab
+    }
     fn out_dim(&self) -> usize {
         self.inner.shape.out
     }

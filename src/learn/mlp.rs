@@ -71,6 +71,9 @@ impl<R: Real> Encoder<R> for Mlp {
     fn seq_len(&self) -> usize {
         self.shape.len
     }
+    fn vocab(&self) -> usize {
+        self.shape.vocab
+    }
     fn out_dim(&self) -> usize {
         self.shape.out
     }

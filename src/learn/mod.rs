@@ -52,7 +52,7 @@ pub use checkpoint::Checkpoint;
 pub use clip::{ClipPair, Params};
 pub use clip_loss::{clip_loss, Groups, LossParts, Scheme};
 pub use config::{CheckedConfig, ConfigError, ConfigFileError, PositionInit, TrainConfig};
-pub use encoder::{Encoder, Tower, CHUNK};
+pub use encoder::{Encoder, TokenError, Tower, CHUNK};
 pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
 pub use registry::{with_encoders, Class, ClassMeta, HeadKind, WithEncoders};

@@ -51,6 +51,8 @@ pub enum TrainError {
     Diverged { step: usize, loss: f64 },
     #[error(transparent)]
     Save(#[from] SaveError),
+    #[error("the training pairs do not fit the encoders: {0}")]
+    Tokens(#[from] super::encoder::TokenError),
 }
 
 /// Why the checkpoint callback of [`train`] ended the run.
@@ -63,19 +65,23 @@ pub enum SaveError {
     File(#[from] crate::files::FileError),
 }
 
-/// Held-out loss of `params` (mean over the held-out batches), if the data set has any.
+/// Held-out loss of `params` (mean over the held-out batches), if the data set has any; an
+/// error when its pairs do not fit the encoders.
 pub fn held_out_loss<R: Real, E: Encoder<R>>(
     pair: &mut ClipPair<R, E>,
     params: &super::clip::Params<R>,
     data: &Data,
     b: usize,
-) -> Option<f64> {
+) -> Result<Option<f64>, super::encoder::TokenError> {
     let batches = data.held_out_batches(b, pair.scheme);
     if batches.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let total: f64 = batches.iter().map(|bt| pair.loss(params, &bt.images, &bt.texts).loss).sum();
-    Some(total / batches.len() as f64)
+    let mut total = 0.0;
+    for bt in &batches {
+        total += pair.loss(params, &bt.images, &bt.texts)?.loss;
+    }
+    Ok(Some(total / batches.len() as f64))
 }
 
 /// Trains from `start` (a checkpoint to resume, or `None` for fresh parameters) and returns the
@@ -233,7 +239,7 @@ pub fn select_start<R: Real, E: Encoder<R>>(
         if out_of_time && ck.step < probe && best.is_some() {
             break;
         }
-        ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch);
+        ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch)?;
         let loss = ck.held_out_loss.unwrap_or(tail.mean());
         losses.push(loss);
         if best.as_ref().is_none_or(|b| loss < b.0) {
@@ -303,7 +309,7 @@ fn advance<R: Real, E: Encoder<R>>(
     while ck.step < until {
         let s = ck.step;
         let batch = data.batch(s, cfg.batch, cfg.scheme);
-        let parts = pair.loss_and_grad(&ck.params, &batch.images, &batch.texts, &mut grads);
+        let parts = pair.loss_and_grad(&ck.params, &batch.images, &batch.texts, &mut grads)?;
         if !parts.loss.is_finite() {
             return Err(TrainError::Diverged { step: s, loss: parts.loss });
         }
@@ -327,7 +333,7 @@ fn advance<R: Real, E: Encoder<R>>(
             if ck.step.is_multiple_of(cfg.checkpoint_every) || ck.step == run.steps || out_of_time {
                 ck.train_loss = window.0 / window.1 as f64;
                 window = (0.0, 0);
-                ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch);
+                ck.held_out_loss = held_out_loss(pair, &ck.params, data, cfg.batch)?;
                 save(ck)?;
             }
         } else if ck.step == until || out_of_time {

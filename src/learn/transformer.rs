@@ -430,6 +430,9 @@ impl<R: Real> Encoder<R> for Transformer {
     fn seq_len(&self) -> usize {
         self.shape.len
     }
+    fn vocab(&self) -> usize {
+        self.shape.vocab
+    }
     fn out_dim(&self) -> usize {
         self.shape.out
     }

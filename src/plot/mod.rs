@@ -124,16 +124,15 @@ impl Figure {
     }
 }
 
-/// A tick label: integers as integers (`1000`, not `1000.0`), very large or small values in
-/// scientific notation (`1e-4`), others with at most four significant digits.
+/// A tick label: integers as integers (`1000`, not `1000.0`), very large or small values as
+/// powers of ten (`1.5×10⁻⁴`), others with at most four significant digits.
 fn tick(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
     if !(1e-3..1e6).contains(&a) {
-        let s = format!("{v:.1e}");
-        return s.replace(".0e", "e");
+        return power_of_ten(v);
     }
     if (v - v.round()).abs() < 1e-9 * a.max(1.0) {
         return format!("{}", v.round() as i64);
@@ -141,6 +140,55 @@ fn tick(v: f64) -> String {
     let digits = (3 - a.log10().floor() as i32).clamp(0, 8) as usize;
     let s = format!("{v:.digits$}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A label of a log axis. When the axis reaches values that [`tick`] writes as powers of ten,
+/// every exact power of ten on it is written so too (`10⁻²`, `10⁻⁴`), so that one axis never
+/// mixes `0.01` and `10⁻⁴`.
+fn log_tick(v: f64, powers: bool) -> String {
+    if powers && v > 0.0 {
+        let e = v.log10().round();
+        if (v / 10f64.powf(e) - 1.0).abs() < 1e-9 {
+            return format!("10{}", superscript(e as i32));
+        }
+    }
+    tick(v)
+}
+
+/// Whether a log axis over `(lo, hi)` reaches values that [`tick`] writes as powers of ten.
+fn needs_powers((lo, hi): (f64, f64)) -> bool {
+    lo < 1e-3 || hi >= 1e6
+}
+
+/// `v` as `m×10ⁿ` with at most two significant digits in `m` (`10ⁿ` when `m = 1`).
+fn power_of_ten(v: f64) -> String {
+    let mut e = v.abs().log10().floor();
+    let mut m = (v / 10f64.powf(e) * 10.0).round() / 10.0;
+    if m.abs() >= 10.0 {
+        // 9.96×10⁻⁵ rounds to 10×10⁻⁵: write 10⁻⁴.
+        (m, e) = (m / 10.0, e + 1.0);
+    }
+    let m = format!("{m:.1}");
+    let m = m.trim_end_matches('0').trim_end_matches('.');
+    let p = format!("10{}", superscript(e as i32));
+    if m == "1" {
+        p
+    } else if m == "-1" {
+        format!("−{p}")
+    } else {
+        format!("{}×{p}", m.replace('-', "−"))
+    }
+}
+
+/// `n` in superscript digits: `⁻⁴`.
+fn superscript(n: i32) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let digits = n.unsigned_abs().to_string().chars().map(|c| DIGITS[c as usize - '0' as usize]).collect::<String>();
+    if n < 0 {
+        format!("⁻{digits}")
+    } else {
+        digits
+    }
 }
 
 /// The corner of the plot with the fewest data points (markers, error-bar ends, line vertices)
@@ -295,6 +343,7 @@ where
         .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.errors.iter().flatten().flat_map(|e| [e.0, e.1])));
     let (x0, x1) = range(xs, fig.x_log);
     let (y0, y1) = range(ys, fig.y_log);
+    let (x_powers, y_powers) = (needs_powers((x0, x1)), needs_powers((y0, y1)));
     let mut builder = ChartBuilder::on(root);
     builder.caption(&fig.title, ("sans-serif", 26)).margin(18).x_label_area_size(60).y_label_area_size(90);
     macro_rules! finish {
@@ -304,8 +353,8 @@ where
                 .configure_mesh()
                 .x_desc(fig.x_label.as_str())
                 .y_desc(fig.y_label.as_str())
-                .x_label_formatter(&|v: &f64| tick(*v))
-                .y_label_formatter(&|v: &f64| tick(*v))
+                .x_label_formatter(&|v: &f64| if fig.x_log { log_tick(*v, x_powers) } else { tick(*v) })
+                .y_label_formatter(&|v: &f64| if fig.y_log { log_tick(*v, y_powers) } else { tick(*v) })
                 .label_style(("sans-serif", 17))
                 .axis_desc_style(("sans-serif", 20))
                 .light_line_style(RGBColor(235, 235, 235))
@@ -400,4 +449,29 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_write_small_and_large_values_as_powers_of_ten() {
+        assert_eq!(tick(1e-4), "10⁻⁴");
+        assert_eq!(tick(2.5e-4), "2.5×10⁻⁴");
+        assert_eq!(tick(-3e7), "−3×10⁷");
+        assert_eq!(tick(9.96e-5), "10⁻⁴");
+        assert_eq!(tick(0.01), "0.01");
+        assert_eq!(tick(1000.0), "1000");
+        assert_eq!(tick(0.12345), "0.1235");
+    }
+
+    #[test]
+    fn a_log_axis_that_needs_powers_writes_every_power_so() {
+        assert!(needs_powers((5e-5, 20.0)) && !needs_powers((0.002, 20.0)) && needs_powers((1.0, 2e6)));
+        let labels: Vec<String> = [10.0, 1.0, 0.1, 0.01, 1e-4].iter().map(|&v| log_tick(v, true)).collect();
+        assert_eq!(labels, ["10¹", "10⁰", "10⁻¹", "10⁻²", "10⁻⁴"]);
+        assert_eq!(log_tick(0.01, false), "0.01");
+        assert_eq!(log_tick(0.02, true), "0.02");
+    }
 }

@@ -66,9 +66,10 @@ fn seeds_note(rows: &[Row]) -> String {
     }
 }
 
-/// The points and bars of one class's series.
+/// The points and bars of one class's series: markers without a joining line, so that the
+/// class's dashed fit ([`fit_lines`]) stays visible on them.
 fn series(label: String, class: Class, stats: &[(f64, f64, (f64, f64))]) -> Series {
-    Series::line(label, stats.iter().map(|s| (s.0, s.1)).collect())
+    Series::points(label, stats.iter().map(|s| (s.0, s.1)).collect())
         .with_errors(stats.iter().map(|s| s.2).collect())
         .with_color(color(class))
 }
@@ -186,8 +187,13 @@ pub fn zero_shot_vs_n(rows: &[Row]) -> Figure {
         Series::band(format!("Bayes, p(z | x) by BP: {bayes:.4}"), vec![(x0, bayes), (x1, bayes)]).with_color(BLACK),
     );
     for class in classes(rows) {
+        // No fit here: a line joins the measured n to show the trend.
         let stats = over_seeds(rows, class, |r| r.figures.zero_shot_accuracy, false);
-        fig.series.push(series(display(class).to_string(), class, &stats));
+        fig.series.push(
+            Series::line(display(class), stats.iter().map(|s| (s.0, s.1)).collect())
+                .with_errors(stats.iter().map(|s| s.2).collect())
+                .with_color(color(class)),
+        );
     }
     fig.series.push(
         Series::dashed(format!("exact score (PMI), same protocol: {exact:.4}"), vec![(x0, exact), (x1, exact)])

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::{draw, draw_grid, Figure, PlotError, Series};
-use crate::reproduce::experiments::{fit_prompts, prompts_fit_from, Family, Row, OOD_TRAIN_FLIP};
+use crate::reproduce::experiments::{fit_prompts, prompts_fit_from, Row, OOD_TRAIN_FLIP};
 use crate::reproduce::published::published_bayes;
 use crate::reproduce::risks::Task;
-use crate::reproduce::run::{Figure as Which, Options, Outcome, Vary};
+use crate::reproduce::run::{Figure as Which, Options, Outcome};
 
 /// Palette index of a predictor (Bayes and the exact score are black).
 fn color(model: &str) -> usize {
@@ -206,101 +206,145 @@ pub fn prompts_figure(rows: &[Row], flip: f64, budget: &str) -> (Figure, PromptF
 /// The `a + b/M` fits of the prompts figure: `(label, a, b, rms residual, smallest M fitted)`.
 pub type PromptFits = Vec<(String, f64, f64, f64, usize)>;
 
-/// `base`, followed by the family when it is not the standard one: `Risk (paper family)`.
-fn titled(base: &str, o: &Options) -> String {
-    match o.family {
-        Family::Standard => base.to_string(),
-        _ => format!("{base} ({} family)", o.family.name()),
+/// What a run's rows say of the run in their notes, the only source of a figure's labels (so
+/// that a figure redrawn from its CSV is the figure the run drew): the family when it is not the
+/// standard one (`family paper; …`), the tower an OOD run varied (`image flip varied with the
+/// text flip fixed at 0.2; …`), and the training budget of the learned rows.
+struct RunLabels {
+    family: Option<String>,
+    varied: Option<String>,
+    budget: String,
+}
+
+fn run_labels(rows: &[Row]) -> RunLabels {
+    let parts: Vec<&str> = rows.first().map_or(vec![], |r| r.note.split("; ").collect());
+    RunLabels {
+        family: parts.iter().find_map(|p| p.strip_prefix("family ")).map(str::to_string),
+        varied: parts.iter().find(|p| p.contains(" flip varied with the ")).map(|p| p.to_string()),
+        budget: budget_of_notes(rows),
     }
 }
 
-fn budget_note(o: &Options) -> String {
-    let vary = match o.vary {
-        Vary::Both => String::new(),
-        Vary::Image => format!(", text flip fixed at {OOD_TRAIN_FLIP}"),
-        Vary::Text => format!(", image flip fixed at {OOD_TRAIN_FLIP}"),
-    };
-    let quick = if o.quick { ", quick" } else { "" };
-    format!("{} family{vary}, budget {:.0} s{quick}", o.family.name(), o.budget_seconds)
+impl RunLabels {
+    /// `base`, followed by the family when it is not the standard one: `Risk (paper family)`.
+    fn titled(&self, base: &str) -> String {
+        match &self.family {
+            Some(f) => format!("{base} ({f} family)"),
+            None => base.to_string(),
+        }
+    }
+
+    /// The legend's note on a learned predictor: `budget 60 s, quick` (with the tower held
+    /// fixed when one was: `text flip fixed at 0.2, budget 60 s`).
+    fn learned_note(&self) -> String {
+        let fixed = self.varied.as_deref().and_then(|v| v.split(" with the ").nth(1));
+        let budget = (!self.budget.is_empty()).then_some(self.budget.as_str());
+        let parts: Vec<&str> = fixed.into_iter().chain(budget).collect();
+        if parts.is_empty() {
+            "exact".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Draws the figure of a finished run into `o.out` (`<figure>.{svg,png}`; the prompts figure
 /// once per flip when there are several) and returns the prompts figure's fits.
 pub fn draw_figures(which: Which, o: &Options, run: &Outcome) -> Result<PromptFits, PlotError> {
-    let (rows, flips) = (&run.rows, &run.flips);
-    let stem = o.out.join(which.name());
+    Ok(draw_run(which, &run.rows, &run.flips, &o.out.join(which.name()))?.fits)
+}
+
+/// The figures drawn from one result file (their stems, without `.svg`/`.png`) and the
+/// prompts figures' fits (empty for the other figures).
+pub struct Redrawn {
+    pub figures: Vec<std::path::PathBuf>,
+    pub fits: PromptFits,
+}
+
+/// Draws `which` from a run's rows at `<stem>.{svg,png}` (the prompts figure of several flips at
+/// `<stem>-<flip>.{svg,png}`, one per flip), labelled from the rows' notes ([`RunLabels`]).
+/// Returns the stems drawn, with the prompts figures' fits.
+fn draw_run(which: Which, rows: &[Row], flips: &[f64], stem: &std::path::Path) -> Result<Redrawn, PlotError> {
+    let labels = run_labels(rows);
     match which {
         Which::Risks => {
-            let mut panels = risk_panels(rows, &titled("Risk", o), &budget_note(o));
-            if o.family == Family::Paper && o.vary == Vary::Both {
+            let mut panels = risk_panels(rows, &labels.titled("Risk"), &labels.learned_note());
+            if labels.family.as_deref() == Some("paper") && labels.varied.is_none() {
                 add_published(&mut panels, flips);
             }
-            draw_grid(&panels, 2, &stem)?;
-            Ok(vec![])
+            draw_grid(&panels, 2, stem)?;
+            Ok(Redrawn { figures: vec![stem.to_path_buf()], fits: vec![] })
         }
         Which::Ood => {
-            let title = titled(&format!("OOD (built at ε = {OOD_TRAIN_FLIP})"), o);
-            draw_grid(&risk_panels(rows, &title, &budget_note(o)), 2, &stem)?;
-            Ok(vec![])
+            let base = match &labels.varied {
+                Some(v) => {
+                    format!("OOD (built at ε = {OOD_TRAIN_FLIP}; {})", v.split(" with the ").next().unwrap_or(v))
+                }
+                None => format!("OOD (built at ε = {OOD_TRAIN_FLIP})"),
+            };
+            draw_grid(&risk_panels(rows, &labels.titled(&base), &labels.learned_note()), 2, stem)?;
+            Ok(Redrawn { figures: vec![stem.to_path_buf()], fits: vec![] })
         }
         Which::Prompts => {
-            let mut all = vec![];
+            let mut out = Redrawn { figures: vec![], fits: vec![] };
             for &flip in flips {
                 let mine: Vec<Row> = rows.iter().filter(|r| r.flip == flip).cloned().collect();
-                let (fig, fits) = prompts_figure(&mine, flip, &budget_note(o));
-                let name = if flips.len() == 1 { stem.clone() } else { o.out.join(format!("prompts-{flip}")) };
+                let (fig, fits) = prompts_figure(&mine, flip, &labels.learned_note());
+                let name = flip_stem(stem, flip, flips.len());
                 draw(&fig, &name)?;
-                all.extend(fits.into_iter().map(|(m, a, b, r, from)| (format!("{m} ε = {flip}"), a, b, r, from)));
+                out.figures.push(name);
+                out.fits.extend(fits.into_iter().map(|(m, a, b, r, from)| (format!("{m} ε = {flip}"), a, b, r, from)));
             }
-            Ok(all)
+            Ok(out)
         }
     }
+}
+
+/// `stem`, or `<stem>-<flip>` when a prompts run covers several flips.
+fn flip_stem(stem: &std::path::Path, flip: f64, flips: usize) -> std::path::PathBuf {
+    if flips == 1 {
+        return stem.to_path_buf();
+    }
+    let name = stem.file_name().and_then(|s| s.to_str()).unwrap_or("prompts");
+    stem.with_file_name(format!("{name}-{flip}"))
 }
 
 /// The training budget of the learned rows, read off their notes (`...; budget 60 s; quick`
 /// gives `budget 60 s, quick`); empty when every row is exact.
 fn budget_of_notes(rows: &[Row]) -> String {
     rows.iter()
-        .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi"))
+        .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi" | "misspecified-bp"))
         .find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")))
         .unwrap_or_default()
 }
 
-/// Redraws the prompts figure of every `prompts*.csv` in `dir` (as `jghm reproduce prompts`
-/// wrote it) from its rows alone: `<stem>.{svg,png}`, or `<stem>-<flip>` when the file holds
-/// several flips. Returns each figure's stem and fits (none when `dir` cannot be listed).
-pub fn redraw_prompts(dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, PromptFits)>, PlotError> {
-    // A folder that cannot be listed holds no prompts figure (the caller reports it).
+/// The figure a result file of `jghm reproduce` holds, by its name: `risks*.csv`, `ood*.csv`,
+/// `prompts*.csv` (as the command and `jghm merge` name them); `None` for any other file.
+fn figure_of_file(path: &std::path::Path) -> Option<Which> {
+    if path.extension().is_none_or(|x| x != "csv") {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    [Which::Risks, Which::Ood, Which::Prompts].into_iter().find(|w| stem.starts_with(w.name()))
+}
+
+/// Redraws every figure of `jghm reproduce` in `dir` from its result file alone: each
+/// `risks*.csv`, `ood*.csv` and `prompts*.csv` becomes `<stem>.{svg,png}` (a prompts file of
+/// several flips, `<stem>-<flip>.{svg,png}` each), exactly as the run drew it. Returns what
+/// each file gave (nothing when `dir` cannot be listed).
+pub fn redraw_reproduce(dir: &std::path::Path) -> Result<Vec<Redrawn>, PlotError> {
+    // A folder that cannot be listed holds no figure (the caller reports it).
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(vec![]) };
-    let mut csvs: Vec<std::path::PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "csv")
-                && p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.starts_with("prompts"))
-        })
-        .collect();
-    csvs.sort();
+    let mut files: Vec<(std::path::PathBuf, Which)> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter_map(|p| figure_of_file(&p).map(|w| (p, w))).collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = vec![];
-    for file in csvs {
+    for (file, which) in files {
         let rows = crate::reproduce::experiments::read_csv(&file)?;
-        let budget = budget_of_notes(&rows);
         let mut flips: Vec<f64> = rows.iter().map(|r| r.flip).collect();
         flips.sort_by(f64::total_cmp);
         flips.dedup();
-        for &flip in &flips {
-            let mine: Vec<Row> = rows.iter().filter(|r| r.flip == flip).cloned().collect();
-            let (fig, fits) = prompts_figure(&mine, flip, &budget);
-            let stem = if flips.len() == 1 {
-                file.with_extension("")
-            } else {
-                file.with_extension("").with_file_name(format!(
-                    "{}-{flip}",
-                    file.file_stem().and_then(|s| s.to_str()).unwrap_or("prompts")
-                ))
-            };
-            draw(&fig, &stem)?;
-            out.push((stem, fits));
-        }
+        out.push(draw_run(which, &rows, &flips, &file.with_extension(""))?);
     }
     Ok(out)
 }

@@ -248,7 +248,11 @@ impl Denoiser for LearnedDenoiser {
     fn name(&self) -> String {
         self.name.clone()
     }
+    /// NaN for a text that does not fit the text tower (no pass on tokens it has no weights for).
     fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64> {
+        if self.clip.check(false, y).is_err() {
+            return vec![f64::NAN; noisy.len()];
+        }
         let g = self.clip.encode(false, &[y.to_vec()]);
         let inp: Vec<f32> = noisy.iter().map(|&v| v as f32).collect();
         let mut cache = ConditionalHead::<f32>::new_cache(&self.head, 1);
@@ -269,7 +273,11 @@ impl NextToken for LearnedNextToken {
     fn name(&self) -> String {
         self.name.clone()
     }
+    /// NaN for an image that does not fit the image tower or a text token out of the vocabulary.
     fn next_token_log_probs(&self, x: &[usize], y: &[usize]) -> Vec<f64> {
+        if self.clip.check(true, x).is_err() || y.iter().any(|&t| t >= self.head.vocab) {
+            return vec![f64::NAN; y.len() * self.head.vocab];
+        }
         let f = self.clip.encode(true, &[x.to_vec()]);
         let inp: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let mut cache = ConditionalHead::<f32>::new_cache(&self.head, 1);
