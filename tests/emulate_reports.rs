@@ -268,6 +268,10 @@ fn measurements_are_the_networks_and_evaluate_on_the_given_inputs() {
         (report.zero_shot_accuracy, report.oracle_zero_shot_accuracy, report.bayes_accuracy)
     );
     assert!(row.excess_risk_stderr > 0.0 && row.bayes_accuracy > 0.0);
+    // The accuracy's binomial standard error over the test images.
+    let (a, n) = (row.zero_shot_accuracy, spec(2).zero_shot_images as f64);
+    assert!(a > 0.0 && a < 1.0, "an accuracy strictly between 0 and 1 ({a})");
+    assert_eq!(row.zero_shot_accuracy_stderr, (a * (1.0 - a) / n).sqrt());
 }
 
 /// `run_sweep` writes its settings first (`settings` as pretty JSON), then one row per width in

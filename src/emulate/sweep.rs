@@ -29,6 +29,9 @@ pub struct SweepRow {
     pub excess_risk: f64,
     pub excess_risk_stderr: f64,
     pub zero_shot_accuracy: f64,
+    /// The binomial standard error of `zero_shot_accuracy`, `√(a (1 − a) / n)` over the `n` test
+    /// images.
+    pub zero_shot_accuracy_stderr: f64,
     pub oracle_zero_shot_accuracy: f64,
     pub bayes_accuracy: f64,
 }
@@ -112,9 +115,15 @@ pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalS
         excess_risk: report.excess_risk,
         excess_risk_stderr: report.excess_risk_stderr,
         zero_shot_accuracy: report.zero_shot_accuracy,
+        zero_shot_accuracy_stderr: binomial_stderr(report.zero_shot_accuracy, spec.zero_shot_images),
         oracle_zero_shot_accuracy: report.oracle_zero_shot_accuracy,
         bayes_accuracy: report.bayes_accuracy,
     })
+}
+
+/// `√(a (1 − a) / n)`: the standard error of a fraction `a` of `n` independent trials.
+fn binomial_stderr(a: f64, n: usize) -> f64 {
+    (a * (1.0 - a) / n as f64).sqrt()
 }
 
 /// Measures every width (the same `inputs` image samples and evaluation draws for each: common
@@ -233,6 +242,8 @@ pub struct SweepRecord {
     excess_risk_stderr: f64,
     #[serde(serialize_with = "display")]
     zero_shot_accuracy: f64,
+    #[serde(serialize_with = "exponent")]
+    zero_shot_accuracy_stderr: f64,
     #[serde(serialize_with = "display")]
     oracle_zero_shot_accuracy: f64,
     #[serde(serialize_with = "display")]
@@ -250,6 +261,7 @@ impl CsvRow for SweepRow {
         "excess_risk",
         "excess_risk_stderr",
         "zero_shot_accuracy",
+        "zero_shot_accuracy_stderr",
         "oracle_zero_shot_accuracy",
         "bayes_accuracy",
     ];
@@ -265,6 +277,7 @@ impl CsvRow for SweepRow {
             excess_risk: self.excess_risk,
             excess_risk_stderr: self.excess_risk_stderr,
             zero_shot_accuracy: self.zero_shot_accuracy,
+            zero_shot_accuracy_stderr: self.zero_shot_accuracy_stderr,
             oracle_zero_shot_accuracy: self.oracle_zero_shot_accuracy,
             bayes_accuracy: self.bayes_accuracy,
         }
@@ -280,6 +293,7 @@ impl CsvRow for SweepRow {
             excess_risk: r.excess_risk,
             excess_risk_stderr: r.excess_risk_stderr,
             zero_shot_accuracy: r.zero_shot_accuracy,
+            zero_shot_accuracy_stderr: r.zero_shot_accuracy_stderr,
             oracle_zero_shot_accuracy: r.oracle_zero_shot_accuracy,
             bayes_accuracy: r.bayes_accuracy,
         })

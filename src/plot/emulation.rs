@@ -65,7 +65,16 @@ pub fn plot_sweep(rows: &[SweepRow], dir: &Path) -> Result<(), PlotError> {
             y_log: false,
             series: vec![
                 Series::band("Bayes (BP root posterior)", pts(&|r| r.bayes_accuracy)).with_color(6),
-                Series::line("emulated pair", pts(&|r| r.zero_shot_accuracy)).with_color(0),
+                Series::line("emulated pair (95% interval over the test images)", pts(&|r| r.zero_shot_accuracy))
+                    .with_errors(
+                        rows.iter()
+                            .map(|r| {
+                                let h = 1.96 * r.zero_shot_accuracy_stderr;
+                                (r.zero_shot_accuracy - h, r.zero_shot_accuracy + h)
+                            })
+                            .collect(),
+                    )
+                    .with_color(0),
                 Series::dashed("exact PMI, same prompts", pts(&|r| r.oracle_zero_shot_accuracy)).with_color(1),
             ],
             x_ticks: widths,
