@@ -70,7 +70,7 @@ pub fn measure(
         .map(|p| if part == Part::Image { p.image } else { p.text })
         .collect();
     let err = net.error_against_bp(model, &inputs);
-    if !(err.max_abs_error.is_finite() && err.mean_abs_error.is_finite()) {
+    if !all_finite(&[err.max_abs_error, err.mean_abs_error]) {
         return Err(SweepError::NotFiniteOutput);
     }
     Ok((net, err))
@@ -121,6 +121,12 @@ pub fn measure_width(model: &Jghm, width: usize, xs: &[Vec<usize>], spec: &EvalS
     })
 }
 
+/// Whether every figure is a number: one NaN or infinity anywhere makes a row unfit to report
+/// (a maximum over errors can stay finite while their mean is NaN, so each is checked).
+fn all_finite(figures: &[f64]) -> bool {
+    figures.iter().all(|x| x.is_finite())
+}
+
 /// `√(a (1 − a) / n)`: the standard error of a fraction `a` of `n` independent trials.
 fn binomial_stderr(a: f64, n: usize) -> f64 {
     (a * (1.0 - a) / n as f64).sqrt()
@@ -152,7 +158,13 @@ pub fn run_sweep(
     sink.flush()?;
     for width in widths {
         let row = measure_width(model, width, &xs, spec)?;
-        if !(row.max_abs_error.is_finite() && row.excess_risk.is_finite()) {
+        if !all_finite(&[
+            row.max_abs_error,
+            row.mean_abs_error,
+            row.excess_risk,
+            row.excess_risk_stderr,
+            row.zero_shot_accuracy,
+        ]) {
             return Err(SweepError::NotFinite { width });
         }
         progress(&row);
@@ -297,5 +309,28 @@ impl CsvRow for SweepRow {
             oracle_zero_shot_accuracy: r.oracle_zero_shot_accuracy,
             bayes_accuracy: r.bayes_accuracy,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_with_any_non_finite_figure_is_refused() {
+        assert!(all_finite(&[]));
+        assert!(all_finite(&[0.0, -1.5, 1e300]));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(!all_finite(&[bad, 1.0]), "{bad} first");
+            assert!(!all_finite(&[1.0, bad]), "{bad} last");
+            assert!(!all_finite(&[1.0, bad, 2.0]), "{bad} between");
+        }
+    }
+
+    #[test]
+    fn binomial_stderr_is_root_a_one_minus_a_over_n() {
+        assert_eq!(binomial_stderr(0.25, 12), (0.25f64 * 0.75 / 12.0).sqrt());
+        assert_eq!(binomial_stderr(1.0, 7), 0.0);
+        assert_eq!(binomial_stderr(0.0, 7), 0.0);
     }
 }
