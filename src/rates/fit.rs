@@ -308,6 +308,29 @@ mod tests {
         assert!(f.floor.is_some(), "{f:?}");
     }
 
+    /// BIC's choice does not depend on the unit of the log: raising every risk to a power `s`
+    /// (log risks times `s`) multiplies every candidate's SSE by `s²`, which adds the same
+    /// `2T ln s` to every BIC, so the same break is chosen and the slope is `s` times the slope.
+    /// On the noisy floor above, the residuals at `s = 8` sum to more than the number of points.
+    #[test]
+    fn the_break_does_not_depend_on_the_unit_of_the_log() {
+        let mut runs = vec![];
+        for (k, &n) in [100usize, 200, 400, 800, 1600, 3200, 6400].iter().enumerate() {
+            for s in 0..4 {
+                let wiggle = 1.0 + 0.45 * ((s as f64) - 1.5) * if k % 2 == 0 { 1.0 } else { -1.0 };
+                runs.push((n, (10.0 / n as f64).max(1e-2) * wiggle));
+            }
+        }
+        let base = fit(&runs, 1).unwrap();
+        for power in [2, 3, 5, 8, 13] {
+            let powered: Vec<Run> = runs.iter().map(|&(n, r)| (n, r.powi(power))).collect();
+            let f = fit(&powered, 1).unwrap();
+            assert_eq!(f.fitted_n, base.fitted_n, "risks to the power {power}: {f:?}");
+            assert_eq!(f.floor.is_some(), base.floor.is_some(), "risks to the power {power}");
+            assert!((f.slope - power as f64 * base.slope).abs() < 1e-9, "power {power}: {} vs {}", f.slope, base.slope);
+        }
+    }
+
     /// A "floor" above the end of the fitted line is not a floor: risks that fall as `10/n` and
     /// then jump up to 0.5 are fitted as one line, with no floor.
     #[test]
