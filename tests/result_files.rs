@@ -197,7 +197,7 @@ fn plot_refuses_bad_result_files_and_keeps_them() {
     for (name, file, bytes, expected) in [
         ("infonce-nan", "infonce.csv", "score,k,loss_minus_log_k,limit,rate_constant\nPMI,2,NaN,1,1\n", vec!["infonce.csv", "line 2", "'loss_minus_log_k' is NaN"]),
         ("infonce-short", "infonce.csv", "score,k,loss_minus_log_k,limit,rate_constant\nPMI,2,1\n", vec!["infonce.csv", "line 2", "3 fields"]),
-        ("emulation-bad", "emulation.csv", "width,parameters,layers,max_abs_error,mean_abs_error,excess_risk,excess_risk_stderr,zero_shot_accuracy,oracle_zero_shot_accuracy,bayes_accuracy\n4,1,1,1e0,1e0,inf,1e0,0.5,0.5,0.5\n", vec!["emulation.csv", "line 2", "'excess_risk' is inf"]),
+        ("emulation-bad", "emulation.csv", "width,parameters,layers,max_abs_error,mean_abs_error,excess_risk,excess_risk_stderr,zero_shot_accuracy,zero_shot_accuracy_stderr,oracle_zero_shot_accuracy,bayes_accuracy\n4,1,1,1e0,1e0,inf,1e0,0.5,0.1,0.5,0.5\n", vec!["emulation.csv", "line 2", "'excess_risk' is inf"]),
         ("emulation-foreign", "emulation.csv", "width\n4\n", vec!["emulation.csv", "unexpected header"]),
     ] {
         let out = root.join(name);
