@@ -50,6 +50,7 @@ use crate::score::{Pmi, Score};
 use crate::sufficiency::{Evaluator, Gap, Statistic, SufficiencyError};
 
 pub mod exact;
+pub mod imported;
 
 /// A trained pair `(f, g)` and its head, as a [`Score`]: `S(x, y) = head(f(x), g(y))`.
 /// Encodes in chunks of [`CHUNK`], in parallel, each chunk with a cache from a pool.

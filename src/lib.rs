@@ -61,6 +61,7 @@
 //! Conventions: exact quantities in f64; every function says whether it returns a probability
 //! or a log-probability; one seeded portable RNG ([`rng`]); tolerances in [`tolerance`].
 
+pub mod arrays;
 pub mod bench;
 pub mod bp;
 pub mod cli;
@@ -70,6 +71,7 @@ pub mod downstream;
 pub mod emulate;
 pub mod eval;
 pub mod evidence;
+pub mod export;
 pub mod files;
 pub mod info;
 pub mod learn;

@@ -25,6 +25,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Train(a) => super::train::run(a, cli.json),
         Command::Eval(a) => super::eval::run(a, cli.json),
         Command::Scores(a) => super::scores::run(a, cli.json),
+        Command::Export(a) => super::export::run(a, cli.json),
         Command::Bench(c) => super::bench::run(c, cli.json),
         Command::Emulate(a) => super::emulate::run(a, cli.json),
         Command::Info(a) => super::info::run_info(a, cli.json),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::eval::exact::{self, checkpoint_spec, evaluate_exact};
 use crate::eval::{checkpoint_score, evaluate, finite_k_losses, report_json, training_k, EvalSpec, Learned};
 use crate::info::{Enumeration, Estimate};
-use crate::learn::checkpoint::CheckpointFile;
+use crate::learn::checkpoint::{CheckpointFile, ModelFile};
 use crate::learn::TrainConfig;
 use crate::model::Jghm;
 
@@ -17,8 +17,32 @@ pub struct EvalArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Checkpoint written by `jghm train`.
+    #[arg(long, required_unless_present = "scores", conflicts_with = "scores")]
+    pub checkpoint: Option<PathBuf>,
+    /// Instead of a checkpoint, scores of an encoder trained elsewhere (safetensors, .npy, .npz,
+    /// or the JSON of `jghm scores`): a matrix `scores` [|X|, |Y|] over every image and text of
+    /// an enumerable model, or `image_embeddings` [N, p] and `text_embeddings` [N, p] of the rows
+    /// of `images` and `texts` (in the file, or in --set). Exact where the model is enumerable
+    /// and every sequence is given; else Monte Carlo on the rows as pairs of an exported set.
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub scores: Option<PathBuf>,
+    /// The exported set (`jghm export`) whose `images`, `texts` (and `roots`) the embeddings in
+    /// --scores are of, in the same row order.
+    #[arg(long, requires = "scores")]
+    pub set: Option<PathBuf>,
+    /// How embeddings make a score [default: the file's "score" metadata, else dot].
+    #[arg(long, requires = "scores", value_parser = ["dot", "cosine"])]
+    pub similarity: Option<String>,
+    /// The factor of the similarity [default: the file's `logit_scale`, else 1].
+    #[arg(long, requires = "scores", allow_negative_numbers = true)]
+    pub logit_scale: Option<f64>,
+    /// The batch size K of the finite-K loss of imported scores.
+    #[arg(long, default_value_t = 4, requires = "scores", value_parser = clap::value_parser!(u64).range(2..=1024))]
+    pub k: u64,
+    /// Pairs per block of the Monte Carlo excess risk of imported embeddings (each pair's
+    /// negatives are the other pairs of its block).
+    #[arg(long, default_value_t = 1024, requires = "scores", value_parser = clap::value_parser!(u64).range(2..=8192))]
+    pub block: u64,
     /// Outer pairs of the Monte Carlo estimate of the large-batch excess risk.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
     pub samples: u64,
@@ -47,8 +71,12 @@ pub struct EvalArgs {
 const DEGENERATE: &str = "the learned score is degenerate";
 
 pub fn run(a: &EvalArgs, json_out: bool) -> Result<()> {
+    if let Some(scores) = &a.scores {
+        return run_imported(a, scores, json_out);
+    }
+    let checkpoint = a.checkpoint.as_ref().expect("clap requires --checkpoint without --scores");
     let budget = a.max_memory.or_else(crate::learn::memory::machine_bytes);
-    let (model, file) = CheckpointFile::load(&a.model, &a.checkpoint, budget)?;
+    let (model, file) = CheckpointFile::load(&a.model, checkpoint, budget)?;
     let model = &model.model;
     let cfg = file.config.clone();
     let spec = EvalSpec {
@@ -125,24 +153,105 @@ fn run_exact(
     let r = evaluate_exact(model, learned, &spec)?;
     super::ensure_finite(&[("excess_risk", r.excess_risk)], DEGENERATE)?;
     if !json_out {
-        println!("{:?} after {step} steps, evaluated exactly ({} images, {} texts):", cfg.class, r.images, r.texts);
-        for d in [&r.image_to_text, &r.text_to_image] {
-            println!(
-                "  {:?}: l_inf(S) {:.6}, l_inf(PMI) {:.6}, excess {:.6}; KL of Q^S {:.6}; Suff of the embedding {:.6} ({} level sets)",
-                d.direction, d.loss, d.optimum, d.excess, d.generator_kl, d.statistic.sufficiency.kl_form, d.statistic.sufficiency.classes
-            );
-        }
-        for z in &r.zero_shot {
-            println!(
-                "  zero-shot {}: accuracy {:.4} (Bayes {:.4}), excess log-loss {:.6}",
-                z.label, z.accuracy.value, z.bayes_accuracy.value, z.excess_log_loss.value
-            );
-        }
-        let (gap, bound) = (Estimate::exact(r.denoising.pure_noise_gap), Estimate::exact(r.denoising.bound));
-        println!("  T10: pure-noise denoising gap {} <= {}: {}", gap.display(6), bound.display(6), gap.at_most(&bound));
-        println!("  method: {}", r.method);
+        print_exact(&r, &format!("{:?} after {step} steps", cfg.class));
         return Ok(());
     }
     println!("{}", exact::report_json(&r, cfg.class, step, k));
+    Ok(())
+}
+
+/// The text form of an exact report, headed by what was evaluated.
+fn print_exact(r: &exact::ExactReport, what: &str) {
+    println!("{what}, evaluated exactly ({} images, {} texts):", r.images, r.texts);
+    for d in [&r.image_to_text, &r.text_to_image] {
+        println!(
+            "  {:?}: l_inf(S) {:.6}, l_inf(PMI) {:.6}, excess {:.6}; KL of Q^S {:.6}; Suff of the embedding {:.6} ({} level sets)",
+            d.direction, d.loss, d.optimum, d.excess, d.generator_kl, d.statistic.sufficiency.kl_form, d.statistic.sufficiency.classes
+        );
+    }
+    for z in &r.zero_shot {
+        println!(
+            "  zero-shot {}: accuracy {:.4} (Bayes {:.4}), excess log-loss {:.6}",
+            z.label, z.accuracy.value, z.bayes_accuracy.value, z.excess_log_loss.value
+        );
+    }
+    let (gap, bound) = (Estimate::exact(r.denoising.pure_noise_gap), Estimate::exact(r.denoising.bound));
+    println!("  T10: pure-noise denoising gap {} <= {}: {}", gap.display(6), bound.display(6), gap.at_most(&bound));
+    println!("  method: {}", r.method);
+}
+
+/// `eval --scores`: imported scores, exactly where the model is enumerable and every sequence is
+/// given, else Monte Carlo on the rows as pairs ([`crate::eval::imported`]).
+fn run_imported(a: &EvalArgs, path: &std::path::Path, json_out: bool) -> Result<()> {
+    use crate::eval::imported::{evaluate_pairs, read_roots, read_scores, route, PairsSpec, Route};
+    let file = ModelFile::read(&a.model)?;
+    let model = &file.model;
+    let similarity = a.similarity.as_deref().map(|s| s.parse().expect("clap checks the value"));
+    let score = read_scores(model, &file.sha256, path, a.set.as_deref(), similarity, a.logit_scale)?;
+    let k = a.k as usize;
+    match route(model, &score)? {
+        Route::Exact(en) => {
+            let spec = checkpoint_spec(&en, k);
+            let r = evaluate_exact(model, &score, &spec)?;
+            super::ensure_finite(&[("excess_risk", r.excess_risk)], DEGENERATE)?;
+            if json_out {
+                let mut v = exact::report_json_at(&r, k);
+                v["scores"] = serde_json::json!(score.form);
+                println!("{v}");
+            } else {
+                print_exact(&r, &format!("imported {}", score.form));
+            }
+        }
+        Route::Pairs => {
+            if a.exact {
+                anyhow::bail!("--exact needs every image and text of an enumerable model; these scores are embeddings of {} sampled pairs", score.images.len());
+            }
+            let roots = match &a.set {
+                Some(set) => read_roots(set, score.images.len(), model.root_states())?,
+                None => read_roots(path, score.images.len(), model.root_states())?,
+            };
+            let spec = PairsSpec { block: a.block as usize, k, prompts: a.prompts as usize };
+            let r = evaluate_pairs(model, &score, roots.as_deref(), &spec)?;
+            super::ensure_finite(&[("excess_risk", r.report.excess_risk)], DEGENERATE)?;
+            if json_out {
+                let mut v = serde_json::to_value(&r.report).expect("report serialises");
+                for (key, e) in [
+                    ("finite_k_loss", &r.finite.loss),
+                    ("finite_k_optimum", &r.finite.optimum),
+                    ("finite_k_excess", &r.finite.excess),
+                ] {
+                    v[key] = serde_json::json!(e.value);
+                    v[format!("{key}_stderr")] = serde_json::json!(e.stderr);
+                }
+                v["training_k"] = serde_json::json!(k);
+                v["pairs"] = serde_json::json!(r.pairs);
+                v["scores"] = serde_json::json!(score.form);
+                println!("{v}");
+            } else {
+                let e = &r.report;
+                println!("imported {} on {} pairs, measured against the exact ground truth:", score.form, r.pairs);
+                println!("  excess risk (CLIP average)   {:.4} ± {:.4} nats", e.excess_risk, e.excess_risk_stderr);
+                println!(
+                    "  image->text {} (T5 bound on Suff_Y(f)), text->image {} (on Suff_X(g))",
+                    e.excess_risk_image_to_text.display(4),
+                    e.excess_risk_text_to_image.display(4)
+                );
+                println!(
+                    "  CLIP loss at K = {k}: {}; optimum L_K(PMI) {}; excess {}",
+                    r.finite.loss.display(4),
+                    r.finite.optimum.display(4),
+                    r.finite.excess.display(4)
+                );
+                if r.zero_shot_images > 0 {
+                    println!(
+                        "  zero-shot accuracy on the root label: imported {:.3}, exact PMI {:.3}, Bayes {:.3} (± {:.3})",
+                        e.zero_shot_accuracy, e.oracle_zero_shot_accuracy, e.bayes_accuracy, e.accuracy_stderr
+                    );
+                }
+                println!("  correlation with the PMI: {:.4}", e.pmi_correlation);
+                println!("  method: {}", e.method);
+            }
+        }
+    }
     Ok(())
 }

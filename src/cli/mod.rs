@@ -10,6 +10,7 @@ pub mod downstream;
 pub mod draw;
 mod emulate;
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod merge;
 mod progress;
@@ -93,6 +94,13 @@ pub enum Command {
         prints {\"excess_risk\": .., \"excess_risk_stderr\": .., \"sufficiency_bound_image\": .., \"sufficiency_bound_text\": .., \"zero_shot_accuracy\": .., \"oracle_zero_shot_accuracy\": .., \"bayes_accuracy\": .., \"pmi_correlation\": .., ..}"
     )]
     Eval(eval::EvalArgs),
+    /// Export sampled pairs (or every sequence, --all) with their exact log-probabilities, PMI and root posteriors, as safetensors.
+    #[command(
+        after_help = "Example:\n  jghm export --model model.json --n 100000 --seed 1 --out pairs.safetensors\n  \
+        jghm export --model tiny.json --all --out all.safetensors\n  \
+        then, in Python: safetensors.numpy.load_file(\"pairs.safetensors\")[\"images\"]"
+    )]
+    Export(export::ExportArgs),
     /// Write the learned score matrix S(x, y) of an enumerable model over every image and text (JSON).
     #[command(
         after_help = "Example:\n  jghm scores --model model.json --checkpoint clip.safetensors --out scores.json"

@@ -218,6 +218,20 @@ impl PromptEnsemble {
         Ok(PromptEnsemble { log_prior: prior.iter().map(|p| p.ln()).collect(), sets, size })
     }
 
+    /// The ensemble of given prompts: `sets[c]` for class `c` of prior `prior[c]`; every class of
+    /// positive prior needs the same number `M ≥ 1` of prompts, a class of prior 0 none.
+    pub fn from_sets(prior: &[f64], sets: Vec<Vec<Vec<usize>>>) -> Result<Self, DownstreamError> {
+        let sizes: Vec<usize> = prior.iter().zip(&sets).filter(|(p, _)| **p > 0.0).map(|(_, s)| s.len()).collect();
+        let size = sizes.first().copied().unwrap_or(0);
+        if prior.len() != sets.len() || size == 0 || sizes.iter().any(|&m| m != size) {
+            return Err(DownstreamError::Input(format!(
+                "a prompt ensemble needs the same number (at least 1) of prompts for every class of positive prior; got {sizes:?}"
+            )));
+        }
+        let sets = sets.into_iter().zip(prior).map(|(s, &p)| if p > 0.0 { s } else { vec![] }).collect();
+        Ok(PromptEnsemble { log_prior: prior.iter().map(|p| p.ln()).collect(), sets, size })
+    }
+
     /// Prompts per class.
     pub fn size(&self) -> usize {
         self.size

@@ -304,12 +304,19 @@ pub fn checkpoint_spec(en: &Enumeration, training_k: usize) -> ExactSpec {
 /// finite-`K` loss at the training `K` (CLIP average; omitted, and said so in
 /// `finite_k_method`, when beyond the work limit), and the whole exact report under `"exact"`.
 pub fn report_json(r: &ExactReport, class: crate::learn::Class, step: usize, training_k: usize) -> serde_json::Value {
+    let mut v = report_json_at(r, training_k);
+    v["class"] = serde_json::json!(class);
+    v["steps"] = serde_json::json!(step);
+    v
+}
+
+/// [`report_json`] without a checkpoint's class and step (scores imported from elsewhere), the
+/// finite-`K` loss at `training_k`.
+pub fn report_json_at(r: &ExactReport, training_k: usize) -> serde_json::Value {
     use serde_json::json;
     let mut v = serde_json::to_value(r.eval_report()).expect("report serialises");
     v["excess_risk_image_to_text"] = json!(r.image_to_text.excess);
     v["excess_risk_text_to_image"] = json!(r.text_to_image.excess);
-    v["class"] = json!(class);
-    v["steps"] = json!(step);
     v["training_k"] = json!(training_k);
     let at_k = |d: &DirectionReport| d.finite.iter().find(|f| f.k == training_k).copied();
     match at_k(&r.image_to_text).zip(at_k(&r.text_to_image)) {

@@ -182,7 +182,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(TrainConfig, HashMap<String, String>
 /// the same checkpoint is the same bytes on every run: `safetensors::serialize` takes the metadata
 /// as a `HashMap`, whose iteration order changes from process to process. Offsets are explicit in
 /// the header, so the order of its keys carries no meaning.
-fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+pub(crate) fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length prefix")) as usize;
     let header = &bytes[8..8 + n];
     let value: serde_json::Value = serde_json::from_slice(header).expect("safetensors writes valid JSON");
