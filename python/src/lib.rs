@@ -3,6 +3,7 @@
 //! finiteness) before the library sees it, so bad input is a `ValueError` with the library's
 //! message, never a panic; batched inference releases the GIL.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use numpy::{
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use rayon::prelude::*;
 
 /// An error and its sources, one message: `outer: inner: ...`.
 fn message(e: &dyn std::error::Error) -> String {
@@ -100,38 +102,51 @@ fn float_array<'py>(obj: &Bound<'py, PyAny>, what: &str, ndim: usize) -> PyResul
     Ok(untyped)
 }
 
-/// Token rows checked against `part` of `model` (length, vocabulary), as one flat buffer:
-/// the first failing row's error is the library's [`EvidenceError`], prefixed by the row.
-fn checked_tokens(model: &Jghm, part: Part, flat: &[i64], rows: usize, width: usize) -> Result<Vec<usize>, String> {
+/// Token rows checked against `part` of `model` (length, vocabulary): the first failing row's
+/// error is the library's [`EvidenceError`], prefixed by the row. Parallel over fixed chunks.
+fn check_tokens(model: &Jghm, part: Part, flat: &[i64], rows: usize, width: usize) -> Result<(), String> {
     let (len, vocab) = (model.len_of(part), model.vocab_of(part));
     if width != len {
         let e = EvidenceError::Length { part, got: width, expected: len };
         return Err(if rows == 0 { e.to_string() } else { format!("row 0: {e}") });
     }
-    let mut out = Vec::with_capacity(flat.len());
-    for (k, &t) in flat.iter().enumerate() {
-        let (row, position) = (k / len.max(1), k % len.max(1));
-        if t < 0 {
-            let e = EvidenceError::NotAToken { part, position, text: t.to_string() };
-            return Err(format!("row {row}: {e}"));
-        }
-        if t as u64 >= vocab as u64 {
-            let e = EvidenceError::OutOfVocabulary { part, position, token: t as usize, vocab };
-            return Err(format!("row {row}: {e}"));
-        }
-        out.push(t as usize);
+    // A negative token wraps to a huge u64, so one comparison per token finds both kinds of
+    // bad token; only then is the first one located for the message.
+    let bad = |t: &i64| *t as u64 >= vocab as u64;
+    if !flat.par_chunks(1 << 16).any(|c| c.iter().fold(false, |b, t| b | bad(t))) {
+        return Ok(());
     }
-    Ok(out)
+    let k = flat.iter().position(bad).unwrap_or_default();
+    let (row, position, t) = (k / len.max(1), k % len.max(1), flat[k]);
+    let e = match usize::try_from(t) {
+        Ok(token) => EvidenceError::OutOfVocabulary { part, position, token, vocab },
+        Err(_) => EvidenceError::NotAToken { part, position, text: t.to_string() },
+    };
+    Err(format!("row {row}: {e}"))
 }
 
-/// A checked `[B, L]` token batch of one part: the flat tokens and `B`.
-struct Batch {
-    tokens: Vec<usize>,
+/// Checked tokens as `usize`, without a copy on 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+fn as_usize(flat: &[i64]) -> Cow<'_, [usize]> {
+    // SAFETY: on a 64-bit target `i64` and `usize` have the same size and alignment and every
+    // bit pattern is a valid `usize`; the tokens were checked to lie in `0..vocab`, so each
+    // means the same number as either type.
+    Cow::Borrowed(unsafe { std::slice::from_raw_parts(flat.as_ptr().cast::<usize>(), flat.len()) })
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+fn as_usize(flat: &[i64]) -> Cow<'_, [usize]> {
+    Cow::Owned(flat.iter().map(|&t| t as usize).collect())
+}
+
+/// A checked `[B, L]` token batch of one part.
+struct Batch<'a> {
+    tokens: Cow<'a, [usize]>,
     rows: usize,
     width: usize,
 }
 
-impl Batch {
+impl Batch<'_> {
     fn rows(&self) -> Vec<&[usize]> {
         if self.width == 0 {
             return vec![&[][..]; self.rows];
@@ -140,26 +155,33 @@ impl Batch {
     }
 }
 
-/// Reads `obj` as a `[B, L]` token array of `part` (the GIL is released while checking).
-fn batch_of(py: Python<'_>, model: &Jghm, part: Part, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Batch> {
+/// `obj` as a readonly contiguous int64 array `[B, L]` (any integer dtype is converted).
+fn token_array<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<PyReadonlyArray2<'py, i64>> {
     let array = int_array(obj, what, 2)?;
+    Ok(array.cast_into::<PyArray2<i64>>()?.try_readonly()?)
+}
+
+/// The tokens of `array` checked against `part` (the GIL released while checking).
+fn batch_of<'a>(
+    py: Python<'_>,
+    model: &Jghm,
+    part: Part,
+    array: &'a PyReadonlyArray2<'_, i64>,
+    what: &str,
+) -> PyResult<Batch<'a>> {
     let (rows, width) = (array.shape()[0], array.shape()[1]);
-    let typed = array.cast::<PyArray2<i64>>()?;
-    let readonly: PyReadonlyArray2<'_, i64> = typed.try_readonly()?;
-    let flat = readonly.as_slice()?;
-    let tokens = py
-        .detach(|| checked_tokens(model, part, flat, rows, width))
-        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
-    Ok(Batch { tokens, rows, width })
+    let flat = array.as_slice()?;
+    py.detach(|| check_tokens(model, part, flat, rows, width)).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    Ok(Batch { tokens: as_usize(flat), rows, width })
 }
 
 /// Images and texts of the same batch size.
-fn pair_batches(
+fn pair_batches<'a>(
     py: Python<'_>,
     model: &Jghm,
-    images: &Bound<'_, PyAny>,
-    texts: &Bound<'_, PyAny>,
-) -> PyResult<(Batch, Batch)> {
+    images: &'a PyReadonlyArray2<'_, i64>,
+    texts: &'a PyReadonlyArray2<'_, i64>,
+) -> PyResult<(Batch<'a>, Batch<'a>)> {
     let x = batch_of(py, model, Part::Image, images, "images")?;
     let y = batch_of(py, model, Part::Text, texts, "texts")?;
     if x.rows != y.rows {
@@ -356,7 +378,8 @@ impl Model {
         tokens: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let part = part_of(part)?;
-        let batch = batch_of(py, &self.inner, part, tokens, "tokens")?;
+        let array = token_array(tokens, "tokens")?;
+        let batch = batch_of(py, &self.inner, part, &array, "tokens")?;
         let s0 = self.inner.root_states();
         let model = &*self.inner;
         let (post, ll) = py.detach(|| {
@@ -381,7 +404,8 @@ impl Model {
         tokens: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let part = part_of(part)?;
-        let batch = batch_of(py, &self.inner, part, tokens, "tokens")?;
+        let array = token_array(tokens, "tokens")?;
+        let batch = batch_of(py, &self.inner, part, &array, "tokens")?;
         let s0 = self.inner.root_states();
         let model = &*self.inner;
         let ll = py.detach(|| {
@@ -401,7 +425,8 @@ impl Model {
         images: &Bound<'py, PyAny>,
         texts: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let (x, y) = pair_batches(py, &self.inner, images, texts)?;
+        let (images, texts) = (token_array(images, "images")?, token_array(texts, "texts")?);
+        let (x, y) = pair_batches(py, &self.inner, &images, &texts)?;
         let model = &*self.inner;
         let out = py.detach(|| {
             let mut out = vec![0.0; x.rows];
@@ -421,7 +446,8 @@ impl Model {
         images: &Bound<'py, PyAny>,
         texts: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let (x, y) = pair_batches(py, &self.inner, images, texts)?;
+        let (images, texts) = (token_array(images, "images")?, token_array(texts, "texts")?);
+        let (x, y) = pair_batches(py, &self.inner, &images, &texts)?;
         let model = &*self.inner;
         let parts = py.detach(|| {
             let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; x.rows];
