@@ -67,9 +67,7 @@ fn int_array<'py>(obj: &Bound<'py, PyAny>, what: &str, ndim: usize) -> PyResult<
     let empty = untyped.len() == 0;
     if !(kind == b'i' || kind == b'u' || (empty && kind == b'f')) {
         let dtype = untyped.dtype().str()?.to_string();
-        return Err(PyValueError::new_err(format!(
-            "{what} must be an integer array, got dtype {dtype}"
-        )));
+        return Err(PyValueError::new_err(format!("{what} must be an integer array, got dtype {dtype}")));
     }
     if untyped.ndim() != ndim {
         return Err(PyValueError::new_err(format!(
@@ -171,7 +169,8 @@ fn batch_of<'a>(
 ) -> PyResult<Batch<'a>> {
     let (rows, width) = (array.shape()[0], array.shape()[1]);
     let flat = array.as_slice()?;
-    py.detach(|| check_tokens(model, part, flat, rows, width)).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    py.detach(|| check_tokens(model, part, flat, rows, width))
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
     Ok(Batch { tokens: as_usize(flat), rows, width })
 }
 
@@ -203,6 +202,9 @@ fn token_matrix<'py>(py: Python<'py>, seqs: &[Vec<usize>], width: usize) -> PyRe
     PyArray1::from_vec(py, flat).reshape([seqs.len(), width])
 }
 
+/// Sampled pairs: images `[n, n_x]` and texts `[n, n_y]`.
+type Pairs<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>);
+
 /// A Joint Generative Hierarchical Model: a root `z` with prior `π`, an optional shared
 /// trunk, an image tower whose leaves are the image tokens `x = (x_1, ..., x_{n_x})` and a text
 /// tower whose leaves are the text tokens `y = (y_1, ..., y_{n_y})`; every edge carries a
@@ -231,8 +233,8 @@ impl Model {
                 _ => PyOSError::new_err(msg),
             }
         })?;
-        let model =
-            Jghm::from_json(&text).map_err(|e| PyValueError::new_err(format!("invalid model '{}': {e}", path.display())))?;
+        let model = Jghm::from_json(&text)
+            .map_err(|e| PyValueError::new_err(format!("invalid model '{}': {e}", path.display())))?;
         Ok(Model { inner: Arc::new(model) })
     }
 
@@ -349,12 +351,7 @@ impl Model {
     /// `images [n, n_x]` and `texts [n, n_y]`: the same pairs as `jghm sample --n N --seed SEED`
     /// (independent of the number of threads).
     #[pyo3(signature = (n, seed=0))]
-    fn sample<'py>(
-        &self,
-        py: Python<'py>,
-        n: usize,
-        seed: u64,
-    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>)> {
+    fn sample<'py>(&self, py: Python<'py>, n: usize, seed: u64) -> PyResult<Pairs<'py>> {
         let model = self.inner.clone();
         let (xs, ys) = py.detach(move || {
             let pairs = sample_pairs(&model, n, seed, false);
@@ -388,7 +385,10 @@ impl Model {
             (post, ll)
         });
         if let Some(i) = ll.iter().position(|l| *l == f64::NEG_INFINITY) {
-            let e = jghm::BpError::Impossible { evidence: if part == Part::Image { "image" } else { "text" }, needed: "its posterior" };
+            let e = jghm::BpError::Impossible {
+                evidence: if part == Part::Image { "image" } else { "text" },
+                needed: "its posterior",
+            };
             return Err(PyValueError::new_err(format!("tokens: row {i}: {e}")));
         }
         PyArray1::from_vec(py, post).reshape([batch.rows, s0])
@@ -638,9 +638,17 @@ impl Model {
                     let values: PyReadonlyArray2<'_, f64> = values.cast::<PyArray2<f64>>()?.try_readonly()?;
                     let flat = values.as_slice()?;
                     if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
-                        return Err(PyValueError::new_err(format!("statistic has a value that is not finite ({}) in row {}", flat[k], k / width.max(1))));
+                        return Err(PyValueError::new_err(format!(
+                            "statistic has a value that is not finite ({}) in row {}",
+                            flat[k],
+                            k / width.max(1)
+                        )));
                     }
-                    let rows_of: Vec<Vec<f64>> = if width == 0 { vec![vec![]; values.shape()[0]] } else { flat.chunks(width).map(<[f64]>::to_vec).collect() };
+                    let rows_of: Vec<Vec<f64>> = if width == 0 {
+                        vec![vec![]; values.shape()[0]]
+                    } else {
+                        flat.chunks(width).map(<[f64]>::to_vec).collect()
+                    };
                     check_rows(rows_of.len(), rows)?;
                     Ok(Classes::of_values(&rows_of))
                 }
