@@ -29,7 +29,7 @@ def infonce_and_grads(fx, gy):
     return loss, d_logits @ gy, d_logits.T @ fx
 
 
-def main(dim=16, steps=1500, batch=128, pairs=20000, lr=0.03, seed=0):
+def main(dim=8, steps=3000, batch=128, pairs=20000, lr=0.01, seed=0):
     start = time.perf_counter()
     model = jghm.Model.random(3, 2, 2, seed=1)  # 3 states, binary trees of depth 2: 4 tokens per side
     xs, ys = model.enumerate_images(), model.enumerate_texts()
