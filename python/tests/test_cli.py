@@ -11,7 +11,7 @@ from conftest import cli, cli_json, tokens_arg
 TOL = 1e-12
 
 # (states, children, depth, text_depth, shared_depth, seed): small enough to enumerate.
-SHAPES = [(2, 2, 2, None, 0, 1), (3, 2, 1, 2, 0, 5), (2, 3, 1, None, 1, 9)]
+SHAPES = [(2, 2, 2, None, 0, 1), (3, 2, 1, 2, 0, 5), (3, 2, 1, None, 1, 9)]
 
 
 def random_args(states, children, depth, text_depth, shared_depth, seed):
