@@ -192,8 +192,9 @@ fn pair_batches<'a>(
     Ok((x, y))
 }
 
-fn enumerate(model: &Jghm) -> PyResult<Enumeration<'_>> {
-    Enumeration::new(model).map_err(value_error)
+/// Both sides enumerated (the GIL released meanwhile); an error beyond the limits.
+fn enumerate<'m>(py: Python<'_>, model: &'m Jghm) -> PyResult<Enumeration<'m>> {
+    py.detach(|| Enumeration::new(model)).map_err(value_error)
 }
 
 /// A `[rows, width]` int64 array of token sequences.
@@ -496,7 +497,7 @@ impl Model {
     /// int64 array `[|X|, n_x]`: the row order of `pmi_matrix()` and of the score matrix of
     /// `clip_excess_risk`. Raises ValueError when the model is too large to enumerate.
     fn enumerate_images<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
-        let en = enumerate(&self.inner)?;
+        let en = enumerate(py, &self.inner)?;
         token_matrix(py, &en.image.tokens, self.inner.image_len())
     }
 
@@ -504,7 +505,7 @@ impl Model {
     /// int64 array `[|Y|, n_y]`: the column order of `pmi_matrix()` and of the score matrix of
     /// `clip_excess_risk`.
     fn enumerate_texts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
-        let en = enumerate(&self.inner)?;
+        let en = enumerate(py, &self.inner)?;
         token_matrix(py, &en.text.tokens, self.inner.text_len())
     }
 
@@ -512,7 +513,7 @@ impl Model {
     /// enumerated sequences, in the order of `enumerate_images()` / `enumerate_texts()`.
     fn probabilities<'py>(&self, py: Python<'py>, part: &str) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let part = part_of(part)?;
-        let en = enumerate(&self.inner)?;
+        let en = enumerate(py, &self.inner)?;
         let side = en.side(part);
         Ok(PyArray1::from_vec(py, (0..side.len()).map(|i| side.p(i)).collect()))
     }
@@ -657,7 +658,7 @@ impl Model {
                 ))),
             }
         };
-        let en = enumerate(model)?;
+        let en = enumerate(py, model)?;
         let classes = classes_of(en.side(part).len())?;
         let s = py.detach(|| Gap::new(&en, part, classes).all());
         let value = serde_json::to_value(&s).map_err(|e| PyValueError::new_err(e.to_string()))?;
