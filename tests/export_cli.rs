@@ -155,7 +155,7 @@ fn embeddings_of_an_exported_set_are_evaluated_by_monte_carlo_with_stderr() {
     refused(&["eval", "--model", p(&m), "--scores", p(&small), "--set", p(&few), "--k", "16"], "too few");
     refused(
         &["eval", "--model", p(&m), "--scores", p(&small), "--set", p(&few), "--exact"],
-        "--exact needs every image and text",
+        "exact evaluation was asked for",
     );
 }
 

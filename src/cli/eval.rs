@@ -183,74 +183,49 @@ fn print_exact(r: &exact::ExactReport, what: &str) {
 /// `eval --scores`: imported scores, exactly where the model is enumerable and every sequence is
 /// given, else Monte Carlo on the rows as pairs ([`crate::eval::imported`]).
 fn run_imported(a: &EvalArgs, path: &std::path::Path, json_out: bool) -> Result<()> {
-    use crate::eval::imported::{evaluate_pairs, read_roots, read_scores, route, PairsSpec, Route};
+    use crate::eval::imported::{evaluate, read_roots, read_scores, ImportSpec, ImportedReport, PairsSpec};
     let file = ModelFile::read(&a.model)?;
     let model = &file.model;
     let similarity = a.similarity.as_deref().map(|s| s.parse().expect("clap checks the value"));
     let score = read_scores(model, &file.sha256, path, a.set.as_deref(), similarity, a.logit_scale)?;
+    let roots = read_roots(a.set.as_deref().unwrap_or(path), score.images.len(), model.root_states())?;
     let k = a.k as usize;
-    match route(model, &score)? {
-        Route::Exact(en) => {
-            let spec = checkpoint_spec(&en, k);
-            let r = evaluate_exact(model, &score, &spec)?;
-            super::ensure_finite(&[("excess_risk", r.excess_risk)], DEGENERATE)?;
-            if json_out {
-                let mut v = exact::report_json_at(&r, k);
-                v["scores"] = serde_json::json!(score.form);
-                println!("{v}");
-            } else {
-                print_exact(&r, &format!("imported {}", score.form));
-            }
-        }
-        Route::Pairs => {
-            if a.exact {
-                anyhow::bail!("--exact needs every image and text of an enumerable model; these scores are embeddings of {} sampled pairs", score.images.len());
-            }
-            let roots = match &a.set {
-                Some(set) => read_roots(set, score.images.len(), model.root_states())?,
-                None => read_roots(path, score.images.len(), model.root_states())?,
-            };
-            let spec = PairsSpec { block: a.block as usize, k, prompts: a.prompts as usize };
-            let r = evaluate_pairs(model, &score, roots.as_deref(), &spec)?;
-            super::ensure_finite(&[("excess_risk", r.report.excess_risk)], DEGENERATE)?;
-            if json_out {
-                let mut v = serde_json::to_value(&r.report).expect("report serialises");
-                for (key, e) in [
-                    ("finite_k_loss", &r.finite.loss),
-                    ("finite_k_optimum", &r.finite.optimum),
-                    ("finite_k_excess", &r.finite.excess),
-                ] {
-                    v[key] = serde_json::json!(e.value);
-                    v[format!("{key}_stderr")] = serde_json::json!(e.stderr);
-                }
-                v["training_k"] = serde_json::json!(k);
-                v["pairs"] = serde_json::json!(r.pairs);
-                v["scores"] = serde_json::json!(score.form);
-                println!("{v}");
-            } else {
-                let e = &r.report;
-                println!("imported {} on {} pairs, measured against the exact ground truth:", score.form, r.pairs);
-                println!("  excess risk (CLIP average)   {:.4} ± {:.4} nats", e.excess_risk, e.excess_risk_stderr);
+    let spec = ImportSpec {
+        k,
+        pairs: PairsSpec { block: a.block as usize, k, prompts: a.prompts as usize },
+        require_exact: a.exact,
+    };
+    let report = evaluate(model, &score, roots.as_deref(), &spec)?;
+    super::ensure_finite(&[("excess_risk", report.excess_risk())], DEGENERATE)?;
+    if json_out {
+        println!("{}", report.to_json(&score, k));
+        return Ok(());
+    }
+    match &report {
+        ImportedReport::Exact(r) => print_exact(r, &format!("imported {}", score.form)),
+        ImportedReport::Pairs(r) => {
+            let e = &r.report;
+            println!("imported {} on {} pairs, measured against the exact ground truth:", score.form, r.pairs);
+            println!("  excess risk (CLIP average)   {:.4} ± {:.4} nats", e.excess_risk, e.excess_risk_stderr);
+            println!(
+                "  image->text {} (T5 bound on Suff_Y(f)), text->image {} (on Suff_X(g))",
+                e.excess_risk_image_to_text.display(4),
+                e.excess_risk_text_to_image.display(4)
+            );
+            println!(
+                "  CLIP loss at K = {k}: {}; optimum L_K(PMI) {}; excess {}",
+                r.finite.loss.display(4),
+                r.finite.optimum.display(4),
+                r.finite.excess.display(4)
+            );
+            if r.zero_shot_images > 0 {
                 println!(
-                    "  image->text {} (T5 bound on Suff_Y(f)), text->image {} (on Suff_X(g))",
-                    e.excess_risk_image_to_text.display(4),
-                    e.excess_risk_text_to_image.display(4)
+                    "  zero-shot accuracy on the root label: imported {:.3}, exact PMI {:.3}, Bayes {:.3} (± {:.3})",
+                    e.zero_shot_accuracy, e.oracle_zero_shot_accuracy, e.bayes_accuracy, e.accuracy_stderr
                 );
-                println!(
-                    "  CLIP loss at K = {k}: {}; optimum L_K(PMI) {}; excess {}",
-                    r.finite.loss.display(4),
-                    r.finite.optimum.display(4),
-                    r.finite.excess.display(4)
-                );
-                if r.zero_shot_images > 0 {
-                    println!(
-                        "  zero-shot accuracy on the root label: imported {:.3}, exact PMI {:.3}, Bayes {:.3} (± {:.3})",
-                        e.zero_shot_accuracy, e.oracle_zero_shot_accuracy, e.bayes_accuracy, e.accuracy_stderr
-                    );
-                }
-                println!("  correlation with the PMI: {:.4}", e.pmi_correlation);
-                println!("  method: {}", e.method);
             }
+            println!("  correlation with the PMI: {:.4}", e.pmi_correlation);
+            println!("  method: {}", e.method);
         }
     }
     Ok(())

@@ -83,6 +83,10 @@ pub enum ImportError {
     ImpossiblePair { row: usize },
     #[error("{0}")]
     TooFewPairs(String),
+    #[error("exact evaluation was asked for, but these scores are embeddings of {0} sampled pairs that do not cover every image and text of an enumerable model")]
+    NotExact(usize),
+    #[error(transparent)]
+    Evaluation(#[from] DownstreamError),
 }
 
 /// The two ways scores are given.
@@ -602,8 +606,12 @@ fn zero_shot(
     Ok(((frac(|r| r.0), frac(|r| r.1), frac(|r| r.2)), test.len()))
 }
 
-/// The roots of an exported set (`roots` of `jghm export`), if the set file gives them.
+/// The roots of an exported set (`roots` of `jghm export`), if the file gives them.
 pub fn read_roots(path: &Path, expected: usize, root_states: usize) -> Result<Option<Vec<usize>>, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ArrayError::Read { path: path.into(), source })?;
+    if bytes.first() == Some(&b'{') {
+        return Ok(None); // the JSON of `jghm scores`: a matrix, no pairs
+    }
     let file = arrays::read(path)?;
     if !file.arrays.contains_key("roots") {
         return Ok(None);
@@ -616,4 +624,85 @@ pub fn read_roots(path: &Path, expected: usize, root_states: usize) -> Result<Op
         });
     }
     Ok(Some(a.data.iter().map(|&v| v as usize).collect()))
+}
+
+/// What [`evaluate`] needs besides the scores.
+#[derive(Clone, Debug)]
+pub struct ImportSpec {
+    /// The batch size `K` of the finite-`K` loss.
+    pub k: usize,
+    /// The Monte Carlo sizes (pairs route only).
+    pub pairs: PairsSpec,
+    /// Refuse the pairs route (`eval --exact`).
+    pub require_exact: bool,
+}
+
+/// The report of either route.
+#[derive(Clone, Debug)]
+pub enum ImportedReport {
+    Exact(Box<super::exact::ExactReport>),
+    Pairs(PairsReport),
+}
+
+/// Imported scores measured by the route [`route`] chooses: [`super::exact::evaluate_exact`]
+/// (finite `K = 2, 3, 4` and `spec.k` where within the work limit, zero-shot on the root and the
+/// first text token) or [`evaluate_pairs`] with the set's `roots`.
+pub fn evaluate(model: &Jghm, score: &ImportedScore, roots: Option<&[usize]>, spec: &ImportSpec) -> Result<ImportedReport, ImportError> {
+    match route(model, score)? {
+        Route::Exact(en) => {
+            let exact_spec = super::exact::checkpoint_spec(&en, spec.k);
+            Ok(ImportedReport::Exact(Box::new(super::exact::evaluate_exact(model, score, &exact_spec)?)))
+        }
+        Route::Pairs if spec.require_exact => Err(ImportError::NotExact(score.images.len())),
+        Route::Pairs => Ok(ImportedReport::Pairs(evaluate_pairs(model, score, roots, &spec.pairs)?)),
+    }
+}
+
+impl ImportedReport {
+    /// The CLIP-average excess risk.
+    pub fn excess_risk(&self) -> f64 {
+        match self {
+            ImportedReport::Exact(r) => r.excess_risk,
+            ImportedReport::Pairs(r) => r.report.excess_risk,
+        }
+    }
+
+    /// The JSON of `jghm eval --scores --json`: `eval`'s keys (standard errors 0 when exact),
+    /// `excess_risk_image_to_text` and `excess_risk_text_to_image` as numbers (with `_stderr`),
+    /// the finite-`K` loss at `k`, `method`, `scores` (the form read) and, when exact, the whole
+    /// report under `"exact"`.
+    pub fn to_json(&self, score: &ImportedScore, k: usize) -> serde_json::Value {
+        use serde_json::json;
+        let mut v = match self {
+            ImportedReport::Exact(r) => {
+                let mut v = super::exact::report_json_at(r, k);
+                v["excess_risk_image_to_text_stderr"] = json!(0.0);
+                v["excess_risk_text_to_image_stderr"] = json!(0.0);
+                v
+            }
+            ImportedReport::Pairs(r) => {
+                let mut v = serde_json::to_value(&r.report).expect("report serialises");
+                for (key, e) in [
+                    ("finite_k_loss", &r.finite.loss),
+                    ("finite_k_optimum", &r.finite.optimum),
+                    ("finite_k_excess", &r.finite.excess),
+                ] {
+                    v[key] = json!(e.value);
+                    v[format!("{key}_stderr")] = json!(e.stderr);
+                }
+                for (key, e) in [
+                    ("excess_risk_image_to_text", &r.report.excess_risk_image_to_text),
+                    ("excess_risk_text_to_image", &r.report.excess_risk_text_to_image),
+                ] {
+                    v[key] = json!(e.value);
+                    v[format!("{key}_stderr")] = json!(e.stderr);
+                }
+                v["training_k"] = json!(k);
+                v["pairs"] = json!(r.pairs);
+                v
+            }
+        };
+        v["scores"] = json!(score.form);
+        v
+    }
 }
