@@ -89,6 +89,25 @@ class Model:
         """p(x) or p(y) of the enumerated sequences, in the enumeration's order."""
     def pmi_matrix(self) -> npt.NDArray[np.float64]:
         """PMI(x_i, y_j) over every enumerated pair: [|X|, |Y|], the optimal score matrix."""
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the model's JSON file (of the file loaded, or of what save writes)."""
+    def export(self, path: Union[str, PathLike], n: Optional[int] = None, *, seed: int = 0,
+               hidden: bool = False, all: bool = False) -> None:
+        """Writes n sampled pairs with their exact quantities (or, with all=True, every sequence
+        with the PMI matrix) as safetensors, byte for byte `jghm export`."""
+    def evaluate_scores(self, path: Union[str, PathLike], *, set: Optional[Union[str, PathLike]] = None,
+                        similarity: Optional[str] = None, logit_scale: Optional[float] = None, k: int = 4,
+                        block: int = 1024, prompts: int = 64, exact: bool = False) -> Dict[str, Any]:
+        """`jghm eval --scores PATH --json`: excess risks (T4) in both directions with their
+        standard errors (0 when exact), finite-K loss, zero-shot against Bayes, PMI correlation."""
+    def evaluate_embeddings(self, images: npt.ArrayLike, texts: npt.ArrayLike, image_embeddings: npt.ArrayLike,
+                            text_embeddings: npt.ArrayLike, *, similarity: str = "dot", logit_scale: float = 1.0,
+                            pairs: bool = False, roots: Optional[Sequence[int]] = None, k: int = 4,
+                            block: int = 1024, prompts: int = 64) -> Dict[str, Any]:
+        """evaluate_scores for embeddings in memory: S = logit_scale * <f(x), g(y)> (cosine: unit
+        vectors); exact when images and texts cover every sequence of an enumerable model, Monte
+        Carlo on the rows as pairs (pairs=True) otherwise."""
     def clip_excess_risk(self, scores: npt.ArrayLike, batch: Optional[int] = None) -> Dict[str, Any]:
         """The exact CLIP risk of a score matrix S[i, j] = S(x_i, y_j) [|X|, |Y|]: per direction
         loss_* = ℓ_∞(S), optimum_* = ℓ_∞(PMI) = -I(X; Y), excess_* = ℓ_∞(S) - ℓ_∞(PMI),

@@ -324,7 +324,24 @@ pub fn to_safetensors(arrays: &[(&str, &Array, Stored)], metadata: BTreeMap<Stri
         })
         .collect();
     let metadata: std::collections::HashMap<String, String> = metadata.into_iter().collect();
-    crate::learn::checkpoint::canonical_header(
-        safetensors::serialize(views, &Some(metadata)).expect("in-memory serialisation"),
-    )
+    canonical_header(safetensors::serialize(views, &Some(metadata)).expect("in-memory serialisation"))
+}
+
+/// Rewrites a safetensors header with its JSON keys sorted (same length, same padding), so that
+/// the same tensors and metadata are the same bytes on every run (checkpoints, exports):
+/// `safetensors::serialize` takes the metadata
+/// as a `HashMap`, whose iteration order changes from process to process. Offsets are explicit in
+/// the header, so the order of its keys carries no meaning.
+pub fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length prefix")) as usize;
+    let header = &bytes[8..8 + n];
+    let value: serde_json::Value = serde_json::from_slice(header).expect("safetensors writes valid JSON");
+    // serde_json's map is ordered by key.
+    let mut sorted = serde_json::to_vec(&value).expect("JSON re-serialises");
+    if sorted.len() > n {
+        return bytes; // cannot happen (same content, compact either way); keep the original
+    }
+    sorted.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&sorted);
+    bytes
 }

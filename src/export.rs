@@ -6,7 +6,7 @@
 //!   ancestral sampler (the stream of [`crate::sample::sample_pairs`]), with, for each pair,
 //!   `log p(x_i)`, `log p(y_i)`, `log p(x_i, y_i)`, `PMI(x_i, y_i)` (T1, T2: the optimal CLIP
 //!   score) and the root posteriors `p(z | x_i)`, `p(z | y_i)` (T1), all by exact batched BP
-//!   ([`crate::bp::FastBp`]); optionally the state of every hidden node.
+//!   ([`crate::bp::fast::FastBp`]); optionally the state of every hidden node.
 //! * **Every sequence** of an enumerable model ([`enumerate_all`]): each image and each text of
 //!   positive probability with `log p` and its root posterior, and the full PMI matrix
 //!   `PMI(x_i, y_j)`.

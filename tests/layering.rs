@@ -1,8 +1,8 @@
 //! The library's layering: data flows one way, from the model up to the command line.
 //!
 //! ```text
-//! ground floor (logspace, tolerance, rng) → model → random_family → files → runs → evidence → bp
-//!   → sample → demo → info → score → contrastive → sufficiency → learn → downstream
+//! ground floor (logspace, tolerance, rng) → model → random_family → files, arrays → runs → evidence
+//!   → bp → sample → demo → info → export → score → contrastive → sufficiency → learn → downstream
 //!   → eval → emulate → rates → reproduce → bench → plot → cli
 //! ```
 //!
@@ -20,13 +20,14 @@ const LAYERS: &[&[&str]] = &[
     &["logspace", "tolerance", "rng"],
     &["model"],
     &["random_family"],
-    &["files"],
+    &["files", "arrays"],
     &["runs"],
     &["evidence"],
     &["bp"],
     &["sample"],
     &["demo"],
     &["info"],
+    &["export"],
     &["score"],
     &["contrastive"],
     &["sufficiency"],

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use jghm::bp::fast::FastBp;
 use jghm::bp::PmiParts;
 use jghm::contrastive::{Direction, Exact};
+use jghm::eval::imported::{self, ImportSpec, ImportedScore, PairsSpec, Similarity};
 use jghm::evidence::EvidenceError;
+use jghm::export;
 use jghm::info::{self, Enumeration};
+use jghm::learn::checkpoint::sha256_hex;
 use jghm::model::{Jghm, Part};
 use jghm::random_family::RandomSpec;
 use jghm::sample::sample_pairs;
@@ -218,6 +221,21 @@ type Pairs<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>);
 #[pyclass(name = "Model", module = "jghm", frozen)]
 struct Model {
     inner: Arc<Jghm>,
+    /// SHA-256 of the JSON text the model was read from (of what `save` writes for a model built
+    /// in Python): the identity exports and imported scores carry.
+    sha256: String,
+}
+
+impl Model {
+    fn of_text(model: Jghm, text: &str) -> Model {
+        Model { inner: Arc::new(model), sha256: sha256_hex(text.as_bytes()) }
+    }
+
+    /// A model built here: its identity is that of the file `save` writes.
+    fn built(model: Jghm) -> Model {
+        let text = format!("{}\n", model.to_json());
+        Model::of_text(model, &text)
+    }
 }
 
 #[pymethods]
@@ -236,13 +254,13 @@ impl Model {
         })?;
         let model = Jghm::from_json(&text)
             .map_err(|e| PyValueError::new_err(format!("invalid model '{}': {e}", path.display())))?;
-        Ok(Model { inner: Arc::new(model) })
+        Ok(Model::of_text(model, &text))
     }
 
     /// Parses and validates a model from its JSON text (the format of `Model.to_json()`).
     #[staticmethod]
     fn from_json(text: &str) -> PyResult<Model> {
-        Ok(Model { inner: Arc::new(Jghm::from_json(text).map_err(value_error)?) })
+        Ok(Model::of_text(Jghm::from_json(text).map_err(value_error)?, text))
     }
 
     /// A model of the standard random family, the same as
@@ -280,7 +298,7 @@ impl Model {
             scale,
             seed,
         };
-        Ok(Model { inner: Arc::new(spec.build().map_err(value_error)?) })
+        Ok(Model::built(spec.build().map_err(value_error)?))
     }
 
     /// The model as JSON text (the file format of `jghm`; `Model.from_json` reads it back).
@@ -666,6 +684,180 @@ impl Model {
         dict.cast::<PyDict>()?.set_item("sufficiency", s.kl_form)?;
         Ok(dict)
     }
+
+    /// SHA-256 (hex) of the model's JSON file: of the file it was loaded from, or of what
+    /// `save` writes. Exports carry it, and imported scores of another model are refused.
+    #[getter]
+    fn sha256(&self) -> String {
+        self.sha256.clone()
+    }
+
+    /// Writes `n` sampled pairs with their exact quantities to `path` (safetensors), as
+    /// `jghm export --n N --seed S`: `images`, `texts` (int64), `log_px`, `log_py`, `log_pxy`,
+    /// `pmi`, `image_root_posterior`, `text_root_posterior`, `roots` (and `hidden` with
+    /// `hidden=True`); the same bytes as the command for the same model file and seed. With
+    /// `all=True` (and no `n`), every image and text of an enumerable model with `log p`, root
+    /// posteriors and the full PMI matrix, as `jghm export --all`.
+    #[pyo3(signature = (path, n=None, *, seed=0, hidden=false, all=false))]
+    fn export(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        n: Option<usize>,
+        seed: u64,
+        hidden: bool,
+        all: bool,
+    ) -> PyResult<()> {
+        let model = &*self.inner;
+        let bytes = match (n, all) {
+            (Some(_), true) | (None, false) => {
+                return Err(PyValueError::new_err("give either n (sampled pairs) or all=True (every sequence)"));
+            }
+            (Some(0), false) => return Err(PyValueError::new_err("n must be at least 1")),
+            (Some(n), false) => py
+                .detach(|| export::sample_set(model, n, seed, hidden, &mut |_| {}).to_safetensors(model, &self.sha256)),
+            (None, true) => {
+                py.detach(|| export::enumerate_all(model)).map_err(value_error)?.to_safetensors(model, &self.sha256)
+            }
+        };
+        jghm::files::write_atomic(&path, &bytes).map_err(|e| PyOSError::new_err(message(&e)))
+    }
+
+    /// Measures scores of an encoder trained elsewhere, read from `path` (safetensors, `.npy`,
+    /// `.npz` or the JSON of `jghm scores`), as `jghm eval --scores PATH --json`: a dict with
+    /// `excess_risk` (the CLIP average of `ℓ_∞(S) − ℓ_∞(PMI)`), `excess_risk_image_to_text`,
+    /// `excess_risk_text_to_image` (T4; the T5 bounds on the sufficiency gaps), their
+    /// `_stderr` (0 when exact), the finite-`K` loss at `k`, zero-shot against Bayes, the PMI
+    /// correlation and `method`. Exact when the model is enumerable and every image and text is
+    /// given; else Monte Carlo on the rows as exported pairs (`set`: the export of `jghm
+    /// export` the embeddings are of). `exact=True` refuses the Monte Carlo route.
+    #[pyo3(signature = (path, *, set=None, similarity=None, logit_scale=None, k=4, block=1024, prompts=64, exact=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_scores<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        set: Option<PathBuf>,
+        similarity: Option<&str>,
+        logit_scale: Option<f64>,
+        k: usize,
+        block: usize,
+        prompts: usize,
+        exact: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let similarity = similarity.map(str::parse::<Similarity>).transpose().map_err(PyValueError::new_err)?;
+        let model = &*self.inner;
+        let report = py.detach(|| -> Result<serde_json::Value, String> {
+            let score = imported::read_scores(model, &self.sha256, &path, set.as_deref(), similarity, logit_scale)
+                .map_err(|e| message(&e))?;
+            let roots = imported::read_roots(set.as_deref().unwrap_or(&path), score.images.len(), model.root_states())
+                .map_err(|e| message(&e))?;
+            evaluate_imported(model, &score, roots.as_deref(), k, block, prompts, exact)
+        });
+        to_python(py, &report.map_err(PyValueError::new_err)?)
+    }
+
+    /// Measures an encoder given by its embeddings, with no file: `image_embeddings` `[N_x, p]`
+    /// of the token rows `images` `[N_x, n_x]` and `text_embeddings` `[N_y, p]` of `texts`,
+    /// scored by `S = logit_scale · ⟨f, g⟩` (`similarity="dot"`) or with unit vectors
+    /// (`"cosine"`). Returns the dict of `evaluate_scores`. Exact when `images` and `texts`
+    /// cover every sequence of an enumerable model (`enumerate_images()`, `enumerate_texts()`);
+    /// with `pairs=True` the rows are pairs `(x_i, y_i)` of `sample` or `export` and the figures
+    /// are Monte Carlo (`roots`, the sampled roots, enable zero-shot).
+    #[pyo3(signature = (images, texts, image_embeddings, text_embeddings, *, similarity="dot", logit_scale=1.0, pairs=false, roots=None, k=4, block=1024, prompts=64))]
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_embeddings<'py>(
+        &self,
+        py: Python<'py>,
+        images: &Bound<'py, PyAny>,
+        texts: &Bound<'py, PyAny>,
+        image_embeddings: &Bound<'py, PyAny>,
+        text_embeddings: &Bound<'py, PyAny>,
+        similarity: &str,
+        logit_scale: f64,
+        pairs: bool,
+        roots: Option<Vec<usize>>,
+        k: usize,
+        block: usize,
+        prompts: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let similarity: Similarity = similarity.parse().map_err(PyValueError::new_err)?;
+        if !logit_scale.is_finite() {
+            return Err(PyValueError::new_err(format!("logit_scale must be finite, got {logit_scale}")));
+        }
+        let model = &*self.inner;
+        let (xa, ya) = (token_array(images, "images")?, token_array(texts, "texts")?);
+        let x = batch_of(py, model, Part::Image, &xa, "images")?;
+        let y = batch_of(py, model, Part::Text, &ya, "texts")?;
+        let rows_of = |obj: &Bound<'py, PyAny>, what: &str, n: usize| -> PyResult<Vec<Vec<f64>>> {
+            let a = float_array(obj, what, 2)?;
+            let shape = a.shape().to_vec();
+            if shape[0] != n {
+                return Err(PyValueError::new_err(format!(
+                    "{what} has {} rows, but there are {n} sequences: one row each",
+                    shape[0]
+                )));
+            }
+            let r: PyReadonlyArray2<'_, f64> = a.cast::<PyArray2<f64>>()?.try_readonly()?;
+            let flat = r.as_slice()?;
+            if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
+                return Err(PyValueError::new_err(format!(
+                    "{what}[{}] has a value that is not finite",
+                    i / shape[1].max(1)
+                )));
+            }
+            Ok(flat.chunks(shape[1].max(1)).map(<[f64]>::to_vec).collect())
+        };
+        let (f, g) = (
+            rows_of(image_embeddings, "image_embeddings", x.rows)?,
+            rows_of(text_embeddings, "text_embeddings", y.rows)?,
+        );
+        if f.first().map(Vec::len) != g.first().map(Vec::len) {
+            return Err(PyValueError::new_err(
+                "image_embeddings and text_embeddings must have the same number of columns",
+            ));
+        }
+        if pairs && x.rows != y.rows {
+            return Err(PyValueError::new_err(format!(
+                "pairs=True needs as many texts as images, got {} and {}",
+                x.rows, y.rows
+            )));
+        }
+        if let Some(r) = &roots {
+            if r.len() != x.rows || r.iter().any(|&z| z >= model.root_states()) {
+                return Err(PyValueError::new_err(format!(
+                    "roots must be {} root states in 0..{}",
+                    x.rows,
+                    model.root_states()
+                )));
+            }
+        }
+        let to_vecs = |b: &Batch<'_>| b.rows().into_iter().map(<[usize]>::to_vec).collect::<Vec<_>>();
+        let score = ImportedScore::embeddings(to_vecs(&x), to_vecs(&y), f, g, similarity, logit_scale, pairs);
+        let report = py.detach(|| evaluate_imported(model, &score, roots.as_deref(), k, block, prompts, false));
+        to_python(py, &report.map_err(PyValueError::new_err)?)
+    }
+}
+
+/// The library's evaluation of imported scores ([`imported::evaluate`]) as its JSON.
+fn evaluate_imported(
+    model: &Jghm,
+    score: &ImportedScore,
+    roots: Option<&[usize]>,
+    k: usize,
+    block: usize,
+    prompts: usize,
+    exact: bool,
+) -> Result<serde_json::Value, String> {
+    if k < 2 || block < 2 || prompts < 1 {
+        return Err(format!("k ({k}) and block ({block}) must be at least 2, prompts ({prompts}) at least 1"));
+    }
+    let spec = ImportSpec { k, pairs: PairsSpec { block, k, prompts }, require_exact: exact };
+    let report = imported::evaluate(model, score, roots, &spec).map_err(|e| message(&e))?;
+    if !report.excess_risk().is_finite() {
+        return Err("the excess risk is not a finite number: the scores are degenerate".into());
+    }
+    Ok(report.to_json(score, k))
 }
 
 fn check_rows(got: usize, expected: usize) -> PyResult<()> {

@@ -641,20 +641,25 @@ pub struct ImportSpec {
 #[derive(Clone, Debug)]
 pub enum ImportedReport {
     Exact(Box<super::exact::ExactReport>),
-    Pairs(PairsReport),
+    Pairs(Box<PairsReport>),
 }
 
 /// Imported scores measured by the route [`route`] chooses: [`super::exact::evaluate_exact`]
 /// (finite `K = 2, 3, 4` and `spec.k` where within the work limit, zero-shot on the root and the
 /// first text token) or [`evaluate_pairs`] with the set's `roots`.
-pub fn evaluate(model: &Jghm, score: &ImportedScore, roots: Option<&[usize]>, spec: &ImportSpec) -> Result<ImportedReport, ImportError> {
+pub fn evaluate(
+    model: &Jghm,
+    score: &ImportedScore,
+    roots: Option<&[usize]>,
+    spec: &ImportSpec,
+) -> Result<ImportedReport, ImportError> {
     match route(model, score)? {
         Route::Exact(en) => {
             let exact_spec = super::exact::checkpoint_spec(&en, spec.k);
             Ok(ImportedReport::Exact(Box::new(super::exact::evaluate_exact(model, score, &exact_spec)?)))
         }
         Route::Pairs if spec.require_exact => Err(ImportError::NotExact(score.images.len())),
-        Route::Pairs => Ok(ImportedReport::Pairs(evaluate_pairs(model, score, roots, &spec.pairs)?)),
+        Route::Pairs => Ok(ImportedReport::Pairs(Box::new(evaluate_pairs(model, score, roots, &spec.pairs)?))),
     }
 }
 

@@ -115,7 +115,7 @@ impl<R: Real> Checkpoint<R> {
             meta.insert("held_out_loss".to_string(), h.to_string());
         }
         let bytes = safetensors::serialize(views, &Some(meta)).expect("in-memory serialisation");
-        canonical_header(bytes)
+        crate::arrays::canonical_header(bytes)
     }
 
     /// Reads a checkpoint written by [`Checkpoint::to_bytes`] with the same `R`.
@@ -176,24 +176,6 @@ pub fn read_header(bytes: &[u8]) -> Result<(TrainConfig, HashMap<String, String>
     let config =
         meta.get("config").and_then(|c| serde_json::from_str(c).ok()).ok_or(CheckpointError::Metadata("config"))?;
     Ok((config, meta))
-}
-
-/// Rewrites a safetensors header with its JSON keys sorted (same length, same padding), so that
-/// the same checkpoint is the same bytes on every run: `safetensors::serialize` takes the metadata
-/// as a `HashMap`, whose iteration order changes from process to process. Offsets are explicit in
-/// the header, so the order of its keys carries no meaning.
-pub(crate) fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length prefix")) as usize;
-    let header = &bytes[8..8 + n];
-    let value: serde_json::Value = serde_json::from_slice(header).expect("safetensors writes valid JSON");
-    // serde_json's map is ordered by key.
-    let mut sorted = serde_json::to_vec(&value).expect("JSON re-serialises");
-    if sorted.len() > n {
-        return bytes; // cannot happen (same content, compact either way); keep the original
-    }
-    sorted.resize(n, b' ');
-    bytes[8..8 + n].copy_from_slice(&sorted);
-    bytes
 }
 
 /// A model file read once: the model, and the SHA-256 of the bytes it was parsed from (the
