@@ -235,8 +235,6 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<Eval
     let mc = contrastive::monte_carlo(model, &[score, &pmi], Batch::Infinite, spec.samples, spec.seed)?;
     let diff = |d: usize| -> Vec<f64> { mc.terms[0].iter().zip(&mc.terms[1]).map(|(a, b)| a[d] - b[d]).collect() };
     let (dx, dy) = (diff(0), diff(1));
-    let both: Vec<f64> = dx.iter().zip(&dy).map(|(a, b)| 0.5 * (a + b)).collect();
-    let (ex, ey, e) = (Estimate::from_samples(&dx), Estimate::from_samples(&dy), Estimate::from_samples(&both));
     // Zero-shot on the root label.
     let zs = zero_shot(model, score, &pmi, spec)?;
     // Correlation with the PMI on a G × G grid.
@@ -244,24 +242,43 @@ pub fn evaluate(model: &Jghm, score: &dyn Score, spec: &EvalSpec) -> Result<Eval
     let xs: Vec<Vec<usize>> = g.iter().map(|p| p.image.clone()).collect();
     let ys: Vec<Vec<usize>> = g.iter().map(|p| p.text.clone()).collect();
     let corr = pearson(&score.grid(&xs, &ys), &pmi.grid(&xs, &ys));
-    let acc_se = (zs.bayes * (1.0 - zs.bayes) / spec.zero_shot_images as f64).sqrt();
-    Ok(EvalReport {
-        excess_risk: e.value,
-        excess_risk_stderr: e.stderr,
-        sufficiency_bound_image: ex.value,
-        sufficiency_bound_text: ey.value,
-        excess_risk_image_to_text: ex,
-        excess_risk_text_to_image: ey,
-        zero_shot_accuracy: zs.learned,
-        oracle_zero_shot_accuracy: zs.oracle,
-        bayes_accuracy: zs.bayes,
-        accuracy_stderr: acc_se,
-        pmi_correlation: corr,
-        method: format!(
-            "{}; excess risks are per-outer-pair differences against the exact PMI on the same draws. Zero-shot: {} images, {} prompts per class from p(y | z = c), seed {}. Correlation over a {}x{} grid.",
-            mc.method, spec.zero_shot_images, spec.prompts, spec.seed, spec.grid, spec.grid
-        ),
-    })
+    let method = format!(
+        "{}; excess risks are per-outer-pair differences against the exact PMI on the same draws. Zero-shot: {} images, {} prompts per class from p(y | z = c), seed {}. Correlation over a {}x{} grid.",
+        mc.method, spec.zero_shot_images, spec.prompts, spec.seed, spec.grid, spec.grid
+    );
+    Ok(EvalReport::from_differences(&dx, &dy, &zs, spec.zero_shot_images, corr, method))
+}
+
+impl EvalReport {
+    /// The report from the per-sample excess-risk differences of each direction (`dx`: `X→Y`,
+    /// `dy`: `Y→X`, paired by sample: the CLIP average is the mean of `(dx_i + dy_i)/2`), the
+    /// zero-shot accuracies on `images` test images (the binomial standard error at the Bayes
+    /// accuracy), the PMI correlation and how it was all obtained.
+    pub(crate) fn from_differences(
+        dx: &[f64],
+        dy: &[f64],
+        zs: &ZeroShot,
+        images: usize,
+        corr: f64,
+        method: String,
+    ) -> Self {
+        let both: Vec<f64> = dx.iter().zip(dy).map(|(a, b)| 0.5 * (a + b)).collect();
+        let (ex, ey, e) = (Estimate::from_samples(dx), Estimate::from_samples(dy), Estimate::from_samples(&both));
+        EvalReport {
+            excess_risk: e.value,
+            excess_risk_stderr: e.stderr,
+            sufficiency_bound_image: ex.value,
+            sufficiency_bound_text: ey.value,
+            excess_risk_image_to_text: ex,
+            excess_risk_text_to_image: ey,
+            zero_shot_accuracy: zs.learned,
+            oracle_zero_shot_accuracy: zs.oracle,
+            bayes_accuracy: zs.bayes,
+            accuracy_stderr: (zs.bayes * (1.0 - zs.bayes) / images as f64).sqrt(),
+            pmi_correlation: corr,
+            method,
+        }
+    }
 }
 
 /// The CLIP loss at a finite batch size `K` of a learned score and of its optimum, the PMI (T2).
@@ -330,10 +347,12 @@ pub fn finite_k_losses(
     })
 }
 
-struct ZeroShot {
-    learned: f64,
-    oracle: f64,
-    bayes: f64,
+/// Zero-shot accuracies on the root label: the learned score's, the PMI's on the same prompts,
+/// and the Bayes classifier's.
+pub(crate) struct ZeroShot {
+    pub(crate) learned: f64,
+    pub(crate) oracle: f64,
+    pub(crate) bayes: f64,
 }
 
 /// Zero-shot accuracy on the root label by the prompt-ensemble classifier ([`PromptEnsemble`],

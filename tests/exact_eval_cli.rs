@@ -7,8 +7,8 @@ mod common;
 mod tiny;
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use common::cli::{ok, refused};
 use jghm::logspace::log_sum_exp;
 use serde_json::Value;
 use tiny::brute_joint;
@@ -17,26 +17,6 @@ fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("jghm-exact-eval-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Runs the binary: `(exit code, stdout, stderr)`.
-fn jghm(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_jghm")).args(args).output().expect("the binary runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = jghm(args);
-    assert_eq!(code, Some(0), "{args:?}: {err}");
-    out
-}
-
-fn refused(args: &[&str], expected: &str) {
-    let (code, _, err) = jghm(args);
-    assert_ne!(code, Some(0), "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line expected: {err}");
-    assert!(err.contains(expected), "{args:?}: '{expected}' not in {err}");
 }
 
 /// `ℓ_∞^{A→C}(S) = Σ_a p(a) [−Σ_c p(c|a) S(a, c) + log Σ_c p(c) e^{S(a, c)}]` from a joint table

@@ -2,10 +2,12 @@
 //! line has excess 0; the JSON of `jghm scores` and `.npz` embeddings of an exported set are
 //! accepted; bad files and flags end in one line on stderr and a non-zero exit.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::cli::{ok, refused};
 use jghm::arrays::{self, to_safetensors, Array, Stored};
 use serde_json::Value;
 
@@ -15,27 +17,8 @@ fn dir() -> PathBuf {
     d
 }
 
-fn jghm(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_jghm")).args(args).output().expect("the binary runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = jghm(args);
-    assert_eq!(code, Some(0), "{args:?}: {err}");
-    out
-}
-
 fn json(args: &[&str]) -> Value {
     serde_json::from_str(&ok(args)).unwrap()
-}
-
-fn refused(args: &[&str], expected: &str) {
-    let (code, _, err) = jghm(args);
-    assert_ne!(code, Some(0), "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line expected: {err}");
-    assert!(err.contains(expected), "{args:?}: '{expected}' not in {err}");
 }
 
 fn p(path: &Path) -> &str {

@@ -14,7 +14,7 @@ def jghm_binary() -> pathlib.Path:
     """`$JGHM_BIN`, else `target/release/jghm` of this repository."""
     path = pathlib.Path(os.environ.get("JGHM_BIN", ROOT / "target" / "release" / "jghm"))
     if not path.exists():
-        pytest.skip(f"{path} is missing: run `cargo build --release` first (or set JGHM_BIN)")
+        pytest.fail(f"{path} is missing: run `cargo build --release` first (or set JGHM_BIN)")
     return path
 
 

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{pearson, EvalReport, Learned};
+use super::{pearson, EvalReport, Learned, ZeroShot};
 use crate::arrays::{self, ArrayError, Arrays};
 use crate::bp::fast::FastBp;
 use crate::bp::PmiParts;
@@ -453,15 +453,12 @@ pub fn evaluate_pairs(
             grid = (t.scores, t.pmi);
         }
     }
-    let both: Vec<f64> = dx.iter().zip(&dy).map(|(a, b)| 0.5 * (a + b)).collect();
-    let (ex, ey, e) = (Estimate::from_samples(&dx), Estimate::from_samples(&dy), Estimate::from_samples(&both));
     let finite = finite_k(&bp, score, spec.k);
+    let nan = ZeroShot { learned: f64::NAN, oracle: f64::NAN, bayes: f64::NAN };
     let (zs, images) = match roots {
         Some(r) => zero_shot(model, &bp, score, r, spec.prompts)?,
-        None => ((f64::NAN, f64::NAN, f64::NAN), 0),
+        None => (nan, 0),
     };
-    let corr = pearson(&grid.0, &grid.1);
-    let acc_se = if images > 0 { (zs.2 * (1.0 - zs.2) / images as f64).sqrt() } else { f64::NAN };
     let zero_shot_method = match roots {
         Some(_) => format!(
             "zero-shot: {images} test images of the set, {} prompts per class from its first pairs",
@@ -469,23 +466,11 @@ pub fn evaluate_pairs(
         ),
         None => "zero-shot: not computed (the set has no 'roots')".into(),
     };
-    let report = EvalReport {
-        excess_risk: e.value,
-        excess_risk_stderr: e.stderr,
-        sufficiency_bound_image: ex.value,
-        sufficiency_bound_text: ey.value,
-        excess_risk_image_to_text: ex,
-        excess_risk_text_to_image: ey,
-        zero_shot_accuracy: zs.0,
-        oracle_zero_shot_accuracy: zs.1,
-        bayes_accuracy: zs.2,
-        accuracy_stderr: acc_se,
-        pmi_correlation: corr,
-        method: format!(
-            "Monte Carlo on the {n} pairs of the set ({}): excess risks are per-pair differences against the exact PMI (batched BP) with the texts (images) of the other pairs of each block of {} as negatives, standard errors over pairs; finite K = {} on consecutive groups; {zero_shot_method}; correlation over the first block's grid",
-            score.form, spec.block, spec.k
-        ),
-    };
+    let method = format!(
+        "Monte Carlo on the {n} pairs of the set ({}): excess risks are per-pair differences against the exact PMI (batched BP) with the texts (images) of the other pairs of each block of {} as negatives, standard errors over pairs; finite K = {} on consecutive groups; {zero_shot_method}; correlation over the first block's grid",
+        score.form, spec.block, spec.k
+    );
+    let report = EvalReport::from_differences(&dx, &dy, &zs, images, pearson(&grid.0, &grid.1), method);
     Ok(PairsReport { report, finite, pairs: n, zero_shot_images: images })
 }
 
@@ -558,7 +543,7 @@ fn zero_shot(
     score: &ImportedScore,
     roots: &[usize],
     m: usize,
-) -> Result<((f64, f64, f64), usize), ImportError> {
+) -> Result<(ZeroShot, usize), ImportError> {
     let prior = model.prior();
     let mut sets: Vec<Vec<usize>> = vec![vec![]; prior.len()];
     let mut used = 0;
@@ -603,7 +588,7 @@ fn zero_shot(
     let frac = |f: fn(&(bool, bool, bool)) -> bool| {
         results.iter().filter(|r| f(r)).count() as f64 / results.len().max(1) as f64
     };
-    Ok(((frac(|r| r.0), frac(|r| r.1), frac(|r| r.2)), test.len()))
+    Ok((ZeroShot { learned: frac(|r| r.0), oracle: frac(|r| r.1), bayes: frac(|r| r.2) }, test.len()))
 }
 
 /// The roots of an exported set (`roots` of `jghm export`), if the file gives them.

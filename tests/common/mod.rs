@@ -5,6 +5,8 @@
 //! seed fixes the numbers. Shrinking therefore simplifies the shape first.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use jghm::model::{Jghm, Level};
 use jghm::rng;
 use nalgebra::DMatrix;
