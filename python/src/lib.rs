@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jghm::bp::fast::FastBp;
 use jghm::bp::PmiParts;
@@ -114,7 +114,9 @@ fn check_tokens(model: &Jghm, part: Part, flat: &[i64], rows: usize, width: usiz
     // A negative token wraps to a huge u64, so one comparison per token finds both kinds of
     // bad token; only then is the first one located for the message.
     let bad = |t: &i64| *t as u64 >= vocab as u64;
-    if !flat.par_chunks(1 << 16).any(|c| c.iter().fold(false, |b, t| b | bad(t))) {
+    // The largest token as u64 (a max reduction, which vectorises) against the vocabulary.
+    let largest = flat.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |m, &t| m.max(t as u64))).max();
+    if largest.is_none_or(|m| m < vocab as u64) {
         return Ok(());
     }
     let k = flat.iter().position(bad).unwrap_or_default();
@@ -177,6 +179,50 @@ fn batch_of<'a>(
     Ok(Batch { tokens: as_usize(flat), rows, width })
 }
 
+/// Root posteriors `[B · S_0]`, log-likelihoods `[B]` and `B` of a token batch of one part, the
+/// tokens checked chunk by chunk just before belief propagation reads them (so the check costs
+/// no extra pass over memory: the chunk is in cache when BP reads it). The GIL is released;
+/// the first bad token's error, prefixed by its row, is a `ValueError`.
+fn checked_posteriors(
+    py: Python<'_>,
+    model: &Jghm,
+    bp: &FastBp<'_>,
+    part: Part,
+    array: &PyReadonlyArray2<'_, i64>,
+) -> PyResult<(Vec<f64>, Vec<f64>, usize)> {
+    const ROWS: usize = 1024;
+    let (rows, width) = (array.shape()[0], array.shape()[1]);
+    let flat = array.as_slice()?;
+    let s0 = model.root_states();
+    let result = py.detach(|| -> Result<(Vec<f64>, Vec<f64>), String> {
+        if width != model.len_of(part) || rows == 0 {
+            check_tokens(model, part, flat, rows, width)?;
+        }
+        let (mut post, mut ll) = (vec![0.0; rows * s0], vec![0.0; rows]);
+        let width = width.max(1);
+        let all_valid = post
+            .par_chunks_mut(ROWS * s0)
+            .zip(ll.par_chunks_mut(ROWS))
+            .zip(flat.par_chunks(ROWS * width))
+            .all(|((post, ll), tokens)| {
+                if check_tokens(model, part, tokens, ll.len(), width).is_err() {
+                    return false;
+                }
+                let seqs = as_usize(tokens);
+                let obs: Vec<&[usize]> = seqs.chunks(width).collect();
+                bp.root_posteriors_into(part, &obs, post, ll);
+                true
+            });
+        if !all_valid {
+            // The whole batch again, in order, for the first bad row's message.
+            check_tokens(model, part, flat, rows, width)?;
+        }
+        Ok((post, ll))
+    });
+    let (post, ll) = result.map_err(|e| PyValueError::new_err(format!("tokens: {e}")))?;
+    Ok((post, ll, rows))
+}
+
 /// Images and texts of the same batch size.
 fn pair_batches<'a>(
     py: Python<'_>,
@@ -220,6 +266,9 @@ type Pairs<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>);
 /// `Model.load(path)` or `Model.from_json(text)` (the JSON format of `jghm model`).
 #[pyclass(name = "Model", module = "jghm", frozen)]
 struct Model {
+    /// Batched BP compiled once for this model, on first use. Declared before `inner` so that it
+    /// is dropped first: it borrows the model `inner` owns.
+    fast: OnceLock<FastBp<'static>>,
     inner: Arc<Jghm>,
     /// SHA-256 of the JSON text the model was read from (of what `save` writes for a model built
     /// in Python): the identity exports and imported scores carry.
@@ -228,7 +277,19 @@ struct Model {
 
 impl Model {
     fn of_text(model: Jghm, text: &str) -> Model {
-        Model { inner: Arc::new(model), sha256: sha256_hex(text.as_bytes()) }
+        Model { fast: OnceLock::new(), inner: Arc::new(model), sha256: sha256_hex(text.as_bytes()) }
+    }
+
+    /// The model's batched BP, compiled on first use and kept (a batch of a thousand sequences
+    /// costs about as much as compiling it).
+    fn fast(&self) -> &FastBp<'_> {
+        self.fast.get_or_init(|| {
+            // SAFETY: the model lives on the heap behind `inner`, which this struct owns and never
+            // replaces (the class is frozen), and `fast` is dropped before `inner`: the reference
+            // outlives every use of the `FastBp` built from it.
+            let model: &'static Jghm = unsafe { &*Arc::as_ptr(&self.inner) };
+            FastBp::new(model)
+        })
     }
 
     /// A model built here: its identity is that of the file `save` writes.
@@ -395,14 +456,8 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let part = part_of(part)?;
         let array = token_array(tokens, "tokens")?;
-        let batch = batch_of(py, &self.inner, part, &array, "tokens")?;
+        let (post, ll, rows) = checked_posteriors(py, &self.inner, self.fast(), part, &array)?;
         let s0 = self.inner.root_states();
-        let model = &*self.inner;
-        let (post, ll) = py.detach(|| {
-            let (mut post, mut ll) = (vec![0.0; batch.rows * s0], vec![0.0; batch.rows]);
-            FastBp::for_batch(model, batch.rows).root_posteriors_into(part, &batch.rows(), &mut post, &mut ll);
-            (post, ll)
-        });
         if let Some(i) = ll.iter().position(|l| *l == f64::NEG_INFINITY) {
             let e = jghm::BpError::Impossible {
                 evidence: if part == Part::Image { "image" } else { "text" },
@@ -410,7 +465,7 @@ impl Model {
             };
             return Err(PyValueError::new_err(format!("tokens: row {i}: {e}")));
         }
-        PyArray1::from_vec(py, post).reshape([batch.rows, s0])
+        PyArray1::from_vec(py, post).reshape([rows, s0])
     }
 
     /// Log-likelihoods `log p(x_i)` (part "image") or `log p(y_i)` (part "text") of a batch
@@ -424,14 +479,7 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let part = part_of(part)?;
         let array = token_array(tokens, "tokens")?;
-        let batch = batch_of(py, &self.inner, part, &array, "tokens")?;
-        let s0 = self.inner.root_states();
-        let model = &*self.inner;
-        let ll = py.detach(|| {
-            let (mut post, mut ll) = (vec![0.0; batch.rows * s0], vec![0.0; batch.rows]);
-            FastBp::for_batch(model, batch.rows).root_posteriors_into(part, &batch.rows(), &mut post, &mut ll);
-            ll
-        });
+        let (_, ll, _) = checked_posteriors(py, &self.inner, self.fast(), part, &array)?;
         Ok(PyArray1::from_vec(py, ll))
     }
 
@@ -446,10 +494,9 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let (images, texts) = (token_array(images, "images")?, token_array(texts, "texts")?);
         let (x, y) = pair_batches(py, &self.inner, &images, &texts)?;
-        let model = &*self.inner;
         let out = py.detach(|| {
             let mut out = vec![0.0; x.rows];
-            FastBp::for_batch(model, x.rows).log_pxy_into(&x.rows(), &y.rows(), &mut out);
+            self.fast().log_pxy_into(&x.rows(), &y.rows(), &mut out);
             out
         });
         Ok(PyArray1::from_vec(py, out))
@@ -467,10 +514,9 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let (images, texts) = (token_array(images, "images")?, token_array(texts, "texts")?);
         let (x, y) = pair_batches(py, &self.inner, &images, &texts)?;
-        let model = &*self.inner;
         let parts = py.detach(|| {
             let mut out = vec![PmiParts { pmi: 0.0, log_pxy: 0.0, log_px: 0.0, log_py: 0.0 }; x.rows];
-            FastBp::for_batch(model, x.rows).pmi_into(&x.rows(), &y.rows(), &mut out);
+            self.fast().pmi_into(&x.rows(), &y.rows(), &mut out);
             out
         });
         if let Some(i) = parts.iter().position(|p| p.log_pxy == f64::NEG_INFINITY) {
