@@ -200,19 +200,18 @@ fn checked_posteriors(
         }
         let (mut post, mut ll) = (vec![0.0; rows * s0], vec![0.0; rows]);
         let width = width.max(1);
-        let all_valid = post
-            .par_chunks_mut(ROWS * s0)
-            .zip(ll.par_chunks_mut(ROWS))
-            .zip(flat.par_chunks(ROWS * width))
-            .all(|((post, ll), tokens)| {
-                if check_tokens(model, part, tokens, ll.len(), width).is_err() {
-                    return false;
-                }
-                let seqs = as_usize(tokens);
-                let obs: Vec<&[usize]> = seqs.chunks(width).collect();
-                bp.root_posteriors_into(part, &obs, post, ll);
-                true
-            });
+        let all_valid =
+            post.par_chunks_mut(ROWS * s0).zip(ll.par_chunks_mut(ROWS)).zip(flat.par_chunks(ROWS * width)).all(
+                |((post, ll), tokens)| {
+                    if check_tokens(model, part, tokens, ll.len(), width).is_err() {
+                        return false;
+                    }
+                    let seqs = as_usize(tokens);
+                    let obs: Vec<&[usize]> = seqs.chunks(width).collect();
+                    bp.root_posteriors_into(part, &obs, post, ll);
+                    true
+                },
+            );
         if !all_valid {
             // The whole batch again, in order, for the first bad row's message.
             check_tokens(model, part, flat, rows, width)?;
