@@ -1,20 +1,33 @@
-//! CLIP training throughput of the standard configuration (`jghm bench train`), to compare side
-//! by side with the PyTorch reference script `clip_train_torch.py` (same architecture, same
-//! defaults).
+//! CLIP training throughput (`jghm bench train`), to compare side by side with the PyTorch
+//! reference script `clip_train_torch.py` at the same sizes.
 //!
-//! The model is the standard random JGHM (10 states, 3 children, image depth 4 = 81 tokens,
-//! text depth 3 = 27 tokens, flip 0.3, seed 1); encoders d = 64, 2 layers, 4 heads, p = 32;
-//! in-batch negatives; AdamW. As in the reference, one batch is drawn before the clock starts
-//! and reused (sampling is not timed), 3 warm-up steps are not timed, and a timed step is
-//! forward + backward of both towers, the loss, and the optimiser update.
+//! Two presets ([`TrainPreset`]), each a model and an encoder configuration:
+//! * `standard`: the standard random JGHM (10 states, 3 children, image depth 4 = 81 tokens,
+//!   text depth 3 = 27 tokens, flip 0.3, seed 1); encoders d = 64, 2 layers, 4 heads, p = 32;
+//!   batch 256. The reference's defaults.
+//! * `paper`: the paper's simulations — both towers of depth 4 (81 tokens each, the paper's
+//!   tree at flip 0.2); encoders d = 128, 5 layers, 4 heads, p = 10; batch 128. Compare with
+//!   `clip_train_torch.py --d 128 --layers 5 --text-len 81 --p 10 --batch 128`.
+//!
+//! A configuration file (`--config`, the JSON of `jghm train --config`) replaces the preset's
+//! encoder sizes. Negatives are in-batch, as in the reference. One batch is drawn before the
+//! clock starts and reused (sampling is not timed), 3 warm-up steps are not timed, and a timed
+//! step is forward + backward of both towers, the loss, and the optimiser update.
+//!
+//! The work of a step is counted from the shapes ([`transformer_flop_per_sample`]), so the
+//! throughput is also a rate of arithmetic (GFLOP/s) and a fraction of the machine's f32 FMA
+//! peak measured in the same run ([`super::peak`]).
 
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::learn::data::Data;
-use crate::learn::{AdamW, Class, ClipPair, ConfigError, PositionInit, TrainConfig, Transformer};
-use crate::model::{ModelError, Part};
+use crate::learn::{
+    AdamW, CheckedConfig, Class, ClipPair, ConfigError, PositionInit, TrainConfig, Transformer, TransformerShape,
+};
+use crate::model::{Jghm, ModelError, Part};
+use crate::random_family::paper::PaperSpec;
 use crate::random_family::RandomSpec;
 
 /// Untimed steps before the clock starts.
@@ -27,6 +40,58 @@ pub enum TrainBenchError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("bench train times the transformer class; the configuration names class '{0}'")]
+    NotTransformer(String),
+}
+
+/// A model and encoder configuration to time (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainPreset {
+    Standard,
+    Paper,
+}
+
+impl TrainPreset {
+    /// The preset's model.
+    pub fn model(&self) -> Result<Jghm, ModelError> {
+        match self {
+            TrainPreset::Standard => {
+                let mut spec = RandomSpec::symmetric(10, 3, 4, 1);
+                spec.text_depth = 3;
+                spec.flip = 0.3;
+                spec.build()
+            }
+            TrainPreset::Paper => PaperSpec::paper(0.2, 0.2).build(),
+        }
+    }
+
+    /// The preset's encoder configuration, pinned here rather than taken from `train`'s
+    /// defaults (which are tuned for accuracy, not for this bench).
+    pub fn config(&self) -> TrainConfig {
+        let mut cfg = TrainConfig::for_class(Class::Transformer);
+        (cfg.width, cfg.layers, cfg.heads, cfg.out, cfg.batch) = match self {
+            TrainPreset::Standard => (64, 2, 4, 32, 256),
+            TrainPreset::Paper => (128, 5, 4, 10, 128),
+        };
+        (cfg.normalise, cfg.position_init) = (false, PositionInit::Normal);
+        cfg
+    }
+
+    /// The arguments of `clip_train_torch.py` for the same sizes.
+    pub fn reference_arguments(model: &Jghm, cfg: &TrainConfig) -> String {
+        format!(
+            "--image-len {} --text-len {} --vocab {} --d {} --layers {} --heads {} --p {} --batch {}",
+            model.len_of(Part::Image),
+            model.len_of(Part::Text),
+            model.image_vocab(),
+            cfg.width,
+            cfg.layers,
+            cfg.heads,
+            cfg.out,
+            cfg.batch
+        )
+    }
 }
 
 /// The throughput of [`bench_train`], in the keys `jghm bench train --json` prints.
@@ -39,30 +104,44 @@ pub struct TrainThroughput {
     pub threads: usize,
     pub parameters: usize,
     pub last_loss: f64,
-    pub configuration: &'static str,
+    /// Floating-point operations of one training pair (forward and backward of both towers).
+    pub flop_per_pair: f64,
+    /// `pairs_per_second · flop_per_pair / 1e9`.
+    pub gflop_per_second: f64,
+    pub configuration: String,
+    /// The same sizes for `clip_train_torch.py`.
+    pub reference_arguments: String,
 }
 
-/// Times `steps` CLIP steps of `batch` pairs of the standard configuration (module doc) on the
-/// current thread pool.
-pub fn bench_train(steps: usize, batch: usize) -> Result<TrainThroughput, TrainBenchError> {
-    let mut spec = RandomSpec::symmetric(10, 3, 4, 1);
-    spec.text_depth = 3;
-    spec.flip = 0.3;
-    let model = spec.build()?;
-    // The standard configuration of `clip_train_torch.py`, pinned here rather than taken from
-    // `train`'s default (which is tuned for accuracy in 4 minutes, not for this bench).
-    let mut cfg = TrainConfig::for_class(Class::Transformer);
-    (cfg.width, cfg.layers, cfg.heads, cfg.out, cfg.normalise) = (64, 2, 4, 32, false);
-    cfg.position_init = PositionInit::Normal;
-    cfg.batch = batch;
-    let cfg = cfg.check(&model)?;
-    let enc = |p| cfg.transformer(&model, p);
-    let mut pair: ClipPair<f32, Transformer> =
-        ClipPair::new(enc(Part::Image), enc(Part::Text), cfg.head(&model), cfg.scheme);
+/// Multiply-add work of one sample through a transformer tower, forward and backward, in FLOP
+/// (2 per multiply-add), counting the matrix products only (LayerNorm, GELU, the softmax and
+/// the optimiser are a few percent at the paper's sizes):
+/// ```text
+/// forward per block:  2T(3C² + C² + 4C² + 4C²) + 2·2T²C   (qkv, out, fc, fp; QKᵀ and AV)
+/// forward:            L · that + 2CP                        (and the projection)
+/// forward + backward: 3 · forward                           (each product has two in backward)
+/// ```
+pub fn transformer_flop_per_sample(s: &TransformerShape) -> f64 {
+    let (t, c, p) = (s.len as f64, s.width as f64, s.out as f64);
+    let block = 2.0 * t * 12.0 * c * c + 4.0 * t * t * c;
+    3.0 * (s.layers as f64 * block + 2.0 * c * p)
+}
+
+/// Times `steps` CLIP steps of `cfg` on `model` (module doc) on the current thread pool.
+pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<TrainThroughput, TrainBenchError> {
+    if cfg.class != Class::Transformer {
+        return Err(TrainBenchError::NotTransformer(cfg.class.meta().name.to_string()));
+    }
+    let checked: CheckedConfig = cfg.clone().check(model)?;
+    let enc = |p| checked.transformer(model, p);
+    let (image, text) = (enc(Part::Image), enc(Part::Text));
+    let flop_per_pair = transformer_flop_per_sample(&image.shape) + transformer_flop_per_sample(&text.shape);
+    let mut pair: ClipPair<f32, Transformer> = ClipPair::new(image, text, checked.head(model), checked.scheme);
     let mut params = pair.init(&mut crate::rng::stream(0, 0));
     let mut opt = AdamW::new(&params);
     let mut grads = params.zeros_like();
-    let data = Data::Fresh { model: &model, seed: 0 }.batch(0, cfg.batch, cfg.scheme);
+    let batch = checked.batch;
+    let data = Data::Fresh { model, seed: 0 }.batch(0, batch, checked.scheme);
     let mut t0 = Instant::now();
     let mut loss = f64::NAN;
     for s in 0..WARM_UP + steps {
@@ -71,17 +150,30 @@ pub fn bench_train(steps: usize, batch: usize) -> Result<TrainThroughput, TrainB
         }
         // The batch is sampled from the model the encoders were built for: it always fits.
         loss = pair.loss_and_grad(&params, &data.images, &data.texts, &mut grads).expect("sampled tokens fit").loss;
-        opt.step(&cfg.schedule, s, &mut params, &mut grads);
+        opt.step(&checked.schedule, s, &mut params, &mut grads);
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let pairs_per_second = (steps * batch) as f64 / seconds;
     Ok(TrainThroughput {
-        pairs_per_second: (steps * batch) as f64 / seconds,
+        pairs_per_second,
         ms_per_step: seconds * 1e3 / steps as f64,
         steps,
         batch,
         threads: rayon::current_num_threads(),
         parameters: params.len(),
         last_loss: loss,
-        configuration: "JGHM 10 states, 3 children, image 81 tokens, text 27 tokens; d=64, 2 layers, 4 heads, p=32; in-batch CLIP loss; AdamW",
+        flop_per_pair,
+        gflop_per_second: pairs_per_second * flop_per_pair / 1e9,
+        configuration: format!(
+            "image {} tokens, text {} tokens, vocabulary {}; d={}, {} layers, {} heads, p={}; in-batch CLIP loss; AdamW",
+            model.len_of(Part::Image),
+            model.len_of(Part::Text),
+            model.image_vocab(),
+            cfg.width,
+            cfg.layers,
+            cfg.heads,
+            cfg.out
+        ),
+        reference_arguments: TrainPreset::reference_arguments(model, cfg),
     })
 }

@@ -17,8 +17,11 @@ pub enum BenchCommand {
     /// CLIP training throughput (pairs/s) of the standard two-tower transformer configuration.
     #[command(after_help = "Example:\n  jghm bench train --threads 2 --json\n  \
         prints {\"pairs_per_second\": .., \"ms_per_step\": .., ..}\n\
-        Compare: python clip_train_torch.py --threads 2")]
+        Compare: python clip_train_torch.py --threads 2\n  jghm bench train --preset paper --threads 2  (prints the reference arguments to compare)")]
     Train(super::bench_train::BenchTrainArgs),
+    /// The machine's FMA peak (f32 256- and 512-bit, BF16 dot): GFLOP/s on one thread and on all.
+    #[command(after_help = "Example:\n  jghm bench peak --threads 2")]
+    Peak(super::bench_train::BenchPeakArgs),
 }
 
 #[derive(Args, Debug)]
@@ -52,6 +55,7 @@ pub struct BenchBpArgs {
 pub fn run(command: &BenchCommand, json: bool) -> Result<()> {
     match command {
         BenchCommand::Train(a) => super::bench_train::run(a, json),
+        BenchCommand::Peak(a) => super::bench_train::run_peak(a, json),
         BenchCommand::Bp(a) => {
             let mut pool = rayon::ThreadPoolBuilder::new();
             if let Some(t) = a.threads {
