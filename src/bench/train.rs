@@ -165,14 +165,15 @@ pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<Trai
         flop_per_pair,
         gflop_per_second: pairs_per_second * flop_per_pair / 1e9,
         configuration: format!(
-            "image {} tokens, text {} tokens, vocabulary {}; d={}, {} layers, {} heads, p={}; in-batch CLIP loss; AdamW",
+            "image {} tokens, text {} tokens, vocabulary {}; d={}, {} layers, {} heads, p={}; {} products; in-batch CLIP loss; AdamW",
             model.len_of(Part::Image),
             model.len_of(Part::Text),
             model.image_vocab(),
             cfg.width,
             cfg.layers,
             cfg.heads,
-            cfg.out
+            cfg.out,
+            cfg.products.name()
         ),
         reference_arguments: TrainPreset::reference_arguments(model, cfg),
     })

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::bench::peak::{measure_peaks, Peaks};
 use crate::bench::train::{bench_train, TrainPreset};
-use crate::learn::{Class, TrainConfig};
+use crate::learn::{Class, Products, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
@@ -29,6 +29,9 @@ pub struct BenchTrainArgs {
     /// Worker threads [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+    /// How the affine maps multiply: exact (f32) or bf16 (BF16 inputs, f32 sums) [default: the preset's or the file's].
+    #[arg(long, value_enum)]
+    pub products: Option<Products>,
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +66,9 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
     };
     if let Some(b) = a.batch {
         cfg.batch = b as usize;
+    }
+    if let Some(p) = a.products {
+        cfg.products = p;
     }
     let pool = pool(a.threads)?;
     let (t, peaks) = pool.install(|| -> Result<_> {

@@ -66,6 +66,9 @@ pub struct TrainConfig {
     pub restarts: usize,
     /// Steps each restart candidate trains before the choice.
     pub restart_steps: usize,
+    /// Transformer only: how the affine maps multiply (`exact` in f32, or `bf16` inputs with
+    /// f32 accumulation on a CPU with AVX512_BF16; [`super::bf16`]).
+    pub products: super::Products,
 }
 
 /// The start of a transformer's learned positional embedding `wpe`.
@@ -115,6 +118,7 @@ impl TrainConfig {
             position_init: PositionInit::Normal,
             restarts: d.restarts,
             restart_steps: d.restart_steps,
+            products: super::Products::Exact,
         }
     }
 
@@ -221,6 +225,14 @@ impl TrainConfig {
                 return Err(ConfigError::FewPairs { n, train, batch: self.batch });
             }
         }
+        if self.products == super::Products::Bf16 {
+            if self.class != Class::Transformer {
+                return Err(ConfigError::Bf16Class { class: self.class.label() });
+            }
+            if !super::bf16::bf16_available() {
+                return Err(ConfigError::Bf16Cpu);
+            }
+        }
         if self.class.meta().two_towers && model.has_trunk() {
             return Err(ConfigError::Trunk { class: self.class.label() });
         }
@@ -316,6 +328,10 @@ pub enum ConfigError {
     FewPairs { n: usize, train: usize, batch: usize },
     #[error("the {class} is defined for two-tower models (this model has a shared trunk)")]
     Trunk { class: &'static str },
+    #[error("products 'bf16' are for the transformer class, not the {class}")]
+    Bf16Class { class: &'static str },
+    #[error("products 'bf16' need a CPU with AVX512_BF16, which this one lacks")]
+    Bf16Cpu,
     #[error(
         "config: the run needs about {} of memory, more than the {} available (lower {largest})",
         super::memory::human(*estimate),
@@ -351,7 +367,7 @@ impl CheckedConfig {
 
     /// The transformer encoder of one tower, with its positional start.
     pub fn transformer(&self, model: &Jghm, part: Part) -> super::Transformer {
-        let net = super::Transformer::new(self.transformer_shape(model, part));
+        let net = super::Transformer::new(self.transformer_shape(model, part)).with_products(self.products);
         match self.position_init {
             PositionInit::Normal => net,
             PositionInit::Tree => net.with_tree_positions(super::transformer::tree_position_groups(model, part)),

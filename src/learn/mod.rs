@@ -9,6 +9,7 @@
 //! | file | holds |
 //! |---|---|
 //! | [`real`] | `f32`/`f64` generic kernels, the checked gemm |
+//! | [`bf16`] | BF16 products with f32 accumulation (AVX512_BF16), optional for the affine maps |
 //! | [`layernorm`], [`linear`], [`attention`], [`gelu`] | the transformer's kernels, forward + backward |
 //! | [`encoder`] | the `Encoder` interface, the batched deterministic runner |
 //! | [`transformer`] | the paper's class: pre-LN transformer, mean-pool, projection |
@@ -26,6 +27,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod bf16;
 pub mod bp_class;
 pub mod checkpoint;
 pub mod clip;
@@ -47,6 +49,7 @@ pub mod train;
 pub mod transformer;
 
 pub use adamw::{AdamW, Schedule};
+pub use bf16::Products;
 pub use bp_class::BpEncoder;
 pub use checkpoint::Checkpoint;
 pub use clip::{ClipPair, Params};

@@ -48,6 +48,24 @@ pub trait Real:
         csc: isize,
     );
 
+    /// [`gemm`] with BF16 inputs and f32 accumulation ([`super::bf16::gemm_bf16`]) for `f32`;
+    /// `f64` multiplies exactly, so the finite-difference checks of a BF16 run's code measure
+    /// its calculus, not its rounding. `C` has unit column stride.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_bf16(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: &[Self],
+        sa: Strides,
+        b: &[Self],
+        sb: Strides,
+        beta: Self,
+        c: &mut [Self],
+        rsc: usize,
+    );
+
     /// `x` converted from `f64` (exact for `f64`, rounded for `f32`).
     fn of(x: f64) -> Self {
         Self::from_f64(x).expect("f64 converts to every Real")
@@ -72,7 +90,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path, $exp:path, $name:literal) => {
+    ($t:ty, $gemm:path, $gemm_bf16:path, $exp:path, $name:literal) => {
         impl Real for $t {
             const DTYPE: &'static str = $name;
             unsafe fn gemm_raw(
@@ -93,6 +111,21 @@ macro_rules! impl_real {
             ) {
                 $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
             }
+            fn gemm_bf16(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: &[Self],
+                sa: Strides,
+                b: &[Self],
+                sb: Strides,
+                beta: Self,
+                c: &mut [Self],
+                rsc: usize,
+            ) {
+                $gemm_bf16(m, k, n, alpha, a, sa, b, sb, beta, c, rsc)
+            }
             fn exp_in_place(xs: &mut [Self]) {
                 $exp(xs)
             }
@@ -110,8 +143,26 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, matrixmultiply::sgemm, exp_f32_in_place, "F32");
-impl_real!(f64, matrixmultiply::dgemm, exp_f64_in_place, "F64");
+impl_real!(f32, matrixmultiply::sgemm, super::bf16::gemm_bf16, exp_f32_in_place, "F32");
+impl_real!(f64, matrixmultiply::dgemm, gemm_f64_row_major_c, exp_f64_in_place, "F64");
+
+/// `f64`'s [`Real::gemm_bf16`]: the exact product.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f64_row_major_c(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: &[f64],
+    sa: Strides,
+    b: &[f64],
+    sb: Strides,
+    beta: f64,
+    c: &mut [f64],
+    rsc: usize,
+) {
+    gemm(m, k, n, alpha, a, sa, b, sb, beta, c, Strides { rs: rsc, cs: 1 })
+}
 
 fn exp_f64_in_place(xs: &mut [f64]) {
     xs.iter_mut().for_each(|x| *x = x.exp());

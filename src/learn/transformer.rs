@@ -23,7 +23,8 @@ use super::attention::{attention_backward, attention_forward_masked, AttnShape};
 use super::encoder::Encoder;
 use super::gelu::{gelu_backward, gelu_forward};
 use super::layernorm::{layernorm_backward, layernorm_forward};
-use super::linear::{linear_backward, linear_forward};
+use super::bf16::Products;
+use super::linear::{linear_backward, linear_backward_with, linear_forward, linear_forward_with};
 use super::real::Real;
 use crate::rng::Rng;
 
@@ -75,6 +76,8 @@ pub struct Transformer {
     total: usize,
     /// `Some(groups)`: the positional embedding starts tree-aware ([`Transformer::with_tree_positions`]).
     position_groups: Option<Vec<Vec<usize>>>,
+    /// How the affine maps multiply ([`Transformer::with_products`]).
+    products: Products,
 }
 
 impl Transformer {
@@ -108,7 +111,7 @@ impl Transformer {
         let lnfb = take(c);
         let projw = take(c * p);
         let projb = take(p);
-        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at, position_groups: None }
+        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at, position_groups: None, products: Products::Exact }
     }
 
     /// Starts the learned positional embedding from the tree instead of i.i.d. noise:
@@ -126,6 +129,19 @@ impl Transformer {
         assert_eq!(groups.len(), self.shape.len, "one group list per position");
         self.position_groups = Some(groups);
         self
+    }
+
+    /// Multiplies the affine maps (`qkv`, the attention output, the MLP; not the attention
+    /// scores, not the projection) as `products` says: [`Products::Bf16`] rounds their inputs
+    /// to BF16 and accumulates in f32 ([`super::bf16`]), in forward and backward alike.
+    pub fn with_products(mut self, products: Products) -> Self {
+        self.products = products;
+        self
+    }
+
+    /// How the affine maps multiply.
+    pub fn products(&self) -> Products {
+        self.products
     }
 
     /// The trunk, shared by the pooled encoder and the per-position models of
@@ -157,7 +173,8 @@ impl Transformer {
             let (h, h_next) = (&before[l][..n * c], &mut after[0][..n * c]);
             // qkv = LN₁(h) W_qkv + b_qkv
             layernorm_forward(&mut bc.ln1, &mut bc.ln1_mean, &mut bc.ln1_rstd, h, &w[at.ln1w..], &w[at.ln1b..], c);
-            linear_forward(
+            linear_forward_with(
+                self.products,
                 &mut bc.qkv,
                 &bc.ln1,
                 &w[at.qkvw..],
@@ -170,7 +187,7 @@ impl Transformer {
             attention_forward_masked(&mut bc.atty, &mut bc.att, &bc.qkv, shape, causal);
             // a = h + Attn Wₒ + bₒ
             bc.resid2[..n * c].copy_from_slice(h);
-            linear_forward(&mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
+            linear_forward_with(self.products, &mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
             // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
             layernorm_forward(
                 &mut bc.ln2,
@@ -181,7 +198,8 @@ impl Transformer {
                 &w[at.ln2b..],
                 c,
             );
-            linear_forward(
+            linear_forward_with(
+                self.products,
                 &mut bc.fch,
                 &bc.ln2,
                 &w[at.fcw..],
@@ -193,7 +211,7 @@ impl Transformer {
             );
             gelu_forward(&mut bc.fch_gelu[..n * 4 * c], &bc.fch[..n * 4 * c]);
             h_next.copy_from_slice(&bc.resid2[..n * c]);
-            linear_forward(h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
+            linear_forward_with(self.products, h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
         }
         // lnf = LN_f(h^L)
         let hl = &cache.resid[s.layers][..n * c];
@@ -251,7 +269,8 @@ impl Transformer {
             {
                 let (dfpw, dfpb) = dw[at.fpw..].split_at_mut(4 * c * c);
                 cc.dfch_gelu[..n * 4 * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
+                linear_backward_with(
+                    self.products,
                     Some(&mut cc.dfch_gelu[..n * 4 * c]),
                     dfpw,
                     Some(&mut dfpb[..c]),
@@ -268,7 +287,8 @@ impl Transformer {
             {
                 let (dfcw, dfcb) = dw[at.fcw..].split_at_mut(4 * c * c);
                 cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
+                linear_backward_with(
+                    self.products,
                     Some(&mut cc.dln[..n * c]),
                     dfcw,
                     Some(&mut dfcb[..4 * c]),
@@ -298,7 +318,8 @@ impl Transformer {
             {
                 let (dattw, dattb) = dw[at.attw..].split_at_mut(c * c);
                 cc.datty[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
+                linear_backward_with(
+                    self.products,
                     Some(&mut cc.datty[..n * c]),
                     dattw,
                     Some(&mut dattb[..c]),
@@ -315,7 +336,8 @@ impl Transformer {
             {
                 let (dqkvw, dqkvb) = dw[at.qkvw..].split_at_mut(3 * c * c);
                 cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
-                linear_backward(
+                linear_backward_with(
+                    self.products,
                     Some(&mut cc.dln[..n * c]),
                     dqkvw,
                     Some(&mut dqkvb[..3 * c]),
