@@ -100,16 +100,8 @@ fn pack_pairs(src: &[f32], k: usize, len: usize, sk: usize, sl: usize, lpad: usi
         let (k0, k1) = (2 * p, 2 * p + 1);
         if sl == 1 {
             let lo = &src[k0 * sk..k0 * sk + len];
-            if k1 < k {
-                let hi = &src[k1 * sk..k1 * sk + len];
-                for ((w, &a), &b) in row.iter_mut().zip(lo).zip(hi) {
-                    *w = to_bf16(a) as u32 | (to_bf16(b) as u32) << 16;
-                }
-            } else {
-                for (w, &a) in row.iter_mut().zip(lo) {
-                    *w = to_bf16(a) as u32;
-                }
-            }
+            let hi = (k1 < k).then(|| &src[k1 * sk..k1 * sk + len]);
+            interleave(lo, hi, row);
         } else {
             for (l, w) in row.iter_mut().enumerate() {
                 let hi = if k1 < k { to_bf16(src[k1 * sk + l * sl]) as u32 } else { 0 };
@@ -120,6 +112,32 @@ fn pack_pairs(src: &[f32], k: usize, len: usize, sk: usize, sl: usize, lpad: usi
     out
 }
 
+/// `words[l] = (bf16 lo[l], bf16 hi[l])` (`hi` zero when absent): two rows interleaved into pairs.
+fn interleave(lo: &[f32], hi: Option<&[f32]>, words: &mut [u32]) {
+    // SAFETY: callers reach here only after `gemm_bf16` asserted AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    let done = unsafe { x86::interleave(lo, hi, words) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (l, w) in words.iter_mut().enumerate().skip(done) {
+        *w = to_bf16(lo[l]) as u32 | hi.map_or(0, |h| (to_bf16(h[l]) as u32) << 16);
+    }
+}
+
+/// `words[p] = (bf16 row[2p], bf16 row[2p+1])` (the second zero past an odd end): a row
+/// converted in place order.
+fn convert_row(row: &[f32], words: &mut [u32]) {
+    // SAFETY: callers reach here only after `gemm_bf16` asserted AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    let done = unsafe { x86::convert_row(row, words) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (p, w) in words.iter_mut().enumerate().skip(done) {
+        let hi = row.get(2 * p + 1).map_or(0, |&x| to_bf16(x) as u32);
+        *w = to_bf16(row[2 * p]) as u32 | hi << 16;
+    }
+}
+
 /// Rows of `A` (m × k) packed as words `[i][p]` when `A`'s rows are contiguous (a plain
 /// conversion of each row), else as `[p][i]`; returns the words and their (row, pair) strides.
 fn pack_a(a: &[f32], m: usize, k: usize, s: Strides) -> (Vec<u32>, usize, usize) {
@@ -128,12 +146,7 @@ fn pack_a(a: &[f32], m: usize, k: usize, s: Strides) -> (Vec<u32>, usize, usize)
     if s.cs == 1 {
         let mut out = vec![0u32; mpad * kp];
         for i in 0..m {
-            let row = &a[i * s.rs..i * s.rs + k];
-            let words = &mut out[i * kp..(i + 1) * kp];
-            for (w, pair) in words.iter_mut().zip(row.chunks(2)) {
-                let hi = pair.get(1).map_or(0, |&x| to_bf16(x) as u32);
-                *w = to_bf16(pair[0]) as u32 | hi << 16;
-            }
+            convert_row(&a[i * s.rs..i * s.rs + k], &mut out[i * kp..(i + 1) * kp]);
         }
         (out, kp, 1)
     } else {
@@ -195,6 +208,56 @@ pub fn gemm_bf16(
 mod x86 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
+
+    /// [`super::to_bf16`] on 16 lanes: `(bits + 0x7FFF + ((bits >> 16) & 1)) >> 16`.
+    #[target_feature(enable = "avx512f")]
+    fn round16(v: __m512) -> __m512i {
+        let bits = _mm512_castps_si512(v);
+        let odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+        let up = _mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), odd);
+        _mm512_srli_epi32(up, 16)
+    }
+
+    /// The whole blocks of 16 of [`super::interleave`]; returns how many words it wrote.
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn interleave(lo: &[f32], hi: Option<&[f32]>, words: &mut [u32]) -> usize {
+        let n = words.len().min(lo.len()) / 16 * 16;
+        for l in (0..n).step_by(16) {
+            // SAFETY: l + 16 ≤ n ≤ the length of `lo`, `hi` (as long as `lo`) and `words`.
+            unsafe {
+                let a = round16(_mm512_loadu_ps(lo.as_ptr().add(l)));
+                let w = match hi {
+                    Some(h) => _mm512_or_si512(a, _mm512_slli_epi32(round16(_mm512_loadu_ps(h.as_ptr().add(l))), 16)),
+                    None => a,
+                };
+                _mm512_storeu_si512(words.as_mut_ptr().add(l).cast(), w);
+            }
+        }
+        n
+    }
+
+    /// The whole blocks of 16 words of [`super::convert_row`]; returns how many it wrote.
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn convert_row(row: &[f32], words: &mut [u32]) -> usize {
+        let n = (row.len() / 32).min(words.len() / 16) * 16;
+        for p in (0..n).step_by(16) {
+            // SAFETY: 2p + 32 ≤ row.len() and p + 16 ≤ words.len().
+            unsafe {
+                let lo = _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(row.as_ptr().add(2 * p))));
+                let hi = _mm512_cvtepi32_epi16(round16(_mm512_loadu_ps(row.as_ptr().add(2 * p + 16))));
+                let out = words.as_mut_ptr().add(p).cast::<__m256i>();
+                _mm256_storeu_si256(out, lo);
+                _mm256_storeu_si256(out.add(1), hi);
+            }
+        }
+        n
+    }
 
     /// One `MR × NR` tile of `Σ_p A_pair(i, p) · B_pair(p, j)` into `out`.
     ///
