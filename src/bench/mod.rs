@@ -12,6 +12,7 @@
 //! on a slice for comparison. The configuration matches the PyTorch reference script
 //! `bp_torch.py` of the benchmark references, so the two can be timed in one run.
 
+pub mod kernels;
 pub mod peak;
 pub mod train;
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::bench::kernels::{bench_kernels, KernelTiming};
 use crate::bench::peak::{measure_peaks, Peaks};
 use crate::bench::train::{bench_train, TrainPreset};
 use crate::learn::{Class, Products, TrainConfig};
@@ -32,6 +33,9 @@ pub struct BenchTrainArgs {
     /// How the affine maps multiply: exact (f32) or bf16 (BF16 inputs, f32 sums) [default: the preset's or the file's].
     #[arg(long, value_enum)]
     pub products: Option<Products>,
+    /// Also time each kernel of a block alone on one chunk (one thread) and estimate its share of the step.
+    #[arg(long)]
+    pub kernels: bool,
 }
 
 #[derive(Args, Debug)]
@@ -76,10 +80,22 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         Ok((t, measure_peaks(TRAIN_PEAK_ITERS, 3)))
     })?;
     let peak = peaks.f32_all_threads();
+    let towers: Vec<(&str, Vec<KernelTiming>)> = if a.kernels {
+        let checked = cfg.clone().check(&model)?;
+        [("image", crate::model::Part::Image), ("text", crate::model::Part::Text)]
+            .into_iter()
+            .map(|(name, part)| (name, bench_kernels(&checked.transformer_shape(&model, part), cfg.products, cfg.batch, t.threads, 5)))
+            .collect()
+    } else {
+        vec![]
+    };
     if json_out {
         let mut v = serde_json::to_value(&t)?;
         v["f32_peak_gflop_per_second"] = serde_json::json!(peak);
         v["fraction_of_f32_peak"] = serde_json::json!(peak.map(|p| t.gflop_per_second / p));
+        if a.kernels {
+            v["kernels"] = serde_json::to_value(towers.iter().map(|(n, k)| (n.to_string(), k)).collect::<std::collections::BTreeMap<_, _>>())?;
+        }
         println!("{v}");
     } else {
         let of_peak = peak.map_or(String::new(), |p| format!(", {:.0}% of the f32 FMA peak {p:.0} GFLOP/s", 100.0 * t.gflop_per_second / p));
@@ -95,8 +111,29 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         );
         println!("{}", t.configuration);
         println!("compare: python clip_train_torch.py {} --threads {}", t.reference_arguments, t.threads);
+        print_kernels(&towers, t.ms_per_step);
     }
     Ok(())
+}
+
+/// The kernel table of `--kernels`: per tower, each kernel's time per call, rate and estimated
+/// share of the step, then how much of the measured step the kernels explain.
+fn print_kernels(towers: &[(&str, Vec<KernelTiming>)], step_ms: f64) {
+    let mut explained = 0.0;
+    for (tower, rows) in towers {
+        println!("{tower} tower, one chunk on one thread:");
+        for r in rows {
+            let rate = if r.flop_per_call > 0.0 { format!("{:7.1} GFLOP/s", r.gflop_per_second) } else { " ".repeat(15) };
+            println!("  {:<52} {:8.3} ms/call {rate} {:8.1} ms/step", r.kernel, r.ms_per_call, r.ms_per_step);
+            explained += r.ms_per_step;
+        }
+    }
+    if !towers.is_empty() {
+        println!(
+            "the kernels explain {explained:.0} of {step_ms:.0} ms per step; the rest ({:.0} ms) is the embedding, pooling, loss, optimiser, gradient reduction and idle threads",
+            step_ms - explained
+        );
+    }
 }
 
 pub fn run_peak(a: &BenchPeakArgs, json_out: bool) -> Result<()> {

@@ -8,6 +8,8 @@
 //! `½ (1 − tanh² u) = 2 σ(2u)(1 − σ(2u))`: one `exp` per element instead of libm's `tanh`
 //! (which took 40% of a training step).
 
+use multiversion::multiversion;
+
 use super::real::Real;
 
 const GELU_A: f64 = 0.044715;
@@ -17,6 +19,7 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// `buf_i ← σ(2u_i)` with `u_i = √(2/π)(x_i + a x_i³)`, in three passes so that the `exp`
 /// runs over a whole slice ([`Real::exp_in_place`], vectorised in `f32`); the exponent is
 /// clamped so that `e^{−2u}` stays finite (σ is then 0 or 1 to working precision anyway).
+#[inline(always)]
 fn sigma2u_into<R: Real>(buf: &mut [R], inp: &[R]) {
     let (a, s) = (R::of(GELU_A), R::of(SQRT_2_OVER_PI));
     for (t, &x) in buf.iter_mut().zip(inp) {
@@ -27,7 +30,9 @@ fn sigma2u_into<R: Real>(buf: &mut [R], inp: &[R]) {
     buf.iter_mut().for_each(|t| *t = R::one() / (R::one() + *t));
 }
 
-/// `out_i = gelu(inp_i)`.
+/// `out_i = gelu(inp_i)`. Compiled also for AVX-512 and AVX2 and chosen at run time (an
+/// element-wise map: every width gives the same bits).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 pub fn gelu_forward<R: Real>(out: &mut [R], inp: &[R]) {
     let out = &mut out[..inp.len()];
     sigma2u_into(out, inp);
@@ -38,6 +43,8 @@ pub fn gelu_forward<R: Real>(out: &mut [R], inp: &[R]) {
 }
 
 /// `dinp_i = gelu'(inp_i) dout_i` (overwrites: the input of GELU has no other consumer).
+/// Multiversioned as [`gelu_forward`].
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 pub fn gelu_backward<R: Real>(dinp: &mut [R], inp: &[R], dout: &[R]) {
     let (a, s, two, three) = (R::of(GELU_A), R::of(SQRT_2_OVER_PI), R::of(2.0), R::of(3.0));
     let dinp = &mut dinp[..inp.len()];

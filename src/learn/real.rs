@@ -126,6 +126,7 @@ macro_rules! impl_real {
             ) {
                 $gemm_bf16(m, k, n, alpha, a, sa, b, sb, beta, c, rsc)
             }
+            #[inline(always)]
             fn exp_in_place(xs: &mut [Self]) {
                 $exp(xs)
             }
@@ -180,7 +181,8 @@ fn exp_f64_in_place(xs: &mut [f64]) {
 /// error; `2ⁿ` is built from its exponent bits. Inputs are clamped to `[−87, 88]` first (so
 /// `2ⁿ` stays a normal number): below, `eˣ < 2·10⁻³⁸` is returned as `e⁻⁸⁷` (both negligible
 /// next to the 1 every caller adds or the row maximum's `e⁰ = 1`), above, the callers clamp
-/// already. No branch, so the loop runs in SIMD lanes.
+/// already. No branch and no float-to-int conversion, so the loop runs in SIMD lanes.
+#[inline(always)]
 pub fn exp_f32_in_place(xs: &mut [f32]) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
@@ -189,7 +191,8 @@ pub fn exp_f32_in_place(xs: &mut [f32]) {
     const ROUND: f32 = 12_582_912.0;
     for x in xs.iter_mut() {
         let v = x.clamp(-87.0, 88.0);
-        let n = (v * LOG2E + ROUND) - ROUND;
+        let shifted = v * LOG2E + ROUND;
+        let n = shifted - ROUND;
         let r = v - n * LN2_HI - n * LN2_LO;
         let mut p = 1.987_569_1e-4_f32;
         p = p * r + 1.398_199_9e-3;
@@ -198,7 +201,10 @@ pub fn exp_f32_in_place(xs: &mut [f32]) {
         p = p * r + 1.666_666_5e-1;
         p = p * r + 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
         let er = p * r * r + r + 1.0;
-        let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        // `shifted`'s low mantissa bits hold the integer n (offset by ROUND's bits): 2ⁿ's
+        // exponent field is n + 127, formed in integers (a float-to-int `as` would saturate
+        // lane by lane and keep the loop out of SIMD).
+        let two_n = f32::from_bits(shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
         *x = er * two_n;
     }
 }
