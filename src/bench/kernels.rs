@@ -85,7 +85,7 @@ pub fn bench_kernels(s: &TransformerShape, products: Products, batch: usize, thr
         });
         add(format!("linear {name} backward"), 2.0 * flop, 1, ms);
     }
-    let shape = AttnShape { b: CHUNK, t, c, nh: s.heads };
+    let shape = AttnShape { b: CHUNK, t, c, nh: s.heads, products };
     let qkv = filled(n * 3 * c, 5);
     let (mut out, mut att) = (vec![0f32; n * c], vec![0f32; CHUNK * s.heads * t * t]);
     let flop = 4.0 * (CHUNK * t * t * c) as f64;

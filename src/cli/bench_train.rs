@@ -30,7 +30,7 @@ pub struct BenchTrainArgs {
     /// Worker threads [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
-    /// How the affine maps multiply: exact (f32) or bf16 (BF16 inputs, f32 sums) [default: the preset's or the file's].
+    /// How the blocks' matrix products multiply: exact (f32) or bf16 (BF16 inputs, f32 sums) [default: the preset's or the file's].
     #[arg(long, value_enum)]
     pub products: Option<Products>,
     /// Also time each kernel of a block alone on one chunk (one thread) and estimate its share of the step.

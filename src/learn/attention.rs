@@ -13,15 +13,19 @@
 //! dQ = dP K / √hs,   dK = dPᵀ Q / √hs
 //! ```
 
-use super::real::{gemm, rm, tr, Real, Strides};
+use multiversion::multiversion;
 
-/// Shape of one attention call.
+use super::bf16::Products;
+use super::real::{gemm_with, rm, tr, Real, Strides};
+
+/// Shape of one attention call, and how its products multiply ([`Products`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AttnShape {
     pub b: usize,
     pub t: usize,
     pub c: usize,
     pub nh: usize,
+    pub products: Products,
 }
 
 impl AttnShape {
@@ -54,23 +58,30 @@ pub fn attention_forward_masked<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R]
         for h in 0..s.nh {
             let a = &mut att[s.att_at(b, h)..s.att_at(b, h) + t * t];
             // P = Q Kᵀ / √hs
-            gemm(t, hs, t, scale, &qkv[s.at(b, 0, h)..], rm(3 * c), &qkv[s.at(b, 1, h)..], k_t, R::zero(), a, rm(t));
-            // A = softmax_rows(P) (over s ≤ t when causal)
-            for (i, row) in a.chunks_exact_mut(t).enumerate() {
-                let seen = if causal { i + 1 } else { t };
-                row[seen..].iter_mut().for_each(|v| *v = R::zero());
-                let row = &mut row[..seen];
-                let max = row.iter().copied().fold(R::neg_infinity(), R::max);
-                row.iter_mut().for_each(|v| *v -= max);
-                R::exp_in_place(row);
-                let sum: R = row.iter().copied().sum();
-                let inv = R::one() / sum;
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
+            gemm_with(s.products, t, hs, t, scale, &qkv[s.at(b, 0, h)..], rm(3 * c), &qkv[s.at(b, 1, h)..], k_t, R::zero(), a, t);
+            softmax_rows(a, t, causal);
             // Y = A V
             let o = b * t * c + h * hs;
-            gemm(t, t, hs, R::one(), a, rm(t), &qkv[s.at(b, 2, h)..], rm(3 * c), R::zero(), &mut out[o..], rm(c));
+            gemm_with(s.products, t, t, hs, R::one(), a, rm(t), &qkv[s.at(b, 2, h)..], rm(3 * c), R::zero(), &mut out[o..], c);
         }
+    }
+}
+
+/// `A = softmax_rows(P)` in place over the `T × T` scores `a` (over `s ≤ t` when `causal`).
+/// Compiled also for AVX-512 and AVX2 and chosen at run time; the maximum and the sum are
+/// taken in the same order on every path, so every width gives the same bits.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl", "x86_64+avx2+fma"))]
+fn softmax_rows<R: Real>(a: &mut [R], t: usize, causal: bool) {
+    for (i, row) in a.chunks_exact_mut(t).enumerate() {
+        let seen = if causal { i + 1 } else { t };
+        row[seen..].iter_mut().for_each(|v| *v = R::zero());
+        let row = &mut row[..seen];
+        let max = row.iter().copied().fold(R::neg_infinity(), R::max);
+        row.iter_mut().for_each(|v| *v -= max);
+        R::exp_in_place(row);
+        let sum: R = row.iter().copied().sum();
+        let inv = R::one() / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
     }
 }
 
@@ -85,9 +96,9 @@ pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], q
             let a = &att[s.att_at(b, h)..s.att_at(b, h) + t * t];
             let dy = &dout[b * t * c + h * hs..];
             // dA = dY Vᵀ
-            gemm(t, hs, t, R::one(), dy, rm(c), &qkv[s.at(b, 2, h)..], v_t, R::zero(), datt, rm(t));
+            gemm_with(s.products, t, hs, t, R::one(), dy, rm(c), &qkv[s.at(b, 2, h)..], v_t, R::zero(), datt, t);
             // dV = Aᵀ dY
-            gemm(t, t, hs, R::one(), a, tr(t), dy, rm(c), R::zero(), &mut dqkv[s.at(b, 2, h)..], rm(3 * c));
+            gemm_with(s.products, t, t, hs, R::one(), a, tr(t), dy, rm(c), R::zero(), &mut dqkv[s.at(b, 2, h)..], 3 * c);
             // dP_ts = A_ts (dA_ts − Σ_s' A_ts' dA_ts')
             for (arow, drow) in a.chunks_exact(t).zip(datt.chunks_exact_mut(t)) {
                 let dot: R = arow.iter().zip(drow.iter()).map(|(&x, &y)| x * y).sum();
@@ -96,7 +107,8 @@ pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], q
                 }
             }
             // dQ = dP K / √hs
-            gemm(
+            gemm_with(
+                s.products,
                 t,
                 t,
                 hs,
@@ -107,10 +119,11 @@ pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], q
                 rm(3 * c),
                 R::zero(),
                 &mut dqkv[s.at(b, 0, h)..],
-                rm(3 * c),
+                3 * c,
             );
             // dK = dPᵀ Q / √hs
-            gemm(
+            gemm_with(
+                s.products,
                 t,
                 t,
                 hs,
@@ -121,7 +134,7 @@ pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], q
                 rm(3 * c),
                 R::zero(),
                 &mut dqkv[s.at(b, 1, h)..],
-                rm(3 * c),
+                3 * c,
             );
         }
     }

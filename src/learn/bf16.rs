@@ -1,5 +1,5 @@
 //! Matrix products with BF16 inputs and f32 accumulation (AVX512_BF16), for the transformer's
-//! affine maps when a run asks for [`Products::Bf16`].
+//! blocks' matrix products (affine maps and attention) when a run asks for [`Products::Bf16`].
 //!
 //! `bf16(x)` keeps the sign, the 8 exponent bits and the top 7 mantissa bits of an `f32`,
 //! rounded to nearest (ties to even): 8 significant bits, so a relative error
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::real::Strides;
 
-/// How the transformer's affine maps multiply (the attention products stay in the run's float).
+/// How the transformer's blocks multiply ([`super::Transformer::with_products`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Products {
@@ -102,10 +102,21 @@ fn pack_pairs(src: &[f32], k: usize, len: usize, sk: usize, sl: usize, lpad: usi
             let lo = &src[k0 * sk..k0 * sk + len];
             let hi = (k1 < k).then(|| &src[k1 * sk..k1 * sk + len]);
             interleave(lo, hi, row);
-        } else {
+        } else if sk != 1 {
             for (l, w) in row.iter_mut().enumerate() {
                 let hi = if k1 < k { to_bf16(src[k1 * sk + l * sl]) as u32 } else { 0 };
                 *w = to_bf16(src[k0 * sk + l * sl]) as u32 | hi << 16;
+            }
+        }
+    }
+    if sl != 1 && sk == 1 {
+        // Each `l` holds its `k` values contiguously (a transposed operand): convert them as a
+        // row, then scatter the pairs.
+        let mut words = vec![0u32; kp];
+        for l in 0..len {
+            convert_row(&src[l * sl..l * sl + k], &mut words);
+            for (p, &w) in words.iter().enumerate() {
+                out[p * lpad + l] = w;
             }
         }
     }

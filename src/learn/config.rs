@@ -66,7 +66,7 @@ pub struct TrainConfig {
     pub restarts: usize,
     /// Steps each restart candidate trains before the choice.
     pub restart_steps: usize,
-    /// Transformer only: how the affine maps multiply (`exact` in f32, or `bf16` inputs with
+    /// Transformer only: how the blocks' matrix products multiply (`exact` in f32, or `bf16` inputs with
     /// f32 accumulation on a CPU with AVX512_BF16; [`super::bf16`]).
     pub products: super::Products,
 }

@@ -7,27 +7,7 @@
 //! ```
 
 use super::bf16::Products;
-use super::real::{gemm, rm, tr, Real, Strides};
-
-/// `C ← α A B + β C` (row-major `C`) with the products `products` asks for.
-#[allow(clippy::too_many_arguments)]
-fn product<R: Real>(
-    products: Products,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[R],
-    sa: Strides,
-    b: &[R],
-    sb: Strides,
-    beta: R,
-    c: &mut [R],
-) {
-    match products {
-        Products::Exact => gemm(m, k, n, R::one(), a, sa, b, sb, beta, c, rm(n)),
-        Products::Bf16 => R::gemm_bf16(m, k, n, R::one(), a, sa, b, sb, beta, c, n),
-    }
-}
+use super::real::{gemm_with, rm, tr, Real};
 
 /// `out = β out + inp W + b` (β = 0: overwrite; β = 1: add to a residual already in `out`),
 /// the product exact ([`linear_forward_with`] chooses).
@@ -58,7 +38,7 @@ pub fn linear_forward_with<R: Real>(
     oc: usize,
     beta: R,
 ) {
-    product(products, n, c, oc, inp, rm(c), w, rm(oc), beta, out);
+    gemm_with(products, n, c, oc, R::one(), inp, rm(c), w, rm(oc), beta, out, oc);
     if let Some(b) = b {
         for row in out[..n * oc].chunks_exact_mut(oc) {
             for (o, &bi) in row.iter_mut().zip(b) {
@@ -101,10 +81,10 @@ pub fn linear_backward_with<R: Real>(
 ) {
     // dinp (N × C) += dout (N × OC) · Wᵀ (OC × C)
     if let Some(dinp) = dinp {
-        product(products, n, oc, c, dout, rm(oc), w, tr(oc), R::one(), dinp);
+        gemm_with(products, n, oc, c, R::one(), dout, rm(oc), w, tr(oc), R::one(), dinp, c);
     }
     // dW (C × OC) += inpᵀ (C × N) · dout (N × OC)
-    product(products, c, n, oc, inp, tr(c), dout, rm(oc), R::one(), dw);
+    gemm_with(products, c, n, oc, R::one(), inp, tr(c), dout, rm(oc), R::one(), dw, oc);
     // db += Σ_rows dout
     if let Some(db) = db {
         for row in dout[..n * oc].chunks_exact(oc) {

@@ -147,6 +147,29 @@ macro_rules! impl_real {
 impl_real!(f32, matrixmultiply::sgemm, super::bf16::gemm_bf16, exp_f32_in_place, "F32");
 impl_real!(f64, matrixmultiply::dgemm, gemm_f64_row_major_c, exp_f64_in_place, "F64");
 
+/// [`gemm`] (`C` row-major with `rsc` columns apart) with the products `products` asks for:
+/// exact in `R`, or BF16 inputs with f32 sums ([`Real::gemm_bf16`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with<R: Real>(
+    products: super::Products,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: R,
+    a: &[R],
+    sa: Strides,
+    b: &[R],
+    sb: Strides,
+    beta: R,
+    c: &mut [R],
+    rsc: usize,
+) {
+    match products {
+        super::Products::Exact => gemm(m, k, n, alpha, a, sa, b, sb, beta, c, Strides { rs: rsc, cs: 1 }),
+        super::Products::Bf16 => R::gemm_bf16(m, k, n, alpha, a, sa, b, sb, beta, c, rsc),
+    }
+}
+
 /// `f64`'s [`Real::gemm_bf16`]: the exact product.
 #[allow(clippy::too_many_arguments)]
 fn gemm_f64_row_major_c(

@@ -131,9 +131,10 @@ impl Transformer {
         self
     }
 
-    /// Multiplies the affine maps (`qkv`, the attention output, the MLP; not the attention
-    /// scores, not the projection) as `products` says: [`Products::Bf16`] rounds their inputs
-    /// to BF16 and accumulates in f32 ([`super::bf16`]), in forward and backward alike.
+    /// Multiplies the blocks' matrix products (the affine maps `qkv`, attention output and MLP,
+    /// and the attention's `QKᵀ` and `AV`; not the final projection) as `products` says:
+    /// [`Products::Bf16`] rounds their inputs to BF16 and accumulates in f32
+    /// ([`super::bf16`]), in forward and backward alike.
     pub fn with_products(mut self, products: Products) -> Self {
         self.products = products;
         self
@@ -159,7 +160,7 @@ impl Transformer {
         let s = self.shape;
         let (t, c) = (s.len, s.width);
         let n = b * t;
-        let shape = AttnShape { b, t, c, nh: s.heads };
+        let shape = AttnShape { b, t, c, nh: s.heads, products: self.products };
         // h⁰_t = wte[x_t] + wpe[t] (+ extra_t)
         let h0 = &mut cache.resid[0];
         for (i, &tok) in tokens[..n].iter().enumerate() {
@@ -244,7 +245,7 @@ impl Transformer {
         let s = self.shape;
         let (t, c) = (s.len, s.width);
         let n = b * t;
-        let shape = AttnShape { b, t, c, nh: s.heads };
+        let shape = AttnShape { b, t, c, nh: s.heads, products: self.products };
         // lnf = LN_f(h^L)
         cc.dresid[..n * c].iter_mut().for_each(|x| *x = R::zero());
         {
