@@ -19,7 +19,7 @@ use jghm::learn::{Encoder, Transformer, TransformerShape};
 use jghm::logspace::log_sum_exp;
 use jghm::model::{Jghm, Part};
 use jghm::random_family::RandomSpec;
-use jghm::reproduce::learned::{train_learned_steps, LearnedClass, LearnedModels, Plan, Steps};
+use jghm::reproduce::learned::{train_learned_steps, LearnedClass, LearnedModels, Negatives, Plan, Protocol, Steps};
 use jghm::rng;
 use jghm::sample::sample_pairs;
 use jghm::score::{Pmi, Score};
@@ -186,11 +186,14 @@ fn next_token_head_is_causal() {
     }
 }
 
-/// A plan small enough for a test: encoders of 2 blocks of width 32, heads of 1 block.
+/// A plan small enough for a test: encoders of 2 blocks of width 32, heads of 1 block,
+/// in-batch negatives (a test's few steps learn more from them).
 fn small_plan(class: LearnedClass) -> Plan {
-    let mut plan = Plan::new(class, true);
+    let protocol = Protocol { negatives: Negatives::InBatch, ..Protocol::default() };
+    let mut plan = Plan::new(class, true, &protocol);
     plan.encoder = HeadShape { width: 32, layers: if class == LearnedClass::Shallow { 1 } else { 2 }, heads: 2 };
-    plan.head = HeadShape { width: 32, layers: 1, heads: 2 };
+    plan.denoiser_head = HeadShape { width: 32, layers: 1, heads: 2 };
+    plan.next_token_head = plan.denoiser_head;
     plan.clip_batch = 64;
     plan.head_batch = 32;
     plan.clip_lr = (3e-3, 3e-5);
@@ -340,7 +343,7 @@ fn measure_classes_on_the_standard_model() {
             _ => LearnedClass::Guided,
         };
         let t0 = std::time::Instant::now();
-        let m = train_learned(&model, class, &Budget { seconds, quick: false }, 7).unwrap();
+        let m = train_learned(&model, class, &Budget { seconds, quick: false }, &Protocol::default(), 7).unwrap();
         let r = &m.report;
         eprintln!("{} (wall {:.1} s)", m.describe(), t0.elapsed().as_secs_f64());
         eprintln!(

@@ -51,12 +51,20 @@ fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn filled(len: usize, seed: u32) -> Vec<f32> {
     // A fixed pseudo-random fill in [-1, 1): the data do not change the cost.
-    (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1u32 << 23) as f32 - 1.0).collect()
+    (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        .collect()
 }
 
 /// The kernels of one block of a tower of shape `s`, timed as the module doc says, for a
 /// step of `batch` pairs on `threads` threads.
-pub fn bench_kernels(s: &TransformerShape, products: Products, batch: usize, threads: usize, reps: usize) -> Vec<KernelTiming> {
+pub fn bench_kernels(
+    s: &TransformerShape,
+    products: Products,
+    batch: usize,
+    threads: usize,
+    reps: usize,
+) -> Vec<KernelTiming> {
     let (t, c) = (s.len, s.width);
     let n = CHUNK * t;
     let calls = batch.div_ceil(CHUNK) * s.layers;
@@ -72,7 +80,8 @@ pub fn bench_kernels(s: &TransformerShape, products: Products, batch: usize, thr
         });
     };
     // The four affine maps of a block: (name, inputs, outputs).
-    for (name, ci, co) in [("qkv", c, 3 * c), ("attention output", c, c), ("MLP up", c, 4 * c), ("MLP down", 4 * c, c)] {
+    for (name, ci, co) in [("qkv", c, 3 * c), ("attention output", c, c), ("MLP up", c, 4 * c), ("MLP down", 4 * c, c)]
+    {
         let (inp, w, b) = (filled(n * ci, 1), filled(ci * co, 2), filled(co, 3));
         let mut out = vec![0f32; n * co];
         let flop = 2.0 * (n * ci * co) as f64;

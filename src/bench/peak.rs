@@ -61,13 +61,25 @@ fn kernels() -> Vec<Kernel> {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            found.push(Kernel { name: "f32 FMA 256-bit (AVX2)", flop_per_turn: (ACCUMULATORS * 16) as f64, run: x86::f32_256 });
+            found.push(Kernel {
+                name: "f32 FMA 256-bit (AVX2)",
+                flop_per_turn: (ACCUMULATORS * 16) as f64,
+                run: x86::f32_256,
+            });
         }
         if is_x86_feature_detected!("avx512f") {
-            found.push(Kernel { name: "f32 FMA 512-bit (AVX-512F)", flop_per_turn: (ACCUMULATORS * 32) as f64, run: x86::f32_512 });
+            found.push(Kernel {
+                name: "f32 FMA 512-bit (AVX-512F)",
+                flop_per_turn: (ACCUMULATORS * 32) as f64,
+                run: x86::f32_512,
+            });
         }
         if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
-            found.push(Kernel { name: "bf16 dot 512-bit (AVX512_BF16)", flop_per_turn: (ACCUMULATORS * 64) as f64, run: x86::bf16_512 });
+            found.push(Kernel {
+                name: "bf16 dot 512-bit (AVX512_BF16)",
+                flop_per_turn: (ACCUMULATORS * 64) as f64,
+                run: x86::bf16_512,
+            });
         }
     }
     found

@@ -84,7 +84,9 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         let checked = cfg.clone().check(&model)?;
         [("image", crate::model::Part::Image), ("text", crate::model::Part::Text)]
             .into_iter()
-            .map(|(name, part)| (name, bench_kernels(&checked.transformer_shape(&model, part), cfg.products, cfg.batch, t.threads, 5)))
+            .map(|(name, part)| {
+                (name, bench_kernels(&checked.transformer_shape(&model, part), cfg.products, cfg.batch, t.threads, 5))
+            })
             .collect()
     } else {
         vec![]
@@ -94,11 +96,15 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         v["f32_peak_gflop_per_second"] = serde_json::json!(peak);
         v["fraction_of_f32_peak"] = serde_json::json!(peak.map(|p| t.gflop_per_second / p));
         if a.kernels {
-            v["kernels"] = serde_json::to_value(towers.iter().map(|(n, k)| (n.to_string(), k)).collect::<std::collections::BTreeMap<_, _>>())?;
+            v["kernels"] = serde_json::to_value(
+                towers.iter().map(|(n, k)| (n.to_string(), k)).collect::<std::collections::BTreeMap<_, _>>(),
+            )?;
         }
         println!("{v}");
     } else {
-        let of_peak = peak.map_or(String::new(), |p| format!(", {:.0}% of the f32 FMA peak {p:.0} GFLOP/s", 100.0 * t.gflop_per_second / p));
+        let of_peak = peak.map_or(String::new(), |p| {
+            format!(", {:.0}% of the f32 FMA peak {p:.0} GFLOP/s", 100.0 * t.gflop_per_second / p)
+        });
         println!(
             "jghm threads={}: {:.1} ms/step, {} pairs/s (batch {}, {} timed steps); {:.2} GFLOP per pair, {:.1} GFLOP/s{of_peak}",
             t.threads,
@@ -123,7 +129,8 @@ fn print_kernels(towers: &[(&str, Vec<KernelTiming>)], step_ms: f64) {
     for (tower, rows) in towers {
         println!("{tower} tower, one chunk on one thread:");
         for r in rows {
-            let rate = if r.flop_per_call > 0.0 { format!("{:7.1} GFLOP/s", r.gflop_per_second) } else { " ".repeat(15) };
+            let rate =
+                if r.flop_per_call > 0.0 { format!("{:7.1} GFLOP/s", r.gflop_per_second) } else { " ".repeat(15) };
             println!("  {:<52} {:8.3} ms/call {rate} {:8.1} ms/step", r.kernel, r.ms_per_call, r.ms_per_step);
             explained += r.ms_per_step;
         }
@@ -147,7 +154,10 @@ pub fn run_peak(a: &BenchPeakArgs, json_out: bool) -> Result<()> {
         println!("no FMA kernel for this CPU (x86-64 with AVX2+FMA, AVX-512F or AVX512_BF16 is measured)");
     }
     for k in &peaks.kernels {
-        println!("{:<32} {:>8.1} GFLOP/s on 1 thread, {:>8.1} on {}", k.kernel, k.one_thread, k.all_threads, peaks.threads);
+        println!(
+            "{:<32} {:>8.1} GFLOP/s on 1 thread, {:>8.1} on {}",
+            k.kernel, k.one_thread, k.all_threads, peaks.threads
+        );
     }
     Ok(())
 }

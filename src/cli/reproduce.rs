@@ -8,10 +8,11 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::learn::Products;
 use crate::plot::reproduce::{draw_figures, PromptFits};
 use crate::reproduce::experiments::Family;
 use crate::reproduce::experiments::Row;
-use crate::reproduce::learned::LearnedClass;
+use crate::reproduce::learned::{HeadSizes, LearnedClass, Negatives, Protocol, Steps};
 use crate::reproduce::published::{compare, comparison_table, Comparison};
 use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
 use crate::runs::Shard;
@@ -103,6 +104,18 @@ pub struct ReproduceArgs {
     /// shard i mod N + 1. Combine the N shard folders with `jghm merge OUT DIR..`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Negatives of the learned models' CLIP loss: K (K − 1 independent negatives per positive and direction; the paper's is 4) or in-batch.
+    #[arg(long, default_value = "4")]
+    pub negatives: Negatives,
+    /// Sizes of the learned heads: small (2 blocks of width 64, batch 64) or paper (9 blocks of width 128 / 256, batch 128).
+    #[arg(long, value_enum, default_value_t = HeadSizes::Small)]
+    pub heads: HeadSizes,
+    /// How the learned models' blocks multiply: exact (f32) or bf16 (BF16 inputs, f32 sums; a CPU with AVX512_BF16).
+    #[arg(long, value_enum, default_value_t = Products::Exact)]
+    pub products: Products,
+    /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
+    #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
+    pub steps: Option<Vec<usize>>,
 }
 
 pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
@@ -112,6 +125,11 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         ReproduceCommand::Ood(a) => (Figure::Ood, a),
     };
     let t0 = Instant::now();
+    if let Some(steps) = &a.steps {
+        if steps.len() != 3 || steps.iter().any(|&n| !(1..=10_000_000).contains(&n)) {
+            anyhow::bail!("--steps takes three counts CLIP,DENOISER,NEXT-TOKEN, each from 1 to 10000000 (the paper's: 3000,30000,30000)");
+        }
+    }
     let options = Options {
         flips: a.flips.clone(),
         bayes_only: a.bayes_only,
@@ -136,6 +154,8 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
             _ => Vary::Both,
         },
         shard: a.shard,
+        protocol: Protocol { negatives: a.negatives, heads: a.heads, products: a.products },
+        steps: a.steps.as_ref().map(|v| Steps { clip: v[0], denoiser: v[1], next_token: v[2] }),
     };
     let outcome = run_figure(figure, &options, &mut |line| eprintln!("{line}"))?;
     if let Some(shard) = a.shard {

@@ -58,11 +58,37 @@ pub fn attention_forward_masked<R: Real>(out: &mut [R], att: &mut [R], qkv: &[R]
         for h in 0..s.nh {
             let a = &mut att[s.att_at(b, h)..s.att_at(b, h) + t * t];
             // P = Q Kᵀ / √hs
-            gemm_with(s.products, t, hs, t, scale, &qkv[s.at(b, 0, h)..], rm(3 * c), &qkv[s.at(b, 1, h)..], k_t, R::zero(), a, t);
+            gemm_with(
+                s.products,
+                t,
+                hs,
+                t,
+                scale,
+                &qkv[s.at(b, 0, h)..],
+                rm(3 * c),
+                &qkv[s.at(b, 1, h)..],
+                k_t,
+                R::zero(),
+                a,
+                t,
+            );
             softmax_rows(a, t, causal);
             // Y = A V
             let o = b * t * c + h * hs;
-            gemm_with(s.products, t, t, hs, R::one(), a, rm(t), &qkv[s.at(b, 2, h)..], rm(3 * c), R::zero(), &mut out[o..], c);
+            gemm_with(
+                s.products,
+                t,
+                t,
+                hs,
+                R::one(),
+                a,
+                rm(t),
+                &qkv[s.at(b, 2, h)..],
+                rm(3 * c),
+                R::zero(),
+                &mut out[o..],
+                c,
+            );
         }
     }
 }
@@ -98,7 +124,20 @@ pub fn attention_backward<R: Real>(dqkv: &mut [R], datt: &mut [R], dout: &[R], q
             // dA = dY Vᵀ
             gemm_with(s.products, t, hs, t, R::one(), dy, rm(c), &qkv[s.at(b, 2, h)..], v_t, R::zero(), datt, t);
             // dV = Aᵀ dY
-            gemm_with(s.products, t, t, hs, R::one(), a, tr(t), dy, rm(c), R::zero(), &mut dqkv[s.at(b, 2, h)..], 3 * c);
+            gemm_with(
+                s.products,
+                t,
+                t,
+                hs,
+                R::one(),
+                a,
+                tr(t),
+                dy,
+                rm(c),
+                R::zero(),
+                &mut dqkv[s.at(b, 2, h)..],
+                3 * c,
+            );
             // dP_ts = A_ts (dA_ts − Σ_s' A_ts' dA_ts')
             for (arow, drow) in a.chunks_exact(t).zip(datt.chunks_exact_mut(t)) {
                 let dot: R = arow.iter().zip(drow.iter()).map(|(&x, &y)| x * y).sum();

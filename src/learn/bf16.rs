@@ -82,7 +82,9 @@ pub fn error_bound(k: usize, alpha: f32, abs_products: f64, abs_beta_c: f64) -> 
     let inputs = 2.0 * 2f64.powi(-8) + 2f64.powi(-16);
     let sum = k as f64 * u * (1.0 + 2f64.powi(-8));
     let alpha = alpha.abs() as f64;
-    alpha * (inputs + sum) * abs_products + alpha * k as f64 * 2f64.powi(-126) + 3.0 * u * (alpha * abs_products + abs_beta_c)
+    alpha * (inputs + sum) * abs_products
+        + alpha * k as f64 * 2f64.powi(-126)
+        + 3.0 * u * (alpha * abs_products + abs_beta_c)
 }
 
 /// Rows of a tile.
@@ -182,7 +184,9 @@ pub fn gemm_bf16(
     c: &mut [f32],
     rsc: usize,
 ) {
-    let fits = |len: usize, rows: usize, cols: usize, s: Strides| rows == 0 || cols == 0 || (rows - 1) * s.rs + (cols - 1) * s.cs < len;
+    let fits = |len: usize, rows: usize, cols: usize, s: Strides| {
+        rows == 0 || cols == 0 || (rows - 1) * s.rs + (cols - 1) * s.cs < len
+    };
     assert!(fits(a.len(), m, k, sa) && fits(b.len(), k, n, sb) && fits(c.len(), m, n, Strides { rs: rsc, cs: 1 }));
     assert!(bf16_available(), "BF16 products need a CPU with AVX512_BF16");
     if m == 0 || n == 0 {
@@ -360,7 +364,10 @@ mod tests {
                             let want = alpha as f64 * exact + before;
                             let bound = error_bound(k, alpha, abs, before.abs());
                             let got = c[i * n + j] as f64;
-                            assert!((got - want).abs() <= bound, "{m}x{k}x{n} ({ta},{tb}) at ({i},{j}): {got} vs {want}, bound {bound}");
+                            assert!(
+                                (got - want).abs() <= bound,
+                                "{m}x{k}x{n} ({ta},{tb}) at ({i},{j}): {got} vs {want}, bound {bound}"
+                            );
                         }
                     }
                 }

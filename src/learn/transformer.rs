@@ -20,10 +20,10 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{attention_backward, attention_forward_masked, AttnShape};
+use super::bf16::Products;
 use super::encoder::Encoder;
 use super::gelu::{gelu_backward, gelu_forward};
 use super::layernorm::{layernorm_backward, layernorm_forward};
-use super::bf16::Products;
 use super::linear::{linear_backward, linear_backward_with, linear_forward, linear_forward_with};
 use super::real::Real;
 use crate::rng::Rng;
@@ -111,7 +111,19 @@ impl Transformer {
         let lnfb = take(c);
         let projw = take(c * p);
         let projb = take(p);
-        Transformer { shape, wte, wpe, blocks, lnfw, lnfb, projw, projb, total: at, position_groups: None, products: Products::Exact }
+        Transformer {
+            shape,
+            wte,
+            wpe,
+            blocks,
+            lnfw,
+            lnfb,
+            projw,
+            projb,
+            total: at,
+            position_groups: None,
+            products: Products::Exact,
+        }
     }
 
     /// Starts the learned positional embedding from the tree instead of i.i.d. noise:
@@ -188,7 +200,17 @@ impl Transformer {
             attention_forward_masked(&mut bc.atty, &mut bc.att, &bc.qkv, shape, causal);
             // a = h + Attn Wₒ + bₒ
             bc.resid2[..n * c].copy_from_slice(h);
-            linear_forward_with(self.products, &mut bc.resid2, &bc.atty, &w[at.attw..], Some(&w[at.attb..at.attb + c]), n, c, c, R::one());
+            linear_forward_with(
+                self.products,
+                &mut bc.resid2,
+                &bc.atty,
+                &w[at.attw..],
+                Some(&w[at.attb..at.attb + c]),
+                n,
+                c,
+                c,
+                R::one(),
+            );
             // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
             layernorm_forward(
                 &mut bc.ln2,
@@ -212,7 +234,17 @@ impl Transformer {
             );
             gelu_forward(&mut bc.fch_gelu[..n * 4 * c], &bc.fch[..n * 4 * c]);
             h_next.copy_from_slice(&bc.resid2[..n * c]);
-            linear_forward_with(self.products, h_next, &bc.fch_gelu, &w[at.fpw..], Some(&w[at.fpb..at.fpb + c]), n, 4 * c, c, R::one());
+            linear_forward_with(
+                self.products,
+                h_next,
+                &bc.fch_gelu,
+                &w[at.fpw..],
+                Some(&w[at.fpb..at.fpb + c]),
+                n,
+                4 * c,
+                c,
+                R::one(),
+            );
         }
         // lnf = LN_f(h^L)
         let hl = &cache.resid[s.layers][..n * c];

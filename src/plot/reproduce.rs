@@ -111,8 +111,9 @@ pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
                     "misspecified-bp" => "BP of the ε = 0.2 model (mis-specified)".to_string(),
                     m => format!("{m} ({budget})"),
                 };
+                // Markers at the measured flips only: a line would imply values between them.
                 fig.series.push(
-                    Series::line(label, stats.iter().map(|s| (s.0, s.1)).collect())
+                    Series::points(label, stats.iter().map(|s| (s.0, s.1)).collect())
                         .with_errors(stats.iter().map(|s| s.2).collect())
                         .with_color(color(&model)),
                 );
@@ -120,6 +121,69 @@ pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
             fig
         })
         .collect()
+}
+
+/// Per flip, the excess risks (predictor minus Bayes, paired) of [`over_seeds`]' rows: the
+/// mean over seeds with bars ±1.96 paired s.e. (one seed) or the range over seeds.
+fn excess_over_seeds(rows: &[&Row]) -> Vec<(f64, f64, (f64, f64))> {
+    let as_risk: Vec<Row> = rows
+        .iter()
+        .filter_map(|r| {
+            let excess = r.excess_risk?;
+            Some(Row { risk: excess, stderr: r.excess_stderr.unwrap_or(0.0), ..(*r).clone() })
+        })
+        .collect();
+    over_seeds(&as_risk.iter().collect::<Vec<_>>())
+}
+
+/// One panel per task: the excess risk over Bayes against the flip, one series per predictor
+/// that has one (none for a Bayes-only run: then no panels).
+pub fn excess_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
+    if rows.iter().all(|r| r.excess_risk.is_none()) {
+        return vec![];
+    }
+    Task::ALL
+        .into_iter()
+        .map(|task| {
+            let of_task: Vec<&Row> = rows.iter().filter(|r| r.task == task.key()).collect();
+            let mut fig = Figure::new(
+                format!("{title}: excess {}", task_title(task)),
+                format!("flip ε of the data model ({})", seeds_note(rows)),
+                format!("excess risk over Bayes ({})", y_label(task)),
+                false,
+                false,
+            );
+            for model in models(rows) {
+                let mine: Vec<&Row> = of_task.iter().copied().filter(|r| r.model == model).collect();
+                let stats = excess_over_seeds(&mine);
+                if stats.is_empty() {
+                    continue;
+                }
+                let label = match model.as_str() {
+                    "misspecified-bp" => "BP of the ε = 0.2 model (mis-specified)".to_string(),
+                    m => format!("{m} ({budget})"),
+                };
+                fig.series.push(
+                    Series::points(label, stats.iter().map(|s| (s.0, s.1)).collect())
+                        .with_errors(stats.iter().map(|s| s.2).collect())
+                        .with_color(color(&model)),
+                );
+            }
+            fig
+        })
+        .collect()
+}
+
+/// The risk panels, and below them the excess-risk panels when the run has any: a grid of 2
+/// columns (risks only) or 4 (risks on the first row, excess risks on the second).
+fn draw_risks_and_excess(
+    mut panels: Vec<Figure>,
+    excess: Vec<Figure>,
+    stem: &std::path::Path,
+) -> Result<(), PlotError> {
+    let cols = if excess.is_empty() { 2 } else { 4 };
+    panels.extend(excess);
+    draw_grid(&panels, cols, stem)
 }
 
 /// Adds to each task's panel (in the order of [`Task::ALL`]) the paper's published Bayes values
@@ -272,7 +336,8 @@ fn draw_run(which: Which, rows: &[Row], flips: &[f64], stem: &std::path::Path) -
             if labels.family.as_deref() == Some("paper") && labels.varied.is_none() {
                 add_published(&mut panels, flips);
             }
-            draw_grid(&panels, 2, stem)?;
+            let excess = excess_panels(rows, &labels.titled("Risk"), &labels.learned_note());
+            draw_risks_and_excess(panels, excess, stem)?;
             Ok(Redrawn { figures: vec![stem.to_path_buf()], fits: vec![] })
         }
         Which::Ood => {
@@ -282,7 +347,9 @@ fn draw_run(which: Which, rows: &[Row], flips: &[f64], stem: &std::path::Path) -
                 }
                 None => format!("OOD (built at ε = {OOD_TRAIN_FLIP})"),
             };
-            draw_grid(&risk_panels(rows, &labels.titled(&base), &labels.learned_note()), 2, stem)?;
+            let title = labels.titled(&base);
+            let panels = risk_panels(rows, &title, &labels.learned_note());
+            draw_risks_and_excess(panels, excess_panels(rows, &title, &labels.learned_note()), stem)?;
             Ok(Redrawn { figures: vec![stem.to_path_buf()], fits: vec![] })
         }
         Which::Prompts => {

@@ -14,17 +14,21 @@
 //!
 //! # Training ([`Plan`])
 //! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 over the
-//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see
-//! below). Negatives are **in-batch** (`K = B = 128` per direction), not the paper's `K = 4`
-//! independent draws: both have the PMI as their exact minimiser (T2, for every `K`), and the
-//! in-batch scheme encodes `B` samples per side per step instead of `4B`, so a wall-time budget
-//! buys 4× as many steps. The risk is still measured at `K = 4` ([`super::risks`]).
+//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see below).
+//! Negatives ([`Protocol::negatives`]) are by default the paper's: each positive pair with
+//! `K − 1 = 3` **independent** negatives per direction ([`Scheme::KWay`], `4B` samples encoded
+//! per side per step). `in-batch` negatives (`K = B = 128`, `B` samples per side) are the
+//! other choice: both have the PMI as their exact minimiser (T2, for every `K`), and the
+//! in-batch scheme buys 4× as many steps from a wall-time budget. The risk is measured at
+//! `K = 4` either way ([`super::risks`]).
 //!
-//! Heads (the paper: 9 blocks of width 128 for the denoiser, width 256 for the next-token
-//! model, 30,000 steps each): here 2 blocks, 4 heads, width 64 each ([`Plan::head`]), batch 64,
-//! AdamW (weight decay 1e-3), cosine 1e-3 → 1e-5, clipping 1.0, fresh pairs every step (the
-//! denoiser's noise σ = 1 drawn afresh). The paper's sizes cost ~10× more per step, which a
-//! budget of minutes cannot repay.
+//! Heads ([`Protocol::heads`]): by default 2 blocks, 4 heads, width 64 each, batch 64, cosine
+//! 1e-3 → 1e-5 ([`HeadSizes::Small`]); or the paper's sizes ([`HeadSizes::Paper`]): 9 blocks of
+//! width 128 for the denoiser and 256 for the next-token model, batch 128, cosine 1e-3 → 1e-6
+//! (4 heads where the paper's attention has one). Both: AdamW (weight decay 1e-3), clipping
+//! 1.0, fresh pairs every step (the denoiser's noise σ = 1 drawn afresh). The paper's sizes cost
+//! ~10× more per step, which a budget of minutes cannot repay; with the paper's step counts
+//! (3,000 CLIP steps, 30,000 per head: [`PAPER_STEPS`]) a run is fixed by steps, not seconds.
 //!
 //! # Budget
 //! [`Budget::seconds`] is split 50 / 25 / 25 between CLIP, the denoiser and the next-token
@@ -55,7 +59,7 @@ use crate::learn::data::Data;
 use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::guided::GuidedTransformer;
 use crate::learn::train::{train, Run};
-use crate::learn::{Class, ClipPair, Params, PositionInit, Scheme, TrainConfig, Transformer};
+use crate::learn::{Class, ClipPair, Params, PositionInit, Products, Scheme, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
 use crate::rng;
 use crate::sample::sample_pairs;
@@ -99,6 +103,80 @@ pub struct Budget {
     pub quick: bool,
 }
 
+/// The CLIP loss's negatives in `reproduce` (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Negatives {
+    /// Each positive with `k − 1` independent negatives per direction (the paper's: `k = 4`).
+    Independent { k: usize },
+    /// The other pairs of the batch.
+    InBatch,
+}
+
+impl Negatives {
+    /// The paper's: `K = 4` independent draws.
+    pub const PAPER: Negatives = Negatives::Independent { k: 4 };
+
+    pub fn scheme(&self) -> Scheme {
+        match *self {
+            Negatives::Independent { k } => Scheme::KWay { k },
+            Negatives::InBatch => Scheme::InBatch,
+        }
+    }
+}
+
+impl std::fmt::Display for Negatives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Negatives::Independent { k } => write!(f, "{k}"),
+            Negatives::InBatch => write!(f, "in-batch"),
+        }
+    }
+}
+
+impl std::str::FromStr for Negatives {
+    type Err = String;
+    /// `in-batch`, or the group size `K` (2 to 1024) of independent negatives.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "in-batch" => Ok(Negatives::InBatch),
+            _ => match s.parse::<usize>() {
+                Ok(k) if (2..=1024).contains(&k) => Ok(Negatives::Independent { k }),
+                _ => Err(format!("negatives are 'in-batch' or a group size K from 2 to 1024, got '{s}'")),
+            },
+        }
+    }
+}
+
+/// The heads' sizes (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadSizes {
+    /// 2 blocks of width 64, batch 64.
+    Small,
+    /// The paper's: 9 blocks of width 128 (denoiser) and 256 (next-token), batch 128.
+    Paper,
+}
+
+/// The paper's choices `reproduce` can switch (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protocol {
+    pub negatives: Negatives,
+    pub heads: HeadSizes,
+    /// How the encoders' and heads' blocks multiply ([`crate::learn::bf16`]).
+    pub products: Products,
+}
+
+impl Default for Protocol {
+    /// The paper's negatives, small heads, exact products.
+    fn default() -> Self {
+        Protocol { negatives: Negatives::PAPER, heads: HeadSizes::Small, products: Products::Exact }
+    }
+}
+
+/// The paper's step counts: 3,000 CLIP steps, 30,000 for each head.
+pub const PAPER_STEPS: Steps = Steps { clip: 3000, denoiser: 30_000, next_token: 30_000 };
+
 /// Every size and rate of a learned model (module doc).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Plan {
@@ -108,31 +186,53 @@ pub struct Plan {
     pub out: usize,
     pub clip_batch: usize,
     pub clip_lr: (f64, f64),
+    /// The CLIP loss's batch scheme.
+    pub scheme: Scheme,
     /// Weight `λ` of the guided class's penalty.
     pub lambda: f64,
-    pub head: HeadShape,
+    /// The denoiser's body.
+    pub denoiser_head: HeadShape,
+    /// The next-token model's body.
+    pub next_token_head: HeadShape,
     pub head_batch: usize,
     pub head_lr: (f64, f64),
     pub weight_decay: f64,
     pub clip_norm: f64,
+    /// How every block multiplies.
+    pub products: Products,
 }
 
 impl Plan {
-    /// The module doc's plan for `class`.
-    pub fn new(class: LearnedClass, quick: bool) -> Plan {
+    /// The module doc's plan for `class` under `protocol`.
+    pub fn new(class: LearnedClass, quick: bool, protocol: &Protocol) -> Plan {
         let layers = if class == LearnedClass::Shallow { 1 } else { 5 };
+        let (denoiser_head, next_token_head, head_batch, head_lr) = match protocol.heads {
+            HeadSizes::Small => {
+                let small = HeadShape { width: 64, layers: 2, heads: 4 };
+                (small, small, 64, (1e-3, 1e-5))
+            }
+            HeadSizes::Paper => (
+                HeadShape { width: 128, layers: 9, heads: 4 },
+                HeadShape { width: 256, layers: 9, heads: 4 },
+                128,
+                (1e-3, 1e-6),
+            ),
+        };
         Plan {
             class,
             encoder: HeadShape { width: 128, layers, heads: 4 },
             out: 10,
             clip_batch: if quick { 64 } else { 128 },
             clip_lr: (3e-4, 3e-7),
+            scheme: protocol.negatives.scheme(),
             lambda: 1.0,
-            head: HeadShape { width: 64, layers: 2, heads: 4 },
-            head_batch: if quick { 32 } else { 64 },
-            head_lr: (1e-3, 1e-5),
+            denoiser_head,
+            next_token_head,
+            head_batch: if quick { head_batch / 2 } else { head_batch },
+            head_lr,
             weight_decay: 1e-3,
             clip_norm: 1.0,
+            products: protocol.products,
         }
     }
 
@@ -158,7 +258,8 @@ impl Plan {
         // The paper's head: unnormalised embeddings (pinned; `train`'s default may differ).
         (cfg.normalise, cfg.position_init) = (false, PositionInit::Normal);
         cfg.batch = self.clip_batch;
-        cfg.scheme = Scheme::InBatch;
+        cfg.scheme = self.scheme;
+        cfg.products = self.products;
         cfg.schedule = self.schedule(self.clip_lr, steps);
         cfg.checkpoint_every = usize::MAX;
         cfg
@@ -166,7 +267,7 @@ impl Plan {
 }
 
 /// Steps per part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Steps {
     pub clip: usize,
     pub denoiser: usize,
@@ -314,11 +415,17 @@ impl Horizon {
 
 /// Trains the three parts of `class` within `budget`: shares of 50%, 25%, 25% of the seconds
 /// (module doc), each part's horizon fixed from its timed first step.
-pub fn train_learned(model: &Jghm, class: LearnedClass, budget: &Budget, seed: u64) -> Result<LearnedModels, String> {
+pub fn train_learned(
+    model: &Jghm,
+    class: LearnedClass,
+    budget: &Budget,
+    protocol: &Protocol,
+    seed: u64,
+) -> Result<LearnedModels, String> {
     if !(budget.seconds.is_finite() && budget.seconds > 0.0) {
         return Err(format!("the training budget must be a positive number of seconds (got {})", budget.seconds));
     }
-    let plan = Plan::new(class, budget.quick);
+    let plan = Plan::new(class, budget.quick, protocol);
     let secs = budget.seconds;
     let horizons = [Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.25 * secs), Horizon::Seconds(0.25 * secs)];
     let mut models = train_parts(model, &plan, horizons, seed)?;
@@ -348,11 +455,13 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
     let clip = train_clip(model, &shared, plan, horizons[0], seed)?;
     let score = Arc::new(clip.0);
     let t1 = Instant::now();
-    let dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.head);
+    let mut dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.denoiser_head);
+    dn_head.body = dn_head.body.with_products(plan.products);
     let dn =
         train_head(model, &score, &dn_head, Task::Denoise, plan, horizons[1], rng::Purpose::DenoiserHead.seed(seed))?;
     let t2 = Instant::now();
-    let nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.head);
+    let mut nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.next_token_head);
+    nt_head.body = nt_head.body.with_products(plan.products);
     let nt = train_head(
         model,
         &score,

@@ -15,7 +15,7 @@ use super::experiments::{
     paper_flips, point, point_with_bayes, prompts_point, ExperimentError, Family, PerTask, Predictor, Row, Settings,
     FLIP_PLACEHOLDER, OOD_TRAIN_FLIP,
 };
-use super::learned::{train_learned, Budget, LearnedClass, LearnedModels};
+use super::learned::{train_learned, train_learned_steps, Budget, LearnedClass, LearnedModels, Plan, Protocol, Steps};
 use crate::model::Jghm;
 use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, RunDirError, Shard, Sink};
 use crate::score::Pmi;
@@ -99,6 +99,10 @@ pub struct Options {
     pub vary: Vary,
     /// Run only this shard of the points ([`units`], [`Shard`]); recorded in the settings file.
     pub shard: Option<Shard>,
+    /// The paper's switchable choices for the learned models.
+    pub protocol: Protocol,
+    /// Fixed step counts for the learned models instead of `budget_seconds`.
+    pub steps: Option<Steps>,
 }
 
 /// What a finished run leaves: every row (resumed ones first) and the flips covered.
@@ -165,6 +169,9 @@ fn meta_unsharded(figure: Figure, o: &Options, flips: &[f64], s: &Settings) -> V
         "family": o.family.name(),
         // Only OOD runs varying one tower record it: other settings files stay as they were.
         "vary": if o.vary == Vary::Both { json!(null) } else { json!(o.vary.name()) },
+        // Runs that train learned models record the protocol and the step counts (Bayes-only
+        // settings files stay as they were).
+        "protocol": if o.bayes_only { json!(null) } else { json!({ "protocol": o.protocol, "steps": o.steps }) },
     })
 }
 
@@ -298,6 +305,14 @@ pub fn merge(figure: Figure, dirs: &[PathBuf], out: &Path) -> Result<(Options, O
             _ => Vary::Both,
         },
         shard: None,
+        protocol: field("protocol")
+            .get("protocol")
+            .map_or(Ok(Protocol::default()), |p| serde_json::from_value(p.clone()))
+            .map_err(invalid)?,
+        steps: field("protocol")
+            .get("steps")
+            .map_or(Ok(None), |p| serde_json::from_value(p.clone()))
+            .map_err(invalid)?,
     };
     let units = units(&o.family.model_seeds(o.seeds)?, &flips);
     let models = point_models(figure, o.bayes_only, &o.classes);
@@ -418,9 +433,26 @@ impl Points<'_> {
     }
 
     fn train(&mut self, model: &Jghm, class: LearnedClass, seed: u64) -> Result<LearnedModels> {
-        (self.log)(&format!("training {} (budget {:.0} s) ...", class.name(), self.o.budget_seconds));
-        let budget = Budget { seconds: self.o.budget_seconds, quick: self.o.quick };
-        let m = train_learned(model, class, &budget, seed).map_err(ExperimentError::Train)?;
+        let o = self.o;
+        let m = match o.steps {
+            Some(steps) => {
+                (self.log)(&format!(
+                    "training {} ({} CLIP steps, {} and {} head steps) ...",
+                    class.name(),
+                    steps.clip,
+                    steps.denoiser,
+                    steps.next_token
+                ));
+                let plan = Plan::new(class, o.quick, &o.protocol);
+                train_learned_steps(model, &plan, steps, seed)
+            }
+            None => {
+                (self.log)(&format!("training {} (budget {:.0} s) ...", class.name(), o.budget_seconds));
+                let budget = Budget { seconds: o.budget_seconds, quick: o.quick };
+                train_learned(model, class, &budget, &o.protocol, seed)
+            }
+        }
+        .map_err(ExperimentError::Train)?;
         (self.log)(&format!("  {}", m.describe()));
         Ok(m)
     }
