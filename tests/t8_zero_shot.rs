@@ -8,7 +8,7 @@ mod tiny;
 use jghm::downstream::labels::Label;
 use jghm::downstream::laws::SideLaw;
 use jghm::downstream::zero_shot::{
-    self, classify_ensemble, classify_exact, PromptDraws, PromptEnsemble, Prompts, Spec,
+    self, classify_ensemble, classify_exact, PromptDraws, PromptEnsemble, Prompts, Spec, ZeroShotRule,
 };
 use jghm::info::{self, side_size};
 use jghm::model::{Jghm, Part};
@@ -183,4 +183,40 @@ fn t8_prompt_ensemble_is_nested_and_normalised() {
             assert_ne!(ensemble.log_classifier(row, size), ensemble.log_classifier(&moved, size), "{label}");
         }
     }
+}
+
+/// The paper's zero-shot rule (no `log p(c)`, [`ZeroShotRule::Paper`]) against ours. With the
+/// exact score `S = PMI`, `mean_m exp S(x, y_{c,m}) → p(c | x) / p(c)` (T8), so ours tends to
+/// `p(c | x)` and the paper's to `p(c | x) / p(c)` normalised. Checked with `M = 20000` exact
+/// prompts per class on a text-token label of unequal prior: the paper's rule is within 0.02 of
+/// its limit, and that limit is more than 0.02 away from `p(c | x)` on some image.
+#[test]
+fn t8_the_papers_rule_tends_to_the_posterior_over_the_prior() {
+    let shape = common::Shape { root_states: 3, shared: vec![], image: vec![(2, 3)], text: vec![(2, 3)] };
+    let model = common::build(&shape, common::Regime::Generic, 5);
+    let images = SideLaw::new(&model, Part::Image).unwrap();
+    let texts = SideLaw::new(&model, Part::Text).unwrap();
+    let label = Label::TextToken(1);
+    let law = label.law(&model, Some(&texts)).unwrap();
+    let prior = law.prior();
+    let spread = prior.iter().cloned().fold(0.0, f64::max) - prior.iter().cloned().fold(1.0, f64::min);
+    assert!(spread > 0.05, "the label's prior must be unequal for the test to mean anything: {prior:?}");
+    let pmi = Pmi { model: &model };
+    let posterior = classify_exact(&pmi, &law, &images.table.tokens).unwrap();
+    let ensemble = PromptEnsemble::draw(&model, &law, 20_000, PromptDraws::Streams(9)).unwrap();
+    let prompts = ensemble.flat();
+    let grid = pmi.grid(&images.table.tokens, &prompts);
+    let (mut worst, mut apart) = (0.0f64, 0.0f64);
+    for (row, post) in grid.chunks(prompts.len()).zip(&posterior) {
+        let paper: Vec<f64> =
+            ensemble.log_classifier_by(row, 20_000, ZeroShotRule::Paper).iter().map(|l| l.exp()).collect();
+        let tilted: Vec<f64> = post.iter().zip(prior.iter()).map(|(p, c)| if *c > 0.0 { p / c } else { 0.0 }).collect();
+        let z: f64 = tilted.iter().sum();
+        for ((q, t), p) in paper.iter().zip(&tilted).zip(post) {
+            worst = worst.max((q - t / z).abs());
+            apart = apart.max((t / z - p).abs());
+        }
+    }
+    assert!(worst < 0.02, "the paper's rule is {worst} from p(c|x)/p(c) normalised");
+    assert!(apart > 0.02, "p(c|x)/p(c) normalised is only {apart} from p(c|x): the rules would not differ");
 }

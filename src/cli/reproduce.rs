@@ -82,6 +82,9 @@ pub struct ReproduceArgs {
     /// Numbers of prompts per class for the prompts figure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64,128")]
     pub prompts: Vec<usize>,
+    /// The paper's grid of prompts per class for the prompts figure, M = 5, 10, ..., 250 (replaces --prompts).
+    #[arg(long)]
+    pub paper_prompts: bool,
     /// Base seed of the Monte Carlo draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -139,7 +142,7 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         samples: a.samples.map(|n| n as usize),
         learned_samples: a.learned_samples.map(|n| n as usize),
         budget_seconds: a.budget_seconds,
-        prompts: a.prompts.clone(),
+        prompts: if a.paper_prompts { crate::reproduce::experiments::paper_prompts() } else { a.prompts.clone() },
         seed: a.seed,
         out: a.out.clone(),
         resume: a.resume,

@@ -178,6 +178,20 @@ pub enum PromptDraws<'r> {
     Shared(&'r mut rng::Rng),
 }
 
+/// How a prompt ensemble turns its per-class mean scores into a classifier.
+///
+/// With the exact score `S = PMI + const`, `mean_m exp S(x, y_{c,m}) → E[p(x | y) / p(x) | c]
+/// = p(c | x) / p(c)` as `M → ∞` (T8): adding `log p(c)` gives `p(c | x)` itself, the Bayes
+/// classifier, while the paper's rule (its code adds no prior) gives `p(c | x) / p(c)`
+/// normalised, which is Bayes only when the classes are equally likely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ZeroShotRule {
+    /// `P̂(c | x) ∝ p(c) · mean_{m ≤ M} exp S(x, y_{c,m})` (ours).
+    WithPrior,
+    /// `P̂(c | x) ∝ mean_{m ≤ M} exp S(x, y_{c,m})` (the paper's).
+    Paper,
+}
+
 /// `M` exact prompts per class and the zero-shot classifier they define (the book, T8-T10, the
 /// paper's protocol):
 ///
@@ -245,6 +259,12 @@ impl PromptEnsemble {
     /// `log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m})` per class (`-inf` for a class without
     /// prompts), from one image's scores `row` against [`PromptEnsemble::flat`].
     pub fn logits(&self, row: &[f64], m: usize) -> Vec<f64> {
+        self.logits_by(row, m, ZeroShotRule::WithPrior)
+    }
+
+    /// The logits of `rule` ([`ZeroShotRule`]): [`PromptEnsemble::logits`], or the same without
+    /// `log p(c)`.
+    pub fn logits_by(&self, row: &[f64], m: usize, rule: ZeroShotRule) -> Vec<f64> {
         assert!((1..=self.size).contains(&m), "1 ≤ M ≤ {} prompts per class", self.size);
         let mut offset = 0;
         self.sets
@@ -256,14 +276,20 @@ impl PromptEnsemble {
                 }
                 let s = &row[offset..offset + m];
                 offset += self.size;
-                lp + log_sum_exp(s) - (m as f64).ln()
+                let prior = if rule == ZeroShotRule::WithPrior { *lp } else { 0.0 };
+                prior + log_sum_exp(s) - (m as f64).ln()
             })
             .collect()
     }
 
     /// `log P̂(c | x)` with the first `m` prompts of each class (the logits normalised).
     pub fn log_classifier(&self, row: &[f64], m: usize) -> Vec<f64> {
-        let logits = self.logits(row, m);
+        self.log_classifier_by(row, m, ZeroShotRule::WithPrior)
+    }
+
+    /// [`PromptEnsemble::log_classifier`] by `rule`.
+    pub fn log_classifier_by(&self, row: &[f64], m: usize, rule: ZeroShotRule) -> Vec<f64> {
+        let logits = self.logits_by(row, m, rule);
         let z = log_sum_exp(&logits);
         logits.iter().map(|l| l - z).collect()
     }

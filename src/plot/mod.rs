@@ -79,7 +79,8 @@ impl Series {
     pub fn band(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Series { label: label.into(), points, errors: None, style: Style::Band, color: None }
     }
-    /// Draws in palette colour `i` (0 blue, 1 vermillion, 2 green, 3 pink, 4 orange, 5 sky, 6 black).
+    /// Draws in palette colour `i` (0 blue, 1 vermillion, 2 green, 3 pink, 4 orange, 5 sky, 6 black;
+    /// 7-10 darker blue, vermillion, green, pink).
     pub fn with_color(mut self, i: usize) -> Self {
         self.color = Some(i);
         self
@@ -235,7 +236,7 @@ fn register_font() {
 }
 
 /// Colours that stay distinct in print and for colour-blind readers (Okabe–Ito).
-const PALETTE: [RGBColor; 7] = [
+const PALETTE: [RGBColor; 11] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -243,6 +244,12 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(230, 159, 0),
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
+    // Darker companions of 0-3, for a variant of a series drawn in 0-3 (the paper's zero-shot
+    // rule beside ours).
+    RGBColor(0, 60, 100),
+    RGBColor(130, 50, 0),
+    RGBColor(0, 90, 60),
+    RGBColor(130, 60, 100),
 ];
 
 /// Draws `fig` to `<stem>.svg` and `<stem>.png` (1000 × 700), each written atomically.

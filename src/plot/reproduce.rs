@@ -8,11 +8,18 @@ use std::collections::BTreeMap;
 use super::{draw, draw_grid, Figure, PlotError, Series};
 use crate::reproduce::experiments::{fit_prompts, prompts_fit_from, Row, OOD_TRAIN_FLIP};
 use crate::reproduce::published::published_bayes;
-use crate::reproduce::risks::Task;
+use crate::reproduce::risks::{Task, PAPER_RULE};
 use crate::reproduce::run::{Figure as Which, Options, Outcome};
 
-/// Palette index of a predictor (Bayes and the exact score are black).
+/// Palette index of a predictor (Bayes and the exact score are black); a score under the
+/// paper's zero-shot rule takes the darker companion of its score's colour.
 fn color(model: &str) -> usize {
+    if let Some(base) = model.strip_suffix(PAPER_RULE) {
+        return match color(base) {
+            c @ 0..=3 => c + 7,
+            c => c,
+        };
+    }
     match model {
         "standard" => 1,
         "shallow" => 2,

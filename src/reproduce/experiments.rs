@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk};
+use super::risks::{self, Classifier, PredictorRisk, RiskError, Task, TaskRisk, PAPER_RULE};
 use super::{Denoiser, NextToken};
 use crate::downstream::bayes::{BayesDenoiser, BayesNextToken};
 use crate::downstream::noise::{ValueNoise, DENOISING};
@@ -104,6 +104,12 @@ impl Family {
     pub fn file_of(pattern: &str, flip: f64) -> PathBuf {
         PathBuf::from(pattern.replace(FLIP_PLACEHOLDER, &flip.to_string()))
     }
+}
+
+/// The paper's grid of prompts per class for the zero-shot risk against `M` (Figs. 5-6, as
+/// drawn): `M = 5, 10, ..., 250`.
+pub fn paper_prompts() -> Vec<usize> {
+    (5..=250).step_by(5).collect()
 }
 
 /// The paper's flips `0.02, 0.04, …, 0.40`.
@@ -510,11 +516,14 @@ fn one_task(data: &Jghm, task: Task, predictor: &Predictor, s: &Settings) -> Res
             (name, r)
         }
         Predictor::Learned { name, score, denoiser, next_token, note, trained_flip } => {
-            let names = vec![(name.clone(), *trained_flip, note.clone())];
+            let mut names = vec![(name.clone(), *trained_flip, note.clone())];
             let r = match task {
                 Task::Clip => risks::clip_risks(data, &[*score], s.k, n, seed),
                 Task::ZeroShot => {
-                    risks::zero_shot_risks(data, &[Classifier::Prompts(*score)], &[s.risk_prompts], n, seed)
+                    // Ours and the paper's classifier, on the same images and prompts.
+                    names.push((format!("{name}{PAPER_RULE}"), *trained_flip, format!("{note}; {PAPER_RULE_NOTE}")));
+                    let both = [Classifier::Prompts(*score), Classifier::PaperPrompts(*score)];
+                    risks::zero_shot_risks(data, &both, &[s.risk_prompts], n, seed)
                 }
                 Task::Denoise => risks::denoise_risks(data, &[*denoiser], s.noise, n, seed),
                 Task::Vlm => risks::vlm_risks(data, &[*next_token], n, seed),
@@ -547,14 +556,25 @@ pub fn prompts_point(
     with_bayes: bool,
 ) -> Result<Vec<Row>> {
     let t0 = std::time::Instant::now();
-    let classifiers: Vec<Classifier> = scores.iter().map(|(_, sc, _)| Classifier::Prompts(*sc)).collect();
+    // Each score with ours and the paper's rule, on the same images and prompts.
+    let classifiers: Vec<Classifier> =
+        scores.iter().flat_map(|(_, sc, _)| [Classifier::Prompts(*sc), Classifier::PaperPrompts(*sc)]).collect();
     let r = risks::zero_shot_risks(data, &classifiers, ms, s.n(Task::ZeroShot), s.seed_of(Task::ZeroShot))?;
     let names: Names = scores
         .iter()
-        .flat_map(|(name, _, note)| ms.iter().map(move |_| (name.to_string(), None, note.clone())))
+        .flat_map(|(name, _, note)| {
+            let ours = ms.iter().map(move |_| (name.to_string(), None, note.clone()));
+            let paper =
+                ms.iter().map(move |_| (format!("{name}{PAPER_RULE}"), None, format!("{note}; {PAPER_RULE_NOTE}")));
+            ours.chain(paper)
+        })
         .collect();
     Ok(rows_of(&r, &names, flip, seed, with_bayes, t0.elapsed().as_secs_f64()))
 }
+
+/// The note of a zero-shot row of the paper's rule ([`crate::downstream::zero_shot::ZeroShotRule::Paper`]).
+pub const PAPER_RULE_NOTE: &str =
+    "zero-shot by the paper's rule: softmax of log mean exp S over the prompts without log p(c)";
 
 /// The least-squares fit `risk ≈ a + b/M` over the prompt counts `M ≥ from`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

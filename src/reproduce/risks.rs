@@ -41,7 +41,7 @@ use crate::contrastive::{self, Batch};
 use crate::downstream::bayes::{first_token_law, value_moments, value_moments_batch};
 use crate::downstream::labels::Label;
 use crate::downstream::noise::ValueNoise;
-use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble};
+use crate::downstream::zero_shot::{PromptDraws, PromptEnsemble, ZeroShotRule};
 use crate::evidence::SoftImage;
 use crate::info::Estimate;
 use crate::model::Jghm;
@@ -212,7 +212,24 @@ pub enum Classifier<'a> {
     /// `P̂(c | x) = softmax_c(log p(c) + log mean_{m ≤ M} exp S(x, y_{c,m}))`, prompts
     /// `y_{c,m} ~ p(y | y_1 = c)` of the data model, `p(c) = p(y_1 = c)`.
     Prompts(&'a dyn Score),
+    /// The same prompts with the paper's rule, without `log p(c)` ([`ZeroShotRule::Paper`]):
+    /// `P̂(c | x) = softmax_c(log mean_{m ≤ M} exp S(x, y_{c,m}))`. Named `<score> (paper's rule)`.
+    PaperPrompts(&'a dyn Score),
 }
+
+impl Classifier<'_> {
+    /// The score and rule of a prompt classifier.
+    fn prompts(&self) -> Option<(&dyn Score, ZeroShotRule)> {
+        match *self {
+            Classifier::Bayes(_) => None,
+            Classifier::Prompts(s) => Some((s, ZeroShotRule::WithPrior)),
+            Classifier::PaperPrompts(s) => Some((s, ZeroShotRule::Paper)),
+        }
+    }
+}
+
+/// The suffix of a score's name under the paper's zero-shot rule.
+pub const PAPER_RULE: &str = " (paper's rule)";
 
 /// The paper's label: the first text token, `C = y_1`.
 const FIRST_TOKEN: Label = Label::TextToken(0);
@@ -239,7 +256,7 @@ pub fn zero_shot_risks(
     seed: u64,
 ) -> Result<TaskRisk, RiskError> {
     check_samples(Task::ZeroShot, samples)?;
-    let uses_prompts = classifiers.iter().any(|c| matches!(c, Classifier::Prompts(_)));
+    let uses_prompts = classifiers.iter().any(|c| c.prompts().is_some());
     if uses_prompts && (prompts.is_empty() || prompts.contains(&0)) {
         return Err(RiskError::Invalid {
             task: "zero-shot",
@@ -257,6 +274,7 @@ pub fn zero_shot_risks(
                 names.push((if std::ptr::eq(*m, data) { "bayes".into() } else { "bp".into() }, None))
             }
             Classifier::Prompts(s) => names.extend(prompts.iter().map(|&m| (s.name(), Some(m)))),
+            Classifier::PaperPrompts(s) => names.extend(prompts.iter().map(|&m| (s.name() + PAPER_RULE, Some(m)))),
         }
     }
     let units = chunked(chunks, 1, seed, |rng, _| {
@@ -292,7 +310,8 @@ pub fn zero_shot_risks(
                             .collect(),
                     );
                 }
-                Classifier::Prompts(score) => {
+                Classifier::Prompts(_) | Classifier::PaperPrompts(_) => {
+                    let (score, rule) = classifier.prompts().expect("a prompt classifier");
                     let ensemble = ensemble.as_ref().expect("drawn when a classifier uses prompts");
                     let flat = ensemble.flat();
                     let grid = score.grid(&images, &flat);
@@ -301,7 +320,7 @@ pub fn zero_shot_risks(
                             (0..images.len())
                                 .map(|i| {
                                     let row = &grid[i * flat.len()..(i + 1) * flat.len()];
-                                    cross_entropy(&laws[i], &ensemble.log_classifier(row, m))
+                                    cross_entropy(&laws[i], &ensemble.log_classifier_by(row, m, rule))
                                 })
                                 .collect(),
                         );
