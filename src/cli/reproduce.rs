@@ -61,8 +61,8 @@ pub struct ReproduceArgs {
     /// Only the Bayes predictors (and mis-specified BP for ood, the exact score for prompts).
     #[arg(long)]
     pub bayes_only: bool,
-    /// Learned classes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "standard,shallow,guided")]
+    /// Learned classes, comma-separated (joint: the paper's Joint Training, denoising and vision-language only; not in the prompts figure).
+    #[arg(long, value_delimiter = ',', default_value = "standard,shallow,guided,joint")]
     pub classes: Vec<LearnedClass>,
     /// Model seeds 1..=k (the spread over them is shown).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]

@@ -41,14 +41,17 @@ pub struct HeadShape {
 
 /// One chunk's forward cache and scratch.
 pub struct HeadCache<R> {
-    body: TransformerCache<R>,
-    tokens: Vec<u32>,
+    pub(super) body: TransformerCache<R>,
+    pub(super) tokens: Vec<u32>,
     /// The denoiser's standardised inputs `u_t`.
-    inp: Vec<R>,
-    extra: Vec<R>,
-    out: Vec<R>,
-    dout: Vec<R>,
-    dextra: Vec<R>,
+    pub(super) inp: Vec<R>,
+    pub(super) extra: Vec<R>,
+    pub(super) out: Vec<R>,
+    pub(super) dout: Vec<R>,
+    pub(super) dextra: Vec<R>,
+    /// The outputs at the target's positions when the body also reads the condition's
+    /// positions ([`super::joint_heads`]; empty otherwise).
+    pub(super) picked: Vec<R>,
 }
 
 /// A per-position model with a condition vector: the interface [`HeadRunner`] drives.
@@ -85,7 +88,7 @@ pub trait ConditionalHead<R: Real>: Sync {
 }
 
 /// The body's cache and the head's buffers for `batch` samples.
-fn head_cache<R: Real>(body: &Transformer, batch: usize) -> HeadCache<R> {
+pub(super) fn head_cache<R: Real>(body: &Transformer, batch: usize) -> HeadCache<R> {
     let s = body.shape;
     let n = batch * s.len;
     HeadCache {
@@ -96,6 +99,7 @@ fn head_cache<R: Real>(body: &Transformer, batch: usize) -> HeadCache<R> {
         out: vec![R::zero(); n * s.out],
         dout: vec![R::zero(); n * s.out],
         dextra: vec![R::zero(); n * s.width],
+        picked: vec![],
     }
 }
 
@@ -140,7 +144,7 @@ fn add_condition_backward<R: Real>(
     }
 }
 
-fn uniform_fill<R: Real>(w: &mut [R], fan_in: usize, rng: &mut Rng) {
+pub(super) fn uniform_fill<R: Real>(w: &mut [R], fan_in: usize, rng: &mut Rng) {
     use rand::Rng as _;
     let bound = 1.0 / (fan_in as f64).sqrt();
     w.iter_mut().for_each(|x| *x = R::of(rng.random_range(-bound..bound)));

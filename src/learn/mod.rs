@@ -17,6 +17,7 @@
 //! | [`mlp`] | the baseline: two layers on the bag of (position, token) pairs |
 //! | [`guided`] | the paper's guided class: the transformer plus a BP-message penalty on its hidden states |
 //! | [`frozen_heads`] | downstream heads on frozen features: conditional denoiser, next-token model |
+//! | [`joint_heads`] | the same tasks trained end to end on both modalities' tokens (the paper's Joint Training) |
 //! | [`score_head`] | the score `S(x, y)`: bilinear `⟨f, g⟩/τ` or T7's `log Σ f g / π` |
 //! | [`clip_loss`](mod@clip_loss) | the CLIP loss, in-batch and K-way schemes |
 //! | [`clip`] | a learned pair and one training step end to end |
@@ -38,6 +39,7 @@ pub mod encoder;
 pub mod frozen_heads;
 pub mod gelu;
 pub mod guided;
+pub mod joint_heads;
 pub mod layernorm;
 pub mod linear;
 pub mod memory;

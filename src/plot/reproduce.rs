@@ -25,6 +25,7 @@ fn color(model: &str) -> usize {
         "shallow" => 2,
         "guided" => 3,
         "misspecified-bp" => 4,
+        "joint" => 5,
         "pmi" => 0,
         _ => 6,
     }
@@ -32,7 +33,7 @@ fn color(model: &str) -> usize {
 
 /// The predictors present, Bayes first.
 fn models(rows: &[Row]) -> Vec<String> {
-    let order = ["bayes", "misspecified-bp", "pmi", "standard", "shallow", "guided"];
+    let order = ["bayes", "misspecified-bp", "pmi", "standard", "shallow", "guided", "joint"];
     let mut out: Vec<String> =
         order.iter().filter(|m| rows.iter().any(|r| r.model == **m)).map(|m| m.to_string()).collect();
     for r in rows {

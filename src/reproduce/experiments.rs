@@ -379,6 +379,8 @@ pub enum ExperimentError {
     Prompts,
     #[error("{0}")]
     Family(String),
+    #[error("the {0} class has no CLIP score (no CLIP or zero-shot risk)")]
+    NoScore(String),
 }
 
 /// What a point evaluates besides the data model's Bayes predictor.
@@ -387,10 +389,11 @@ pub enum Predictor<'a> {
     Bayes,
     /// BP of another model (the same seed at another flip) applied to the data.
     Misspecified(&'a Jghm, f64),
-    /// A learned model: its score, denoiser and next-token model, and how it was trained.
+    /// A learned model: its score (none for the joint class: then no CLIP and zero-shot rows),
+    /// denoiser and next-token model, and how it was trained.
     Learned {
         name: String,
-        score: &'a dyn Score,
+        score: Option<&'a dyn Score>,
         denoiser: &'a dyn Denoiser,
         next_token: &'a dyn NextToken,
         note: String,
@@ -490,6 +493,10 @@ fn point_rows(
 ) -> Result<Vec<Row>> {
     let mut rows = vec![];
     for task in Task::ALL {
+        let scoreless = matches!(predictor, Predictor::Learned { score: None, .. });
+        if scoreless && matches!(task, Task::Clip | Task::ZeroShot) {
+            continue;
+        }
         let t0 = std::time::Instant::now();
         let (r, names) = one_task(data, task, predictor, s)?;
         rows.extend(rows_of(&r, &names, flip, seed, with_bayes, t0.elapsed().as_secs_f64()));
@@ -516,13 +523,14 @@ fn one_task(data: &Jghm, task: Task, predictor: &Predictor, s: &Settings) -> Res
             (name, r)
         }
         Predictor::Learned { name, score, denoiser, next_token, note, trained_flip } => {
+            let score = || score.ok_or(ExperimentError::NoScore(name.clone()));
             let mut names = vec![(name.clone(), *trained_flip, note.clone())];
             let r = match task {
-                Task::Clip => risks::clip_risks(data, &[*score], s.k, n, seed),
+                Task::Clip => risks::clip_risks(data, &[score()?], s.k, n, seed),
                 Task::ZeroShot => {
                     // Ours and the paper's classifier, on the same images and prompts.
                     names.push((format!("{name}{PAPER_RULE}"), *trained_flip, format!("{note}; {PAPER_RULE_NOTE}")));
-                    let both = [Classifier::Prompts(*score), Classifier::PaperPrompts(*score)];
+                    let both = [Classifier::Prompts(score()?), Classifier::PaperPrompts(score()?)];
                     risks::zero_shot_risks(data, &both, &[s.risk_prompts], n, seed)
                 }
                 Task::Denoise => risks::denoise_risks(data, &[*denoiser], s.noise, n, seed),

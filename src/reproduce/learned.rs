@@ -58,6 +58,7 @@ use crate::learn::adamw::{AdamW, Schedule};
 use crate::learn::data::Data;
 use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::guided::GuidedTransformer;
+use crate::learn::joint_heads::{JointDenoiser, JointNextToken};
 use crate::learn::train::{train, Run};
 use crate::learn::{Class, ClipPair, Params, PositionInit, Products, Scheme, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
@@ -75,13 +76,17 @@ pub enum LearnedClass {
     Shallow,
     /// Standard plus the BP-message penalty on the hidden states.
     Guided,
+    /// No CLIP: the denoiser and the next-token model each trained end to end on both
+    /// modalities' tokens ([`crate::learn::joint_heads`], the paper's Joint Training).
+    Joint,
 }
 
 impl LearnedClass {
     /// The encoder class of [`crate::learn::registry`] this recipe trains: each of the
-    /// paper's three classes is a size and penalty of the transformer class, not an encoder
+    /// paper's CLIP classes is a size and penalty of the transformer class, not an encoder
     /// of its own (the guided class wraps the transformer's encoder with the BP-message
-    /// penalty, which needs the model and a weight and so is built here, not by the registry).
+    /// penalty, which needs the model and a weight and so is built here, not by the registry);
+    /// the joint class's two models are transformers too.
     pub fn encoder_class(&self) -> Class {
         Class::Transformer
     }
@@ -91,6 +96,7 @@ impl LearnedClass {
             LearnedClass::Standard => "standard",
             LearnedClass::Shallow => "shallow",
             LearnedClass::Guided => "guided",
+            LearnedClass::Joint => "joint",
         }
     }
 }
@@ -293,22 +299,23 @@ pub struct TrainingReport {
 
 /// A trained CLIP pair with its two heads.
 pub struct LearnedModels {
-    score: Arc<LearnedScore<f32, Transformer>>,
-    denoiser: LearnedDenoiser,
-    next_token: LearnedNextToken,
+    /// `None` for the joint class, which has no CLIP pair.
+    score: Option<Arc<LearnedScore<f32, Transformer>>>,
+    denoiser: Box<dyn Denoiser>,
+    next_token: Box<dyn NextToken>,
     pub report: TrainingReport,
 }
 
 impl LearnedModels {
-    /// The CLIP score `S(x, y) = ⟨f(x), g(y)⟩/τ`.
-    pub fn score(&self) -> &dyn Score {
-        self.score.as_ref()
+    /// The CLIP score `S(x, y) = ⟨f(x), g(y)⟩/τ` (`None` for the joint class).
+    pub fn score(&self) -> Option<&dyn Score> {
+        self.score.as_deref().map(|s| s as &dyn Score)
     }
     pub fn denoiser(&self) -> &dyn Denoiser {
-        &self.denoiser
+        self.denoiser.as_ref()
     }
     pub fn next_token(&self) -> &dyn NextToken {
-        &self.next_token
+        self.next_token.as_ref()
     }
     /// Class, steps per part, seconds, budget.
     pub fn describe(&self) -> String {
@@ -324,15 +331,29 @@ impl LearnedModels {
         let budget = r.budget.map_or("fixed step counts".to_string(), |b| {
             format!("budget {:.0} s{}", b.seconds, if b.quick { ", quick" } else { "" })
         });
+        let heads = format!(
+            "denoiser ({} blocks, width {}) {}; next-token ({} blocks, width {}) {}",
+            r.plan.denoiser_head.layers,
+            r.plan.denoiser_head.width,
+            part("", r.done.denoiser, r.planned.denoiser, r.seconds[1]).trim_start(),
+            r.plan.next_token_head.layers,
+            r.plan.next_token_head.width,
+            part("", r.done.next_token, r.planned.next_token, r.seconds[2]).trim_start(),
+        );
+        if r.class == LearnedClass::Joint {
+            return format!("joint models on both modalities' tokens (no CLIP): {heads}; {budget}");
+        }
         format!(
-            "{} encoders ({} blocks, width {}, out {}): {}; denoiser {}; next-token {}; {budget}",
+            "{} encoders ({} blocks, width {}, out {}, negatives {}): {}; {heads}; {budget}",
             r.class.name(),
             r.plan.encoder.layers,
             r.plan.encoder.width,
             r.plan.out,
+            match r.plan.scheme {
+                Scheme::InBatch => "in-batch".to_string(),
+                Scheme::KWay { k } => format!("K = {k} independent"),
+            },
             part("CLIP", r.done.clip, r.planned.clip, r.seconds[0]),
-            part("", r.done.denoiser, r.planned.denoiser, r.seconds[1]).trim_start(),
-            part("", r.done.next_token, r.planned.next_token, r.seconds[2]).trim_start(),
         )
     }
 }
@@ -387,6 +408,66 @@ impl NextToken for LearnedNextToken {
     }
 }
 
+/// The joint denoiser of a learned model: the text's tokens are its condition.
+pub struct JointLearnedDenoiser {
+    head: JointDenoiser,
+    params: Vec<f32>,
+    text_vocab: usize,
+}
+
+impl JointLearnedDenoiser {
+    /// Whether `y` fits the model (length and alphabet).
+    fn fits(&self, y: &[usize]) -> bool {
+        y.len() == self.head.cond_len && y.iter().all(|&t| t < self.text_vocab)
+    }
+}
+
+impl Denoiser for JointLearnedDenoiser {
+    fn name(&self) -> String {
+        LearnedClass::Joint.name().to_string()
+    }
+    /// NaN for a text that does not fit the model.
+    fn denoise(&self, noisy: &[f64], y: &[usize]) -> Vec<f64> {
+        self.denoise_batch(&[noisy.to_vec()], &[y]).remove(0)
+    }
+    /// Every image in one batched pass (chunks in parallel, the same numbers as one by one).
+    fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
+        let t = self.head.len;
+        if texts.iter().any(|y| !self.fits(y)) || noisy.iter().any(|x| x.len() != t) {
+            return noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
+        }
+        let inp: Vec<f32> = noisy.iter().flatten().map(|&v| v as f32).collect();
+        let cond: Vec<f32> = texts.iter().flat_map(|y| y.iter().map(|&v| v as f32)).collect();
+        let out = HeadRunner::default().outputs(&self.head, &self.params, &inp, &cond);
+        out.chunks(t).map(|o| o.iter().map(|&v| v as f64).collect()).collect()
+    }
+}
+
+/// The joint next-token model of a learned model: the image's tokens are its condition.
+pub struct JointLearnedNextToken {
+    head: JointNextToken,
+    params: Vec<f32>,
+}
+
+impl NextToken for JointLearnedNextToken {
+    fn name(&self) -> String {
+        LearnedClass::Joint.name().to_string()
+    }
+    /// NaN for an image or text that does not fit the model.
+    fn next_token_log_probs(&self, x: &[usize], y: &[usize]) -> Vec<f64> {
+        let h = &self.head;
+        let fits = x.len() == h.cond_len && x.iter().all(|&t| t < h.cond_vocab) && y.len() == h.len;
+        if !fits || y.iter().any(|&t| t >= h.vocab) {
+            return vec![f64::NAN; y.len() * h.vocab];
+        }
+        let inp: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let cond: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut cache = ConditionalHead::<f32>::new_cache(h, 1);
+        h.forward(&self.params, &inp, &cond, 1, &mut cache);
+        h.outputs(&cache, 1).iter().map(|&v| v as f64).collect()
+    }
+}
+
 /// How long a part trains.
 #[derive(Clone, Copy, Debug)]
 enum Horizon {
@@ -427,7 +508,11 @@ pub fn train_learned(
     }
     let plan = Plan::new(class, budget.quick, protocol);
     let secs = budget.seconds;
-    let horizons = [Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.25 * secs), Horizon::Seconds(0.25 * secs)];
+    // The joint class has no CLIP part: its two models share the budget.
+    let horizons = match class {
+        LearnedClass::Joint => [Horizon::Steps(0), Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.5 * secs)],
+        _ => [Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.25 * secs), Horizon::Seconds(0.25 * secs)],
+    };
     let mut models = train_parts(model, &plan, horizons, seed)?;
     models.report.budget = Some(*budget);
     Ok(models)
@@ -450,6 +535,9 @@ fn check_model(model: &Jghm) -> Result<(), String> {
 /// The three trainings in order: CLIP, then the heads on its frozen features.
 fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> Result<LearnedModels, String> {
     check_model(model)?;
+    if plan.class == LearnedClass::Joint {
+        return train_joint(model, plan, [horizons[1], horizons[2]], seed);
+    }
     let shared = Arc::new(model.clone());
     let t0 = Instant::now();
     let clip = train_clip(model, &shared, plan, horizons[0], seed)?;
@@ -457,14 +545,15 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
     let t1 = Instant::now();
     let mut dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.denoiser_head);
     dn_head.body = dn_head.body.with_products(plan.products);
+    let features = Condition::Features(&score);
     let dn =
-        train_head(model, &score, &dn_head, Task::Denoise, plan, horizons[1], rng::Purpose::DenoiserHead.seed(seed))?;
+        train_head(model, features, &dn_head, Task::Denoise, plan, horizons[1], rng::Purpose::DenoiserHead.seed(seed))?;
     let t2 = Instant::now();
     let mut nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.next_token_head);
     nt_head.body = nt_head.body.with_products(plan.products);
     let nt = train_head(
         model,
-        &score,
+        features,
         &nt_head,
         Task::NextToken,
         plan,
@@ -474,9 +563,14 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
     let t3 = Instant::now();
     let name = plan.class.name().to_string();
     Ok(LearnedModels {
-        denoiser: LearnedDenoiser { clip: score.clone(), head: dn_head, params: dn.params, name: name.clone() },
-        next_token: LearnedNextToken { clip: score.clone(), head: nt_head, params: nt.params, name },
-        score,
+        denoiser: Box::new(LearnedDenoiser {
+            clip: score.clone(),
+            head: dn_head,
+            params: dn.params,
+            name: name.clone(),
+        }),
+        next_token: Box::new(LearnedNextToken { clip: score.clone(), head: nt_head, params: nt.params, name }),
+        score: Some(score),
         report: TrainingReport {
             class: plan.class,
             planned: Steps { clip: clip.1.planned, denoiser: dn.planned, next_token: nt.planned },
@@ -487,6 +581,54 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
             plan: plan.clone(),
         },
     })
+}
+
+/// The joint class: its two models trained end to end from the raw tokens (no CLIP part).
+fn train_joint(model: &Jghm, plan: &Plan, horizons: [Horizon; 2], seed: u64) -> Result<LearnedModels, String> {
+    let t0 = Instant::now();
+    let (nx, ny, vx, vy) = (model.image_len(), model.text_len(), model.image_vocab(), model.text_vocab());
+    let mut dn_head = JointDenoiser::new(nx, vx, ny, vy, plan.denoiser_head);
+    dn_head.body = dn_head.body.with_products(plan.products);
+    let tokens = Condition::Tokens;
+    let dn =
+        train_head(model, tokens, &dn_head, Task::Denoise, plan, horizons[0], rng::Purpose::DenoiserHead.seed(seed))?;
+    let t1 = Instant::now();
+    let mut nt_head = JointNextToken::new(ny, vy, nx, vx, plan.next_token_head);
+    nt_head.body = nt_head.body.with_products(plan.products);
+    let nt = train_head(
+        model,
+        tokens,
+        &nt_head,
+        Task::NextToken,
+        plan,
+        horizons[1],
+        rng::Purpose::NextTokenHead.seed(seed),
+    )?;
+    let t2 = Instant::now();
+    let none = Steps { clip: 0, denoiser: dn.done, next_token: nt.done };
+    Ok(LearnedModels {
+        score: None,
+        denoiser: Box::new(JointLearnedDenoiser { head: dn_head, params: dn.params, text_vocab: vy }),
+        next_token: Box::new(JointLearnedNextToken { head: nt_head, params: nt.params }),
+        report: TrainingReport {
+            class: plan.class,
+            planned: Steps { clip: 0, denoiser: dn.planned, next_token: nt.planned },
+            done: none,
+            seconds: [0.0, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64()],
+            budget: None,
+            final_losses: [f64::NAN, dn.final_loss, nt.final_loss],
+            plan: plan.clone(),
+        },
+    })
+}
+
+/// What a head is conditioned on.
+#[derive(Clone, Copy)]
+enum Condition<'a> {
+    /// The frozen CLIP features of the other modality.
+    Features(&'a LearnedScore<f32, Transformer>),
+    /// The other modality's tokens themselves (the joint class).
+    Tokens,
 }
 
 /// What one part's training did.
@@ -571,26 +713,33 @@ fn tail_mean(losses: &[f64]) -> f64 {
 /// One batch of a head: inputs, conditions (frozen features), targets, as `f32` rows.
 fn head_batch(
     model: &Jghm,
-    score: &LearnedScore<f32, Transformer>,
+    condition: Condition,
     task: Task,
     b: usize,
     seed: u64,
     step: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let as_reals = |rows: &[Vec<usize>]| rows.iter().flatten().map(|&v| v as f32).collect::<Vec<f32>>();
     let mut rng = rng::stream(seed, 1 + step as u64);
     let pairs = sample_pairs(model, b, rng.random::<u64>(), false);
     match task {
         Task::Denoise => {
             // x̃_i = v_i + σ ε_i on the image; the condition is g(y)
             let ys: Vec<Vec<usize>> = pairs.iter().map(|p| p.text.clone()).collect();
-            let cond = score.encode(false, &ys);
+            let cond = match condition {
+                Condition::Features(score) => score.encode(false, &ys),
+                Condition::Tokens => as_reals(&ys),
+            };
             let target: Vec<f32> = pairs.iter().flat_map(|p| p.image.iter().map(|&v| v as f32)).collect();
             let inp: Vec<f32> = target.iter().map(|&v| DENOISING.observe(v as f64, &mut rng) as f32).collect();
             (inp, cond, target)
         }
         Task::NextToken => {
             let xs: Vec<Vec<usize>> = pairs.iter().map(|p| p.image.clone()).collect();
-            let cond = score.encode(true, &xs);
+            let cond = match condition {
+                Condition::Features(score) => score.encode(true, &xs),
+                Condition::Tokens => as_reals(&xs),
+            };
             let target: Vec<f32> = pairs.iter().flat_map(|p| p.text.iter().map(|&v| v as f32)).collect();
             (target.clone(), cond, target)
         }
@@ -601,7 +750,7 @@ fn head_batch(
 /// part when the horizon is in seconds.
 fn train_head<H: ConditionalHead<f32>>(
     model: &Jghm,
-    score: &LearnedScore<f32, Transformer>,
+    condition: Condition,
     head: &H,
     task: Task,
     plan: &Plan,
@@ -618,7 +767,7 @@ fn train_head<H: ConditionalHead<f32>>(
     let mut schedule = plan.schedule(plan.head_lr, steps);
     while losses.len() < steps {
         let s = losses.len();
-        let (inp, cond, target) = head_batch(model, score, task, plan.head_batch, seed, s);
+        let (inp, cond, target) = head_batch(model, condition, task, plan.head_batch, seed, s);
         let loss = runner.loss_and_grad(head, &params.image, &inp, &cond, &target, &mut grads.image);
         if !loss.is_finite() {
             return Err(format!("head training diverged at step {s} (loss {loss})"));

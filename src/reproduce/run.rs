@@ -529,12 +529,14 @@ impl Points<'_> {
                 self.add(prompts_point(&model, flip, seed, &[("pmi", &pmi, note)], ms, s, true)?)?;
             }
             let classes: &[LearnedClass] = if o.bayes_only { &[] } else { &o.classes };
-            for &class in classes {
+            // The joint class has no score, so no prompt classifier: it has no row here.
+            for &class in classes.iter().filter(|c| **c != LearnedClass::Joint) {
                 if self.done(class.name(), flip, seed) {
                     continue;
                 }
                 let m = self.train(&model, class, train_seed(seed))?;
-                let scores = [(class.name(), m.score(), m.describe())];
+                let score = m.score().expect("every class but the joint one has a score");
+                let scores = [(class.name(), score, m.describe())];
                 self.add(prompts_point(&model, flip, seed, &scores, ms, s, false)?)?;
             }
             self.flip_done();
