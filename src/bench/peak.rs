@@ -44,6 +44,11 @@ impl Peaks {
     pub fn f32_all_threads(&self) -> Option<f64> {
         self.kernels.iter().filter(|k| k.kernel.starts_with("f32")).map(|k| k.all_threads).reduce(f64::max)
     }
+
+    /// The BF16 dot rate of the whole pool (the ceiling of a run with BF16 products).
+    pub fn bf16_all_threads(&self) -> Option<f64> {
+        self.kernels.iter().filter(|k| k.kernel.starts_with("bf16")).map(|k| k.all_threads).reduce(f64::max)
+    }
 }
 
 /// A peak kernel: runs `iters` loop turns and returns a sum of its accumulators (so the work

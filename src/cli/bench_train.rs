@@ -80,6 +80,7 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         Ok((t, measure_peaks(TRAIN_PEAK_ITERS, 3)))
     })?;
     let peak = peaks.f32_all_threads();
+    let bf16_peak = if cfg.products == Products::Bf16 { peaks.bf16_all_threads() } else { None };
     let towers: Vec<(&str, Vec<KernelTiming>)> = if a.kernels {
         let checked = cfg.clone().check(&model)?;
         [("image", crate::model::Part::Image), ("text", crate::model::Part::Text)]
@@ -95,6 +96,8 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         let mut v = serde_json::to_value(&t)?;
         v["f32_peak_gflop_per_second"] = serde_json::json!(peak);
         v["fraction_of_f32_peak"] = serde_json::json!(peak.map(|p| t.gflop_per_second / p));
+        v["bf16_peak_gflop_per_second"] = serde_json::json!(bf16_peak);
+        v["fraction_of_bf16_peak"] = serde_json::json!(bf16_peak.map(|p| t.gflop_per_second / p));
         if a.kernels {
             v["kernels"] = serde_json::to_value(
                 towers.iter().map(|(n, k)| (n.to_string(), k)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -102,9 +105,12 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         }
         println!("{v}");
     } else {
-        let of_peak = peak.map_or(String::new(), |p| {
+        let mut of_peak = peak.map_or(String::new(), |p| {
             format!(", {:.0}% of the f32 FMA peak {p:.0} GFLOP/s", 100.0 * t.gflop_per_second / p)
         });
+        if let Some(p) = bf16_peak {
+            of_peak += &format!(" and {:.0}% of the BF16 peak {p:.0}", 100.0 * t.gflop_per_second / p);
+        }
         println!(
             "jghm threads={}: {:.1} ms/step, {} pairs/s (batch {}, {} timed steps); {:.2} GFLOP per pair, {:.1} GFLOP/s{of_peak}",
             t.threads,
