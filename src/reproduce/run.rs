@@ -223,7 +223,11 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
         if o.bayes_only {
             ", Bayes only".to_string()
         } else {
-            format!(", classes {:?}, budget {:.0} s each", o.classes, o.budget_seconds)
+            let length = match o.steps {
+                Some(st) => format!("{} CLIP steps and {}, {} head steps each", st.clip, st.denoiser, st.next_token),
+                None => format!("budget {:.0} s each", o.budget_seconds),
+            };
+            format!(", classes {:?}, {length}; negatives {}, {:?} heads", o.classes, o.protocol.negatives, o.protocol.heads)
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
@@ -436,10 +440,11 @@ impl Points<'_> {
         let o = self.o;
         let m = match o.steps {
             Some(steps) => {
+                let clip =
+                    if class == LearnedClass::Joint { String::new() } else { format!("{} CLIP steps, ", steps.clip) };
                 (self.log)(&format!(
-                    "training {} ({} CLIP steps, {} and {} head steps) ...",
+                    "training {} ({clip}{} and {} head steps) ...",
                     class.name(),
-                    steps.clip,
                     steps.denoiser,
                     steps.next_token
                 ));
