@@ -331,6 +331,36 @@ fn learned_models_do_not_depend_on_the_thread_count() {
     assert_eq!(run(1), run(3));
 }
 
+/// A learned denoiser gives the same numbers one image at a time and in a batch (more images
+/// than one chunk, with a text that does not fit in the middle: its row alone is NaN), for the
+/// frozen heads and the joint class.
+#[test]
+fn learned_denoisers_batch_as_they_denoise_one_by_one() {
+    let model = small_model();
+    let steps = Steps { clip: 2, denoiser: 2, next_token: 1 };
+    let pairs = sample_pairs(&model, 40, 6, false);
+    let mut rng = rng::stream(7, 0);
+    let noisy: Vec<Vec<f64>> = pairs
+        .iter()
+        .map(|p| p.image.iter().map(|&v| v as f64 + Distribution::<f64>::sample(&StandardNormal, &mut rng)).collect())
+        .collect();
+    let bad = vec![99usize; model.text_len()];
+    let mut texts: Vec<&[usize]> = pairs.iter().map(|p| p.text.as_slice()).collect();
+    texts[17] = &bad;
+    for class in [LearnedClass::Standard, LearnedClass::Joint] {
+        let m = train_learned_steps(&model, &small_plan(class), steps, 2).unwrap();
+        let batch = m.denoiser().denoise_batch(&noisy, &texts);
+        for (i, (x, y)) in noisy.iter().zip(&texts).enumerate() {
+            let one = m.denoiser().denoise(x, y);
+            if i == 17 {
+                assert!(one.iter().chain(&batch[i]).all(|v| v.is_nan()), "{class:?}: the bad text's row");
+            } else {
+                assert_eq!(one, batch[i], "{class:?}: image {i}");
+            }
+        }
+    }
+}
+
 /// The standard model of the paper's simulations at ε = 0.2 (`jghm model random --states 10 --children 3
 /// --depth 4 --text-depth 4 --flip 0.2 --seed 1`): trains each class within
 /// `JGHM_BUDGET_SECONDS` (default 60) and prints the steps, the per-step times and the four

@@ -375,11 +375,28 @@ impl Denoiser for LearnedDenoiser {
         if self.clip.check(false, y).is_err() {
             return vec![f64::NAN; noisy.len()];
         }
-        let g = self.clip.encode(false, &[y.to_vec()]);
-        let inp: Vec<f32> = noisy.iter().map(|&v| v as f32).collect();
-        let mut cache = ConditionalHead::<f32>::new_cache(&self.head, 1);
-        self.head.forward(&self.params, &inp, &g, 1, &mut cache);
-        self.head.outputs(&cache, 1).iter().map(|&v| v as f64).collect()
+        self.denoise_batch(&[noisy.to_vec()], &[y]).remove(0)
+    }
+    /// Every image in one batched pass: the texts encoded together, the head run in chunks in
+    /// parallel (each row's numbers do not depend on the others, so they are those of
+    /// [`Denoiser::denoise`]); NaN rows for texts that do not fit.
+    fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
+        let t = self.head.body.shape.len;
+        let fits: Vec<bool> =
+            noisy.iter().zip(texts).map(|(x, y)| x.len() == t && self.clip.check(false, y).is_ok()).collect();
+        let good: Vec<usize> = (0..noisy.len()).filter(|&i| fits[i]).collect();
+        let ys: Vec<Vec<usize>> = good.iter().map(|&i| texts[i].to_vec()).collect();
+        let mut out: Vec<Vec<f64>> = noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
+        if good.is_empty() {
+            return out;
+        }
+        let g = self.clip.encode(false, &ys);
+        let inp: Vec<f32> = good.iter().flat_map(|&i| noisy[i].iter().map(|&v| v as f32)).collect();
+        let rows = HeadRunner::default().outputs(&self.head, &self.params, &inp, &g);
+        for (&i, row) in good.iter().zip(rows.chunks(t)) {
+            out[i] = row.iter().map(|&v| v as f64).collect();
+        }
+        out
     }
 }
 
@@ -433,13 +450,18 @@ impl Denoiser for JointLearnedDenoiser {
     /// Every image in one batched pass (chunks in parallel, the same numbers as one by one).
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
         let t = self.head.len;
-        if texts.iter().any(|y| !self.fits(y)) || noisy.iter().any(|x| x.len() != t) {
-            return noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
+        let good: Vec<usize> = (0..noisy.len()).filter(|&i| noisy[i].len() == t && self.fits(texts[i])).collect();
+        let mut out: Vec<Vec<f64>> = noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
+        if good.is_empty() {
+            return out;
         }
-        let inp: Vec<f32> = noisy.iter().flatten().map(|&v| v as f32).collect();
-        let cond: Vec<f32> = texts.iter().flat_map(|y| y.iter().map(|&v| v as f32)).collect();
-        let out = HeadRunner::default().outputs(&self.head, &self.params, &inp, &cond);
-        out.chunks(t).map(|o| o.iter().map(|&v| v as f64).collect()).collect()
+        let inp: Vec<f32> = good.iter().flat_map(|&i| noisy[i].iter().map(|&v| v as f32)).collect();
+        let cond: Vec<f32> = good.iter().flat_map(|&i| texts[i].iter().map(|&v| v as f32)).collect();
+        let rows = HeadRunner::default().outputs(&self.head, &self.params, &inp, &cond);
+        for (&i, row) in good.iter().zip(rows.chunks(t)) {
+            out[i] = row.iter().map(|&v| v as f64).collect();
+        }
+        out
     }
 }
 
