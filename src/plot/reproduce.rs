@@ -95,31 +95,47 @@ fn seeds_note(rows: &[Row]) -> String {
     }
 }
 
-/// One panel per task: risk against the flip of the data, one series per predictor.
-pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
+/// What a panel of [`task_panels`] plots against the flip.
+#[derive(Clone, Copy, PartialEq)]
+enum Quantity {
+    Risk,
+    /// Predictor minus Bayes, paired on the same samples.
+    Excess,
+}
+
+/// One panel per task: the risk (or the excess risk over Bayes) against the flip of the data,
+/// one series of markers per predictor that has one, at the measured flips only (a line would
+/// imply values between them).
+fn task_panels(rows: &[Row], title: &str, budget: &str, quantity: Quantity) -> Vec<Figure> {
     Task::ALL
         .into_iter()
         .map(|task| {
             let of_task: Vec<&Row> = rows.iter().filter(|r| r.task == task.key()).collect();
+            let (name, axis) = match quantity {
+                Quantity::Risk => ("", "risk"),
+                Quantity::Excess => ("excess ", "excess risk over Bayes"),
+            };
             let mut fig = Figure::new(
-                format!("{title}: {}", task_title(task)),
+                format!("{title}: {name}{}", task_title(task)),
                 format!("flip ε of the data model ({})", seeds_note(rows)),
-                format!("risk ({})", y_label(task)),
+                format!("{axis} ({})", y_label(task)),
                 false,
                 false,
             );
             for model in models(rows) {
                 let mine: Vec<&Row> = of_task.iter().copied().filter(|r| r.model == model).collect();
-                if mine.is_empty() {
+                let stats = match quantity {
+                    Quantity::Risk => over_seeds(&mine),
+                    Quantity::Excess => excess_over_seeds(&mine),
+                };
+                if stats.is_empty() {
                     continue;
                 }
-                let stats = over_seeds(&mine);
                 let label = match model.as_str() {
                     "bayes" => "Bayes (exact BP)".to_string(),
                     "misspecified-bp" => "BP of the ε = 0.2 model (mis-specified)".to_string(),
                     m => format!("{m} ({budget})"),
                 };
-                // Markers at the measured flips only: a line would imply values between them.
                 fig.series.push(
                     Series::points(label, stats.iter().map(|s| (s.0, s.1)).collect())
                         .with_errors(stats.iter().map(|s| s.2).collect())
@@ -129,6 +145,11 @@ pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
             fig
         })
         .collect()
+}
+
+/// One panel per task: risk against the flip of the data, one series per predictor.
+pub fn risk_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
+    task_panels(rows, title, budget, Quantity::Risk)
 }
 
 /// Per flip, the excess risks (predictor minus Bayes, paired) of [`over_seeds`]' rows: the
@@ -150,36 +171,7 @@ pub fn excess_panels(rows: &[Row], title: &str, budget: &str) -> Vec<Figure> {
     if rows.iter().all(|r| r.excess_risk.is_none()) {
         return vec![];
     }
-    Task::ALL
-        .into_iter()
-        .map(|task| {
-            let of_task: Vec<&Row> = rows.iter().filter(|r| r.task == task.key()).collect();
-            let mut fig = Figure::new(
-                format!("{title}: excess {}", task_title(task)),
-                format!("flip ε of the data model ({})", seeds_note(rows)),
-                format!("excess risk over Bayes ({})", y_label(task)),
-                false,
-                false,
-            );
-            for model in models(rows) {
-                let mine: Vec<&Row> = of_task.iter().copied().filter(|r| r.model == model).collect();
-                let stats = excess_over_seeds(&mine);
-                if stats.is_empty() {
-                    continue;
-                }
-                let label = match model.as_str() {
-                    "misspecified-bp" => "BP of the ε = 0.2 model (mis-specified)".to_string(),
-                    m => format!("{m} ({budget})"),
-                };
-                fig.series.push(
-                    Series::points(label, stats.iter().map(|s| (s.0, s.1)).collect())
-                        .with_errors(stats.iter().map(|s| s.2).collect())
-                        .with_color(color(&model)),
-                );
-            }
-            fig
-        })
-        .collect()
+    task_panels(rows, title, budget, Quantity::Excess)
 }
 
 /// The risk panels, and below them the excess-risk panels when the run has any: a grid of 2

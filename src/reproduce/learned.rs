@@ -381,22 +381,8 @@ impl Denoiser for LearnedDenoiser {
     /// parallel (each row's numbers do not depend on the others, so they are those of
     /// [`Denoiser::denoise`]); NaN rows for texts that do not fit.
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
-        let t = self.head.body.shape.len;
-        let fits: Vec<bool> =
-            noisy.iter().zip(texts).map(|(x, y)| x.len() == t && self.clip.check(false, y).is_ok()).collect();
-        let good: Vec<usize> = (0..noisy.len()).filter(|&i| fits[i]).collect();
-        let ys: Vec<Vec<usize>> = good.iter().map(|&i| texts[i].to_vec()).collect();
-        let mut out: Vec<Vec<f64>> = noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
-        if good.is_empty() {
-            return out;
-        }
-        let g = self.clip.encode(false, &ys);
-        let inp: Vec<f32> = good.iter().flat_map(|&i| noisy[i].iter().map(|&v| v as f32)).collect();
-        let rows = HeadRunner::default().outputs(&self.head, &self.params, &inp, &g);
-        for (&i, row) in good.iter().zip(rows.chunks(t)) {
-            out[i] = row.iter().map(|&v| v as f64).collect();
-        }
-        out
+        let fits = |y: &[usize]| self.clip.check(false, y).is_ok();
+        denoise_fitting(&self.head, &self.params, noisy, texts, fits, |ys| self.clip.encode(false, ys))
     }
 }
 
@@ -425,6 +411,33 @@ impl NextToken for LearnedNextToken {
     }
 }
 
+/// A denoising head run on every image whose noisy values fill the head and whose text `fits`,
+/// in one batched pass ([`HeadRunner::outputs`]: chunks in parallel, each row's numbers those
+/// of a batch of one); `condition` turns the fitting texts into the head's conditions. The
+/// other rows are NaN.
+fn denoise_fitting<H: ConditionalHead<f32>>(
+    head: &H,
+    params: &[f32],
+    noisy: &[Vec<f64>],
+    texts: &[&[usize]],
+    fits: impl Fn(&[usize]) -> bool,
+    condition: impl FnOnce(&[Vec<usize>]) -> Vec<f32>,
+) -> Vec<Vec<f64>> {
+    let t = head.seq_len();
+    let good: Vec<usize> = (0..noisy.len()).filter(|&i| noisy[i].len() == t && fits(texts[i])).collect();
+    let mut out: Vec<Vec<f64>> = noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
+    if good.is_empty() {
+        return out;
+    }
+    let ys: Vec<Vec<usize>> = good.iter().map(|&i| texts[i].to_vec()).collect();
+    let inp: Vec<f32> = good.iter().flat_map(|&i| noisy[i].iter().map(|&v| v as f32)).collect();
+    let rows = HeadRunner::default().outputs(head, params, &inp, &condition(&ys));
+    for (&i, row) in good.iter().zip(rows.chunks(t)) {
+        out[i] = row.iter().map(|&v| v as f64).collect();
+    }
+    out
+}
+
 /// The joint denoiser of a learned model: the text's tokens are its condition.
 pub struct JointLearnedDenoiser {
     head: JointDenoiser,
@@ -449,19 +462,8 @@ impl Denoiser for JointLearnedDenoiser {
     }
     /// Every image in one batched pass (chunks in parallel, the same numbers as one by one).
     fn denoise_batch(&self, noisy: &[Vec<f64>], texts: &[&[usize]]) -> Vec<Vec<f64>> {
-        let t = self.head.len;
-        let good: Vec<usize> = (0..noisy.len()).filter(|&i| noisy[i].len() == t && self.fits(texts[i])).collect();
-        let mut out: Vec<Vec<f64>> = noisy.iter().map(|x| vec![f64::NAN; x.len()]).collect();
-        if good.is_empty() {
-            return out;
-        }
-        let inp: Vec<f32> = good.iter().flat_map(|&i| noisy[i].iter().map(|&v| v as f32)).collect();
-        let cond: Vec<f32> = good.iter().flat_map(|&i| texts[i].iter().map(|&v| v as f32)).collect();
-        let rows = HeadRunner::default().outputs(&self.head, &self.params, &inp, &cond);
-        for (&i, row) in good.iter().zip(rows.chunks(t)) {
-            out[i] = row.iter().map(|&v| v as f64).collect();
-        }
-        out
+        let as_reals = |ys: &[Vec<usize>]| ys.iter().flatten().map(|&v| v as f32).collect();
+        denoise_fitting(&self.head, &self.params, noisy, texts, |y| self.fits(y), as_reals)
     }
 }
 
