@@ -569,22 +569,10 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
     let t1 = Instant::now();
     let mut dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.denoiser_head);
     dn_head.body = dn_head.body.with_products(plan.products);
-    let features = Condition::Features(&score);
-    let dn =
-        train_head(model, features, &dn_head, Task::Denoise, plan, horizons[1], rng::Purpose::DenoiserHead.seed(seed))?;
-    let t2 = Instant::now();
     let mut nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.next_token_head);
     nt_head.body = nt_head.body.with_products(plan.products);
-    let nt = train_head(
-        model,
-        features,
-        &nt_head,
-        Task::NextToken,
-        plan,
-        horizons[2],
-        rng::Purpose::NextTokenHead.seed(seed),
-    )?;
-    let t3 = Instant::now();
+    let features = Condition::Features(&score);
+    let (dn, nt) = train_heads(model, features, &dn_head, &nt_head, plan, [horizons[1], horizons[2]], seed)?;
     let name = plan.class.name().to_string();
     Ok(LearnedModels {
         denoiser: Box::new(LearnedDenoiser {
@@ -599,7 +587,7 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
             class: plan.class,
             planned: Steps { clip: clip.1.planned, denoiser: dn.planned, next_token: nt.planned },
             done: Steps { clip: clip.1.done, denoiser: dn.done, next_token: nt.done },
-            seconds: [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64()],
+            seconds: [(t1 - t0).as_secs_f64(), dn.seconds, nt.seconds],
             budget: None,
             final_losses: [clip.1.final_loss, dn.final_loss, nt.final_loss],
             plan: plan.clone(),
@@ -609,26 +597,12 @@ fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> 
 
 /// The joint class: its two models trained end to end from the raw tokens (no CLIP part).
 fn train_joint(model: &Jghm, plan: &Plan, horizons: [Horizon; 2], seed: u64) -> Result<LearnedModels, String> {
-    let t0 = Instant::now();
     let (nx, ny, vx, vy) = (model.image_len(), model.text_len(), model.image_vocab(), model.text_vocab());
     let mut dn_head = JointDenoiser::new(nx, vx, ny, vy, plan.denoiser_head);
     dn_head.body = dn_head.body.with_products(plan.products);
-    let tokens = Condition::Tokens;
-    let dn =
-        train_head(model, tokens, &dn_head, Task::Denoise, plan, horizons[0], rng::Purpose::DenoiserHead.seed(seed))?;
-    let t1 = Instant::now();
     let mut nt_head = JointNextToken::new(ny, vy, nx, vx, plan.next_token_head);
     nt_head.body = nt_head.body.with_products(plan.products);
-    let nt = train_head(
-        model,
-        tokens,
-        &nt_head,
-        Task::NextToken,
-        plan,
-        horizons[1],
-        rng::Purpose::NextTokenHead.seed(seed),
-    )?;
-    let t2 = Instant::now();
+    let (dn, nt) = train_heads(model, Condition::Tokens, &dn_head, &nt_head, plan, horizons, seed)?;
     let none = Steps { clip: 0, denoiser: dn.done, next_token: nt.done };
     Ok(LearnedModels {
         score: None,
@@ -638,12 +612,43 @@ fn train_joint(model: &Jghm, plan: &Plan, horizons: [Horizon; 2], seed: u64) -> 
             class: plan.class,
             planned: Steps { clip: 0, denoiser: dn.planned, next_token: nt.planned },
             done: none,
-            seconds: [0.0, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64()],
+            seconds: [0.0, dn.seconds, nt.seconds],
             budget: None,
             final_losses: [f64::NAN, dn.final_loss, nt.final_loss],
             plan: plan.clone(),
         },
     })
+}
+
+/// The denoiser, then the next-token model, each trained on `condition` for its horizon.
+fn train_heads<D: ConditionalHead<f32>, N: ConditionalHead<f32>>(
+    model: &Jghm,
+    condition: Condition,
+    denoiser: &D,
+    next_token: &N,
+    plan: &Plan,
+    horizons: [Horizon; 2],
+    seed: u64,
+) -> Result<(HeadDone, HeadDone), String> {
+    let dn = train_head(
+        model,
+        condition,
+        denoiser,
+        Task::Denoise,
+        plan,
+        horizons[0],
+        rng::Purpose::DenoiserHead.seed(seed),
+    )?;
+    let nt = train_head(
+        model,
+        condition,
+        next_token,
+        Task::NextToken,
+        plan,
+        horizons[1],
+        rng::Purpose::NextTokenHead.seed(seed),
+    )?;
+    Ok((dn, nt))
 }
 
 /// What a head is conditioned on.
@@ -807,7 +812,8 @@ fn train_head<H: ConditionalHead<f32>>(
             break;
         }
     }
-    Ok(HeadDone { planned: steps, done: losses.len(), final_loss: tail_mean(&losses), params: params.image })
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(HeadDone { planned: steps, done: losses.len(), final_loss: tail_mean(&losses), params: params.image, seconds })
 }
 
 /// What a head's training did, with its parameters.
@@ -816,4 +822,6 @@ struct HeadDone {
     done: usize,
     final_loss: f64,
     params: Vec<f32>,
+    /// Wall seconds of the training.
+    seconds: f64,
 }
