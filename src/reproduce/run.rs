@@ -265,7 +265,9 @@ fn point_models(figure: Figure, bayes_only: bool, classes: &[LearnedClass]) -> V
         Figure::Prompts => vec!["pmi".into()],
     };
     if !bayes_only {
-        out.extend(classes.iter().map(|c| c.name().to_string()));
+        // The joint class has no score, so no row in the prompts figure.
+        let in_figure = |c: &&LearnedClass| figure != Figure::Prompts || **c != LearnedClass::Joint;
+        out.extend(classes.iter().filter(in_figure).map(|c| c.name().to_string()));
     }
     out
 }
