@@ -291,11 +291,14 @@ mod x86 {
                 let row = b.add(p * ldb);
                 (_mm512_loadu_si512(row.cast()), _mm512_loadu_si512(row.add(16).cast()))
             };
-            let (b0, b1): (__m512bh, __m512bh) = (std::mem::transmute(b0), std::mem::transmute(b1));
+            // SAFETY: both are 512 bits of plain data; BF16 pairs reinterpreted as such.
+            let (b0, b1) =
+                unsafe { (std::mem::transmute::<__m512i, __m512bh>(b0), std::mem::transmute::<__m512i, __m512bh>(b1)) };
             for (r, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: in bounds by the contract above.
                 let pair = unsafe { *a.add(r * ars + p * aps) };
-                let ar: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair as i32));
+                // SAFETY: as above.
+                let ar = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair as i32)) };
                 acc[0] = _mm512_dpbf16_ps(acc[0], ar, b0);
                 acc[1] = _mm512_dpbf16_ps(acc[1], ar, b1);
             }
