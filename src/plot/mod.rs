@@ -331,8 +331,12 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         let (l, h) = (lo.log10(), hi.log10().max(lo.log10() + 0.5));
         let pad = 0.06 * (h - l);
         (10f64.powf(l - pad), 10f64.powf(h + pad))
+    } else if hi - lo <= 1e-12 * hi.abs().max(1.0) {
+        // One value (a run at one flip): a window around it, so the ticks still read.
+        let half = 0.05 * lo.abs().max(1.0);
+        (lo - half, hi + half)
     } else {
-        let span = (hi - lo).max(1e-12 * hi.abs().max(1.0));
+        let span = hi - lo;
         (lo - 0.06 * span, hi + 0.06 * span)
     }
 }

@@ -379,10 +379,21 @@ fn flip_stem(stem: &std::path::Path, flip: f64, flips: usize) -> std::path::Path
 /// The training budget of the learned rows, read off their notes (`...; budget 60 s; quick`
 /// gives `budget 60 s, quick`); empty when every row is exact.
 fn budget_of_notes(rows: &[Row]) -> String {
-    rows.iter()
-        .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi" | "misspecified-bp"))
-        .find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")))
-        .unwrap_or_default()
+    let learned: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi" | "misspecified-bp") && !r.model.ends_with(PAPER_RULE))
+        .collect();
+    let budget = learned.iter().find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")));
+    // A run fixed by steps names its CLIP steps (`CLIP 3000 steps in …`).
+    let steps = || {
+        learned.iter().find_map(|r| {
+            let rest = &r.note[r.note.find("CLIP ")? + 5..];
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (!n.is_empty() && rest[n.len()..].starts_with(" steps")).then(|| format!("{n} CLIP steps"))
+        })
+    };
+    let fixed = || learned.iter().any(|r| r.note.contains("fixed step counts")).then(|| "fixed steps".to_string());
+    budget.or_else(steps).or_else(fixed).unwrap_or_default()
 }
 
 /// The figure a result file of `jghm reproduce` holds, by its name: `risks*.csv`, `ood*.csv`,
