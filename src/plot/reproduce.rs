@@ -115,8 +115,13 @@ fn task_panels(rows: &[Row], title: &str, budget: &str, quantity: Quantity) -> V
                 Quantity::Risk => ("", "risk"),
                 Quantity::Excess => ("excess ", "excess risk over Bayes"),
             };
+            // The excess row sits under the risk row, whose titles name the run.
+            let heading = match quantity {
+                Quantity::Risk => format!("{title}: {}", task_title(task)),
+                Quantity::Excess => format!("{name}over Bayes: {}", task_title(task)),
+            };
             let mut fig = Figure::new(
-                format!("{title}: {name}{}", task_title(task)),
+                heading,
                 format!("flip ε of the data model ({})", seeds_note(rows)),
                 format!("{axis} ({})", y_label(task)),
                 false,
