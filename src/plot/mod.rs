@@ -372,14 +372,17 @@ where
                 .draw()
                 .map_err(err)?;
             draw_series(fig, &mut chart).map_err(err)?;
-            chart
-                .configure_series_labels()
-                .position(emptiest_corner(fig, (x0, x1), (y0, y1)))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(160, 160, 160))
-                .label_font(("sans-serif", 17))
-                .draw()
-                .map_err(err)?;
+            // No legend box on a panel without a labelled series (an empty one is noise).
+            if fig.series.iter().any(|s| !s.label.is_empty()) {
+                chart
+                    .configure_series_labels()
+                    .position(emptiest_corner(fig, (x0, x1), (y0, y1)))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(160, 160, 160))
+                    .label_font(("sans-serif", 17))
+                    .draw()
+                    .map_err(err)?;
+            }
         }};
     }
     let ticks = fig.x_ticks.clone();
