@@ -80,18 +80,18 @@ impl TrainPreset {
 
     /// The arguments of `clip_train_torch.py` for the same sizes.
     pub fn reference_arguments(model: &Jghm, cfg: &TrainConfig) -> String {
+        let [image, text, vocab, d, layers, heads, p] = sizes(model, cfg);
         format!(
-            "--image-len {} --text-len {} --vocab {} --d {} --layers {} --heads {} --p {} --batch {}",
-            model.len_of(Part::Image),
-            model.len_of(Part::Text),
-            model.image_vocab(),
-            cfg.width,
-            cfg.layers,
-            cfg.heads,
-            cfg.out,
+            "--image-len {image} --text-len {text} --vocab {vocab} --d {d} --layers {layers} --heads {heads} --p {p} --batch {}",
             cfg.batch
         )
     }
+}
+
+/// Image and text tokens, vocabulary, width, blocks, heads and output dimension of a run.
+fn sizes(model: &Jghm, cfg: &TrainConfig) -> [usize; 7] {
+    let part = |p| model.len_of(p);
+    [part(Part::Image), part(Part::Text), model.image_vocab(), cfg.width, cfg.layers, cfg.heads, cfg.out]
 }
 
 /// The throughput of [`bench_train`], in the keys `jghm bench train --json` prints.
@@ -164,17 +164,13 @@ pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<Trai
         last_loss: loss,
         flop_per_pair,
         gflop_per_second: pairs_per_second * flop_per_pair / 1e9,
-        configuration: format!(
-            "image {} tokens, text {} tokens, vocabulary {}; d={}, {} layers, {} heads, p={}; {} products; in-batch CLIP loss; AdamW",
-            model.len_of(Part::Image),
-            model.len_of(Part::Text),
-            model.image_vocab(),
-            cfg.width,
-            cfg.layers,
-            cfg.heads,
-            cfg.out,
-            cfg.products.name()
-        ),
+        configuration: {
+            let [image, text, vocab, d, layers, heads, p] = sizes(model, cfg);
+            let products = cfg.products.name();
+            format!(
+                "image {image} tokens, text {text} tokens, vocabulary {vocab}; d={d}, {layers} layers, {heads} heads, p={p}; {products} products; in-batch CLIP loss; AdamW"
+            )
+        },
         reference_arguments: TrainPreset::reference_arguments(model, cfg),
     })
 }
