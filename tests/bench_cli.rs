@@ -30,6 +30,17 @@ fn bench_train_counts_the_flop_of_its_preset_and_names_the_reference_arguments()
     );
     let fraction = v["fraction_of_f32_peak"].as_f64();
     assert!(fraction.is_none_or(|f| f > 0.0 && f.is_finite()));
+    // With K = 4 independent negatives a positive pair brings 3 negatives per tower.
+    let dir = std::env::temp_dir().join(format!("jghm-bench-kway-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("k4.json");
+    std::fs::write(&cfg, r#"{"width": 64, "layers": 2, "out": 32, "batch": 4, "scheme": {"kind": "k-way", "k": 4}}"#)
+        .unwrap();
+    let args = ["bench", "train", "--config", cfg.to_str().unwrap(), "--steps", "1", "--threads", "1", "--json"];
+    let v: Value = serde_json::from_str(&ok(&args)).unwrap();
+    let got = v["flop_per_pair"].as_f64().unwrap();
+    assert!((got - 4.0 * want).abs() < 1e-9 * want, "K-way flop per pair {got} against {}", 4.0 * want);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

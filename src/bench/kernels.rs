@@ -57,7 +57,7 @@ fn filled(len: usize, seed: u32) -> Vec<f32> {
 }
 
 /// The kernels of one block of a tower of shape `s`, timed as the module doc says, for a
-/// step of `batch` pairs on `threads` threads.
+/// step that encodes `batch` samples per tower on `threads` threads.
 pub fn bench_kernels(
     s: &TransformerShape,
     products: Products,

@@ -10,7 +10,8 @@
 //!   `clip_train_torch.py --d 128 --layers 5 --text-len 81 --p 10 --batch 128`.
 //!
 //! A configuration file (`--config`, the JSON of `jghm train --config`) replaces the preset's
-//! encoder sizes. Negatives are in-batch, as in the reference. One batch is drawn before the
+//! encoder sizes. Negatives are in-batch in both presets, as in the reference (a configuration
+//! file may choose others, and the description says which). One batch is drawn before the
 //! clock starts and reused (sampling is not timed), 3 warm-up steps are not timed, and a timed
 //! step is forward + backward of both towers, the loss, and the optimiser update.
 //!
@@ -24,7 +25,8 @@ use serde::Serialize;
 
 use crate::learn::data::Data;
 use crate::learn::{
-    AdamW, CheckedConfig, Class, ClipPair, ConfigError, PositionInit, TrainConfig, Transformer, TransformerShape,
+    AdamW, CheckedConfig, Class, ClipPair, ConfigError, PositionInit, Scheme, TrainConfig, Transformer,
+    TransformerShape,
 };
 use crate::model::{Jghm, ModelError, Part};
 use crate::random_family::paper::PaperSpec;
@@ -104,7 +106,8 @@ pub struct TrainThroughput {
     pub threads: usize,
     pub parameters: usize,
     pub last_loss: f64,
-    /// Floating-point operations of one training pair (forward and backward of both towers).
+    /// Floating-point operations of one positive pair: forward and backward of both towers, for
+    /// the pair and (with K-way negatives) its K − 1 negatives per tower.
     pub flop_per_pair: f64,
     /// `pairs_per_second · flop_per_pair / 1e9`.
     pub gflop_per_second: f64,
@@ -135,7 +138,10 @@ pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<Trai
     let checked: CheckedConfig = cfg.clone().check(model)?;
     let enc = |p| checked.transformer(model, p);
     let (image, text) = (enc(Part::Image), enc(Part::Text));
-    let flop_per_pair = transformer_flop_per_sample(&image.shape) + transformer_flop_per_sample(&text.shape);
+    // A positive pair costs one sample per tower in-batch, K per tower with K-way negatives.
+    let encoded_per_pair = checked.scheme.encoded(checked.batch) as f64 / checked.batch as f64;
+    let flop_per_pair =
+        encoded_per_pair * (transformer_flop_per_sample(&image.shape) + transformer_flop_per_sample(&text.shape));
     let mut pair: ClipPair<f32, Transformer> = ClipPair::new(image, text, checked.head(model), checked.scheme);
     let mut params = pair.init(&mut crate::rng::stream(0, 0));
     let mut opt = AdamW::new(&params);
@@ -167,8 +173,12 @@ pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<Trai
         configuration: {
             let [image, text, vocab, d, layers, heads, p] = sizes(model, cfg);
             let products = cfg.products.name();
+            let negatives = match cfg.scheme {
+                Scheme::InBatch => "in-batch".to_string(),
+                Scheme::KWay { k } => format!("K = {k} independent"),
+            };
             format!(
-                "image {image} tokens, text {text} tokens, vocabulary {vocab}; d={d}, {layers} layers, {heads} heads, p={p}; {products} products; in-batch CLIP loss; AdamW"
+                "image {image} tokens, text {text} tokens, vocabulary {vocab}; d={d}, {layers} layers, {heads} heads, p={p}; {products} products; CLIP loss with {negatives} negatives; AdamW"
             )
         },
         reference_arguments: TrainPreset::reference_arguments(model, cfg),

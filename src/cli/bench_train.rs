@@ -86,7 +86,16 @@ pub fn run(a: &BenchTrainArgs, json_out: bool) -> Result<()> {
         [("image", crate::model::Part::Image), ("text", crate::model::Part::Text)]
             .into_iter()
             .map(|(name, part)| {
-                (name, bench_kernels(&checked.transformer_shape(&model, part), cfg.products, cfg.batch, t.threads, 5))
+                (
+                    name,
+                    bench_kernels(
+                        &checked.transformer_shape(&model, part),
+                        cfg.products,
+                        checked.scheme.encoded(cfg.batch),
+                        t.threads,
+                        5,
+                    ),
+                )
             })
             .collect()
     } else {

@@ -66,7 +66,8 @@ pub fn bf16_available() -> bool {
 #[inline]
 pub fn to_bf16(x: f32) -> u16 {
     let bits = x.to_bits();
-    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+    // Wrapping, as the vector path's integer lanes do (only NaN bit patterns can carry out).
+    (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 /// The `f32` a BF16 value stands for.
@@ -190,6 +191,13 @@ pub fn gemm_bf16(
     assert!(fits(a.len(), m, k, sa) && fits(b.len(), k, n, sb) && fits(c.len(), m, n, Strides { rs: rsc, cs: 1 }));
     assert!(bf16_available(), "BF16 products need a CPU with AVX512_BF16");
     if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: C ← β C.
+        for i in 0..m {
+            c[i * rsc..i * rsc + n].iter_mut().for_each(|o| *o *= beta);
+        }
         return;
     }
     let kp = k.div_ceil(2);
@@ -346,7 +354,8 @@ mod tests {
         }
         let mut rng = crate::rng::stream(4, 0);
         // Odd sizes reach every padding path; each layout the transformer uses appears.
-        for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (9, 33, 31), (81, 32, 81), (130, 257, 65), (16, 128, 384)] {
+        for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (9, 33, 31), (81, 32, 81), (130, 257, 65), (16, 128, 384), (10, 0, 3)]
+        {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
                 let sa = if ta { tr(m) } else { rm(k) };
