@@ -20,7 +20,9 @@ use jghm::learn::{Encoder, Transformer, TransformerShape};
 use jghm::logspace::log_sum_exp;
 use jghm::model::{Jghm, Part};
 use jghm::random_family::RandomSpec;
-use jghm::reproduce::learned::{train_learned_steps, LearnedClass, LearnedModels, Negatives, Plan, Protocol, Steps};
+use jghm::reproduce::learned::{
+    train_learned_steps, ClipCheckpoint, LearnedClass, LearnedModels, Negatives, Plan, Protocol, Steps,
+};
 use jghm::rng;
 use jghm::sample::sample_pairs;
 use jghm::score::{Pmi, Score};
@@ -270,7 +272,7 @@ fn training_beats_chance_on_every_task() {
     let model = small_model();
     let steps = Steps { clip: 200, denoiser: 200, next_token: 200 };
     for class in [LearnedClass::Standard, LearnedClass::Guided, LearnedClass::Joint] {
-        let m = train_learned_steps(&model, &small_plan(class), steps, 3).unwrap();
+        let m = train_learned_steps(&model, &small_plan(class), steps, 3, None).unwrap();
         let done = if class == LearnedClass::Joint { Steps { clip: 0, ..steps } } else { steps };
         assert_eq!(m.report.done, done);
         let r = risks(&model, &m, 1000);
@@ -316,7 +318,7 @@ fn learned_models_do_not_depend_on_the_thread_count() {
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let m = train_learned_steps(&model, &small_plan(LearnedClass::Guided), steps, 8).unwrap();
+            let m = train_learned_steps(&model, &small_plan(LearnedClass::Guided), steps, 8, None).unwrap();
             let p = &sample_pairs(&model, 20, 4, false)[..];
             let xs: Vec<Vec<usize>> = p.iter().map(|q| q.image.clone()).collect();
             let ys: Vec<Vec<usize>> = p.iter().map(|q| q.text.clone()).collect();
@@ -329,6 +331,44 @@ fn learned_models_do_not_depend_on_the_thread_count() {
         })
     };
     assert_eq!(run(1), run(3));
+}
+
+/// A CLIP training fixed by steps that is cut (after its first steps, its checkpoint saved) and
+/// continued from its checkpoint, twice, ends with exactly the parameters of the uncut training,
+/// past the periodic checkpoints (every 50 steps): the batches are a function of the seed and
+/// the step, and the checkpoint holds the parameters, the optimiser's moments and the losses.
+/// A checkpoint of another seed is refused.
+#[test]
+fn a_clip_training_cut_and_continued_from_its_checkpoint_equals_the_uncut_one() {
+    let model = small_model();
+    let steps = Steps { clip: 60, denoiser: 1, next_token: 1 };
+    let dir = std::env::temp_dir().join(format!("jghm-clip-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pairs = sample_pairs(&model, 20, 4, false);
+    let xs: Vec<Vec<usize>> = pairs.iter().map(|q| q.image.clone()).collect();
+    let ys: Vec<Vec<usize>> = pairs.iter().map(|q| q.text.clone()).collect();
+    for class in [LearnedClass::Standard, LearnedClass::Guided] {
+        let plan = small_plan(class);
+        let uncut = train_learned_steps(&model, &plan, steps, 5, None).unwrap();
+        let path = dir.join(format!("{}.safetensors", class.name()));
+        for cut_at in [2, 3] {
+            let cut = ClipCheckpoint { path: path.clone(), stop_after_seconds: Some(0.0) };
+            let err = train_learned_steps(&model, &plan, steps, 5, Some(&cut)).err().expect("the cut run stops");
+            assert!(err.contains(&format!("stopped at step {cut_at} of 60")), "{class:?}: {err}");
+        }
+        let other_seed = ClipCheckpoint { path: path.clone(), stop_after_seconds: None };
+        let err = train_learned_steps(&model, &plan, steps, 6, Some(&other_seed)).err().expect("refused");
+        assert!(err.contains("another training"), "{class:?}: {err}");
+        let continued = train_learned_steps(&model, &plan, steps, 5, Some(&other_seed)).unwrap();
+        assert_eq!(continued.report.done.clip, 60);
+        assert_eq!(
+            continued.score().unwrap().grid(&xs, &ys),
+            uncut.score().unwrap().grid(&xs, &ys),
+            "{class:?}: the continued training's score"
+        );
+        assert_eq!(continued.report.final_losses[0], uncut.report.final_losses[0], "{class:?}: its final loss");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A learned denoiser gives the same numbers one image at a time and in a batch (more images
@@ -348,7 +388,7 @@ fn learned_denoisers_batch_as_they_denoise_one_by_one() {
     let mut texts: Vec<&[usize]> = pairs.iter().map(|p| p.text.as_slice()).collect();
     texts[17] = &bad;
     for class in [LearnedClass::Standard, LearnedClass::Joint] {
-        let m = train_learned_steps(&model, &small_plan(class), steps, 2).unwrap();
+        let m = train_learned_steps(&model, &small_plan(class), steps, 2, None).unwrap();
         let batch = m.denoiser().denoise_batch(&noisy, &texts);
         for (i, (x, y)) in noisy.iter().zip(&texts).enumerate() {
             let one = m.denoiser().denoise(x, y);

@@ -119,6 +119,9 @@ pub struct ReproduceArgs {
     /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
     #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
     pub steps: Option<Vec<usize>>,
+    /// With --steps: stop a CLIP training after this many wall seconds, its checkpoint saved in OUT/<figure>-checkpoints, for --resume to continue (a job with a time limit; no number depends on it).
+    #[arg(long, requires = "steps", value_name = "SECONDS")]
+    pub stop_after: Option<f64>,
 }
 
 pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
@@ -132,6 +135,9 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         if steps.len() != 3 || steps.iter().any(|&n| !(1..=10_000_000).contains(&n)) {
             anyhow::bail!("--steps takes three counts CLIP,DENOISER,NEXT-TOKEN, each from 1 to 10000000 (the paper's: 3000,30000,30000)");
         }
+    }
+    if a.stop_after.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        anyhow::bail!("--stop-after takes a positive number of seconds");
     }
     let options = Options {
         flips: a.flips.clone(),
@@ -159,6 +165,7 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         shard: a.shard,
         protocol: Protocol { negatives: a.negatives, heads: a.heads, products: a.products },
         steps: a.steps.as_ref().map(|v| Steps { clip: v[0], denoiser: v[1], next_token: v[2] }),
+        stop_after_seconds: a.stop_after,
     };
     let outcome = run_figure(figure, &options, &mut |line| eprintln!("{line}"))?;
     if let Some(shard) = a.shard {

@@ -45,6 +45,7 @@
 //! heads' chunked runner [`crate::learn::frozen_heads::HeadRunner`]). The step counts themselves come
 //! from the wall clock and are recorded.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,12 +55,14 @@ use serde::{Deserialize, Serialize};
 use super::{Denoiser, NextToken};
 use crate::downstream::noise::DENOISING;
 use crate::eval::LearnedScore;
+use crate::files::write_atomic;
 use crate::learn::adamw::{AdamW, Schedule};
+use crate::learn::checkpoint::{sha256_hex, Checkpoint};
 use crate::learn::data::Data;
 use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, HeadShape, NextTokenHead};
 use crate::learn::guided::GuidedTransformer;
 use crate::learn::joint_heads::{JointDenoiser, JointNextToken};
-use crate::learn::train::{train, Run};
+use crate::learn::train::{train, Run, SaveError};
 use crate::learn::{Class, ClipPair, Params, PositionInit, Products, Scheme, TrainConfig, Transformer};
 use crate::model::{Jghm, Part};
 use crate::rng;
@@ -537,16 +540,26 @@ pub fn train_learned(
         LearnedClass::Joint => [Horizon::Steps(0), Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.5 * secs)],
         _ => [Horizon::Seconds(0.5 * secs), Horizon::Seconds(0.25 * secs), Horizon::Seconds(0.25 * secs)],
     };
-    let mut models = train_parts(model, &plan, horizons, seed)?;
+    let mut models = train_parts(model, &plan, horizons, seed, None)?;
     models.report.budget = Some(*budget);
     Ok(models)
 }
 
 /// Trains the three parts for exactly `steps`. Reproducible from `seed`: [`train_learned`]
 /// with the same plan gives the same models whenever it plans the same steps.
-pub fn train_learned_steps(model: &Jghm, plan: &Plan, steps: Steps, seed: u64) -> Result<LearnedModels, String> {
+///
+/// With `clip_checkpoint`, the CLIP training saves a checkpoint there every
+/// [`CLIP_CHECKPOINT_EVERY`] steps and continues from it when it is there, with the same
+/// parameters as an uninterrupted run.
+pub fn train_learned_steps(
+    model: &Jghm,
+    plan: &Plan,
+    steps: Steps,
+    seed: u64,
+    clip_checkpoint: Option<&ClipCheckpoint>,
+) -> Result<LearnedModels, String> {
     let horizons = [Horizon::Steps(steps.clip), Horizon::Steps(steps.denoiser), Horizon::Steps(steps.next_token)];
-    train_parts(model, plan, horizons, seed)
+    train_parts(model, plan, horizons, seed, clip_checkpoint)
 }
 
 fn check_model(model: &Jghm) -> Result<(), String> {
@@ -557,14 +570,20 @@ fn check_model(model: &Jghm) -> Result<(), String> {
 }
 
 /// The three trainings in order: CLIP, then the heads on its frozen features.
-fn train_parts(model: &Jghm, plan: &Plan, horizons: [Horizon; 3], seed: u64) -> Result<LearnedModels, String> {
+fn train_parts(
+    model: &Jghm,
+    plan: &Plan,
+    horizons: [Horizon; 3],
+    seed: u64,
+    clip_checkpoint: Option<&ClipCheckpoint>,
+) -> Result<LearnedModels, String> {
     check_model(model)?;
     if plan.class == LearnedClass::Joint {
         return train_joint(model, plan, [horizons[1], horizons[2]], seed);
     }
     let shared = Arc::new(model.clone());
     let t0 = Instant::now();
-    let clip = train_clip(model, &shared, plan, horizons[0], seed)?;
+    let clip = train_clip(model, &shared, plan, horizons[0], seed, clip_checkpoint)?;
     let score = Arc::new(clip.0);
     let t1 = Instant::now();
     let mut dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.denoiser_head);
@@ -675,15 +694,17 @@ fn run_clip<E: crate::learn::Encoder<f32>>(
     plan: &Plan,
     horizon: Horizon,
     seed: u64,
+    saved: Option<&ClipCheckpoint>,
 ) -> Result<(Params<f32>, PartDone), String> {
+    if let (Horizon::Steps(steps), Some(saved)) = (horizon, saved) {
+        return run_clip_saved(pair, model, plan, steps, seed, saved);
+    }
     let err = |e: crate::learn::train::TrainError| format!("CLIP training of the {} class: {e}", plan.class.name());
     let mut data = Data::Fresh { model, seed };
     let mut losses = vec![];
     let checked = |cfg: TrainConfig| cfg.check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()));
-    let first_cfg = checked(plan.clip_config(1))?;
     let t0 = Instant::now();
-    let first = Run { config: &first_cfg, seed, model_sha256: String::new(), steps: 1, max_seconds: None };
-    let ck = train(pair, &mut data, &first, None, &mut |r| losses.push(r.loss), &mut |_| Ok(())).map_err(err)?;
+    let ck = clip_first_step(pair, model, plan, seed, &mut losses)?;
     let steps = horizon.steps_after_first(t0.elapsed().as_secs_f64());
     let cfg = checked(plan.clip_config(steps))?;
     let rest = Run {
@@ -698,6 +719,114 @@ fn run_clip<E: crate::learn::Encoder<f32>>(
     Ok((ck.params, done))
 }
 
+/// The first CLIP step alone, at the peak learning rate whatever the horizon (one warm-up
+/// step), so that it can be timed before the horizon is fixed.
+fn clip_first_step<E: crate::learn::Encoder<f32>>(
+    pair: &mut ClipPair<f32, E>,
+    model: &Jghm,
+    plan: &Plan,
+    seed: u64,
+    losses: &mut Vec<f64>,
+) -> Result<Checkpoint<f32>, String> {
+    let cfg = plan.clip_config(1).check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()))?;
+    let first = Run { config: &cfg, seed, model_sha256: String::new(), steps: 1, max_seconds: None };
+    let mut data = Data::Fresh { model, seed };
+    train(pair, &mut data, &first, None, &mut |r| losses.push(r.loss), &mut |_| Ok(()))
+        .map_err(|e| format!("CLIP training of the {} class: {e}", plan.class.name()))
+}
+
+/// CLIP steps between the checkpoints of a run fixed by steps (a few minutes at the paper's
+/// sizes on two cores).
+pub const CLIP_CHECKPOINT_EVERY: usize = 50;
+
+/// Where a CLIP training fixed by steps keeps its checkpoint ([`train_learned_steps`]).
+#[derive(Clone, Debug)]
+pub struct ClipCheckpoint {
+    pub path: std::path::PathBuf,
+    /// Stop after this many wall seconds with the checkpoint saved (a job with a time limit),
+    /// to be continued from it later; the parameters do not depend on where the run is cut.
+    pub stop_after_seconds: Option<f64>,
+}
+
+/// [`run_clip`] for exactly `steps` steps, saving a checkpoint to `path` every
+/// [`CLIP_CHECKPOINT_EVERY`] steps (and the training losses so far beside it, `path` with the
+/// extension `losses.json`), and continuing from that checkpoint when it is there. The batches
+/// are a function of the seed and the step ([`Data::Fresh`]) and the checkpoint holds the
+/// parameters and the optimiser's moments, so an interrupted and continued run gives the same
+/// parameters as an uninterrupted one. A checkpoint of another configuration, seed or model is
+/// refused.
+fn run_clip_saved<E: crate::learn::Encoder<f32>>(
+    pair: &mut ClipPair<f32, E>,
+    model: &Jghm,
+    plan: &Plan,
+    steps: usize,
+    seed: u64,
+    saved: &ClipCheckpoint,
+) -> Result<(Params<f32>, PartDone), String> {
+    let (t0, path, class) = (Instant::now(), saved.path.as_path(), plan.class.name());
+    let mut cfg = plan.clip_config(steps);
+    cfg.checkpoint_every = CLIP_CHECKPOINT_EVERY;
+    let cfg = cfg.check(model).map_err(|e| format!("the {class} class: {e}"))?;
+    let hash = sha256_hex(model.to_json().as_bytes());
+    let losses_path = path.with_extension("losses.json");
+    let (start, losses) = match read_clip_checkpoint(path, &losses_path)? {
+        Some((ck, losses)) => {
+            if ck.config != *cfg || ck.seed != seed || ck.model_sha256 != hash {
+                return Err(format!(
+                    "{}: a CLIP checkpoint of another training (configuration, seed or model); remove it to start afresh",
+                    path.display()
+                ));
+            }
+            (ck, losses)
+        }
+        None => {
+            let mut losses = vec![];
+            let mut ck = clip_first_step(pair, model, plan, seed, &mut losses)?;
+            (ck.config, ck.model_sha256) = ((*cfg).clone(), hash.clone());
+            (ck, losses)
+        }
+    };
+    let losses = std::cell::RefCell::new(losses);
+    let max_seconds = saved.stop_after_seconds.map(|s| s - t0.elapsed().as_secs_f64());
+    let rest = Run { config: &cfg, seed, model_sha256: hash, steps, max_seconds };
+    let mut save = |ck: &Checkpoint<f32>| -> Result<(), SaveError> {
+        // The losses first: a checkpoint is never newer than the losses beside it.
+        let json = serde_json::to_vec(&*losses.borrow()).expect("finite losses serialise");
+        write_atomic(&losses_path, &json)?;
+        write_atomic(path, &ck.to_bytes())?;
+        Ok(())
+    };
+    let mut data = Data::Fresh { model, seed };
+    let ck = train(pair, &mut data, &rest, Some(start), &mut |r| losses.borrow_mut().push(r.loss), &mut save)
+        .map_err(|e| format!("CLIP training of the {class} class: {e}"))?;
+    if ck.step < steps {
+        return Err(format!(
+            "CLIP training of the {class} class stopped at step {} of {steps} after the time asked for; its checkpoint {} continues it (--resume)",
+            ck.step,
+            path.display()
+        ));
+    }
+    let losses = losses.into_inner();
+    Ok((ck.params, PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) }))
+}
+
+/// The checkpoint at `path` and the losses of its steps, if there is one.
+fn read_clip_checkpoint(path: &Path, losses_path: &Path) -> Result<Option<(Checkpoint<f32>, Vec<f64>)>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let ck = Checkpoint::<f32>::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read(losses_path).map_err(|e| format!("{}: {e}", losses_path.display()))?;
+    let mut losses: Vec<f64> = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", losses_path.display()))?;
+    if losses.len() < ck.step {
+        return Err(format!("{}: {} losses for a checkpoint at step {}", losses_path.display(), losses.len(), ck.step));
+    }
+    losses.truncate(ck.step);
+    Ok(Some((ck, losses)))
+}
+
 /// Trains the CLIP pair of the plan's class; returns the score of the trained towers.
 fn train_clip(
     model: &Jghm,
@@ -705,6 +834,7 @@ fn train_clip(
     plan: &Plan,
     horizon: Horizon,
     seed: u64,
+    saved: Option<&ClipCheckpoint>,
 ) -> Result<(LearnedScore<f32, Transformer>, PartDone), String> {
     let cfg = plan.clip_config(1).check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()))?;
     let (head, scheme) = (cfg.head(model), cfg.scheme);
@@ -715,13 +845,13 @@ fn train_clip(
         let gi = GuidedTransformer::new(ti.clone(), shared.clone(), Part::Image, weight).map_err(|e| e.to_string())?;
         let gt = GuidedTransformer::new(tt.clone(), shared.clone(), Part::Text, weight).map_err(|e| e.to_string())?;
         let mut pair: ClipPair<f32, GuidedTransformer> = ClipPair::new(gi.clone(), gt.clone(), head, scheme);
-        let (p, done) = run_clip(&mut pair, model, plan, horizon, seed)?;
+        let (p, done) = run_clip(&mut pair, model, plan, horizon, seed, saved)?;
         let params =
             Params { image: gi.inner_params(&p.image).to_vec(), text: gt.inner_params(&p.text).to_vec(), head: p.head };
         (params, done)
     } else {
         let mut pair: ClipPair<f32, Transformer> = ClipPair::new(ti.clone(), tt.clone(), head, scheme);
-        run_clip(&mut pair, model, plan, horizon, seed)?
+        run_clip(&mut pair, model, plan, horizon, seed, saved)?
     };
     Ok((LearnedScore::new(ti, tt, params, head), done))
 }

@@ -15,7 +15,9 @@ use super::experiments::{
     paper_flips, point, point_with_bayes, prompts_point, ExperimentError, Family, PerTask, Predictor, Row, Settings,
     FLIP_PLACEHOLDER, OOD_TRAIN_FLIP,
 };
-use super::learned::{train_learned, train_learned_steps, Budget, LearnedClass, LearnedModels, Plan, Protocol, Steps};
+use super::learned::{
+    train_learned, train_learned_steps, Budget, ClipCheckpoint, LearnedClass, LearnedModels, Plan, Protocol, Steps,
+};
 use crate::model::Jghm;
 use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, RunDirError, Shard, Sink};
 use crate::score::Pmi;
@@ -103,6 +105,10 @@ pub struct Options {
     pub protocol: Protocol,
     /// Fixed step counts for the learned models instead of `budget_seconds`.
     pub steps: Option<Steps>,
+    /// With `steps`: stop a CLIP training after this many wall seconds, its checkpoint saved,
+    /// for a resume to continue (a job with a time limit). Changes no number, so it is not
+    /// in the settings.
+    pub stop_after_seconds: Option<f64>,
 }
 
 /// What a finished run leaves: every row (resumed ones first) and the flips covered.
@@ -231,8 +237,17 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
-    let mut points =
-        Points { sink, log, o, s: &settings, started: Instant::now(), flips_done: 0, flips_total: mine.len() };
+    let checkpoints = o.out.join(format!("{}-checkpoints", figure.name()));
+    let mut points = Points {
+        sink,
+        log,
+        o,
+        s: &settings,
+        checkpoints,
+        started: Instant::now(),
+        flips_done: 0,
+        flips_total: mine.len(),
+    };
     for seed in seeds {
         let flips: Vec<f64> = mine.iter().filter(|u| u.0 == seed).map(|u| u.1).collect();
         if flips.is_empty() {
@@ -319,6 +334,7 @@ pub fn merge(figure: Figure, dirs: &[PathBuf], out: &Path) -> Result<(Options, O
             .get("steps")
             .map_or(Ok(None), |p| serde_json::from_value(p.clone()))
             .map_err(invalid)?,
+        stop_after_seconds: None,
     };
     let units = units(&o.family.model_seeds(o.seeds)?, &flips);
     let models = point_models(figure, o.bayes_only, &o.classes);
@@ -373,6 +389,8 @@ struct Points<'a> {
     log: &'a mut dyn FnMut(&str),
     o: &'a Options,
     s: &'a Settings,
+    /// Where a run fixed by steps keeps its CLIP checkpoints, one per (class, trained flip, seed).
+    checkpoints: PathBuf,
     started: Instant,
     flips_done: usize,
     flips_total: usize,
@@ -438,10 +456,19 @@ impl Points<'_> {
         Ok(self.sink.extend(rows)?)
     }
 
-    fn train(&mut self, model: &Jghm, class: LearnedClass, seed: u64) -> Result<LearnedModels> {
+    /// Trains `class` on `model` (of the flip `flip`). A run fixed by steps checkpoints its CLIP
+    /// training in [`Points::checkpoints`] and continues from there when resumed.
+    fn train(&mut self, model: &Jghm, class: LearnedClass, flip: f64, seed: u64) -> Result<LearnedModels> {
         let o = self.o;
         let m = match o.steps {
             Some(steps) => {
+                std::fs::create_dir_all(&self.checkpoints).map_err(|e| {
+                    ExperimentError::Train(format!("cannot create {}: {e}", self.checkpoints.display()))
+                })?;
+                let saved = ClipCheckpoint {
+                    path: self.checkpoints.join(format!("{}-flip{flip}-seed{seed}.safetensors", class.name())),
+                    stop_after_seconds: o.stop_after_seconds.map(|s| s - self.started.elapsed().as_secs_f64()),
+                };
                 let clip =
                     if class == LearnedClass::Joint { String::new() } else { format!("{} CLIP steps, ", steps.clip) };
                 (self.log)(&format!(
@@ -451,7 +478,7 @@ impl Points<'_> {
                     steps.next_token
                 ));
                 let plan = Plan::new(class, o.quick, &o.protocol);
-                train_learned_steps(model, &plan, steps, seed)
+                train_learned_steps(model, &plan, steps, seed, Some(&saved))
             }
             None => {
                 (self.log)(&format!("training {} (budget {:.0} s) ...", class.name(), o.budget_seconds));
@@ -477,7 +504,7 @@ impl Points<'_> {
                 if self.done(class.name(), flip, seed) {
                     continue;
                 }
-                let m = self.train(&model, class, train_seed(seed))?;
+                let m = self.train(&model, class, flip, train_seed(seed))?;
                 self.add(point(&model, flip, seed, &learned(&m, class, None), s)?)?;
             }
             self.flip_done();
@@ -513,7 +540,7 @@ impl Points<'_> {
                     continue;
                 }
                 if !trained.iter().any(|(c, _)| *c == class) {
-                    let m = self.train(&home, class, train_seed(seed))?;
+                    let m = self.train(&home, class, OOD_TRAIN_FLIP, train_seed(seed))?;
                     trained.push((class, m));
                 }
                 let m = &trained.iter().find(|(c, _)| *c == class).expect("trained").1;
@@ -541,7 +568,7 @@ impl Points<'_> {
                 if self.done(class.name(), flip, seed) {
                     continue;
                 }
-                let m = self.train(&model, class, train_seed(seed))?;
+                let m = self.train(&model, class, flip, train_seed(seed))?;
                 let score = m.score().expect("every class but the joint one has a score");
                 let scores = [(class.name(), score, m.describe())];
                 self.add(prompts_point(&model, flip, seed, &scores, ms, s, false)?)?;
