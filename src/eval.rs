@@ -67,6 +67,11 @@ impl<R: Real, E: Encoder<R>> LearnedScore<R, E> {
         LearnedScore { image, text, params, head, pool: Mutex::new(vec![]) }
     }
 
+    /// The trained parameters of both towers and the head.
+    pub fn params(&self) -> &Params<R> {
+        &self.params
+    }
+
     /// `Ok` when `seq` fits the image tower (`image = true`) or the text tower: its length and
     /// its vocabulary; else an error naming the side, the position and the token.
     pub fn check(&self, image: bool, seq: &[usize]) -> Result<(), EvidenceError> {

@@ -548,18 +548,17 @@ pub fn train_learned(
 /// Trains the three parts for exactly `steps`. Reproducible from `seed`: [`train_learned`]
 /// with the same plan gives the same models whenever it plans the same steps.
 ///
-/// With `clip_checkpoint`, the CLIP training saves a checkpoint there every
-/// [`CLIP_CHECKPOINT_EVERY`] steps and continues from it when it is there, with the same
-/// parameters as an uninterrupted run.
+/// With `checkpoints`, each part saves its checkpoint there periodically ([`Checkpoints`]) and
+/// continues from it when it is there, with the same parameters as an uninterrupted run.
 pub fn train_learned_steps(
     model: &Jghm,
     plan: &Plan,
     steps: Steps,
     seed: u64,
-    clip_checkpoint: Option<&ClipCheckpoint>,
+    checkpoints: Option<&Checkpoints>,
 ) -> Result<LearnedModels, String> {
     let horizons = [Horizon::Steps(steps.clip), Horizon::Steps(steps.denoiser), Horizon::Steps(steps.next_token)];
-    train_parts(model, plan, horizons, seed, clip_checkpoint)
+    train_parts(model, plan, horizons, seed, checkpoints)
 }
 
 fn check_model(model: &Jghm) -> Result<(), String> {
@@ -575,15 +574,15 @@ fn train_parts(
     plan: &Plan,
     horizons: [Horizon; 3],
     seed: u64,
-    clip_checkpoint: Option<&ClipCheckpoint>,
+    checkpoints: Option<&Checkpoints>,
 ) -> Result<LearnedModels, String> {
     check_model(model)?;
     if plan.class == LearnedClass::Joint {
-        return train_joint(model, plan, [horizons[1], horizons[2]], seed);
+        return train_joint(model, plan, [horizons[1], horizons[2]], seed, checkpoints);
     }
     let shared = Arc::new(model.clone());
     let t0 = Instant::now();
-    let clip = train_clip(model, &shared, plan, horizons[0], seed, clip_checkpoint)?;
+    let clip = train_clip(model, &shared, plan, horizons[0], seed, checkpoints)?;
     let score = Arc::new(clip.0);
     let t1 = Instant::now();
     let mut dn_head = DenoiserHead::new(model.image_len(), model.image_vocab(), plan.out, plan.denoiser_head);
@@ -591,7 +590,8 @@ fn train_parts(
     let mut nt_head = NextTokenHead::new(model.text_len(), model.text_vocab(), plan.out, plan.next_token_head);
     nt_head.body = nt_head.body.with_products(plan.products);
     let features = Condition::Features(&score);
-    let (dn, nt) = train_heads(model, features, &dn_head, &nt_head, plan, [horizons[1], horizons[2]], seed)?;
+    let heads = [horizons[1], horizons[2]];
+    let (dn, nt) = train_heads(model, features, &dn_head, &nt_head, plan, heads, seed, checkpoints)?;
     let name = plan.class.name().to_string();
     Ok(LearnedModels {
         denoiser: Box::new(LearnedDenoiser {
@@ -615,13 +615,19 @@ fn train_parts(
 }
 
 /// The joint class: its two models trained end to end from the raw tokens (no CLIP part).
-fn train_joint(model: &Jghm, plan: &Plan, horizons: [Horizon; 2], seed: u64) -> Result<LearnedModels, String> {
+fn train_joint(
+    model: &Jghm,
+    plan: &Plan,
+    horizons: [Horizon; 2],
+    seed: u64,
+    checkpoints: Option<&Checkpoints>,
+) -> Result<LearnedModels, String> {
     let (nx, ny, vx, vy) = (model.image_len(), model.text_len(), model.image_vocab(), model.text_vocab());
     let mut dn_head = JointDenoiser::new(nx, vx, ny, vy, plan.denoiser_head);
     dn_head.body = dn_head.body.with_products(plan.products);
     let mut nt_head = JointNextToken::new(ny, vy, nx, vx, plan.next_token_head);
     nt_head.body = nt_head.body.with_products(plan.products);
-    let (dn, nt) = train_heads(model, Condition::Tokens, &dn_head, &nt_head, plan, horizons, seed)?;
+    let (dn, nt) = train_heads(model, Condition::Tokens, &dn_head, &nt_head, plan, horizons, seed, checkpoints)?;
     let none = Steps { clip: 0, denoiser: dn.done, next_token: nt.done };
     Ok(LearnedModels {
         score: None,
@@ -640,6 +646,7 @@ fn train_joint(model: &Jghm, plan: &Plan, horizons: [Horizon; 2], seed: u64) -> 
 }
 
 /// The denoiser, then the next-token model, each trained on `condition` for its horizon.
+#[allow(clippy::too_many_arguments)]
 fn train_heads<D: ConditionalHead<f32>, N: ConditionalHead<f32>>(
     model: &Jghm,
     condition: Condition,
@@ -648,25 +655,11 @@ fn train_heads<D: ConditionalHead<f32>, N: ConditionalHead<f32>>(
     plan: &Plan,
     horizons: [Horizon; 2],
     seed: u64,
+    checkpoints: Option<&Checkpoints>,
 ) -> Result<(HeadDone, HeadDone), String> {
-    let dn = train_head(
-        model,
-        condition,
-        denoiser,
-        Task::Denoise,
-        plan,
-        horizons[0],
-        rng::Purpose::DenoiserHead.seed(seed),
-    )?;
-    let nt = train_head(
-        model,
-        condition,
-        next_token,
-        Task::NextToken,
-        plan,
-        horizons[1],
-        rng::Purpose::NextTokenHead.seed(seed),
-    )?;
+    let (dn_seed, nt_seed) = (rng::Purpose::DenoiserHead.seed(seed), rng::Purpose::NextTokenHead.seed(seed));
+    let dn = train_head(model, condition, denoiser, Task::Denoise, plan, horizons[0], dn_seed, checkpoints)?;
+    let nt = train_head(model, condition, next_token, Task::NextToken, plan, horizons[1], nt_seed, checkpoints)?;
     Ok((dn, nt))
 }
 
@@ -694,7 +687,7 @@ fn run_clip<E: crate::learn::Encoder<f32>>(
     plan: &Plan,
     horizon: Horizon,
     seed: u64,
-    saved: Option<&ClipCheckpoint>,
+    saved: Option<&Checkpoints>,
 ) -> Result<(Params<f32>, PartDone), String> {
     if let (Horizon::Steps(steps), Some(saved)) = (horizon, saved) {
         return run_clip_saved(pair, model, plan, steps, seed, saved);
@@ -739,13 +732,44 @@ fn clip_first_step<E: crate::learn::Encoder<f32>>(
 /// sizes on two cores).
 pub const CLIP_CHECKPOINT_EVERY: usize = 50;
 
-/// Where a CLIP training fixed by steps keeps its checkpoint ([`train_learned_steps`]).
+/// Head steps between the checkpoints of a run fixed by steps (a few minutes at the paper's
+/// sizes on two cores).
+pub const HEAD_CHECKPOINT_EVERY: usize = 200;
+
+/// Where a training fixed by steps keeps its checkpoints ([`train_learned_steps`]): the CLIP
+/// pair's at `<stem>-clip.safetensors` (its losses beside it, `<stem>-clip.losses.json`), the
+/// heads' at `<stem>-denoiser.safetensors` and `<stem>-next-token.safetensors`. A part whose
+/// checkpoint is there continues from it; one of another training (configuration, steps, seed,
+/// model, or for a head the frozen CLIP pair) is refused.
 #[derive(Clone, Debug)]
-pub struct ClipCheckpoint {
-    pub path: std::path::PathBuf,
-    /// Stop after this many wall seconds with the checkpoint saved (a job with a time limit),
-    /// to be continued from it later; the parameters do not depend on where the run is cut.
-    pub stop_after_seconds: Option<f64>,
+pub struct Checkpoints {
+    pub stem: std::path::PathBuf,
+    /// Stop at this instant with the current part's checkpoint saved (a job with a time limit),
+    /// to be continued from it later; no parameter depends on where the run is cut.
+    pub deadline: Option<Instant>,
+}
+
+impl Checkpoints {
+    fn path(&self, part: &str) -> std::path::PathBuf {
+        let mut name = self.stem.clone().into_os_string();
+        name.push(format!("-{part}.safetensors"));
+        name.into()
+    }
+    /// Seconds left before the deadline (at least one step is always done).
+    fn seconds_left(&self) -> Option<f64> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64())
+    }
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// The error of a part cut at its deadline.
+fn cut(part: &str, step: usize, steps: usize, path: &Path) -> String {
+    format!(
+        "{part} stopped at step {step} of {steps} at the time asked for; its checkpoint {} continues it (--resume)",
+        path.display()
+    )
 }
 
 /// [`run_clip`] for exactly `steps` steps, saving a checkpoint to `path` every
@@ -761,9 +785,10 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
     plan: &Plan,
     steps: usize,
     seed: u64,
-    saved: &ClipCheckpoint,
+    saved: &Checkpoints,
 ) -> Result<(Params<f32>, PartDone), String> {
-    let (t0, path, class) = (Instant::now(), saved.path.as_path(), plan.class.name());
+    let (path, class) = (saved.path("clip"), plan.class.name());
+    let path = path.as_path();
     let mut cfg = plan.clip_config(steps);
     cfg.checkpoint_every = CLIP_CHECKPOINT_EVERY;
     let cfg = cfg.check(model).map_err(|e| format!("the {class} class: {e}"))?;
@@ -787,7 +812,7 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
         }
     };
     let losses = std::cell::RefCell::new(losses);
-    let max_seconds = saved.stop_after_seconds.map(|s| s - t0.elapsed().as_secs_f64());
+    let max_seconds = saved.seconds_left();
     let rest = Run { config: &cfg, seed, model_sha256: hash, steps, max_seconds };
     let mut save = |ck: &Checkpoint<f32>| -> Result<(), SaveError> {
         // The losses first: a checkpoint is never newer than the losses beside it.
@@ -800,11 +825,7 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
     let ck = train(pair, &mut data, &rest, Some(start), &mut |r| losses.borrow_mut().push(r.loss), &mut save)
         .map_err(|e| format!("CLIP training of the {class} class: {e}"))?;
     if ck.step < steps {
-        return Err(format!(
-            "CLIP training of the {class} class stopped at step {} of {steps} after the time asked for; its checkpoint {} continues it (--resume)",
-            ck.step,
-            path.display()
-        ));
+        return Err(cut(&format!("the CLIP training of the {class} class"), ck.step, steps, path));
     }
     let losses = losses.into_inner();
     Ok((ck.params, PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) }))
@@ -834,7 +855,7 @@ fn train_clip(
     plan: &Plan,
     horizon: Horizon,
     seed: u64,
-    saved: Option<&ClipCheckpoint>,
+    saved: Option<&Checkpoints>,
 ) -> Result<(LearnedScore<f32, Transformer>, PartDone), String> {
     let cfg = plan.clip_config(1).check(model).map_err(|e| format!("the {} class: {e}", plan.class.name()))?;
     let (head, scheme) = (cfg.head(model), cfg.scheme);
@@ -861,6 +882,15 @@ fn train_clip(
 enum Task {
     Denoise,
     NextToken,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Denoise => "denoiser",
+            Task::NextToken => "next-token",
+        }
+    }
 }
 
 /// The mean of the last 10% of a run's losses (at least the last one).
@@ -907,6 +937,7 @@ fn head_batch(
 
 /// Trains a head on the frozen features (fresh pairs every step); the first step times the
 /// part when the horizon is in seconds.
+#[allow(clippy::too_many_arguments)]
 fn train_head<H: ConditionalHead<f32>>(
     model: &Jghm,
     condition: Condition,
@@ -915,35 +946,172 @@ fn train_head<H: ConditionalHead<f32>>(
     plan: &Plan,
     horizon: Horizon,
     seed: u64,
+    checkpoints: Option<&Checkpoints>,
 ) -> Result<HeadDone, String> {
-    let mut params = Params { image: head.init(&mut rng::stream(seed, 0)), text: vec![], head: vec![] };
-    let mut grads = params.zeros_like();
-    let mut opt = AdamW::new(&params);
+    let saved = match (horizon, checkpoints) {
+        (Horizon::Steps(steps), Some(c)) => {
+            Some((c, c.path(task.name()), head_training_key(model, condition, task, plan, steps, seed)))
+        }
+        _ => None,
+    };
+    let mut state = match &saved {
+        Some((_, path, key)) => HeadState::read(path, key)?,
+        None => None,
+    }
+    .unwrap_or_else(|| {
+        let params = Params { image: head.init(&mut rng::stream(seed, 0)), text: vec![], head: vec![] };
+        HeadState { opt: AdamW::new(&params), params, losses: vec![] }
+    });
+    let mut grads = state.params.zeros_like();
     let mut runner = HeadRunner::default();
-    let mut losses = vec![];
     let t0 = Instant::now();
-    let mut steps = 1;
+    // A fresh training fixes its horizon after the first step (see `Horizon`); a continued one
+    // has it already.
+    let mut steps = match (horizon, state.losses.is_empty()) {
+        (Horizon::Steps(n), false) => n,
+        _ => 1,
+    };
     let mut schedule = plan.schedule(plan.head_lr, steps);
-    while losses.len() < steps {
-        let s = losses.len();
+    while state.losses.len() < steps {
+        let s = state.losses.len();
         let (inp, cond, target) = head_batch(model, condition, task, plan.head_batch, seed, s);
-        let loss = runner.loss_and_grad(head, &params.image, &inp, &cond, &target, &mut grads.image);
+        let loss = runner.loss_and_grad(head, &state.params.image, &inp, &cond, &target, &mut grads.image);
         if !loss.is_finite() {
             return Err(format!("head training diverged at step {s} (loss {loss})"));
         }
-        opt.step(&schedule, s, &mut params, &mut grads);
-        losses.push(loss);
+        state.opt.step(&schedule, s, &mut state.params, &mut grads);
+        state.losses.push(loss);
         let elapsed = t0.elapsed().as_secs_f64();
         if s == 0 {
             steps = horizon.steps_after_first(elapsed);
             schedule = plan.schedule(plan.head_lr, steps);
+        }
+        if let Some((c, path, key)) = &saved {
+            let done = state.losses.len();
+            if done.is_multiple_of(HEAD_CHECKPOINT_EVERY) || done == steps || c.past_deadline() {
+                write_atomic(path, &state.to_bytes(key)).map_err(|e| e.to_string())?;
+            }
+            if done < steps && c.past_deadline() {
+                return Err(cut(
+                    &format!("the {} head of the {} class", task.name(), plan.class.name()),
+                    done,
+                    steps,
+                    path,
+                ));
+            }
         }
         if horizon.max_seconds().is_some_and(|m| elapsed >= m) {
             break;
         }
     }
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(HeadDone { planned: steps, done: losses.len(), final_loss: tail_mean(&losses), params: params.image, seconds })
+    let (planned, done) = (steps, state.losses.len());
+    Ok(HeadDone { planned, done, final_loss: tail_mean(&state.losses), params: state.params.image, seconds })
+}
+
+/// What identifies a head's training, for its checkpoint: the task, the plan, the steps, the
+/// seed, the data model and what the head is conditioned on (the frozen CLIP pair's
+/// parameters, or the raw tokens).
+fn head_training_key(model: &Jghm, condition: Condition, task: Task, plan: &Plan, steps: usize, seed: u64) -> String {
+    let condition = match condition {
+        Condition::Features(score) => {
+            let p = score.params();
+            let bytes: Vec<u8> = p.blocks().iter().flat_map(|b| b.iter().flat_map(|v| v.to_le_bytes())).collect();
+            format!("CLIP pair {}", sha256_hex(&bytes))
+        }
+        Condition::Tokens => "tokens".to_string(),
+    };
+    serde_json::json!({
+        "task": task.name(),
+        "plan": plan,
+        "steps": steps,
+        "seed": seed,
+        "model_sha256": sha256_hex(model.to_json().as_bytes()),
+        "condition": condition,
+    })
+    .to_string()
+}
+
+/// A head's training after `losses.len()` steps: enough to continue it exactly.
+struct HeadState {
+    params: Params<f32>,
+    opt: AdamW<f32>,
+    losses: Vec<f64>,
+}
+
+/// The format tag of a head checkpoint.
+const HEAD_FORMAT: &str = "jghm-head-checkpoint-v1";
+
+impl HeadState {
+    /// Safetensors: the parameters and the optimiser's moments (F32), the losses (F64); the
+    /// format, the training's key and the optimiser's step count as metadata.
+    fn to_bytes(&self, key: &str) -> Vec<u8> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let raw: Vec<(&str, Dtype, Vec<u8>)> = vec![
+            ("param", Dtype::F32, self.params.image.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ("adam_m", Dtype::F32, self.opt.m.image.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ("adam_v", Dtype::F32, self.opt.v.image.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ("losses", Dtype::F64, self.losses.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ];
+        let views: Vec<(String, TensorView)> = raw
+            .iter()
+            .map(|(name, dtype, b)| {
+                let len = b.len() / dtype.size();
+                (name.to_string(), TensorView::new(*dtype, vec![len], b).expect("length matches the dtype"))
+            })
+            .collect();
+        let meta: std::collections::HashMap<String, String> = [
+            ("format".to_string(), HEAD_FORMAT.to_string()),
+            ("training".to_string(), key.to_string()),
+            ("adam_t".to_string(), self.opt.t.to_string()),
+        ]
+        .into();
+        let bytes = safetensors::serialize(views, &Some(meta)).expect("in-memory serialisation");
+        crate::arrays::canonical_header(bytes)
+    }
+
+    /// The state saved at `path`, if there is one; refuses a checkpoint of another training.
+    fn read(path: &Path, key: &str) -> Result<Option<HeadState>, String> {
+        use safetensors::tensor::{Dtype, SafeTensors};
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let bad = |what: &str| format!("{}: not a head checkpoint of this build ({what})", path.display());
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(&e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(HEAD_FORMAT) {
+            return Err(bad("format"));
+        }
+        if meta.get("training").map(String::as_str) != Some(key) {
+            return Err(format!(
+                "{}: a head checkpoint of another training (configuration, steps, seed, model or CLIP pair); remove it to start afresh",
+                path.display()
+            ));
+        }
+        let t: usize = meta.get("adam_t").and_then(|v| v.parse().ok()).ok_or_else(|| bad("adam_t"))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(&e.to_string()))?;
+        let f32s = |name: &str| -> Result<Vec<f32>, String> {
+            let v = st.tensor(name).map_err(|_| bad(name))?;
+            if v.dtype() != Dtype::F32 {
+                return Err(bad(name));
+            }
+            Ok(v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        };
+        let losses = st.tensor("losses").map_err(|_| bad("losses"))?;
+        if losses.dtype() != Dtype::F64 {
+            return Err(bad("losses"));
+        }
+        let losses: Vec<f64> =
+            losses.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let block = |v: Vec<f32>| Params { image: v, text: vec![], head: vec![] };
+        let (params, m, v) = (f32s("param")?, f32s("adam_m")?, f32s("adam_v")?);
+        if m.len() != params.len() || v.len() != params.len() || t != losses.len() {
+            return Err(bad("sizes"));
+        }
+        Ok(Some(HeadState { params: block(params), opt: AdamW { m: block(m), v: block(v), t }, losses }))
+    }
 }
 
 /// What a head's training did, with its parameters.

@@ -16,7 +16,7 @@ use super::experiments::{
     FLIP_PLACEHOLDER, OOD_TRAIN_FLIP,
 };
 use super::learned::{
-    train_learned, train_learned_steps, Budget, ClipCheckpoint, LearnedClass, LearnedModels, Plan, Protocol, Steps,
+    train_learned, train_learned_steps, Budget, Checkpoints, LearnedClass, LearnedModels, Plan, Protocol, Steps,
 };
 use crate::model::Jghm;
 use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, RunDirError, Shard, Sink};
@@ -105,7 +105,7 @@ pub struct Options {
     pub protocol: Protocol,
     /// Fixed step counts for the learned models instead of `budget_seconds`.
     pub steps: Option<Steps>,
-    /// With `steps`: stop a CLIP training after this many wall seconds, its checkpoint saved,
+    /// With `steps`: stop after this many wall seconds, the current training's checkpoint saved,
     /// for a resume to continue (a job with a time limit). Changes no number, so it is not
     /// in the settings.
     pub stop_after_seconds: Option<f64>,
@@ -389,7 +389,7 @@ struct Points<'a> {
     log: &'a mut dyn FnMut(&str),
     o: &'a Options,
     s: &'a Settings,
-    /// Where a run fixed by steps keeps its CLIP checkpoints, one per (class, trained flip, seed).
+    /// Where a run fixed by steps keeps its checkpoints, a set per (class, trained flip, seed).
     checkpoints: PathBuf,
     started: Instant,
     flips_done: usize,
@@ -456,8 +456,8 @@ impl Points<'_> {
         Ok(self.sink.extend(rows)?)
     }
 
-    /// Trains `class` on `model` (of the flip `flip`). A run fixed by steps checkpoints its CLIP
-    /// training in [`Points::checkpoints`] and continues from there when resumed.
+    /// Trains `class` on `model` (of the flip `flip`). A run fixed by steps checkpoints its
+    /// trainings in [`Points::checkpoints`] and continues from there when resumed.
     fn train(&mut self, model: &Jghm, class: LearnedClass, flip: f64, seed: u64) -> Result<LearnedModels> {
         let o = self.o;
         let m = match o.steps {
@@ -465,9 +465,9 @@ impl Points<'_> {
                 std::fs::create_dir_all(&self.checkpoints).map_err(|e| {
                     ExperimentError::Train(format!("cannot create {}: {e}", self.checkpoints.display()))
                 })?;
-                let saved = ClipCheckpoint {
-                    path: self.checkpoints.join(format!("{}-flip{flip}-seed{seed}.safetensors", class.name())),
-                    stop_after_seconds: o.stop_after_seconds.map(|s| s - self.started.elapsed().as_secs_f64()),
+                let saved = Checkpoints {
+                    stem: self.checkpoints.join(format!("{}-flip{flip}-seed{seed}", class.name())),
+                    deadline: o.stop_after_seconds.map(|s| self.started + std::time::Duration::from_secs_f64(s)),
                 };
                 let clip =
                     if class == LearnedClass::Joint { String::new() } else { format!("{} CLIP steps, ", steps.clip) };
