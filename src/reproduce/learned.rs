@@ -44,6 +44,14 @@
 //! the thread count ([`train_learned_steps`]; the CLIP loop of [`crate::learn::train`], and the
 //! heads' chunked runner [`crate::learn::frozen_heads::HeadRunner`]). The step counts themselves come
 //! from the wall clock and are recorded.
+//!
+//! # Checkpoints
+//! A training fixed by steps may keep checkpoints ([`Checkpoints`]): the CLIP pair every
+//! [`CLIP_CHECKPOINT_EVERY`] steps, each head every [`HEAD_CHECKPOINT_EVERY`]. Each holds the
+//! parameters, the optimiser's moments and the losses so far, and every batch is a function of
+//! the seed and the step, so a training cut at any step and continued from its checkpoint ends
+//! with the parameters of the uncut one (the paper's budget takes hours; a job may be cut by
+//! its time limit).
 
 use std::path::Path;
 use std::sync::Arc;
