@@ -839,8 +839,11 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
     Ok((ck.params, PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) }))
 }
 
+/// A CLIP checkpoint and the training losses of its steps.
+type SavedClip = (Checkpoint<f32>, Vec<f64>);
+
 /// The checkpoint at `path` and the losses of its steps, if there is one.
-fn read_clip_checkpoint(path: &Path, losses_path: &Path) -> Result<Option<(Checkpoint<f32>, Vec<f64>)>, String> {
+fn read_clip_checkpoint(path: &Path, losses_path: &Path) -> Result<Option<SavedClip>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
