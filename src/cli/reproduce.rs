@@ -119,7 +119,7 @@ pub struct ReproduceArgs {
     /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
     #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
     pub steps: Option<Vec<usize>>,
-    /// With --steps: stop after this many wall seconds, the current training's checkpoint saved in OUT/<figure>-checkpoints, for --resume to continue (a job with a time limit; no number depends on it).
+    /// With --steps: stop after this many wall seconds, the current training's checkpoint saved in OUT/FIGURE-checkpoints, for --resume to continue (a job with a time limit; no number depends on it).
     #[arg(long, requires = "steps", value_name = "SECONDS")]
     pub stop_after: Option<f64>,
 }
