@@ -16,7 +16,9 @@ use jghm::learn::gelu::{gelu_backward, gelu_forward};
 use jghm::learn::layernorm::{layernorm_backward, layernorm_forward};
 use jghm::learn::linear::{linear_backward, linear_forward};
 use jghm::learn::score_head::HeadCache;
-use jghm::learn::{clip_loss, ClipPair, Encoder, Head, Params, Products, Scheme, Transformer, TransformerShape};
+use jghm::learn::{
+    clip_loss, ClipPair, Encoder, Head, Params, Pooling, Products, Scheme, Transformer, TransformerShape,
+};
 use jghm::rng;
 use proptest::prelude::*;
 use rand::Rng as _;
@@ -179,11 +181,19 @@ fn random_tokens(rng: &mut rng::Rng, n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(0..vocab as u32)).collect()
 }
 
-/// The whole encoder (embedding, blocks, final LayerNorm, mean-pool, projection), from random
-/// (not initial) parameters so that every path carries gradient.
+/// The whole encoder (embedding, blocks, final LayerNorm, pool, projection), from random
+/// (not initial) parameters so that every path carries gradient; mean-pooled and with learned
+/// pool weights.
 #[test]
 fn transformer_backward_matches_finite_differences() {
-    let enc = tiny_transformer(5);
+    transformer_matches_finite_differences(tiny_transformer(5), "transformer (mean pool)");
+    transformer_matches_finite_differences(
+        tiny_transformer(5).with_pooling(Pooling::Learned),
+        "transformer (learned pool)",
+    );
+}
+
+fn transformer_matches_finite_differences(enc: Transformer, what: &str) {
     let b = 2;
     let mut rng = rng::stream(11, 0);
     let np = Encoder::<f64>::num_params(&enc);
@@ -202,7 +212,7 @@ fn transformer_backward_matches_finite_differences() {
     let mut out = vec![0.0; b * 3];
     enc.forward(&theta, &tokens, b, &mut cache, &mut out);
     enc.backward(&theta, &tokens, b, &mut cache, &dout, &mut grad);
-    check("transformer", &theta, &grad, fwd);
+    check(what, &theta, &grad, fwd);
 }
 
 /// One CLIP step end to end: towers (more samples than one chunk, so the chunked parallel
@@ -392,4 +402,29 @@ fn bf16_clip_step_gradient_is_the_exact_gradient_up_to_bf16_rounding() {
     assert!(f32_error < 1e-4, "exact f32 products: {f32_error:e}");
     assert!(bf16_error < 16.0 * 2f64.powi(-8), "bf16 products: {bf16_error:e}");
     assert!(bf16_error > f32_error, "the BF16 path must round ({bf16_error:e} vs {f32_error:e})");
+}
+
+/// Learned pool weights all at `1/T` give the mean-pooled encoder's output exactly: the
+/// learned pool generalises the mean, with the other parameters' layout unchanged.
+#[test]
+fn a_learned_pool_at_one_over_t_is_the_mean_pool() {
+    let (t, b) = (5, 3);
+    let mean = tiny_transformer(t);
+    let learned = tiny_transformer(t).with_pooling(Pooling::Learned);
+    let mut rng = rng::stream(12, 0);
+    let np = Encoder::<f64>::num_params(&mean);
+    assert_eq!(Encoder::<f64>::num_params(&learned), np + t);
+    let theta: Vec<f64> = normals(&mut rng, np).iter().map(|x| 0.5 * x).collect();
+    let tokens = random_tokens(&mut rng, b * t, 3);
+    let run = |enc: &Transformer, th: &[f64]| {
+        let mut cache = Encoder::<f64>::new_cache(enc, b);
+        let mut out = vec![0.0; b * 3];
+        enc.forward(th, &tokens, b, &mut cache, &mut out);
+        out
+    };
+    let with_pool: Vec<f64> = theta.iter().copied().chain(std::iter::repeat_n(1.0 / t as f64, t)).collect();
+    let (a, l) = (run(&mean, &theta), run(&learned, &with_pool));
+    for (x, y) in a.iter().zip(&l) {
+        assert!((x - y).abs() <= 1e-12 * (1.0 + x.abs()), "{x} vs {y}");
+    }
 }

@@ -108,6 +108,8 @@ fn config_fields_out_of_range_are_refused_by_name() {
         ("out", serde_json::json!(0), "out"),
         ("bp_states_factor", serde_json::json!(17), "bp_states_factor"),
         ("holdout", serde_json::json!(1.5), "holdout"),
+        ("embedding_std", serde_json::json!(0.0), "embedding_std"),
+        ("embedding_std", serde_json::json!(1e300), "embedding_std"),
     ] {
         let err = load(&model, with_config_field(&good, field, value)).err().expect(field);
         assert!(matches!(err, CheckpointError::Config(_)), "{field}: {err}");

@@ -28,6 +28,9 @@ pub enum ConfigFileError {
     Invalid { path: std::path::PathBuf, source: serde_json::Error },
 }
 
+/// The largest `embedding_std` a configuration may ask for.
+pub const MAX_EMBEDDING_STD: f64 = 10.0;
+
 /// The largest `bp_states_factor` a configuration may ask for.
 pub const MAX_BP_STATES_FACTOR: usize = 16;
 
@@ -69,6 +72,12 @@ pub struct TrainConfig {
     /// Transformer only: how the blocks' matrix products multiply (`exact` in f32, or `bf16` inputs with
     /// f32 accumulation on a CPU with AVX512_BF16; [`super::bf16`]).
     pub products: super::Products,
+    /// Transformer only: how the last layer's positions are pooled (`mean`, or `learned`
+    /// weights per position as in the paper's read-out; [`super::transformer::Pooling`]).
+    pub pooling: super::transformer::Pooling,
+    /// Transformer only: the standard deviation `s` of the embeddings' start `N(0, s²)`
+    /// (0.02, GPT-2's; the paper's PyTorch embeddings start from 1).
+    pub embedding_std: f64,
 }
 
 /// The start of a transformer's learned positional embedding `wpe`.
@@ -119,6 +128,8 @@ impl TrainConfig {
             restarts: d.restarts,
             restart_steps: d.restart_steps,
             products: super::Products::Exact,
+            pooling: super::transformer::Pooling::Mean,
+            embedding_std: super::transformer::EMBEDDING_STD,
         }
     }
 
@@ -215,6 +226,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.holdout) {
             return Err(ConfigError::Holdout);
+        }
+        if !(self.embedding_std > 0.0 && self.embedding_std <= MAX_EMBEDDING_STD) {
+            return Err(ConfigError::EmbeddingStd);
         }
         if let Some(n) = self.n {
             if n > MAX_N {
@@ -324,6 +338,8 @@ pub enum ConfigError {
     Schedule,
     #[error("config: holdout must lie in [0, 1)")]
     Holdout,
+    #[error("config: embedding_std must lie in (0, {MAX_EMBEDDING_STD}]")]
+    EmbeddingStd,
     #[error("config: n = {n} leaves {train} training pairs, fewer than one batch of {batch}")]
     FewPairs { n: usize, train: usize, batch: usize },
     #[error("the {class} is defined for two-tower models (this model has a shared trunk)")]
@@ -367,7 +383,10 @@ impl CheckedConfig {
 
     /// The transformer encoder of one tower, with its positional start.
     pub fn transformer(&self, model: &Jghm, part: Part) -> super::Transformer {
-        let net = super::Transformer::new(self.transformer_shape(model, part)).with_products(self.products);
+        let net = super::Transformer::new(self.transformer_shape(model, part))
+            .with_products(self.products)
+            .with_pooling(self.pooling)
+            .with_embedding_std(self.embedding_std);
         match self.position_init {
             PositionInit::Normal => net,
             PositionInit::Tree => net.with_tree_positions(super::transformer::tree_position_groups(model, part)),

@@ -12,7 +12,7 @@
 //! | [`bf16`] | BF16 products with f32 accumulation (AVX512_BF16), optional for the affine maps |
 //! | [`layernorm`], [`linear`], [`attention`], [`gelu`] | the transformer's kernels, forward + backward |
 //! | [`encoder`] | the `Encoder` interface, the batched deterministic runner |
-//! | [`transformer`] | the paper's class: pre-LN transformer, mean-pool, projection |
+//! | [`transformer`] | the paper's class: pre-LN transformer, pool (mean or learned), projection |
 //! | [`bp_class`] | the well-specified class: exact BP with learned transitions |
 //! | [`mlp`] | the baseline: two layers on the bag of (position, token) pairs |
 //! | [`guided`] | the paper's guided class: the transformer plus a BP-message penalty on its hidden states |
@@ -62,4 +62,4 @@ pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
 pub use registry::{with_encoders, Class, ClassMeta, HeadKind, WithEncoders};
 pub use score_head::Head;
-pub use transformer::{tree_position_groups, Transformer, TransformerShape};
+pub use transformer::{tree_position_groups, Pooling, Transformer, TransformerShape, EMBEDDING_STD};

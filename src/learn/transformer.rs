@@ -5,8 +5,12 @@
 //! for l in 0..L:
 //!     a  = h + Attn(LN₁(h)) Wₒ + bₒ,   Attn from qkv = LN₁(h) W_qkv + b_qkv
 //!     h  = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp                (MLP C → 4C → C)
-//! f(x) = (1/T Σ_t LN_f(h^L)_t) W_p + b_p                        (mean-pool, project to P)
+//! f(x) = (Σ_t π_t LN_f(h^L)_t) W_p + b_p                        (pool, project to P)
 //! ```
+//! The pool `π` is the mean (`π_t = 1/T`, [`Pooling::Mean`]) or learned weights, one per
+//! position, of either sign ([`Pooling::Learned`], the paper's read-out: its encoder reads every
+//! position out to `R^P` and combines the `T` read-outs by a learned linear map, which is this
+//! map with `Σ_t π_t b_p` folded into the bias).
 //! Dimension letters: `B` samples, `T` positions, `C` width, `NH` heads, `V` vocabulary,
 //! `P` output. Forward and backward are written side by side, kernel by kernel
 //! ([`super::layernorm`], [`super::linear`], [`super::attention`], [`super::gelu`]); the
@@ -45,6 +49,20 @@ pub struct TransformerShape {
     pub out: usize,
 }
 
+/// How the last layer's positions are combined into one vector (module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// `π_t = 1/T`.
+    #[default]
+    Mean,
+    /// `π_t` learned, started `U(−1/√T, 1/√T)` (PyTorch's `nn.Linear(T, 1)`).
+    Learned,
+}
+
+/// The standard deviation of the embeddings' start `wte, wpe ~ N(0, s²)` by default (GPT-2's).
+pub const EMBEDDING_STD: f64 = 0.02;
+
 /// Offsets of one block's parameters inside the flat parameter vector.
 #[derive(Clone, Copy, Debug)]
 struct BlockAt {
@@ -73,6 +91,10 @@ pub struct Transformer {
     lnfb: usize,
     projw: usize,
     projb: usize,
+    /// `Some(offset)` of the `T` pool weights when they are learned ([`Pooling::Learned`]).
+    poolw: Option<usize>,
+    /// The standard deviation of the embeddings' start ([`Transformer::with_embedding_std`]).
+    embedding_std: f64,
     total: usize,
     /// `Some(groups)`: the positional embedding starts tree-aware ([`Transformer::with_tree_positions`]).
     position_groups: Option<Vec<Vec<usize>>>,
@@ -120,6 +142,8 @@ impl Transformer {
             lnfb,
             projw,
             projb,
+            poolw: None,
+            embedding_std: EMBEDDING_STD,
             total: at,
             position_groups: None,
             products: Products::Exact,
@@ -141,6 +165,40 @@ impl Transformer {
         assert_eq!(groups.len(), self.shape.len, "one group list per position");
         self.position_groups = Some(groups);
         self
+    }
+
+    /// Pools the last layer with learned weights `π_t` ([`Pooling::Learned`]); their `T`
+    /// parameters come after every other one, so a mean-pooled encoder's layout is unchanged.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        match (pooling, self.poolw) {
+            (Pooling::Learned, None) => {
+                self.poolw = Some(self.total);
+                self.total += self.shape.len;
+            }
+            (Pooling::Mean, Some(at)) => {
+                self.poolw = None;
+                self.total = at;
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Starts the embeddings `wte, wpe` from `N(0, std²)` instead of `N(0, 0.02²)`
+    /// (PyTorch's `nn.Embedding`, which the paper's encoders use, starts from `N(0, 1)`).
+    pub fn with_embedding_std(mut self, std: f64) -> Self {
+        assert!(std > 0.0 && std.is_finite(), "an embedding scale is positive and finite");
+        self.embedding_std = std;
+        self
+    }
+
+    /// The pool weights `π` (`T` of them) of parameters `w`.
+    fn pool_weights<R: Real>(&self, w: &[R]) -> Vec<R> {
+        let t = self.shape.len;
+        match self.poolw {
+            Some(at) => w[at..at + t].to_vec(),
+            None => vec![R::one() / R::of(t as f64); t],
+        }
     }
 
     /// Multiplies the blocks' matrix products (the affine maps `qkv`, attention output and MLP,
@@ -492,13 +550,14 @@ impl<R: Real> Encoder<R> for Transformer {
         self.shape.out
     }
 
-    /// Embeddings `N(0, 0.02²)`; linear maps `U(−1/√in, 1/√in)` (PyTorch's `nn.Linear`
-    /// default); biases 0; LayerNorm gains 1.
+    /// Embeddings `N(0, s²)` (`s = 0.02` unless [`Transformer::with_embedding_std`]); linear
+    /// maps and learned pool weights `U(−1/√in, 1/√in)` (PyTorch's `nn.Linear` default);
+    /// biases 0; LayerNorm gains 1.
     fn init(&self, rng: &mut Rng) -> Vec<R> {
         let s = self.shape;
         let c = s.width;
         let mut w = vec![R::zero(); self.total];
-        let normal = Normal::new(0.0, 0.02).expect("valid normal");
+        let normal = Normal::new(0.0, self.embedding_std).expect("valid normal");
         for x in &mut w[self.wte..self.wpe + s.len * c] {
             *x = R::of(normal.sample(rng));
         }
@@ -515,6 +574,9 @@ impl<R: Real> Encoder<R> for Transformer {
             uniform(&mut w, b.fpw, 4 * c, 4 * c * c);
         }
         uniform(&mut w, self.projw, c, c * s.out);
+        if let Some(at) = self.poolw {
+            uniform(&mut w, at, s.len, s.len);
+        }
         for at in self.blocks.iter().flat_map(|b| [b.ln1w, b.ln2w]).chain([self.lnfw]) {
             w[at..at + c].iter_mut().for_each(|x| *x = R::one());
         }
@@ -522,7 +584,7 @@ impl<R: Real> Encoder<R> for Transformer {
         if let Some(groups) = &self.position_groups {
             let count = groups.iter().flatten().map(|&g| g + 1).max().unwrap_or(0);
             let depth = groups.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            let normal = Normal::new(0.0, 0.02 / (depth as f64).sqrt()).expect("valid normal");
+            let normal = Normal::new(0.0, self.embedding_std / (depth as f64).sqrt()).expect("valid normal");
             let e: Vec<f64> = (0..count * c).map(|_| normal.sample(rng)).collect();
             for (t, gs) in groups.iter().enumerate() {
                 for j in 0..c {
@@ -586,16 +648,15 @@ impl<R: Real> Encoder<R> for Transformer {
         let (t, c) = (s.len, s.width);
         let n = b * t;
         self.trunk_forward(w, tokens, None, b, cache, false);
-        // pooled = (1/T) Σ_t LN_f(h^L)_t
-        let inv_t = R::one() / R::of(t as f64);
+        // pooled = Σ_t π_t LN_f(h^L)_t
+        let pool = self.pool_weights(w);
         for (pooled, rows) in cache.pooled.chunks_exact_mut(c).zip(cache.lnf[..n * c].chunks_exact(t * c)) {
             pooled.iter_mut().for_each(|x| *x = R::zero());
-            for row in rows.chunks_exact(c) {
+            for (row, &pi) in rows.chunks_exact(c).zip(&pool) {
                 for (p, &x) in pooled.iter_mut().zip(row) {
-                    *p += x;
+                    *p += pi * x;
                 }
             }
-            pooled.iter_mut().for_each(|x| *x *= inv_t);
         }
         // f(x) = pooled W_p + b_p
         linear_forward(
@@ -650,12 +711,19 @@ impl Transformer {
                 s.out,
             );
         }
-        // pooled = (1/T) Σ_t lnf_t  ⇒  dlnf_t = dpooled / T   (written into dln)
-        let inv_t = R::one() / R::of(t as f64);
+        // pooled = Σ_t π_t lnf_t  ⇒  dlnf_t = π_t dpooled (written into dln), dπ_t = Σ_b ⟨dpooled, lnf_t⟩
+        let pool = self.pool_weights(w);
         for (dp, rows) in cc.dpooled.chunks_exact(c).zip(cc.dln[..n * c].chunks_exact_mut(t * c)) {
-            for row in rows.chunks_exact_mut(c) {
+            for (row, &pi) in rows.chunks_exact_mut(c).zip(&pool) {
                 for (r, &g) in row.iter_mut().zip(dp) {
-                    *r = g * inv_t;
+                    *r = g * pi;
+                }
+            }
+        }
+        if let Some(at) = self.poolw {
+            for (dp, rows) in cc.dpooled.chunks_exact(c).zip(cc.lnf[..n * c].chunks_exact(t * c)) {
+                for (dpi, row) in dw[at..at + t].iter_mut().zip(rows.chunks_exact(c)) {
+                    *dpi += row.iter().zip(dp).fold(R::zero(), |acc, (&x, &g)| acc + x * g);
                 }
             }
         }
