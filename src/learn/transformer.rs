@@ -648,13 +648,27 @@ impl<R: Real> Encoder<R> for Transformer {
         let (t, c) = (s.len, s.width);
         let n = b * t;
         self.trunk_forward(w, tokens, None, b, cache, false);
-        // pooled = Σ_t π_t LN_f(h^L)_t
-        let pool = self.pool_weights(w);
+        // pooled = Σ_t π_t LN_f(h^L)_t; the mean sums first and scales once, as it always has,
+        // so that runs and checkpoints made before learned pools keep their exact numbers.
+        let learned = self.poolw.map(|_| self.pool_weights(w));
+        let inv_t = R::one() / R::of(t as f64);
         for (pooled, rows) in cache.pooled.chunks_exact_mut(c).zip(cache.lnf[..n * c].chunks_exact(t * c)) {
             pooled.iter_mut().for_each(|x| *x = R::zero());
-            for (row, &pi) in rows.chunks_exact(c).zip(&pool) {
-                for (p, &x) in pooled.iter_mut().zip(row) {
-                    *p += pi * x;
+            match &learned {
+                Some(pool) => {
+                    for (row, &pi) in rows.chunks_exact(c).zip(pool) {
+                        for (p, &x) in pooled.iter_mut().zip(row) {
+                            *p += pi * x;
+                        }
+                    }
+                }
+                None => {
+                    for row in rows.chunks_exact(c) {
+                        for (p, &x) in pooled.iter_mut().zip(row) {
+                            *p += x;
+                        }
+                    }
+                    pooled.iter_mut().for_each(|x| *x *= inv_t);
                 }
             }
         }
