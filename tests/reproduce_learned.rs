@@ -552,3 +552,21 @@ fn joint_models_read_what_they_should() {
     };
     assert_ne!(out(&[0.0, 1.0, 1.0]), out(&[1.0, 1.0, 1.0]), "the denoiser ignores the text");
 }
+
+/// `--clip-lr` sets the CLIP encoders' cosine from the peak to a thousandth of it, and a run
+/// recorded before the option existed (no `clip_lr` in its settings) reads back with our 3e-4.
+#[test]
+fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
+    use jghm::reproduce::learned::{CLIP_LR, PAPER_CLIP_LR};
+    let paper = Protocol { clip_lr: PAPER_CLIP_LR, ..Protocol::default() };
+    let plan = Plan::new(LearnedClass::Standard, false, &paper);
+    assert_eq!(plan.clip_lr, (1e-3, 1e-6));
+    let ours = Plan::new(LearnedClass::Guided, false, &Protocol::default());
+    assert_eq!(ours.clip_lr, (3e-4, 3e-7));
+    let old = r#"{"negatives": {"independent": {"k": 4}}, "heads": "small", "products": "exact"}"#;
+    let read: Protocol = serde_json::from_str(old).unwrap();
+    assert_eq!(read, Protocol::default());
+    assert_eq!(read.clip_lr, CLIP_LR);
+    let new = serde_json::to_value(paper).unwrap();
+    assert_eq!(serde_json::from_value::<Protocol>(new).unwrap(), paper);
+}

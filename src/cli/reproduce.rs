@@ -116,6 +116,9 @@ pub struct ReproduceArgs {
     /// How the learned models' blocks multiply: exact (f32) or bf16 (BF16 inputs, f32 sums; a CPU with AVX512_BF16).
     #[arg(long, value_enum, default_value_t = Products::Exact)]
     pub products: Products,
+    /// Peak learning rate of the CLIP encoders, cosine to a thousandth of it: 3e-4 (ours) or 1e-3 (the paper's training script).
+    #[arg(long, default_value_t = crate::reproduce::learned::CLIP_LR, value_name = "LR")]
+    pub clip_lr: f64,
     /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
     #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
     pub steps: Option<Vec<usize>>,
@@ -135,6 +138,9 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
         if steps.len() != 3 || steps.iter().any(|&n| !(1..=10_000_000).contains(&n)) {
             anyhow::bail!("--steps takes three counts CLIP,DENOISER,NEXT-TOKEN, each from 1 to 10000000 (the paper's: 3000,30000,30000)");
         }
+    }
+    if !(a.clip_lr.is_finite() && a.clip_lr > 0.0 && a.clip_lr <= 1.0) {
+        anyhow::bail!("--clip-lr takes a learning rate in (0, 1], got {}", a.clip_lr);
     }
     if a.stop_after.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
         anyhow::bail!("--stop-after takes a positive number of seconds");
@@ -163,7 +169,7 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
             _ => Vary::Both,
         },
         shard: a.shard,
-        protocol: Protocol { negatives: a.negatives, heads: a.heads, products: a.products },
+        protocol: Protocol { negatives: a.negatives, heads: a.heads, products: a.products, clip_lr: a.clip_lr },
         steps: a.steps.as_ref().map(|v| Steps { clip: v[0], denoiser: v[1], next_token: v[2] }),
         stop_after_seconds: a.stop_after,
     };

@@ -14,7 +14,9 @@
 //!
 //! # Training ([`Plan`])
 //! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 over the
-//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see below).
+//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see below). The peak
+//! rate is switchable ([`Protocol::clip_lr`], the cosine always ending at a thousandth of it):
+//! the paper's public script for these encoders uses 1e-3 → 1e-6 ([`PAPER_CLIP_LR`]).
 //! Negatives ([`Protocol::negatives`]) are by default the paper's: each positive pair with
 //! `K − 1 = 3` **independent** negatives per direction ([`Scheme::KWay`], `4B` samples encoded
 //! per side per step). `in-batch` negatives (`K = B = 128`, `B` samples per side) are the
@@ -176,18 +178,32 @@ pub enum HeadSizes {
 }
 
 /// The paper's choices `reproduce` can switch (module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
     pub negatives: Negatives,
     pub heads: HeadSizes,
     /// How the encoders' and heads' blocks multiply ([`crate::learn::bf16`]).
     pub products: Products,
+    /// Peak learning rate of the CLIP encoders; the cosine ends at a thousandth of it (module
+    /// doc). Runs recorded before the field existed used [`CLIP_LR`].
+    #[serde(default = "default_clip_lr")]
+    pub clip_lr: f64,
+}
+
+/// The CLIP encoders' peak learning rate of our specification (3e-4, cosine to 3e-7).
+pub const CLIP_LR: f64 = 3e-4;
+/// The peak learning rate of the paper's public training script for the CLIP encoders (1e-3,
+/// cosine to 1e-6).
+pub const PAPER_CLIP_LR: f64 = 1e-3;
+
+fn default_clip_lr() -> f64 {
+    CLIP_LR
 }
 
 impl Default for Protocol {
-    /// The paper's negatives, small heads, exact products.
+    /// The paper's negatives, small heads, exact products, our learning rate.
     fn default() -> Self {
-        Protocol { negatives: Negatives::PAPER, heads: HeadSizes::Small, products: Products::Exact }
+        Protocol { negatives: Negatives::PAPER, heads: HeadSizes::Small, products: Products::Exact, clip_lr: CLIP_LR }
     }
 }
 
@@ -240,7 +256,7 @@ impl Plan {
             encoder: HeadShape { width: 128, layers, heads: 4 },
             out: 10,
             clip_batch: if quick { 64 } else { 128 },
-            clip_lr: (3e-4, 3e-7),
+            clip_lr: (protocol.clip_lr, protocol.clip_lr / 1000.0),
             scheme: protocol.negatives.scheme(),
             lambda: 1.0,
             denoiser_head,

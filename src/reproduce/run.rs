@@ -233,7 +233,8 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
                 Some(st) => format!("{} CLIP steps and {}, {} head steps each", st.clip, st.denoiser, st.next_token),
                 None => format!("budget {:.0} s each", o.budget_seconds),
             };
-            format!(", classes {:?}, {length}; negatives {}, {:?} heads", o.classes, o.protocol.negatives, o.protocol.heads)
+            let p = &o.protocol;
+            format!(", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {:e}", o.classes, p.negatives, p.heads, p.clip_lr)
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
