@@ -569,4 +569,10 @@ fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
     assert_eq!(read.clip_lr, CLIP_LR);
     let new = serde_json::to_value(paper).unwrap();
     assert_eq!(serde_json::from_value::<Protocol>(new).unwrap(), paper);
+    // The rate is in every learned row's note, so a result file says which rate made it.
+    let mut one_step = small_plan(LearnedClass::Standard);
+    one_step.clip_lr = plan.clip_lr;
+    let steps = Steps { clip: 1, denoiser: 1, next_token: 1 };
+    let note = train_learned_steps(&small_model(), &one_step, steps, 1, None).unwrap().describe();
+    assert!(note.contains("lr 1e-3 cosine"), "{note}");
 }

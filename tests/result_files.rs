@@ -288,3 +288,25 @@ fn reproduce_resume_refuses_bad_result_and_settings_files_and_keeps_them() {
     assert!(r.stderr.contains("resuming with 4 rows"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(fresh.join("risks.csv")).unwrap(), csv);
 }
+
+/// A learned row's note names its CLIP learning rate (`lr 1e-3 cosine`), and the redrawn
+/// figure's legend carries it, so that two runs differing only in the rate are told apart;
+/// rows written before the note said it keep the legend they had.
+#[test]
+fn the_legend_names_the_clip_learning_rate_when_the_rows_record_it() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots/reproduce/risks-standard-paper-clip.csv");
+    let rows = std::fs::read_to_string(committed).unwrap();
+    assert!(!rows.contains(" lr "), "the committed rows predate the rate in the note");
+    let legend = |csv: &str| {
+        let d = dir("legend-lr");
+        std::fs::write(d.join("risks.csv"), csv).unwrap();
+        let r = run(&["plot", s(&d)]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        std::fs::read_to_string(d.join("risks.svg")).unwrap()
+    };
+    let with_rate = rows.replace("K = 4 independent)", "K = 4 independent; lr 1e-3 cosine)");
+    assert_ne!(with_rate, rows);
+    assert!(legend(&with_rate).contains("standard (3000 CLIP steps, lr 1e-3)"));
+    let old = legend(&rows);
+    assert!(old.contains("standard (3000 CLIP steps)") && !old.contains("lr 1e-3"));
+}

@@ -389,12 +389,15 @@ fn budget_of_notes(rows: &[Row]) -> String {
         .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi" | "misspecified-bp") && !r.model.ends_with(PAPER_RULE))
         .collect();
     let budget = learned.iter().find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")));
-    // A run fixed by steps names its CLIP steps (`CLIP 3000 steps in …`).
+    // A run fixed by steps names its CLIP steps (`CLIP 3000 steps in …`), and its CLIP learning
+    // rate (`lr 1e-3 cosine`) when the rows are recent enough to record it.
     let steps = || {
         learned.iter().find_map(|r| {
             let rest = &r.note[r.note.find("CLIP ")? + 5..];
             let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            (!n.is_empty() && rest[n.len()..].starts_with(" steps")).then(|| format!("{n} CLIP steps"))
+            let lr = r.note.find(" lr ").and_then(|i| r.note[i + 4..].split(' ').next()).map(|lr| format!(", lr {lr}"));
+            (!n.is_empty() && rest[n.len()..].starts_with(" steps"))
+                .then(|| format!("{n} CLIP steps{}", lr.unwrap_or_default()))
         })
     };
     let fixed = || learned.iter().any(|r| r.note.contains("fixed step counts")).then(|| "fixed steps".to_string());

@@ -344,7 +344,8 @@ impl LearnedModels {
     pub fn next_token(&self) -> &dyn NextToken {
         self.next_token.as_ref()
     }
-    /// Class, steps per part, seconds, budget.
+    /// Class, encoder sizes, negatives, the CLIP peak learning rate, steps per part, seconds,
+    /// budget: the note of every row the model gives.
     pub fn describe(&self) -> String {
         let r = &self.report;
         let part = |name: &str, done: usize, planned: usize, secs: f64| {
@@ -371,7 +372,7 @@ impl LearnedModels {
             return format!("joint models on both modalities' tokens (no CLIP): {heads}; {budget}");
         }
         format!(
-            "{} encoders ({} blocks, width {}, out {}, negatives {}): {}; {heads}; {budget}",
+            "{} encoders ({} blocks, width {}, out {}, negatives {}, lr {:e} cosine): {}; {heads}; {budget}",
             r.class.name(),
             r.plan.encoder.layers,
             r.plan.encoder.width,
@@ -380,6 +381,7 @@ impl LearnedModels {
                 Scheme::InBatch => "in-batch".to_string(),
                 Scheme::KWay { k } => format!("K = {k} independent"),
             },
+            r.plan.clip_lr.0,
             part("CLIP", r.done.clip, r.planned.clip, r.seconds[0]),
         )
     }
