@@ -17,7 +17,7 @@ use jghm::learn::layernorm::{layernorm_backward, layernorm_forward};
 use jghm::learn::linear::{linear_backward, linear_forward};
 use jghm::learn::score_head::HeadCache;
 use jghm::learn::{
-    clip_loss, ClipPair, Encoder, Head, Params, Pooling, Products, Scheme, Transformer, TransformerShape,
+    clip_loss, BlockForm, ClipPair, Encoder, Head, Params, Pooling, Products, Scheme, Transformer, TransformerShape,
 };
 use jghm::rng;
 use proptest::prelude::*;
@@ -183,13 +183,21 @@ fn random_tokens(rng: &mut rng::Rng, n: usize, vocab: usize) -> Vec<u32> {
 
 /// The whole encoder (embedding, blocks, final LayerNorm, pool, projection), from random
 /// (not initial) parameters so that every path carries gradient; mean-pooled and with learned
-/// pool weights.
+/// pool weights; GPT-2's block and the paper's (no `qkv` biases, no `Wₒ`, no final LayerNorm).
 #[test]
 fn transformer_backward_matches_finite_differences() {
     transformer_matches_finite_differences(tiny_transformer(5), "transformer (mean pool)");
     transformer_matches_finite_differences(
         tiny_transformer(5).with_pooling(Pooling::Learned),
         "transformer (learned pool)",
+    );
+    transformer_matches_finite_differences(
+        tiny_transformer(5).with_block(BlockForm::Paper),
+        "paper's block (mean pool)",
+    );
+    transformer_matches_finite_differences(
+        tiny_transformer(5).with_pooling(Pooling::Learned).with_block(BlockForm::Paper),
+        "paper's block (learned pool)",
     );
 }
 

@@ -576,3 +576,31 @@ fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
     let note = train_learned_steps(&small_model(), &one_step, steps, 1, None).unwrap().describe();
     assert!(note.contains("lr 1e-3 cosine"), "{note}");
 }
+
+/// `--encoder paper` builds the CLIP encoders as the paper's (its block, one head, learned
+/// pool, `N(0, 1)` embeddings), says so in every learned row's note, and a run recorded before
+/// the option existed (no `encoder` in its settings) reads back with ours.
+#[test]
+fn the_paper_encoder_is_switchable_and_old_settings_keep_ours() {
+    use jghm::reproduce::learned::EncoderForm;
+    let paper = Protocol { encoder: EncoderForm::Paper, ..Protocol::default() };
+    let plan = Plan::new(LearnedClass::Standard, false, &paper);
+    assert_eq!((plan.encoder.heads, plan.encoder_form), (1, EncoderForm::Paper));
+    let ours = Plan::new(LearnedClass::Standard, false, &Protocol::default());
+    assert_eq!((ours.encoder.heads, ours.encoder_form), (4, EncoderForm::Ours));
+    let old = r#"{"negatives": {"independent": {"k": 4}}, "heads": "small", "products": "exact", "clip_lr": 0.001}"#;
+    let read: Protocol = serde_json::from_str(old).unwrap();
+    assert_eq!(read.encoder, EncoderForm::Ours);
+    let new = serde_json::to_value(paper).unwrap();
+    assert_eq!(serde_json::from_value::<Protocol>(new).unwrap(), paper);
+    for class in [LearnedClass::Standard, LearnedClass::Guided] {
+        let mut one_step = small_plan(class);
+        one_step.encoder_form = EncoderForm::Paper;
+        let steps = Steps { clip: 1, denoiser: 1, next_token: 1 };
+        let models = train_learned_steps(&small_model(), &one_step, steps, 1, None).unwrap();
+        let note = models.describe();
+        assert!(note.contains("the paper's encoder with 2 attention heads, learned pool"), "{note}");
+        let ours_note = train_learned_steps(&small_model(), &small_plan(class), steps, 1, None).unwrap().describe();
+        assert!(!ours_note.contains("the paper's encoder"), "{ours_note}");
+    }
+}

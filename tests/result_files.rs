@@ -291,7 +291,8 @@ fn reproduce_resume_refuses_bad_result_and_settings_files_and_keeps_them() {
 
 /// A learned row's note names its CLIP learning rate (`lr 1e-3 cosine`), and the redrawn
 /// figure's legend carries it, so that two runs differing only in the rate are told apart;
-/// rows written before the note said it keep the legend they had.
+/// rows written before the note said it keep the legend they had; rows of the paper's encoder
+/// say so as well.
 #[test]
 fn the_legend_names_the_clip_learning_rate_when_the_rows_record_it() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("plots/reproduce/risks-standard-paper-clip.csv");
@@ -309,4 +310,10 @@ fn the_legend_names_the_clip_learning_rate_when_the_rows_record_it() {
     assert!(legend(&with_rate).contains("standard (3000 CLIP steps, lr 1e-3)"));
     let old = legend(&rows);
     assert!(old.contains("standard (3000 CLIP steps)") && !old.contains("lr 1e-3"));
+    // Rows of the paper's encoder (`--encoder paper`) say so in the legend too.
+    let paper = with_rate
+        .replace("standard encoders (", "standard encoders (the paper's encoder with 1 attention head; learned pool; ");
+    assert_ne!(paper, with_rate);
+    let svg = legend(&paper).replace("&apos;", "'").replace("&#39;", "'");
+    assert!(svg.contains("standard (3000 CLIP steps, lr 1e-3, the paper's encoder)"), "{svg}");
 }

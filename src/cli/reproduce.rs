@@ -12,7 +12,7 @@ use crate::learn::Products;
 use crate::plot::reproduce::{draw_figures, PromptFits};
 use crate::reproduce::experiments::Family;
 use crate::reproduce::experiments::Row;
-use crate::reproduce::learned::{HeadSizes, LearnedClass, Negatives, Protocol, Steps};
+use crate::reproduce::learned::{EncoderForm, HeadSizes, LearnedClass, Negatives, Protocol, Steps};
 use crate::reproduce::published::{compare, comparison_table, Comparison};
 use crate::reproduce::run::{run as run_figure, table, Figure, Options, Vary};
 use crate::runs::Shard;
@@ -119,6 +119,9 @@ pub struct ReproduceArgs {
     /// Peak learning rate of the CLIP encoders, cosine to a thousandth of it: 3e-4 (ours) or 1e-3 (the paper's training script).
     #[arg(long, default_value_t = crate::reproduce::learned::CLIP_LR, value_name = "LR")]
     pub clip_lr: f64,
+    /// How the CLIP encoders are built: ours (GPT-2's block, 4 heads, mean pool) or paper (the paper's EncoderTransformer: no qkv biases, no attention output projection, no final LayerNorm, 1 head, learned pool, N(0, 1) embeddings).
+    #[arg(long, value_enum, default_value_t = EncoderForm::Ours)]
+    pub encoder: EncoderForm,
     /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
     #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
     pub steps: Option<Vec<usize>>,
@@ -169,7 +172,13 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
             _ => Vary::Both,
         },
         shard: a.shard,
-        protocol: Protocol { negatives: a.negatives, heads: a.heads, products: a.products, clip_lr: a.clip_lr },
+        protocol: Protocol {
+            negatives: a.negatives,
+            heads: a.heads,
+            products: a.products,
+            clip_lr: a.clip_lr,
+            encoder: a.encoder,
+        },
         steps: a.steps.as_ref().map(|v| Steps { clip: v[0], denoiser: v[1], next_token: v[2] }),
         stop_after_seconds: a.stop_after,
     };

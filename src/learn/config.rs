@@ -78,6 +78,9 @@ pub struct TrainConfig {
     /// Transformer only: the standard deviation `s` of the embeddings' start `N(0, s²)`
     /// (0.02, GPT-2's; the paper's PyTorch embeddings start from 1).
     pub embedding_std: f64,
+    /// Transformer only: the residual block's form (`gpt2`, or `paper`: no `qkv` biases, no
+    /// attention output projection, no final LayerNorm; [`super::transformer::BlockForm`]).
+    pub block: super::transformer::BlockForm,
 }
 
 /// The start of a transformer's learned positional embedding `wpe`.
@@ -130,6 +133,7 @@ impl TrainConfig {
             products: super::Products::Exact,
             pooling: super::transformer::Pooling::Mean,
             embedding_std: super::transformer::EMBEDDING_STD,
+            block: super::transformer::BlockForm::Gpt2,
         }
     }
 
@@ -385,6 +389,7 @@ impl CheckedConfig {
     pub fn transformer(&self, model: &Jghm, part: Part) -> super::Transformer {
         let net = super::Transformer::new(self.transformer_shape(model, part))
             .with_products(self.products)
+            .with_block(self.block)
             .with_pooling(self.pooling)
             .with_embedding_std(self.embedding_std);
         match self.position_init {

@@ -62,4 +62,4 @@ pub use mlp::{Mlp, MlpShape};
 pub use real::Real;
 pub use registry::{with_encoders, Class, ClassMeta, HeadKind, WithEncoders};
 pub use score_head::Head;
-pub use transformer::{tree_position_groups, Pooling, Transformer, TransformerShape, EMBEDDING_STD};
+pub use transformer::{tree_position_groups, BlockForm, Pooling, Transformer, TransformerShape, EMBEDDING_STD};

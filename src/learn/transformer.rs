@@ -7,6 +7,13 @@
 //!     h  = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp                (MLP C → 4C → C)
 //! f(x) = (Σ_t π_t LN_f(h^L)_t) W_p + b_p                        (pool, project to P)
 //! ```
+//! The block has two forms ([`BlockForm`]): GPT-2's, above, and the paper's encoder's, which
+//! has no biases on `qkv`, adds the attention's output to the residual stream without `Wₒ, bₒ`,
+//! and reads the last block out without `LN_f`:
+//! ```text
+//!     a  = h + Attn(LN₁(h)),           Attn from qkv = LN₁(h) W_qkv
+//! f(x) = (Σ_t π_t h^L_t) W_p + b_p
+//! ```
 //! The pool `π` is the mean (`π_t = 1/T`, [`Pooling::Mean`]) or learned weights, one per
 //! position, of either sign ([`Pooling::Learned`], the paper's read-out: its encoder reads every
 //! position out to `R^P` and combines the `T` read-outs by a learned linear map, which is this
@@ -60,6 +67,19 @@ pub enum Pooling {
     Learned,
 }
 
+/// The form of the residual block (module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockForm {
+    /// GPT-2's: `qkv` with biases, the attention's output projection `Wₒ, bₒ`, and a final
+    /// LayerNorm `LN_f` before the read-out.
+    #[default]
+    Gpt2,
+    /// The paper's encoder's (its `EncoderTransformer`): `qkv` without biases, the attention's
+    /// output added to the residual stream as it is, no final LayerNorm.
+    Paper,
+}
+
 /// The standard deviation of the embeddings' start `wte, wpe ~ N(0, s²)` by default (GPT-2's).
 pub const EMBEDDING_STD: f64 = 0.02;
 
@@ -100,27 +120,54 @@ pub struct Transformer {
     position_groups: Option<Vec<Vec<usize>>>,
     /// How the affine maps multiply ([`Transformer::with_products`]).
     products: Products,
+    /// The block's form ([`Transformer::with_block`]).
+    block: BlockForm,
 }
 
 impl Transformer {
     pub fn new(shape: TransformerShape) -> Self {
         assert!(shape.heads > 0 && shape.width.is_multiple_of(shape.heads), "width must be a multiple of heads");
-        let (v, t, c, p) = (shape.vocab, shape.len, shape.width, shape.out);
+        let mut net = Transformer {
+            shape,
+            wte: 0,
+            wpe: 0,
+            blocks: vec![],
+            lnfw: 0,
+            lnfb: 0,
+            projw: 0,
+            projb: 0,
+            poolw: None,
+            embedding_std: EMBEDDING_STD,
+            total: 0,
+            position_groups: None,
+            products: Products::Exact,
+            block: BlockForm::Gpt2,
+        };
+        net.lay_out(false);
+        net
+    }
+
+    /// Places every parameter in the flat vector: embeddings, blocks, `LN_f`, projection, then
+    /// the pool weights when `learned_pool`. Parameters the block's form does not have take no
+    /// room (their offsets are never read).
+    fn lay_out(&mut self, learned_pool: bool) {
+        let (v, t, c, p) = (self.shape.vocab, self.shape.len, self.shape.width, self.shape.out);
+        let gpt2 = usize::from(self.block == BlockForm::Gpt2);
         let mut at = 0;
         let mut take = |n: usize| {
             at += n;
             at - n
         };
-        let wte = take(v * c);
-        let wpe = take(t * c);
-        let blocks = (0..shape.layers)
+        self.wte = take(v * c);
+        self.wpe = take(t * c);
+        self.blocks = (0..self.shape.layers)
             .map(|_| BlockAt {
                 ln1w: take(c),
                 ln1b: take(c),
                 qkvw: take(c * 3 * c),
-                qkvb: take(3 * c),
-                attw: take(c * c),
-                attb: take(c),
+                qkvb: take(gpt2 * 3 * c),
+                attw: take(gpt2 * c * c),
+                attb: take(gpt2 * c),
                 ln2w: take(c),
                 ln2b: take(c),
                 fcw: take(c * 4 * c),
@@ -129,25 +176,67 @@ impl Transformer {
                 fpb: take(c),
             })
             .collect();
-        let lnfw = take(c);
-        let lnfb = take(c);
-        let projw = take(c * p);
-        let projb = take(p);
-        Transformer {
-            shape,
-            wte,
-            wpe,
-            blocks,
-            lnfw,
-            lnfb,
-            projw,
-            projb,
-            poolw: None,
-            embedding_std: EMBEDDING_STD,
-            total: at,
-            position_groups: None,
-            products: Products::Exact,
+        self.lnfw = take(gpt2 * c);
+        self.lnfb = take(gpt2 * c);
+        self.projw = take(c * p);
+        self.projb = take(p);
+        self.poolw = learned_pool.then(|| take(t));
+        self.total = at;
+    }
+
+    /// Builds the blocks in `form` ([`BlockForm`]); the paper's form has `3C + C² + C` fewer
+    /// parameters per block and `2C` fewer at the end.
+    pub fn with_block(mut self, form: BlockForm) -> Self {
+        self.block = form;
+        let learned_pool = self.poolw.is_some();
+        self.lay_out(learned_pool);
+        self
+    }
+
+    /// The block's form.
+    pub fn block(&self) -> BlockForm {
+        self.block
+    }
+
+    /// Every parameter tensor by name, in the flat vector's order: `wte`, `wpe`, then per block
+    /// `l` `h{l}.ln1.w`, `h{l}.ln1.b`, `h{l}.qkv.w`, `h{l}.qkv.b`, `h{l}.attn.w`, `h{l}.attn.b`,
+    /// `h{l}.ln2.w`, `h{l}.ln2.b`, `h{l}.fc.w`, `h{l}.fc.b`, `h{l}.proj.w`, `h{l}.proj.b`, then
+    /// `lnf.w`, `lnf.b`, `out.w`, `out.b`, `pool`; those the form does not have are left out.
+    /// Matrices are stored input-major (`W[i·out + j]`).
+    pub fn named_ranges(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let (c, p) = (self.shape.width, self.shape.out);
+        let gpt2 = usize::from(self.block == BlockForm::Gpt2);
+        let mut named = vec![
+            ("wte".to_string(), self.wte..self.wte + self.shape.vocab * c),
+            ("wpe".to_string(), self.wpe..self.wpe + self.shape.len * c),
+        ];
+        for (l, b) in self.blocks.iter().enumerate() {
+            for (name, at, len) in [
+                ("ln1.w", b.ln1w, c),
+                ("ln1.b", b.ln1b, c),
+                ("qkv.w", b.qkvw, 3 * c * c),
+                ("qkv.b", b.qkvb, gpt2 * 3 * c),
+                ("attn.w", b.attw, gpt2 * c * c),
+                ("attn.b", b.attb, gpt2 * c),
+                ("ln2.w", b.ln2w, c),
+                ("ln2.b", b.ln2b, c),
+                ("fc.w", b.fcw, 4 * c * c),
+                ("fc.b", b.fcb, 4 * c),
+                ("proj.w", b.fpw, 4 * c * c),
+                ("proj.b", b.fpb, c),
+            ] {
+                named.push((format!("h{l}.{name}"), at..at + len));
+            }
         }
+        named.push(("lnf.w".to_string(), self.lnfw..self.lnfw + gpt2 * c));
+        named.push(("lnf.b".to_string(), self.lnfb..self.lnfb + gpt2 * c));
+        named.push(("out.w".to_string(), self.projw..self.projw + c * p));
+        named.push(("out.b".to_string(), self.projb..self.projb + p));
+        if let Some(at) = self.poolw {
+            named.push(("pool".to_string(), at..at + self.shape.len));
+        }
+        named.retain(|(_, r)| !r.is_empty());
+        named
     }
 
     /// Starts the learned positional embedding from the tree instead of i.i.d. noise:
@@ -170,17 +259,7 @@ impl Transformer {
     /// Pools the last layer with learned weights `π_t` ([`Pooling::Learned`]); their `T`
     /// parameters come after every other one, so a mean-pooled encoder's layout is unchanged.
     pub fn with_pooling(mut self, pooling: Pooling) -> Self {
-        match (pooling, self.poolw) {
-            (Pooling::Learned, None) => {
-                self.poolw = Some(self.total);
-                self.total += self.shape.len;
-            }
-            (Pooling::Mean, Some(at)) => {
-                self.poolw = None;
-                self.total = at;
-            }
-            _ => {}
-        }
+        self.lay_out(pooling == Pooling::Learned);
         self
     }
 
@@ -239,36 +318,41 @@ impl Transformer {
                 h0[i * c + j] = w[e + j] + w[p + j] + extra.map_or(R::zero(), |x| x[i * c + j]);
             }
         }
+        let gpt2 = self.block == BlockForm::Gpt2;
         for (l, (at, bc)) in self.blocks.iter().zip(cache.blocks.iter_mut()).enumerate() {
             let (before, after) = cache.resid.split_at_mut(l + 1);
             let (h, h_next) = (&before[l][..n * c], &mut after[0][..n * c]);
-            // qkv = LN₁(h) W_qkv + b_qkv
+            // qkv = LN₁(h) W_qkv (+ b_qkv)
             layernorm_forward(&mut bc.ln1, &mut bc.ln1_mean, &mut bc.ln1_rstd, h, &w[at.ln1w..], &w[at.ln1b..], c);
             linear_forward_with(
                 self.products,
                 &mut bc.qkv,
                 &bc.ln1,
                 &w[at.qkvw..],
-                Some(&w[at.qkvb..at.qkvb + 3 * c]),
+                gpt2.then(|| &w[at.qkvb..at.qkvb + 3 * c]),
                 n,
                 c,
                 3 * c,
                 R::zero(),
             );
             attention_forward_masked(&mut bc.atty, &mut bc.att, &bc.qkv, shape, causal);
-            // a = h + Attn Wₒ + bₒ
+            // a = h + Attn Wₒ + bₒ (GPT-2's), a = h + Attn (the paper's)
             bc.resid2[..n * c].copy_from_slice(h);
-            linear_forward_with(
-                self.products,
-                &mut bc.resid2,
-                &bc.atty,
-                &w[at.attw..],
-                Some(&w[at.attb..at.attb + c]),
-                n,
-                c,
-                c,
-                R::one(),
-            );
+            if gpt2 {
+                linear_forward_with(
+                    self.products,
+                    &mut bc.resid2,
+                    &bc.atty,
+                    &w[at.attw..],
+                    Some(&w[at.attb..at.attb + c]),
+                    n,
+                    c,
+                    c,
+                    R::one(),
+                );
+            } else {
+                bc.resid2[..n * c].iter_mut().zip(&bc.atty[..n * c]).for_each(|(a, &y)| *a += y);
+            }
             // h' = a + gelu(LN₂(a) W_fc + b_fc) W_fp + b_fp
             layernorm_forward(
                 &mut bc.ln2,
@@ -304,17 +388,21 @@ impl Transformer {
                 R::one(),
             );
         }
-        // lnf = LN_f(h^L)
+        // lnf = LN_f(h^L) (GPT-2's), h^L itself (the paper's)
         let hl = &cache.resid[s.layers][..n * c];
-        layernorm_forward(
-            &mut cache.lnf,
-            &mut cache.lnf_mean,
-            &mut cache.lnf_rstd,
-            hl,
-            &w[self.lnfw..],
-            &w[self.lnfb..],
-            c,
-        );
+        if gpt2 {
+            layernorm_forward(
+                &mut cache.lnf,
+                &mut cache.lnf_mean,
+                &mut cache.lnf_rstd,
+                hl,
+                &w[self.lnfw..],
+                &w[self.lnfb..],
+                c,
+            );
+        } else {
+            cache.lnf[..n * c].copy_from_slice(hl);
+        }
     }
 
     /// Backward of [`Transformer::trunk_forward`] from `dlnf` (held in the cache's `dln`):
@@ -336,9 +424,12 @@ impl Transformer {
         let (t, c) = (s.len, s.width);
         let n = b * t;
         let shape = AttnShape { b, t, c, nh: s.heads, products: self.products };
-        // lnf = LN_f(h^L)
+        let gpt2 = self.block == BlockForm::Gpt2;
+        // lnf = LN_f(h^L) (GPT-2's), h^L (the paper's: dh^L = dlnf)
         cc.dresid[..n * c].iter_mut().for_each(|x| *x = R::zero());
-        {
+        if !gpt2 {
+            cc.dresid[..n * c].copy_from_slice(&cc.dln[..n * c]);
+        } else {
             let (dlnw, dlnb) = dw[self.lnfw..].split_at_mut(c);
             layernorm_backward(
                 &mut cc.dresid[..n * c],
@@ -405,8 +496,10 @@ impl Transformer {
                     c,
                 );
             }
-            // a = h + atty Wₒ + bₒ: dh = da (passes through dresid)
-            {
+            // a = h + atty Wₒ + bₒ: dh = da (passes through dresid); a = h + atty: datty = da
+            if !gpt2 {
+                cc.datty[..n * c].copy_from_slice(&cc.dresid[..n * c]);
+            } else {
                 let (dattw, dattb) = dw[at.attw..].split_at_mut(c * c);
                 cc.datty[..n * c].iter_mut().for_each(|x| *x = R::zero());
                 linear_backward_with(
@@ -423,7 +516,7 @@ impl Transformer {
                 );
             }
             attention_backward(&mut cc.dqkv, &mut cc.datt, &cc.datty, &bc.qkv, &bc.att, shape);
-            // qkv = LN₁(h) W_qkv + b_qkv
+            // qkv = LN₁(h) W_qkv (+ b_qkv)
             {
                 let (dqkvw, dqkvb) = dw[at.qkvw..].split_at_mut(3 * c * c);
                 cc.dln[..n * c].iter_mut().for_each(|x| *x = R::zero());
@@ -431,7 +524,7 @@ impl Transformer {
                     self.products,
                     Some(&mut cc.dln[..n * c]),
                     dqkvw,
-                    Some(&mut dqkvb[..3 * c]),
+                    gpt2.then(|| &mut dqkvb[..3 * c]),
                     &cc.dqkv[..n * 3 * c],
                     &bc.ln1,
                     &w[at.qkvw..],
@@ -552,7 +645,8 @@ impl<R: Real> Encoder<R> for Transformer {
 
     /// Embeddings `N(0, s²)` (`s = 0.02` unless [`Transformer::with_embedding_std`]); linear
     /// maps and learned pool weights `U(−1/√in, 1/√in)` (PyTorch's `nn.Linear` default);
-    /// biases 0; LayerNorm gains 1.
+    /// biases 0; LayerNorm gains 1. The paper's block form draws the same numbers for the
+    /// parameters both forms have, except that the draws `Wₒ` would take go to the next map.
     fn init(&self, rng: &mut Rng) -> Vec<R> {
         let s = self.shape;
         let c = s.width;
@@ -567,9 +661,10 @@ impl<R: Real> Encoder<R> for Transformer {
                 *x = R::of(rng.random_range(-bound..bound));
             }
         };
+        let gpt2 = self.block == BlockForm::Gpt2;
         for b in &self.blocks {
             uniform(&mut w, b.qkvw, c, 3 * c * c);
-            uniform(&mut w, b.attw, c, c * c);
+            uniform(&mut w, b.attw, c, usize::from(gpt2) * c * c);
             uniform(&mut w, b.fcw, c, 4 * c * c);
             uniform(&mut w, b.fpw, 4 * c, 4 * c * c);
         }
@@ -577,7 +672,8 @@ impl<R: Real> Encoder<R> for Transformer {
         if let Some(at) = self.poolw {
             uniform(&mut w, at, s.len, s.len);
         }
-        for at in self.blocks.iter().flat_map(|b| [b.ln1w, b.ln2w]).chain([self.lnfw]) {
+        let lnf = gpt2.then_some(self.lnfw);
+        for at in self.blocks.iter().flat_map(|b| [b.ln1w, b.ln2w]).chain(lnf) {
             w[at..at + c].iter_mut().for_each(|x| *x = R::one());
         }
         // Drawn last, so that every other parameter starts as with the default start.

@@ -389,15 +389,17 @@ fn budget_of_notes(rows: &[Row]) -> String {
         .filter(|r| !matches!(r.model.as_str(), "bayes" | "pmi" | "misspecified-bp") && !r.model.ends_with(PAPER_RULE))
         .collect();
     let budget = learned.iter().find_map(|r| r.note.find("budget ").map(|i| r.note[i..].replace("; ", ", ")));
-    // A run fixed by steps names its CLIP steps (`CLIP 3000 steps in …`), and its CLIP learning
-    // rate (`lr 1e-3 cosine`) when the rows are recent enough to record it.
+    // A run fixed by steps names its CLIP steps (`CLIP 3000 steps in …`), its CLIP learning
+    // rate (`lr 1e-3 cosine`) when the rows are recent enough to record it, and the paper's
+    // encoder when it was used.
     let steps = || {
         learned.iter().find_map(|r| {
             let rest = &r.note[r.note.find("CLIP ")? + 5..];
             let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
             let lr = r.note.find(" lr ").and_then(|i| r.note[i + 4..].split(' ').next()).map(|lr| format!(", lr {lr}"));
+            let encoder = if r.note.contains("the paper's encoder") { ", the paper's encoder" } else { "" };
             (!n.is_empty() && rest[n.len()..].starts_with(" steps"))
-                .then(|| format!("{n} CLIP steps{}", lr.unwrap_or_default()))
+                .then(|| format!("{n} CLIP steps{}{encoder}", lr.unwrap_or_default()))
         })
     };
     let fixed = || learned.iter().any(|r| r.note.contains("fixed step counts")).then(|| "fixed steps".to_string());

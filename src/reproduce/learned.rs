@@ -73,7 +73,10 @@ use crate::learn::frozen_heads::{ConditionalHead, DenoiserHead, HeadRunner, Head
 use crate::learn::guided::GuidedTransformer;
 use crate::learn::joint_heads::{JointDenoiser, JointNextToken};
 use crate::learn::train::{train, Run, SaveError};
-use crate::learn::{Class, ClipPair, Params, PositionInit, Products, Scheme, TrainConfig, Transformer};
+use crate::learn::{
+    BlockForm, Class, ClipPair, Params, Pooling, PositionInit, Products, Scheme, TrainConfig, Transformer,
+    EMBEDDING_STD,
+};
 use crate::model::{Jghm, Part};
 use crate::rng;
 use crate::sample::sample_pairs;
@@ -188,6 +191,33 @@ pub struct Protocol {
     /// doc). Runs recorded before the field existed used [`CLIP_LR`].
     #[serde(default = "default_clip_lr")]
     pub clip_lr: f64,
+    /// How the CLIP encoders are built (runs recorded before the field existed: [`EncoderForm::Ours`]).
+    #[serde(default)]
+    pub encoder: EncoderForm,
+}
+
+/// How the CLIP encoders of the standard, shallow and guided classes are built (module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderForm {
+    /// GPT-2's block ([`BlockForm::Gpt2`]), 4 attention heads of width 32, the last layer
+    /// mean-pooled, embeddings started from `N(0, 0.02²)`.
+    #[default]
+    Ours,
+    /// The paper's `EncoderTransformer`: its block ([`BlockForm::Paper`]: no `qkv` biases, no
+    /// attention output projection, no final LayerNorm), one attention head of width 128, the
+    /// positions pooled by learned weights, embeddings started from `N(0, 1)` (PyTorch's).
+    Paper,
+}
+
+impl EncoderForm {
+    /// Attention heads, pool, embedding scale and block of the encoders.
+    fn build(self) -> (usize, Pooling, f64, BlockForm) {
+        match self {
+            EncoderForm::Ours => (4, Pooling::Mean, EMBEDDING_STD, BlockForm::Gpt2),
+            EncoderForm::Paper => (1, Pooling::Learned, 1.0, BlockForm::Paper),
+        }
+    }
 }
 
 /// The CLIP encoders' peak learning rate of our specification (3e-4, cosine to 3e-7).
@@ -203,7 +233,13 @@ fn default_clip_lr() -> f64 {
 impl Default for Protocol {
     /// The paper's negatives, small heads, exact products, our learning rate.
     fn default() -> Self {
-        Protocol { negatives: Negatives::PAPER, heads: HeadSizes::Small, products: Products::Exact, clip_lr: CLIP_LR }
+        Protocol {
+            negatives: Negatives::PAPER,
+            heads: HeadSizes::Small,
+            products: Products::Exact,
+            clip_lr: CLIP_LR,
+            encoder: EncoderForm::Ours,
+        }
     }
 }
 
@@ -233,6 +269,8 @@ pub struct Plan {
     pub clip_norm: f64,
     /// How every block multiplies.
     pub products: Products,
+    /// How the CLIP encoders are built.
+    pub encoder_form: EncoderForm,
 }
 
 impl Plan {
@@ -253,7 +291,7 @@ impl Plan {
         };
         Plan {
             class,
-            encoder: HeadShape { width: 128, layers, heads: 4 },
+            encoder: HeadShape { width: 128, layers, heads: protocol.encoder.build().0 },
             out: 10,
             clip_batch: if quick { 64 } else { 128 },
             clip_lr: (protocol.clip_lr, protocol.clip_lr / 1000.0),
@@ -266,6 +304,7 @@ impl Plan {
             weight_decay: 1e-3,
             clip_norm: 1.0,
             products: protocol.products,
+            encoder_form: protocol.encoder,
         }
     }
 
@@ -287,6 +326,7 @@ impl Plan {
         cfg.width = self.encoder.width;
         cfg.layers = self.encoder.layers;
         cfg.heads = self.encoder.heads;
+        (_, cfg.pooling, cfg.embedding_std, cfg.block) = self.encoder_form.build();
         cfg.out = self.out;
         // The paper's head: unnormalised embeddings (pinned; `train`'s default may differ).
         (cfg.normalise, cfg.position_init) = (false, PositionInit::Normal);
@@ -344,8 +384,8 @@ impl LearnedModels {
     pub fn next_token(&self) -> &dyn NextToken {
         self.next_token.as_ref()
     }
-    /// Class, encoder sizes, negatives, the CLIP peak learning rate, steps per part, seconds,
-    /// budget: the note of every row the model gives.
+    /// Class, encoder form and sizes, negatives, the CLIP peak learning rate, steps per part,
+    /// seconds, budget: the note of every row the model gives.
     pub fn describe(&self) -> String {
         let r = &self.report;
         let part = |name: &str, done: usize, planned: usize, secs: f64| {
@@ -371,8 +411,13 @@ impl LearnedModels {
         if r.class == LearnedClass::Joint {
             return format!("joint models on both modalities' tokens (no CLIP): {heads}; {budget}");
         }
+        let form = match (r.plan.encoder_form, r.plan.encoder.heads) {
+            (EncoderForm::Ours, _) => String::new(),
+            (EncoderForm::Paper, 1) => "the paper's encoder with 1 attention head, learned pool, ".to_string(),
+            (EncoderForm::Paper, h) => format!("the paper's encoder with {h} attention heads, learned pool, "),
+        };
         format!(
-            "{} encoders ({} blocks, width {}, out {}, negatives {}, lr {:e} cosine): {}; {heads}; {budget}",
+            "{} encoders ({form}{} blocks, width {}, out {}, negatives {}, lr {:e} cosine): {}; {heads}; {budget}",
             r.class.name(),
             r.plan.encoder.layers,
             r.plan.encoder.width,

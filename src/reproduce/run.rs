@@ -16,7 +16,8 @@ use super::experiments::{
     FLIP_PLACEHOLDER, OOD_TRAIN_FLIP,
 };
 use super::learned::{
-    train_learned, train_learned_steps, Budget, Checkpoints, LearnedClass, LearnedModels, Plan, Protocol, Steps,
+    train_learned, train_learned_steps, Budget, Checkpoints, EncoderForm, LearnedClass, LearnedModels, Plan, Protocol,
+    Steps,
 };
 use crate::model::Jghm;
 use crate::runs::{merge_rows, read_shards, with_shard, MergeError, RunDir, RunDirError, Shard, Sink};
@@ -234,7 +235,14 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
                 None => format!("budget {:.0} s each", o.budget_seconds),
             };
             let p = &o.protocol;
-            format!(", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {:e}", o.classes, p.negatives, p.heads, p.clip_lr)
+            let encoder = match p.encoder {
+                EncoderForm::Ours => "",
+                EncoderForm::Paper => ", the paper's encoder",
+            };
+            format!(
+                ", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {:e}{encoder}",
+                o.classes, p.negatives, p.heads, p.clip_lr
+            )
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
     ));
