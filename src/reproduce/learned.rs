@@ -192,7 +192,9 @@ pub struct Protocol {
     #[serde(default = "default_clip_lr")]
     pub clip_lr: f64,
     /// How the CLIP encoders are built (runs recorded before the field existed: [`EncoderForm::Ours`]).
-    #[serde(default)]
+    /// Written only when it is the paper's, so that the settings of runs with ours stay as
+    /// they were and runs recorded before the field existed resume.
+    #[serde(default, skip_serializing_if = "EncoderForm::is_ours")]
     pub encoder: EncoderForm,
 }
 
@@ -211,6 +213,10 @@ pub enum EncoderForm {
 }
 
 impl EncoderForm {
+    fn is_ours(&self) -> bool {
+        *self == EncoderForm::Ours
+    }
+
     /// Attention heads, pool, embedding scale and block of the encoders.
     fn build(self) -> (usize, Pooling, f64, BlockForm) {
         match self {
