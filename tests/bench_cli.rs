@@ -69,9 +69,9 @@ fn bad_training_configurations_and_protocol_flags_are_refused_in_one_line() {
     refused(&["reproduce", "risks", "--negatives", "1", "--out", out], "negatives are 'in-batch' or a group size K");
     refused(&["reproduce", "risks", "--steps", "10,20", "--out", out], "--steps takes three counts");
     refused(&["reproduce", "risks", "--steps", "0,1,1", "--out", out], "--steps takes three counts");
-    for lr in ["0", "-1e-3", "2", "NaN", "inf"] {
+    for lr in ["0", "-1e-3", "2", "NaN", "inf", "papers"] {
         let flag = format!("--clip-lr={lr}");
-        refused(&["reproduce", "risks", &flag, "--out", out], "--clip-lr takes a learning rate in (0, 1]");
+        refused(&["reproduce", "risks", &flag, "--out", out], "the CLIP learning rate is 'paper' or a rate in (0, 1]");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

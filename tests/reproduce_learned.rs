@@ -557,8 +557,8 @@ fn joint_models_read_what_they_should() {
 /// recorded before the option existed (no `clip_lr` in its settings) reads back with our 3e-4.
 #[test]
 fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
-    use jghm::reproduce::learned::{CLIP_LR, PAPER_CLIP_LR};
-    let paper = Protocol { clip_lr: PAPER_CLIP_LR, ..Protocol::default() };
+    use jghm::reproduce::learned::{ClipLr, CLIP_LR};
+    let paper = Protocol { clip_lr: ClipLr::Rate(1e-3), ..Protocol::default() };
     let plan = Plan::new(LearnedClass::Standard, false, &paper);
     assert_eq!(plan.clip_lr, (1e-3, 1e-6));
     let ours = Plan::new(LearnedClass::Guided, false, &Protocol::default());
@@ -566,8 +566,9 @@ fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
     let old = r#"{"negatives": {"independent": {"k": 4}}, "heads": "small", "products": "exact"}"#;
     let read: Protocol = serde_json::from_str(old).unwrap();
     assert_eq!(read, Protocol::default());
-    assert_eq!(read.clip_lr, CLIP_LR);
+    assert_eq!(read.clip_lr, ClipLr::Rate(CLIP_LR));
     let new = serde_json::to_value(paper).unwrap();
+    assert_eq!(new["clip_lr"], serde_json::json!(0.001), "a rate is written as a number, as before");
     assert_eq!(serde_json::from_value::<Protocol>(new).unwrap(), paper);
     // The rate is in every learned row's note, so a result file says which rate made it.
     let mut one_step = small_plan(LearnedClass::Standard);
@@ -575,6 +576,32 @@ fn the_clip_learning_rate_is_switchable_and_old_settings_keep_ours() {
     let steps = Steps { clip: 1, denoiser: 1, next_token: 1 };
     let note = train_learned_steps(&small_model(), &one_step, steps, 1, None).unwrap().describe();
     assert!(note.contains("lr 1e-3 cosine"), "{note}");
+}
+
+/// `--clip-lr paper` trains each class at the rate of the paper's figure runs (its
+/// `exp_clip_*TF.sh`): 3e-4 for the standard and shallow classes, 1e-3 for the guided class; it
+/// is written in the settings as `"paper"`, and the flag refuses anything else that is not a
+/// rate in (0, 1].
+#[test]
+fn the_paper_learning_rates_are_per_class() {
+    use jghm::reproduce::learned::ClipLr;
+    let paper = Protocol { clip_lr: ClipLr::PAPER, ..Protocol::default() };
+    let rate = |class| Plan::new(class, false, &paper).clip_lr;
+    assert_eq!(rate(LearnedClass::Standard), (3e-4, 3e-7));
+    assert_eq!(rate(LearnedClass::Shallow), (3e-4, 3e-7));
+    assert_eq!(rate(LearnedClass::Guided), (1e-3, 1e-6));
+    let written = serde_json::to_value(paper).unwrap();
+    assert_eq!(written["clip_lr"], serde_json::json!("paper"));
+    assert_eq!(serde_json::from_value::<Protocol>(written).unwrap(), paper);
+    assert_eq!("paper".parse::<ClipLr>(), Ok(ClipLr::PAPER));
+    assert_eq!("1e-3".parse::<ClipLr>(), Ok(ClipLr::Rate(1e-3)));
+    assert_eq!("1".parse::<ClipLr>(), Ok(ClipLr::Rate(1.0)));
+    for bad in ["0", "-1e-3", "1.5", "nan", "inf", "Paper", "fast", ""] {
+        let err = bad.parse::<ClipLr>().unwrap_err();
+        assert!(err.contains("'paper' or a rate in (0, 1]") && !err.contains('\n'), "{bad}: {err}");
+    }
+    assert_eq!(ClipLr::PAPER.to_string(), "the paper's (3e-4; guided 1e-3)");
+    assert_eq!(ClipLr::Rate(1e-3).to_string(), "1e-3");
 }
 
 /// `--encoder paper` builds the CLIP encoders as the paper's (its block, one head, learned

@@ -16,7 +16,8 @@
 //! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 over the
 //! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see below). The peak
 //! rate is switchable ([`Protocol::clip_lr`], the cosine always ending at a thousandth of it):
-//! the paper's public script for these encoders uses 1e-3 → 1e-6 ([`PAPER_CLIP_LR`]).
+//! the paper's figure runs train the standard and shallow classes at 3e-4 → 3e-7 and the guided
+//! class at 1e-3 → 1e-6 ([`ClipLr::Paper`]).
 //! Negatives ([`Protocol::negatives`]) are by default the paper's: each positive pair with
 //! `K − 1 = 3` **independent** negatives per direction ([`Scheme::KWay`], `4B` samples encoded
 //! per side per step). `in-batch` negatives (`K = B = 128`, `B` samples per side) are the
@@ -190,7 +191,7 @@ pub struct Protocol {
     /// Peak learning rate of the CLIP encoders; the cosine ends at a thousandth of it (module
     /// doc). Runs recorded before the field existed used [`CLIP_LR`].
     #[serde(default = "default_clip_lr")]
-    pub clip_lr: f64,
+    pub clip_lr: ClipLr,
     /// How the CLIP encoders are built (runs recorded before the field existed: [`EncoderForm::Ours`]).
     /// Written only when it is the paper's, so that the settings of runs with ours stay as
     /// they were and runs recorded before the field existed resume.
@@ -226,14 +227,71 @@ impl EncoderForm {
     }
 }
 
-/// The CLIP encoders' peak learning rate of our specification (3e-4, cosine to 3e-7).
+/// The CLIP encoders' peak learning rate of our specification (3e-4, cosine to 3e-7). The
+/// paper's figure runs train the standard and shallow classes with it.
 pub const CLIP_LR: f64 = 3e-4;
-/// The peak learning rate of the paper's public training script for the CLIP encoders (1e-3,
-/// cosine to 1e-6).
-pub const PAPER_CLIP_LR: f64 = 1e-3;
+/// The peak learning rate the paper's figure runs train the guided class with (1e-3, cosine to
+/// 1e-6).
+pub const PAPER_GUIDED_CLIP_LR: f64 = 1e-3;
 
-fn default_clip_lr() -> f64 {
-    CLIP_LR
+fn default_clip_lr() -> ClipLr {
+    ClipLr::Rate(CLIP_LR)
+}
+
+/// The CLIP encoders' peak learning rate; the cosine ends at a thousandth of it. Written in the
+/// settings as a number or as `"paper"`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClipLr {
+    /// One peak rate for every class.
+    Rate(f64),
+    /// The paper's figure runs (its `exp_clip_{standard,shallow,guided}TF.sh`): [`CLIP_LR`]
+    /// for the standard and shallow classes, [`PAPER_GUIDED_CLIP_LR`] for the guided class.
+    Paper(PaperRates),
+}
+
+/// The name of [`ClipLr::Paper`] in the settings and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaperRates {
+    Paper,
+}
+
+impl ClipLr {
+    /// The paper's rates, per class.
+    pub const PAPER: ClipLr = ClipLr::Paper(PaperRates::Paper);
+
+    /// The peak rate `class` trains its encoders with.
+    pub fn for_class(&self, class: LearnedClass) -> f64 {
+        match (*self, class) {
+            (ClipLr::Rate(lr), _) => lr,
+            (ClipLr::Paper(_), LearnedClass::Guided) => PAPER_GUIDED_CLIP_LR,
+            (ClipLr::Paper(_), _) => CLIP_LR,
+        }
+    }
+}
+
+impl std::fmt::Display for ClipLr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClipLr::Rate(lr) => write!(f, "{lr:e}"),
+            ClipLr::Paper(_) => write!(f, "the paper's ({CLIP_LR:e}; guided {PAPER_GUIDED_CLIP_LR:e})"),
+        }
+    }
+}
+
+impl std::str::FromStr for ClipLr {
+    type Err = String;
+    /// `paper`, or a rate in `(0, 1]`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "paper" => Ok(ClipLr::PAPER),
+            _ => match s.parse::<f64>() {
+                Ok(lr) if lr.is_finite() && lr > 0.0 && lr <= 1.0 => Ok(ClipLr::Rate(lr)),
+                _ => Err(format!("the CLIP learning rate is 'paper' or a rate in (0, 1], got '{s}'")),
+            },
+        }
+    }
 }
 
 impl Default for Protocol {
@@ -243,7 +301,7 @@ impl Default for Protocol {
             negatives: Negatives::PAPER,
             heads: HeadSizes::Small,
             products: Products::Exact,
-            clip_lr: CLIP_LR,
+            clip_lr: ClipLr::Rate(CLIP_LR),
             encoder: EncoderForm::Ours,
         }
     }
@@ -300,7 +358,10 @@ impl Plan {
             encoder: HeadShape { width: 128, layers, heads: protocol.encoder.build().0 },
             out: 10,
             clip_batch: if quick { 64 } else { 128 },
-            clip_lr: (protocol.clip_lr, protocol.clip_lr / 1000.0),
+            clip_lr: {
+                let lr = protocol.clip_lr.for_class(class);
+                (lr, lr / 1000.0)
+            },
             scheme: protocol.negatives.scheme(),
             lambda: 1.0,
             denoiser_head,

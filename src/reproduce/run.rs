@@ -240,7 +240,7 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
                 EncoderForm::Paper => ", the paper's encoder",
             };
             format!(
-                ", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {:e}{encoder}",
+                ", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {}{encoder}",
                 o.classes, p.negatives, p.heads, p.clip_lr
             )
         },
