@@ -306,7 +306,7 @@ pub struct FiniteK {
 pub fn training_k(config: &crate::learn::TrainConfig) -> usize {
     match config.scheme {
         crate::learn::Scheme::InBatch => config.batch,
-        crate::learn::Scheme::KWay { k } => k,
+        crate::learn::Scheme::KWay { k, .. } => k,
     }
 }
 

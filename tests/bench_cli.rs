@@ -66,12 +66,25 @@ fn bad_training_configurations_and_protocol_flags_are_refused_in_one_line() {
     refused(&["bench", "train", "--config", bad.to_str().unwrap()], "not valid JSON");
     let out = dir.join("run");
     let out = out.to_str().unwrap();
-    refused(&["reproduce", "risks", "--negatives", "1", "--out", out], "negatives are 'in-batch' or a group size K");
+    refused(
+        &["reproduce", "risks", "--negatives", "1", "--out", out],
+        "negatives are 'in-batch', 'paper', or a group size K",
+    );
     refused(&["reproduce", "risks", "--steps", "10,20", "--out", out], "--steps takes three counts");
     refused(&["reproduce", "risks", "--steps", "0,1,1", "--out", out], "--steps takes three counts");
     for lr in ["0", "-1e-3", "2", "NaN", "inf", "papers"] {
         let flag = format!("--clip-lr={lr}");
         refused(&["reproduce", "risks", &flag, "--out", out], "the CLIP learning rate is 'paper' or a rate in (0, 1]");
+    }
+    for bad in ["1-split", "paper-split", "4split", "in-batch-split"] {
+        refused(
+            &["reproduce", "risks", "--negatives", bad, "--out", out],
+            "negatives are 'in-batch', 'paper', or a group size K",
+        );
+    }
+    for norm in ["0", "-1", "NaN", "inf"] {
+        let flag = format!("--clip-max-norm={norm}");
+        refused(&["reproduce", "risks", &flag, "--out", out], "--clip-max-norm takes a positive gradient norm");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

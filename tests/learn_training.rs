@@ -69,10 +69,13 @@ fn run(model: &Jghm, cfg: &TrainConfig, threads: usize, stop_at: Option<usize>) 
 #[test]
 fn training_is_reproducible_across_threads_and_resume() {
     let model = tiny_model();
-    // The third run restarts: 3 candidates of 4 steps, interrupted after the choice (step 5).
-    for (n, scheme, restarts) in
-        [(None, Scheme::InBatch, 1), (Some(200), Scheme::KWay { k: 3 }, 1), (None, Scheme::InBatch, 3)]
-    {
+    // The last run restarts: 3 candidates of 4 steps, interrupted after the choice (step 5).
+    for (n, scheme, restarts) in [
+        (None, Scheme::InBatch, 1),
+        (Some(200), Scheme::KWay { k: 3, split: false }, 1),
+        (Some(200), Scheme::KWay { k: 3, split: true }, 1),
+        (None, Scheme::InBatch, 3),
+    ] {
         let mut cfg = small_config(Class::Transformer);
         cfg.n = n;
         cfg.scheme = scheme;

@@ -631,3 +631,48 @@ fn the_paper_encoder_is_switchable_and_old_settings_keep_ours() {
         assert!(!ours_note.contains("the paper's encoder"), "{ours_note}");
     }
 }
+
+/// `--negatives paper` trains on the paper's batches (each direction with its own 128
+/// positives: [`jghm::learn::Scheme::KWay`] with `split`), `--clip-max-norm` sets the CLIP
+/// encoders' clipping (the paper's 1.0 on its summed loss is 0.5 on ours); runs recorded before
+/// either option existed read back with shared positives and 1.0, and both are in the notes.
+#[test]
+fn the_papers_batch_layout_and_clipping_are_switchable_and_old_settings_keep_ours() {
+    use jghm::learn::Scheme;
+    use jghm::reproduce::learned::{CLIP_MAX_NORM, PAPER_CLIP_MAX_NORM};
+    assert_eq!("paper".parse::<Negatives>(), Ok(Negatives::PAPER_LAYOUT));
+    assert_eq!("4-split".parse::<Negatives>(), Ok(Negatives::PAPER_LAYOUT));
+    assert_eq!("3-split".parse::<Negatives>(), Ok(Negatives::Independent { k: 3, split: true }));
+    assert_eq!("4".parse::<Negatives>(), Ok(Negatives::PAPER));
+    for n in
+        [Negatives::PAPER, Negatives::PAPER_LAYOUT, Negatives::Independent { k: 3, split: true }, Negatives::InBatch]
+    {
+        assert_eq!(n.to_string().parse::<Negatives>(), Ok(n), "{n}");
+    }
+    assert_eq!(Negatives::PAPER_LAYOUT.to_string(), "paper");
+    assert_eq!(Negatives::PAPER_LAYOUT.scheme(), Scheme::PAPER);
+    let paper =
+        Protocol { negatives: Negatives::PAPER_LAYOUT, clip_max_norm: PAPER_CLIP_MAX_NORM, ..Protocol::default() };
+    let plan = Plan::new(LearnedClass::Standard, false, &paper);
+    assert_eq!((plan.scheme, plan.clip_norm, plan.head_clip_norm), (Scheme::PAPER, 0.5, CLIP_MAX_NORM));
+    let ours = Plan::new(LearnedClass::Standard, false, &Protocol::default());
+    assert_eq!((ours.scheme, ours.clip_norm), (Scheme::KWay { k: 4, split: false }, 1.0));
+    let old = r#"{"negatives": {"independent": {"k": 4}}, "heads": "small", "products": "exact", "clip_lr": 0.0003}"#;
+    let read: Protocol = serde_json::from_str(old).unwrap();
+    assert_eq!(read, Protocol::default());
+    assert_eq!(serde_json::to_value(read).unwrap(), serde_json::from_str::<serde_json::Value>(old).unwrap());
+    let new = serde_json::to_value(paper).unwrap();
+    assert_eq!(new["negatives"], serde_json::json!({"independent": {"k": 4, "split": true}}));
+    assert_eq!(new["clip_max_norm"], serde_json::json!(0.5));
+    assert_eq!(serde_json::from_value::<Protocol>(new).unwrap(), paper);
+    // Both in the learned rows' notes.
+    let mut one_step = small_plan(LearnedClass::Standard);
+    (one_step.scheme, one_step.clip_norm) = (plan.scheme, plan.clip_norm);
+    let steps = Steps { clip: 1, denoiser: 1, next_token: 1 };
+    let note = train_learned_steps(&small_model(), &one_step, steps, 1, None).unwrap().describe();
+    assert!(note.contains("negatives K = 4 independent, separate positives per direction"), "{note}");
+    assert!(note.contains("gradient clip 0.5"), "{note}");
+    let ours_note =
+        train_learned_steps(&small_model(), &small_plan(LearnedClass::Standard), steps, 1, None).unwrap().describe();
+    assert!(!ours_note.contains("gradient clip") && !ours_note.contains("separate positives"), "{ours_note}");
+}

@@ -25,8 +25,7 @@ use serde::Serialize;
 
 use crate::learn::data::Data;
 use crate::learn::{
-    AdamW, CheckedConfig, Class, ClipPair, ConfigError, PositionInit, Scheme, TrainConfig, Transformer,
-    TransformerShape,
+    AdamW, CheckedConfig, Class, ClipPair, ConfigError, PositionInit, TrainConfig, Transformer, TransformerShape,
 };
 use crate::model::{Jghm, ModelError, Part};
 use crate::random_family::paper::PaperSpec;
@@ -173,10 +172,7 @@ pub fn bench_train(model: &Jghm, cfg: &TrainConfig, steps: usize) -> Result<Trai
         configuration: {
             let [image, text, vocab, d, layers, heads, p] = sizes(model, cfg);
             let products = cfg.products.name();
-            let negatives = match cfg.scheme {
-                Scheme::InBatch => "in-batch".to_string(),
-                Scheme::KWay { k } => format!("K = {k} independent"),
-            };
+            let negatives = cfg.scheme.describe();
             format!(
                 "image {image} tokens, text {text} tokens, vocabulary {vocab}; d={d}, {layers} layers, {heads} heads, p={p}; {products} products; CLIP loss with {negatives} negatives; AdamW"
             )

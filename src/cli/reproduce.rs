@@ -107,7 +107,7 @@ pub struct ReproduceArgs {
     /// shard i mod N + 1. Combine the N shard folders with `jghm merge OUT DIR..`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
-    /// Negatives of the learned models' CLIP loss: K (K − 1 independent negatives per positive and direction; the paper's is 4) or in-batch.
+    /// Negatives of the learned models' CLIP loss: K (K − 1 independent negatives per positive and direction, the two directions sharing the positives; the paper's K is 4), K-split (each direction with its own positives), paper (4-split, the paper's batches), or in-batch.
     #[arg(long, default_value = "4")]
     pub negatives: Negatives,
     /// Sizes of the learned heads: small (2 blocks of width 64, batch 64) or paper (9 blocks of width 128 / 256, batch 128).
@@ -122,6 +122,9 @@ pub struct ReproduceArgs {
     /// How the CLIP encoders are built: ours (GPT-2's block, 4 heads, mean pool) or paper (the paper's EncoderTransformer: no qkv biases, no attention output projection, no final LayerNorm, 1 head, learned pool, N(0, 1) embeddings).
     #[arg(long, value_enum, default_value_t = EncoderForm::Ours)]
     pub encoder: EncoderForm,
+    /// The CLIP encoders' gradient clipping: the largest norm of the gradient of our loss, the mean of the two directions' (ours: 1; the paper's 1.0 on its summed loss is 0.5 here).
+    #[arg(long, default_value_t = 1.0, value_name = "NORM")]
+    pub clip_max_norm: f64,
     /// Fixed step counts CLIP,DENOISER,NEXT-TOKEN instead of --budget-seconds (the paper's: 3000,30000,30000); the run is then fixed by steps.
     #[arg(long, value_delimiter = ',', num_args = 1, value_parser = clap::value_parser!(usize), conflicts_with = "budget_seconds")]
     pub steps: Option<Vec<usize>>,
@@ -144,6 +147,12 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
     }
     if a.stop_after.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
         anyhow::bail!("--stop-after takes a positive number of seconds");
+    }
+    if !(a.clip_max_norm.is_finite() && a.clip_max_norm > 0.0) {
+        anyhow::bail!(
+            "--clip-max-norm takes a positive gradient norm (ours: 1; the paper's: 0.5), got {}",
+            a.clip_max_norm
+        );
     }
     let options = Options {
         flips: a.flips.clone(),
@@ -175,6 +184,7 @@ pub fn run(c: &ReproduceCommand, json_out: bool) -> Result<()> {
             products: a.products,
             clip_lr: a.clip_lr,
             encoder: a.encoder,
+            clip_max_norm: a.clip_max_norm,
         },
         steps: a.steps.as_ref().map(|v| Steps { clip: v[0], denoiser: v[1], next_token: v[2] }),
         stop_after_seconds: a.stop_after,

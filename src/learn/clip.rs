@@ -112,10 +112,7 @@ impl<R: Real, E: Encoder<R>> ClipPair<R, E> {
     fn positives(&self, images: &[u32], texts: &[u32]) -> Result<usize, TokenError> {
         let n = self.image.encoder.check_tokens(images)?;
         let m = self.text.encoder.check_tokens(texts)?;
-        let b = match self.scheme {
-            Scheme::InBatch => n,
-            Scheme::KWay { k } => n / k.max(1),
-        };
+        let b = self.scheme.per_direction(n);
         if n != m || self.scheme.encoded(b) != n {
             return Err(TokenError::Unpaired { images: n, texts: m });
         }

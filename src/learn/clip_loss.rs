@@ -12,10 +12,14 @@
 //! * [`Scheme::InBatch`] (open_clip's): all `B²` pairs, `K = B`; group `i` of X→Y is image `i`
 //!   against every text, with text `i` the positive (symmetric cross-entropy of the score
 //!   matrix).
-//! * [`Scheme::KWay`] (the paper's): `B` positive pairs and, per direction, `K − 1`
+//! * [`Scheme::KWay`] (the paper's `K`): `B` positive pairs and, per direction, `K − 1`
 //!   independent negatives for each: images `B..B + B(K−1)` and texts likewise are extra
 //!   independent draws, so each group is a fresh i.i.d. batch of `K` as in the definition of
-//!   `ℓ_K`.
+//!   `ℓ_K`. The two directions share the `B` positives.
+//! * [`Scheme::KWay`] with `split` (the paper's layout exactly): each direction has its own `B`
+//!   positives, pairs `0..B` for X→Y and `B..2B` for Y→X, then the `B(K−1)` negatives; `B(K+1)`
+//!   images and texts in all. Both layouts are unbiased for the same `ℓ_K`; the split one
+//!   averages over twice as many positive pairs per step.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +31,18 @@ use super::real::Real;
 pub enum Scheme {
     /// In-batch negatives: `K` = the batch size.
     InBatch,
-    /// Each positive with `k − 1` independent negatives per direction.
-    KWay { k: usize },
+    /// Each positive with `k − 1` independent negatives per direction; `split`: the two
+    /// directions have separate positives (written only when set, so configurations and
+    /// settings recorded before it existed read back unchanged).
+    KWay {
+        k: usize,
+        #[serde(default, skip_serializing_if = "is_false")]
+        split: bool,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The pairs to score and the groups of the two directions.
@@ -43,16 +57,48 @@ pub struct Groups {
 }
 
 impl Scheme {
-    /// Images (and texts) a batch of `b` positive pairs needs: `b` or `b·K`.
+    /// The paper's layout: `K = 4` independent negatives, separate positives per direction.
+    pub const PAPER: Scheme = Scheme::KWay { k: 4, split: true };
+
+    /// Images (and texts) a batch of `b` positive pairs per direction needs: `b`, `b·K`, or
+    /// `b·(K+1)` when split.
     pub fn encoded(&self, b: usize) -> usize {
-        match self {
+        match *self {
             Scheme::InBatch => b,
-            Scheme::KWay { k } => b * k,
+            Scheme::KWay { k, split } => b * (k + usize::from(split)),
         }
     }
 
-    /// The groups of a batch of `b` positive pairs (images and texts `0..b` are the positives;
-    /// for K-way, the negatives of anchor `i` are `b + i(K−1) ..` on the other side).
+    /// The negatives in words, as the run notes and benchmark reports print them.
+    pub fn describe(&self) -> String {
+        match *self {
+            Scheme::InBatch => "in-batch".to_string(),
+            Scheme::KWay { k, split: false } => format!("K = {k} independent"),
+            Scheme::KWay { k, split: true } => format!("K = {k} independent, separate positives per direction"),
+        }
+    }
+
+    /// The positive pairs a batch of `b` per direction holds: `2b` when split, else `b`.
+    pub fn positives(&self, b: usize) -> usize {
+        match *self {
+            Scheme::KWay { split: true, .. } => 2 * b,
+            _ => b,
+        }
+    }
+
+    /// The positive pairs per direction `b` of a batch of `n` encoded samples (the inverse of
+    /// [`Scheme::encoded`], rounded down).
+    pub fn per_direction(&self, n: usize) -> usize {
+        match *self {
+            Scheme::InBatch => n,
+            Scheme::KWay { k, split } => n / (k + usize::from(split)).max(1),
+        }
+    }
+
+    /// The groups of a batch of `b` positive pairs per direction (for K-way, the `P` =
+    /// [`Scheme::positives`] positives come first: X→Y's anchors are `0..b` and Y→X's are
+    /// `P − b..P`, the same ones unless split; the negatives of anchor `i` are `P + i(K−1) ..` on
+    /// the other side).
     pub fn groups(&self, b: usize) -> Groups {
         match *self {
             Scheme::InBatch => {
@@ -68,21 +114,25 @@ impl Scheme {
                 }
                 Groups { k: b, pairs, x2y, y2x }
             }
-            Scheme::KWay { k } => {
-                let mut pairs: Vec<(u32, u32)> = (0..b as u32).map(|i| (i, i)).collect();
+            Scheme::KWay { k, .. } => {
+                let p = self.positives(b);
+                let mut pairs: Vec<(u32, u32)> = (0..p as u32).map(|i| (i, i)).collect();
+                let negative = |i: usize, m: usize| (p + i * (k - 1) + m) as u32;
                 let (mut x2y, mut y2x) = (vec![], vec![]);
                 for i in 0..b {
                     x2y.push(i as u32);
                     for m in 0..k - 1 {
                         x2y.push(pairs.len() as u32);
-                        pairs.push((i as u32, (b + i * (k - 1) + m) as u32));
+                        pairs.push((i as u32, negative(i, m)));
                     }
                 }
+                // Y→X's anchor texts: the same positives, or the second `b` when split.
+                let anchor = |i: usize| (p - b + i) as u32;
                 for i in 0..b {
-                    y2x.push(i as u32);
+                    y2x.push(anchor(i));
                     for m in 0..k - 1 {
                         y2x.push(pairs.len() as u32);
-                        pairs.push(((b + i * (k - 1) + m) as u32, i as u32));
+                        pairs.push((negative(i, m), anchor(i)));
                     }
                 }
                 Groups { k, pairs, x2y, y2x }

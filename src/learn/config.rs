@@ -210,7 +210,7 @@ impl TrainConfig {
         if self.class.meta().attention && !self.width.is_multiple_of(self.heads) {
             return Err(ConfigError::HeadsDivideWidth { width: self.width, heads: self.heads });
         }
-        if let Scheme::KWay { k } = self.scheme {
+        if let Scheme::KWay { k, .. } = self.scheme {
             if k < 2 {
                 return Err(ConfigError::KWay);
             }
@@ -239,8 +239,9 @@ impl TrainConfig {
                 return Err(ConfigError::TooLarge { field: "n", value: n, max: MAX_N });
             }
             let train = n - (n as f64 * self.holdout).round() as usize;
-            if train < self.batch {
-                return Err(ConfigError::FewPairs { n, train, batch: self.batch });
+            let batch = self.scheme.positives(self.batch);
+            if train < batch {
+                return Err(ConfigError::FewPairs { n, train, batch });
             }
         }
         if self.products == super::Products::Bf16 {
@@ -344,7 +345,7 @@ pub enum ConfigError {
     Holdout,
     #[error("config: embedding_std must lie in (0, {MAX_EMBEDDING_STD}]")]
     EmbeddingStd,
-    #[error("config: n = {n} leaves {train} training pairs, fewer than one batch of {batch}")]
+    #[error("config: n = {n} leaves {train} training pairs, fewer than one batch of {batch} positives")]
     FewPairs { n: usize, train: usize, batch: usize },
     #[error("the {class} is defined for two-tower models (this model has a shared trunk)")]
     Trunk { class: &'static str },

@@ -25,7 +25,8 @@ pub enum Data<'m> {
     Fixed { train: Vec<Pair>, held_out: Vec<Pair>, seed: u64, order: Option<(usize, Vec<usize>)> },
 }
 
-/// Flattened tokens of a batch: `scheme.encoded(B)` images and texts, the positives first.
+/// Flattened tokens of a batch: `scheme.encoded(B)` images and texts, the positives first
+/// ([`Scheme::positives`] of them).
 #[derive(Default, Clone, Debug)]
 pub struct Batch {
     pub images: Vec<u32>,
@@ -38,7 +39,7 @@ impl Batch {
         self.texts.extend(text.iter().map(|&t| t as u32));
     }
 
-    /// A batch in the scheme's layout from `b` positive pairs and, for K-way, the negatives:
+    /// A batch in the scheme's layout from its positive pairs and, for K-way, the negatives:
     /// images from `neg_images`, texts from `neg_texts` (`b(K−1)` each).
     pub fn assemble(positives: &[&Pair], neg_images: &[&Pair], neg_texts: &[&Pair]) -> Batch {
         let mut batch = Batch::default();
@@ -61,20 +62,22 @@ impl<'m> Data<'m> {
         Data::Fixed { train, held_out, seed, order: None }
     }
 
-    /// The batch of step `step`: `b` positive pairs (and `b(K−1)` negatives per side).
+    /// The batch of step `step`: `b` positive pairs per direction (`2b` when the scheme
+    /// splits them) and `b(K−1)` negatives per side.
     pub fn batch(&mut self, step: usize, b: usize, scheme: Scheme) -> Batch {
-        let negatives = scheme.encoded(b) - b;
+        let p = scheme.positives(b);
+        let negatives = scheme.encoded(b) - p;
         match self {
             Data::Fresh { model, seed } => {
-                // One seed per step: pairs 0..b positive, then independent pairs whose images
+                // One seed per step: pairs 0..p positive, then independent pairs whose images
                 // and texts serve as negatives.
                 let step_seed = rng::stream(*seed, STEP_STREAM + step as u64).random::<u64>();
-                let pairs = sample_pairs(model, b + 2 * negatives, step_seed, false);
+                let pairs = sample_pairs(model, p + 2 * negatives, step_seed, false);
                 let refs: Vec<&Pair> = pairs.iter().collect();
-                Batch::assemble(&refs[..b], &refs[b..b + negatives], &refs[b + negatives..])
+                Batch::assemble(&refs[..p], &refs[p..p + negatives], &refs[p + negatives..])
             }
             Data::Fixed { train, seed, order, .. } => {
-                let per_epoch = train.len() / b;
+                let per_epoch = train.len() / p;
                 let (epoch, at) = (step / per_epoch, step % per_epoch);
                 if order.as_ref().map(|o| o.0) != Some(epoch) {
                     let mut perm: Vec<usize> = (0..train.len()).collect();
@@ -82,7 +85,7 @@ impl<'m> Data<'m> {
                     *order = Some((epoch, perm));
                 }
                 let perm = &order.as_ref().expect("just set").1;
-                let idx = &perm[at * b..(at + 1) * b];
+                let idx = &perm[at * p..(at + 1) * p];
                 let positives: Vec<&Pair> = idx.iter().map(|&i| &train[i]).collect();
                 // K-way negatives: uniform draws from the training set, never the anchor itself.
                 let mut rng = rng::stream(*seed, NEGATIVE_STREAM + step as u64);
@@ -92,27 +95,30 @@ impl<'m> Data<'m> {
                         break &train[j];
                     }
                 };
+                // X→Y's anchors are idx[..b], Y→X's idx[p − b..] (the same unless split).
                 let k1 = negatives / b.max(1);
                 let neg_texts: Vec<&Pair> =
-                    idx.iter().flat_map(|&i| (0..k1).map(|_| draw(i)).collect::<Vec<_>>()).collect();
+                    idx[..b].iter().flat_map(|&i| (0..k1).map(|_| draw(i)).collect::<Vec<_>>()).collect();
                 let neg_images: Vec<&Pair> =
-                    idx.iter().flat_map(|&i| (0..k1).map(|_| draw(i)).collect::<Vec<_>>()).collect();
+                    idx[p - b..].iter().flat_map(|&i| (0..k1).map(|_| draw(i)).collect::<Vec<_>>()).collect();
                 Batch::assemble(&positives, &neg_images, &neg_texts)
             }
         }
     }
 
-    /// Held-out batches (fixed data set only): consecutive groups of `b` held-out pairs, with
-    /// K-way negatives drawn from the held-out set under a fixed stream.
+    /// Held-out batches (fixed data set only): consecutive groups of the scheme's positives
+    /// (`b`, or `2b` when split) of held-out pairs, with K-way negatives drawn from the held-out
+    /// set under a fixed stream.
     pub fn held_out_batches(&self, b: usize, scheme: Scheme) -> Vec<Batch> {
         let Data::Fixed { held_out, seed, .. } = self else { return vec![] };
-        if held_out.len() < b.max(2) {
+        let p = scheme.positives(b);
+        if held_out.len() < p.max(2) {
             return vec![];
         }
-        let k1 = (scheme.encoded(b) - b) / b;
+        let k1 = (scheme.encoded(b) - p) / b;
         let mut rng = rng::stream(*seed, NEGATIVE_STREAM - 1);
         held_out
-            .chunks_exact(b)
+            .chunks_exact(p)
             .map(|chunk| {
                 let positives: Vec<&Pair> = chunk.iter().collect();
                 let mut draw = || &held_out[rng.random_range(0..held_out.len())];

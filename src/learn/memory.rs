@@ -87,7 +87,7 @@ impl WithEncoders for Estimate<'_> {
         let tower = |e: &E| chunks * (e.cache_len(CHUNK) + e.num_params()) as f64 * float;
         let pairs = match cfg.scheme {
             Scheme::InBatch => b * b,
-            Scheme::KWay { k } => 2.0 * b * k as f64,
+            Scheme::KWay { k, .. } => 2.0 * b * k as f64,
         };
         let tokens = (model.len_of(Part::Image) + model.len_of(Part::Text)) as f64;
         let data = cfg.n.map_or(0.0, |n| n as f64 * (8.0 * tokens + 120.0)) + 8.0 * encoded * tokens;

@@ -14,14 +14,18 @@
 //!
 //! # Training ([`Plan`])
 //! CLIP: batch 128, AdamW (weight decay 1e-3), cosine learning rate 3e-4 → 3e-7 over the
-//! part's horizon, gradient clipping 1.0 (the paper's), one warm-up step (see below). The peak
+//! part's horizon, gradient clipping at norm 1.0 of the gradient of `L = ½(ℓ_X→Y + ℓ_Y→X)`
+//! (switchable, [`Protocol::clip_max_norm`]: the paper clips its summed loss at 1.0, which is
+//! 0.5 here), one warm-up step (see below). The peak
 //! rate is switchable ([`Protocol::clip_lr`], the cosine always ending at a thousandth of it):
 //! the paper's figure runs train the standard and shallow classes at 3e-4 → 3e-7 and the guided
 //! class at 1e-3 → 1e-6 ([`ClipLr::Paper`]).
-//! Negatives ([`Protocol::negatives`]) are by default the paper's: each positive pair with
-//! `K − 1 = 3` **independent** negatives per direction ([`Scheme::KWay`], `4B` samples encoded
-//! per side per step). `in-batch` negatives (`K = B = 128`, `B` samples per side) are the
-//! other choice: both have the PMI as their exact minimiser (T2, for every `K`), and the
+//! Negatives ([`Protocol::negatives`]) are by default the paper's `K = 4`: each positive pair
+//! with `K − 1 = 3` **independent** negatives per direction ([`Scheme::KWay`], `4B` samples
+//! encoded per side per step, the `B` positives shared by the two directions). `paper` is the
+//! paper's layout exactly: each direction has its own `B` positives (`5B` samples per side,
+//! twice the positive pairs per step). `in-batch` negatives (`K = B = 128`, `B` samples per
+//! side) are the other choice: both have the PMI as their exact minimiser (T2, for every `K`), and the
 //! in-batch scheme buys 4× as many steps from a wall-time budget. The risk is measured at
 //! `K = 4` either way ([`super::risks`]).
 //!
@@ -130,19 +134,27 @@ pub struct Budget {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Negatives {
-    /// Each positive with `k − 1` independent negatives per direction (the paper's: `k = 4`).
-    Independent { k: usize },
+    /// Each positive with `k − 1` independent negatives per direction (the paper's: `k = 4`);
+    /// `split`: each direction has its own positives, as in the paper's batches (written only
+    /// when set, so settings recorded before it existed read back unchanged).
+    Independent {
+        k: usize,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        split: bool,
+    },
     /// The other pairs of the batch.
     InBatch,
 }
 
 impl Negatives {
-    /// The paper's: `K = 4` independent draws.
-    pub const PAPER: Negatives = Negatives::Independent { k: 4 };
+    /// The paper's `K = 4` independent draws, the positives shared by the two directions.
+    pub const PAPER: Negatives = Negatives::Independent { k: 4, split: false };
+    /// The paper's batch layout exactly: `K = 4`, separate positives per direction.
+    pub const PAPER_LAYOUT: Negatives = Negatives::Independent { k: 4, split: true };
 
     pub fn scheme(&self) -> Scheme {
         match *self {
-            Negatives::Independent { k } => Scheme::KWay { k },
+            Negatives::Independent { k, split } => Scheme::KWay { k, split },
             Negatives::InBatch => Scheme::InBatch,
         }
     }
@@ -150,8 +162,10 @@ impl Negatives {
 
 impl std::fmt::Display for Negatives {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Negatives::Independent { k } => write!(f, "{k}"),
+        match *self {
+            Negatives::Independent { k, split: false } => write!(f, "{k}"),
+            Negatives::PAPER_LAYOUT => write!(f, "paper"),
+            Negatives::Independent { k, split: true } => write!(f, "{k}-split"),
             Negatives::InBatch => write!(f, "in-batch"),
         }
     }
@@ -159,14 +173,19 @@ impl std::fmt::Display for Negatives {
 
 impl std::str::FromStr for Negatives {
     type Err = String;
-    /// `in-batch`, or the group size `K` (2 to 1024) of independent negatives.
+    /// `in-batch`; the group size `K` (2 to 1024) of independent negatives, `K-split` for
+    /// separate positives per direction; or `paper` (`4-split`).
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "in-batch" => Ok(Negatives::InBatch),
-            _ => match s.parse::<usize>() {
-                Ok(k) if (2..=1024).contains(&k) => Ok(Negatives::Independent { k }),
-                _ => Err(format!("negatives are 'in-batch' or a group size K from 2 to 1024, got '{s}'")),
-            },
+        let (k, split) = match s {
+            "in-batch" => return Ok(Negatives::InBatch),
+            "paper" => return Ok(Negatives::PAPER_LAYOUT),
+            _ => s.strip_suffix("-split").map_or((s, false), |k| (k, true)),
+        };
+        match k.parse::<usize>() {
+            Ok(k) if (2..=1024).contains(&k) => Ok(Negatives::Independent { k, split }),
+            _ => Err(format!(
+                "negatives are 'in-batch', 'paper', or a group size K from 2 to 1024 (K-split: separate positives per direction), got '{s}'"
+            )),
         }
     }
 }
@@ -197,6 +216,26 @@ pub struct Protocol {
     /// they were and runs recorded before the field existed resume.
     #[serde(default, skip_serializing_if = "EncoderForm::is_ours")]
     pub encoder: EncoderForm,
+    /// The CLIP encoders' gradient clipping: the largest norm of the gradient of our loss
+    /// `L = ½(ℓ_X→Y + ℓ_Y→X)` (τ's included) that a step uses. The paper clips at 1.0 the
+    /// gradient of its loss, the sum `ℓ_X→Y + ℓ_Y→X`, twice ours, so its clipping is ours at
+    /// [`PAPER_CLIP_MAX_NORM`] (AdamW is blind to a constant factor in the gradient). Written only
+    /// when it is not [`CLIP_MAX_NORM`], the value of runs recorded before the field existed.
+    #[serde(default = "default_clip_max_norm", skip_serializing_if = "is_default_clip_max_norm")]
+    pub clip_max_norm: f64,
+}
+
+/// Our gradient clipping of the CLIP encoders (and the heads'): norm 1.0 of the gradient of `L`.
+pub const CLIP_MAX_NORM: f64 = 1.0;
+/// The paper's clipping of the CLIP encoders in our loss's scale ([`Protocol::clip_max_norm`]).
+pub const PAPER_CLIP_MAX_NORM: f64 = 0.5;
+
+fn default_clip_max_norm() -> f64 {
+    CLIP_MAX_NORM
+}
+
+fn is_default_clip_max_norm(norm: &f64) -> bool {
+    *norm == CLIP_MAX_NORM
 }
 
 /// How the CLIP encoders of the standard, shallow and guided classes are built (module doc).
@@ -303,6 +342,7 @@ impl Default for Protocol {
             products: Products::Exact,
             clip_lr: ClipLr::Rate(CLIP_LR),
             encoder: EncoderForm::Ours,
+            clip_max_norm: CLIP_MAX_NORM,
         }
     }
 }
@@ -330,7 +370,9 @@ pub struct Plan {
     pub head_batch: usize,
     pub head_lr: (f64, f64),
     pub weight_decay: f64,
+    /// Gradient clipping of the CLIP encoders ([`Protocol::clip_max_norm`]) and of the heads.
     pub clip_norm: f64,
+    pub head_clip_norm: f64,
     /// How every block multiplies.
     pub products: Products,
     /// How the CLIP encoders are built.
@@ -369,13 +411,14 @@ impl Plan {
             head_batch: if quick { head_batch / 2 } else { head_batch },
             head_lr,
             weight_decay: 1e-3,
-            clip_norm: 1.0,
+            clip_norm: protocol.clip_max_norm,
+            head_clip_norm: CLIP_MAX_NORM,
             products: protocol.products,
             encoder_form: protocol.encoder,
         }
     }
 
-    fn schedule(&self, lr: (f64, f64), steps: usize) -> Schedule {
+    fn schedule(&self, lr: (f64, f64), clip: f64, steps: usize) -> Schedule {
         Schedule {
             lr: lr.0,
             lr_min: lr.1,
@@ -384,7 +427,7 @@ impl Plan {
             warmup: 1,
             steps,
             weight_decay: self.weight_decay,
-            clip: self.clip_norm,
+            clip,
         }
     }
 
@@ -400,7 +443,7 @@ impl Plan {
         cfg.batch = self.clip_batch;
         cfg.scheme = self.scheme;
         cfg.products = self.products;
-        cfg.schedule = self.schedule(self.clip_lr, steps);
+        cfg.schedule = self.schedule(self.clip_lr, self.clip_norm, steps);
         cfg.checkpoint_every = usize::MAX;
         cfg
     }
@@ -483,16 +526,18 @@ impl LearnedModels {
             (EncoderForm::Paper, 1) => "the paper's encoder with 1 attention head, learned pool, ".to_string(),
             (EncoderForm::Paper, h) => format!("the paper's encoder with {h} attention heads, learned pool, "),
         };
+        let clipping = if r.plan.clip_norm == CLIP_MAX_NORM {
+            String::new()
+        } else {
+            format!(", gradient clip {}", r.plan.clip_norm)
+        };
         format!(
-            "{} encoders ({form}{} blocks, width {}, out {}, negatives {}, lr {:e} cosine): {}; {heads}; {budget}",
+            "{} encoders ({form}{} blocks, width {}, out {}, negatives {}, lr {:e} cosine{clipping}): {}; {heads}; {budget}",
             r.class.name(),
             r.plan.encoder.layers,
             r.plan.encoder.width,
             r.plan.out,
-            match r.plan.scheme {
-                Scheme::InBatch => "in-batch".to_string(),
-                Scheme::KWay { k } => format!("K = {k} independent"),
-            },
+            r.plan.scheme.describe(),
             r.plan.clip_lr.0,
             part("CLIP", r.done.clip, r.planned.clip, r.seconds[0]),
         )
@@ -1112,7 +1157,7 @@ fn train_head<H: ConditionalHead<f32>>(
         (Horizon::Steps(n), false) => n,
         _ => 1,
     };
-    let mut schedule = plan.schedule(plan.head_lr, steps);
+    let mut schedule = plan.schedule(plan.head_lr, plan.head_clip_norm, steps);
     while state.losses.len() < steps {
         let s = state.losses.len();
         let (inp, cond, target) = head_batch(model, condition, task, plan.head_batch, seed, s);
@@ -1125,7 +1170,7 @@ fn train_head<H: ConditionalHead<f32>>(
         let elapsed = t0.elapsed().as_secs_f64();
         if s == 0 {
             steps = horizon.steps_after_first(elapsed);
-            schedule = plan.schedule(plan.head_lr, steps);
+            schedule = plan.schedule(plan.head_lr, plan.head_clip_norm, steps);
         }
         if let Some((c, path, key)) = &saved {
             let done = state.losses.len();

@@ -240,8 +240,8 @@ pub fn run(figure: Figure, o: &Options, log: &mut dyn FnMut(&str)) -> Result<Out
                 EncoderForm::Paper => ", the paper's encoder",
             };
             format!(
-                ", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {}{encoder}",
-                o.classes, p.negatives, p.heads, p.clip_lr
+                ", classes {:?}, {length}; negatives {}, {:?} heads, CLIP lr {}, CLIP gradient clip {}{encoder}",
+                o.classes, p.negatives, p.heads, p.clip_lr, p.clip_max_norm
             )
         },
         if resumed == 0 { String::new() } else { format!("; resuming with {resumed} rows") }
