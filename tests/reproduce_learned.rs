@@ -393,6 +393,18 @@ fn a_training_cut_after_every_step_and_continued_equals_the_uncut_one() {
         }
         assert_eq!(continued.report.done, uncut.report.done, "{class:?}");
         assert_eq!(outputs(&continued), outputs(&uncut), "{class:?}: the continued training's models");
+        // The last call continued every part from its checkpoint, so its seconds are of that
+        // call alone, and the rows' note says so.
+        let clip_at = if class == LearnedClass::Joint { 0 } else { 60 };
+        assert_eq!(uncut.report.resumed, Steps { clip: 0, denoiser: 0, next_token: 0 }, "{class:?}");
+        assert_eq!(continued.report.resumed, Steps { clip: clip_at, denoiser: 7, next_token: 4 }, "{class:?}");
+        let note = continued.describe();
+        assert!(note.contains("7 steps, continued from its checkpoint at step 7: the last 0 in"), "{note}");
+        assert!(note.contains("5 steps, continued from its checkpoint at step 4: the last 1 in"), "{note}");
+        if class != LearnedClass::Joint {
+            assert!(note.contains("CLIP 60 steps, continued from its checkpoint at step 60: the last 0 in"), "{note}");
+        }
+        assert!(!uncut.describe().contains("continued"), "{}", uncut.describe());
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -464,7 +464,10 @@ pub struct TrainingReport {
     /// The step counts planned (from the timed steps) and done.
     pub planned: Steps,
     pub done: Steps,
-    /// Wall seconds of each part.
+    /// The step each part continued from a saved checkpoint at (0 for a part trained in one
+    /// sitting): its seconds count only the steps after it.
+    pub resumed: Steps,
+    /// Wall seconds of each part, in this sitting.
     pub seconds: [f64; 3],
     pub budget: Option<Budget>,
     /// Training losses averaged over each part's last 10% of steps: the CLIP loss (mean of the
@@ -498,13 +501,18 @@ impl LearnedModels {
     /// seconds, budget: the note of every row the model gives.
     pub fn describe(&self) -> String {
         let r = &self.report;
-        let part = |name: &str, done: usize, planned: usize, secs: f64| {
+        let part = |name: &str, done: usize, planned: usize, resumed: usize, secs: f64| {
             let cut = if done < planned {
                 format!(" (of {planned} planned; stopped by the time budget)")
             } else {
                 String::new()
             };
-            format!("{name} {done} steps{cut} in {secs:.1} s")
+            // A continued part was timed only since its checkpoint: say so, not "N steps in s".
+            if resumed > 0 {
+                format!("{name} {done} steps{cut}, continued from its checkpoint at step {resumed}: the last {} in {secs:.1} s", done - resumed)
+            } else {
+                format!("{name} {done} steps{cut} in {secs:.1} s")
+            }
         };
         let budget = r.budget.map_or("fixed step counts".to_string(), |b| {
             format!("budget {:.0} s{}", b.seconds, if b.quick { ", quick" } else { "" })
@@ -513,10 +521,10 @@ impl LearnedModels {
             "denoiser ({} blocks, width {}) {}; next-token ({} blocks, width {}) {}",
             r.plan.denoiser_head.layers,
             r.plan.denoiser_head.width,
-            part("", r.done.denoiser, r.planned.denoiser, r.seconds[1]).trim_start(),
+            part("", r.done.denoiser, r.planned.denoiser, r.resumed.denoiser, r.seconds[1]).trim_start(),
             r.plan.next_token_head.layers,
             r.plan.next_token_head.width,
-            part("", r.done.next_token, r.planned.next_token, r.seconds[2]).trim_start(),
+            part("", r.done.next_token, r.planned.next_token, r.resumed.next_token, r.seconds[2]).trim_start(),
         );
         if r.class == LearnedClass::Joint {
             return format!("joint models on both modalities' tokens (no CLIP): {heads}; {budget}");
@@ -539,7 +547,7 @@ impl LearnedModels {
             r.plan.out,
             r.plan.scheme.describe(),
             r.plan.clip_lr.0,
-            part("CLIP", r.done.clip, r.planned.clip, r.seconds[0]),
+            part("CLIP", r.done.clip, r.planned.clip, r.resumed.clip, r.seconds[0]),
         )
     }
 }
@@ -789,6 +797,7 @@ fn train_parts(
             class: plan.class,
             planned: Steps { clip: clip.1.planned, denoiser: dn.planned, next_token: nt.planned },
             done: Steps { clip: clip.1.done, denoiser: dn.done, next_token: nt.done },
+            resumed: Steps { clip: clip.1.resumed_at, denoiser: dn.resumed_at, next_token: nt.resumed_at },
             seconds: [(t1 - t0).as_secs_f64(), dn.seconds, nt.seconds],
             budget: None,
             final_losses: [clip.1.final_loss, dn.final_loss, nt.final_loss],
@@ -820,6 +829,7 @@ fn train_joint(
             class: plan.class,
             planned: Steps { clip: 0, denoiser: dn.planned, next_token: nt.planned },
             done: none,
+            resumed: Steps { clip: 0, denoiser: dn.resumed_at, next_token: nt.resumed_at },
             seconds: [0.0, dn.seconds, nt.seconds],
             budget: None,
             final_losses: [f64::NAN, dn.final_loss, nt.final_loss],
@@ -859,6 +869,8 @@ enum Condition<'a> {
 struct PartDone {
     planned: usize,
     done: usize,
+    /// The step it continued from a checkpoint at (0: trained from the start in this sitting).
+    resumed_at: usize,
     final_loss: f64,
 }
 
@@ -891,7 +903,7 @@ fn run_clip<E: crate::learn::Encoder<f32>>(
         max_seconds: horizon.max_seconds().map(|m| m - t0.elapsed().as_secs_f64()),
     };
     let ck = train(pair, &mut data, &rest, Some(ck), &mut |r| losses.push(r.loss), &mut |_| Ok(())).map_err(err)?;
-    let done = PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) };
+    let done = PartDone { planned: steps, done: ck.step, resumed_at: 0, final_loss: tail_mean(&losses) };
     Ok((ck.params, done))
 }
 
@@ -977,7 +989,7 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
     let cfg = cfg.check(model).map_err(|e| format!("the {class} class: {e}"))?;
     let hash = sha256_hex(model.to_json().as_bytes());
     let losses_path = path.with_extension("losses.json");
-    let (start, losses) = match read_clip_checkpoint(path, &losses_path)? {
+    let (start, losses, resumed_at) = match read_clip_checkpoint(path, &losses_path)? {
         Some((ck, losses)) => {
             if ck.config != *cfg || ck.seed != seed || ck.model_sha256 != hash {
                 return Err(format!(
@@ -985,13 +997,14 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
                     path.display()
                 ));
             }
-            (ck, losses)
+            let at = ck.step;
+            (ck, losses, at)
         }
         None => {
             let mut losses = vec![];
             let mut ck = clip_first_step(pair, model, plan, seed, &mut losses)?;
             (ck.config, ck.model_sha256) = ((*cfg).clone(), hash.clone());
-            (ck, losses)
+            (ck, losses, 0)
         }
     };
     let losses = std::cell::RefCell::new(losses);
@@ -1011,7 +1024,7 @@ fn run_clip_saved<E: crate::learn::Encoder<f32>>(
         return Err(cut(&format!("the CLIP training of the {class} class"), ck.step, steps, path));
     }
     let losses = losses.into_inner();
-    Ok((ck.params, PartDone { planned: steps, done: ck.step, final_loss: tail_mean(&losses) }))
+    Ok((ck.params, PartDone { planned: steps, done: ck.step, resumed_at, final_loss: tail_mean(&losses) }))
 }
 
 /// A CLIP checkpoint and the training losses of its steps.
@@ -1148,6 +1161,7 @@ fn train_head<H: ConditionalHead<f32>>(
         let params = Params { image: head.init(&mut rng::stream(seed, 0)), text: vec![], head: vec![] };
         HeadState { opt: AdamW::new(&params), params, losses: vec![] }
     });
+    let resumed_at = state.losses.len();
     let mut grads = state.params.zeros_like();
     let mut runner = HeadRunner::default();
     let t0 = Instant::now();
@@ -1192,7 +1206,14 @@ fn train_head<H: ConditionalHead<f32>>(
     }
     let seconds = t0.elapsed().as_secs_f64();
     let (planned, done) = (steps, state.losses.len());
-    Ok(HeadDone { planned, done, final_loss: tail_mean(&state.losses), params: state.params.image, seconds })
+    Ok(HeadDone {
+        planned,
+        done,
+        resumed_at,
+        final_loss: tail_mean(&state.losses),
+        params: state.params.image,
+        seconds,
+    })
 }
 
 /// What identifies a head's training, for its checkpoint: the task, the plan, the steps, the
@@ -1304,6 +1325,8 @@ impl HeadState {
 struct HeadDone {
     planned: usize,
     done: usize,
+    /// The step it continued from a checkpoint at (0: trained from the start in this sitting).
+    resumed_at: usize,
     final_loss: f64,
     params: Vec<f32>,
     /// Wall seconds of the training.
